@@ -1,0 +1,198 @@
+"""Reading, validating, simulating and aggregating binomial count data."""
+
+import hashlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poolwise.errors import PoolwiseError
+
+DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
+EXAMPLE = "franchise"
+
+
+def _data_homes() -> list[Path]:
+    """Where named datasets are looked for, in order: $POOLWISE_DATA, ../shared/data, the cache."""
+    homes = []
+    if os.environ.get("POOLWISE_DATA"):
+        homes.append(Path(os.environ["POOLWISE_DATA"]))
+    homes.append(Path.cwd().parent / "shared" / "data")
+    homes.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
+    homes.append(_cache_dir())
+    return homes
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "poolwise"
+
+
+def example_path() -> Path:
+    """Path of the bundled simulated franchise (data/franchise.csv in the repository)."""
+    return Path(__file__).resolve().parents[2] / "data" / f"{EXAMPLE}.csv"
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Return a named dataset: ``"gym"`` (the chapter's data) or ``"franchise"`` (bundled, simulated).
+
+    Named data are read from a local data home first ($POOLWISE_DATA, then ../shared/data), and
+    only then downloaded once into ~/.cache/poolwise, as seaborn and bambi do.
+    """
+    if name == EXAMPLE:
+        return read_csv(example_path())
+    if name not in DATASETS:
+        known = ", ".join(sorted([*DATASETS, EXAMPLE]))
+        raise PoolwiseError(f"unknown dataset {name!r}; use one of: {known}, or a CSV/Parquet path")
+    for home in _data_homes():
+        path = home / f"{name}.csv"
+        if path.is_file():
+            return read_csv(path)
+    target = _cache_dir() / f"{name}.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(DATASETS[name], timeout=30) as response:
+            payload = response.read()
+    except OSError as err:
+        raise PoolwiseError(
+            f"dataset {name!r} is not in a local data home and could not be downloaded ({err}); "
+            f"set POOLWISE_DATA to a folder holding {name}.csv"
+        ) from None
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(payload)
+    tmp.replace(target)
+    return read_csv(target)
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file with one-line errors for the usual ways it goes wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise PoolwiseError(f"file not found: {path}; pass an existing CSV/Parquet path or a dataset name (gym)")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PoolwiseError(f"cannot read {path}: {first}; check that it is a comma-separated CSV with a header row") from None
+    if frame.columns.duplicated().any() or any(str(c).endswith(tuple(f".{i}" for i in range(1, 10))) and str(c).rsplit(".", 1)[0] in frame.columns for c in frame.columns):
+        raise PoolwiseError(f"{path} has duplicated column names; rename them so each column is unique")
+    return frame
+
+
+def read_data(source: str | Path) -> pd.DataFrame:
+    """A dataset name (``gym``, ``franchise``) or a CSV/Parquet path."""
+    text = str(source)
+    if text in DATASETS or text == EXAMPLE:
+        return load_dataset(text)
+    return read_csv(text)
+
+
+def data_hash(data: pd.DataFrame) -> str:
+    """A short content hash, stored with fits so a reload can tell whether the data changed."""
+    hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(map(str, data.columns)).encode()).hexdigest()[:16]
+
+
+def validate_counts(data: pd.DataFrame, successes: str, trials: str) -> pd.DataFrame:
+    """Check binomial counts (integers, 0 <= k <= n, n > 0, no NaN) and return them as int64.
+
+    Errors name the offending rows (1-based data rows, as a spreadsheet shows them).
+    """
+    data = data.copy()
+    for column in (successes, trials):
+        values = pd.to_numeric(data[column], errors="coerce")
+        _fail_rows(data[column].notna() & values.isna(), f"{column} is not a number", "fix or drop those rows")
+        _fail_rows(values.isna(), f"{column} is missing (NaN)", "fill or drop those rows")
+        _fail_rows(values < 0, f"{column} is negative", "counts must be >= 0")
+        _fail_rows(~np.isfinite(values) | (values != np.round(values)), f"{column} is not a whole number", "counts must be integers")
+        data[column] = values.astype("int64")
+    _fail_rows(data[trials] == 0, f"{trials} is 0", "drop rows with no trials")
+    _fail_rows(data[successes] > data[trials], f"{successes} > {trials}", f"{successes} counts successes out of {trials}; check the column order in p(successes, trials)")
+    return data
+
+
+def _fail_rows(mask: pd.Series, problem: str, fix: str) -> None:
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool)) + 1
+    if rows.size:
+        shown = ", ".join(map(str, rows[:10])) + (", ..." if rows.size > 10 else "")
+        raise PoolwiseError(f"{problem} in row{'s' if rows.size > 1 else ''} {shown}; {fix}")
+
+
+def simulate_franchise(
+    groups: int = 12,
+    periods: int = 4,
+    *,
+    treated_share: float = 0.5,
+    alpha: float = -1.2,
+    beta: float = 0.5,
+    sigma_alpha: float = 0.8,
+    sigma_beta: float = 0.3,
+    trials: tuple[int, int] = (20, 80),
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict]:
+    """Simulate a franchise of gyms converting trial customers, with known truth.
+
+    Each gym j has an intercept alpha_j ~ Normal(alpha, sigma_alpha) and a treatment slope
+    beta_j ~ Normal(beta, sigma_beta) on the logit scale (independent, as Bambi's group terms are).
+    Half the gyms (``treated_share``) switch the treatment on from the second half of the periods on,
+    as the chapter's yoga rollout did. Returns the data and a dict of the true parameters.
+    """
+    rng = np.random.default_rng(seed)
+    alpha_j = rng.normal(alpha, sigma_alpha, groups)
+    beta_j = rng.normal(beta, sigma_beta, groups)
+    treated_gyms = rng.random(groups) < treated_share
+    rows = []
+    for j in range(groups):
+        for t in range(1, periods + 1):
+            treated = int(treated_gyms[j] and t > periods // 2)
+            n = int(rng.integers(trials[0], trials[1] + 1))
+            rate = 1 / (1 + np.exp(-(alpha_j[j] + beta_j[j] * treated)))
+            rows.append((j + 1, t, n, int(rng.binomial(n, rate)), treated))
+    frame = pd.DataFrame(rows, columns=["gymID", "timePeriod", "nTrialCustomers", "nSigned", "yogaStretch"])
+    truth = {
+        "seed": seed,
+        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+        "population": {"alpha": alpha, "beta": beta, "sigma_alpha": sigma_alpha, "sigma_beta": sigma_beta},
+        "groups": {str(j + 1): {"alpha": round(float(alpha_j[j]), 6), "beta": round(float(beta_j[j]), 6)} for j in range(groups)},
+    }
+    return frame, truth
+
+
+def aggregate(data: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFrame:
+    """Collapse one row per trial (0/1 ``outcome``) into binomial counts per unique ``by`` combination.
+
+    The binomial likelihood of the counts equals the Bernoulli likelihood of the rows up to a
+    constant, so the posterior is the same and the cost no longer grows with the number of rows.
+    Adds ``{outcome}_n`` (trials) and keeps ``outcome`` as the success count.
+    """
+    values = pd.to_numeric(data[outcome], errors="coerce")
+    _fail_rows(~values.isin([0, 1]), f"{outcome} is not 0/1", "a row-level outcome must be 0 or 1")
+    frame = data[by].assign(**{outcome: values.astype("int64")})
+    grouped = frame.groupby(by, sort=True, dropna=False, observed=True)[outcome]
+    return grouped.agg(["sum", "size"]).rename(columns={"sum": outcome, "size": f"{outcome}_n"}).reset_index()
+
+
+def write_json(payload: dict, path: Path) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def write_example(folder: Path, *, groups: int = 12, periods: int = 4, seed: int = 2024) -> Path:
+    """Simulate the bundled franchise into ``folder``/franchise.csv with its truth beside it
+    (franchise_truth.json). This is how data/ in the repository was made."""
+    frame, truth = simulate_franchise(groups, periods, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{EXAMPLE}.csv"
+    tmp = target.with_name(target.name + ".part")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(target)
+    truth["call"] = f"poolwise.data.write_example(folder, groups={groups}, periods={periods}, seed={seed})"
+    write_json(truth, folder / f"{EXAMPLE}_truth.json")
+    return target

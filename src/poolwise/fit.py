@@ -1,0 +1,202 @@
+"""Fit one pooling model with Bambi. This is the only module that talks to Bambi and PyMC."""
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import numpy as np
+import pandas as pd
+
+from poolwise.data import _fail_rows, aggregate, data_hash, validate_counts
+from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
+from poolwise.identify import check_design, prior_only_groups
+from poolwise.pooling import POOLINGS, pooling as find_pooling
+from poolwise.priors import Priors, check_terms, parse_prior, prior_strings
+
+BACKENDS = ("nutpie", "pymc", "numpyro")
+DEFAULT_BACKEND = "nutpie"  # fastest at equal ESS on this machine: see benchmarks/RESULTS.md
+PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "nutpie")
+
+
+@dataclass
+class Fit:
+    """A fitted pooling model: the posterior (an ArviZ DataTree with log-likelihood) and what made it."""
+
+    pooling: str
+    formula: str
+    spec: FormulaSpec
+    priors: dict[str, str]
+    idata: object
+    data: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+    model: object | None = None
+
+    @property
+    def posterior(self):
+        """The posterior group of ``idata`` as an xarray Dataset."""
+        return self.idata["posterior"].to_dataset()
+
+
+def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Validate the columns a formula uses and, for a row-level 0/1 outcome, aggregate to counts.
+
+    Returns the data to fit and notes to show the user (what was aggregated).
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise PoolwiseError("data must be a pandas DataFrame (or, on the CLI, a CSV/Parquet path or dataset name)")
+    if len(data) == 0:
+        raise PoolwiseError("the data have no rows; pass a table with one row per group and period (or per trial)")
+    notes = []
+    predictors = [name for name in spec.variables if name not in (spec.successes, spec.trials)]
+    for name in predictors:
+        _fail_rows(data[name].isna(), f"{name} is missing (NaN)", "fill or drop those rows")
+    if spec.trials is None:
+        before = len(data)
+        data = aggregate(data, spec.successes, predictors)
+        notes.append(
+            f"aggregated {before} rows of 0/1 {spec.successes} into {len(data)} binomial rows "
+            "(exact: same likelihood up to a constant)"
+        )
+        return data, notes
+    return validate_counts(data, spec.successes, spec.trials), notes
+
+
+def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> str:
+    """Validate sampler settings; return the backend to use."""
+    for name, value, least in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
+        if not isinstance(value, (int, np.integer)) or value < least:
+            raise PoolwiseError(f"{name} must be a whole number >= {least}, got {value!r}")
+    backend = backend or DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise PoolwiseError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
+    if backend == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise PoolwiseError("backend numpyro needs the numpyro package: pip install numpyro") from None
+    return backend
+
+
+def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Priors = None, *, strict: bool = True):
+    """The ``bambi.Model`` of one pooling template with priors resolved and set.
+
+    With ``strict``, a prior for a term this model lacks is an error; without (as ``compare``
+    uses it), such priors are left out because another of the three models has the term.
+    Returns the model, its formula and the prior strings applied.
+    """
+    import bambi as bmb
+
+    formula = find_pooling(pooling).build(spec)
+    strings = prior_strings(priors, spec, pooling)
+    # Uncentred predictors: the intercept is the rate's logit at x = 0, which is what the chapter's
+    # priors and the per-group alpha_j mean.
+    model = bmb.Model(formula, data, family="binomial", center_predictors=False, extra_namespace=NAMESPACE)
+    known = set(model.parameters[model.family.likelihood.parent].terms)
+    if strict:
+        check_terms(strings, known, pooling)
+    strings = {term: text for term, text in strings.items() if term in known}
+    if strings:
+        model.set_priors({term: parse_prior(text) for term, text in strings.items()})
+    try:
+        model.build()
+    except (TypeError, ValueError) as err:
+        raise PoolwiseError(f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names") from None
+    return model, formula, strings
+
+
+def fit(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    pooling: str = "partial",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    backend: str | None = None,
+    priors: Priors = None,
+    allow_unidentified: bool = False,
+    progress: bool = False,
+) -> Fit:
+    """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
+
+    Raises ``PoolwiseError`` for bad input before any sampling; sampling trouble (divergences,
+    r_hat, ESS) and prior-only coefficients become ``PoolwiseWarning``s.
+    """
+    spec = parse_formula(formula, data)
+    name = find_pooling(pooling).name
+    if name != "complete" and spec.group is None:
+        raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")
+    prepared, notes = prepare_data(spec, data)
+    backend = check_settings(draws, tune, chains, backend)
+    if not allow_unidentified:
+        check_design(spec, prepared, POOLINGS[0].build(spec))
+    built = build_model(spec, prepared, name, priors)
+    return sample(spec, prepared, name, built, notes=notes, draws=draws, tune=tune, chains=chains, seed=seed,
+                  backend=backend, allow_unidentified=allow_unidentified, progress=progress)
+
+
+def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *, notes: list[str], draws: int,
+           tune: int, chains: int, seed: int | None, backend: str, allow_unidentified: bool, progress: bool) -> Fit:
+    """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result."""
+    model, formula, strings = built
+    if pooling == "none" and spec.group is not None:
+        _warn_prior_only(spec, data)
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*os.fork.*")
+        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                          random_seed=seed, inference_method=backend, progressbar=progress)
+        model.compute_log_likelihood(idata)
+    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "backend": backend,
+                "allow_unidentified": allow_unidentified, "notes": list(notes)}
+    idata.attrs["poolwise"] = json.dumps({
+        "pooling": pooling, "formula": spec.formula, "bambi_formula": formula, "priors": strings,
+        "settings": settings, "data_hash": data_hash(data), "versions": versions(),
+    })
+    result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
+    check_sampling(result)
+    return result
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide a fit's numbers, saved with it."""
+    return {name: version(name) for name in PACKAGES}
+
+
+def _warn_prior_only(spec: FormulaSpec, data: pd.DataFrame) -> None:
+    for term, found in prior_only_groups(spec, data).items():
+        if found["prior_only"]:
+            warnings.warn(PoolwiseWarning(
+                f"no pooling: {spec.group} {', '.join(found['prior_only'])} never had {term} != 0, so their "
+                f"{term} slopes are the prior, not data; partial pooling borrows them from the population instead"
+            ), stacklevel=3)
+        if found["sum_only"]:
+            warnings.warn(PoolwiseWarning(
+                f"no pooling: {spec.group} {', '.join(found['sum_only'])} only ever had one value of {term}, so the "
+                f"data identify only the sum of intercept and {term} slope there; the prior splits it"
+            ), stacklevel=3)
+
+
+def check_sampling(result: Fit) -> None:
+    """Turn divergences, r_hat > 1.01 and low ESS into warnings that say what to try."""
+    import arviz as az
+
+    stats = result.idata["sample_stats"]
+    divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    summary = az.summary(result.idata, kind="diagnostics", round_to="none")
+    # r_hat is undefined (NaN) for a single chain; fmax/fmin skip NaN without a warning.
+    worst_rhat = float(np.fmax.reduce(summary["r_hat"].to_numpy(), initial=1.0))
+    min_ess = float(np.fmin.reduce(summary["ess_bulk"].to_numpy(), initial=np.inf))
+    draws = result.settings["draws"] * result.settings["chains"]
+    label = find_pooling(result.pooling).label
+    if divergent:
+        warnings.warn(PoolwiseWarning(f"{label}: {divergent} divergent transitions; raise tune, or use priors that keep group sds away from 0"), stacklevel=3)
+    if worst_rhat > 1.01:
+        warnings.warn(PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"), stacklevel=3)
+    if min_ess < min(400, 0.1 * draws):
+        warnings.warn(PoolwiseWarning(f"{label}: bulk ESS as low as {min_ess:.0f}; run more draws before trusting the tails"), stacklevel=3)

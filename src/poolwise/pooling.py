@@ -1,0 +1,74 @@
+"""The three pooling strategies as data: each one turns a ``FormulaSpec`` into a Bambi formula."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from poolwise.errors import PoolwiseError
+from poolwise.formulas import FormulaSpec, parse_formula
+
+
+def _join(terms: list[str]) -> str:
+    return " + ".join(terms) if terms else "1"
+
+
+def _complete(spec: FormulaSpec) -> str:
+    terms = ([] if spec.intercept else ["0"]) + list(spec.common)
+    return f"{spec.response} ~ {_join(terms)}"
+
+
+def _none(spec: FormulaSpec) -> str:
+    group = f"C({spec.group})"
+    fixed = [term for term in spec.common if term not in spec.varying]
+    if spec.group_intercept:
+        terms = ["0", group]
+    else:
+        terms = [] if spec.intercept else ["0"]
+    terms += fixed + [f"{group}:{term}" for term in spec.varying]
+    return f"{spec.response} ~ {_join(terms)}"
+
+
+def _partial(spec: FormulaSpec) -> str:
+    varying = (["1"] if spec.group_intercept else ["0"]) + list(spec.varying)
+    terms = ([] if spec.intercept else ["0"]) + list(spec.common)
+    terms.append(f"({' + '.join(varying)}|{spec.group})")
+    return f"{spec.response} ~ {_join(terms)}"
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """One pooling strategy: its canonical name, the names users also type, and its formula."""
+
+    name: str
+    aliases: tuple[str, ...]
+    label: str
+    description: str
+    build: Callable[[FormulaSpec], str]
+
+
+POOLINGS = (
+    Pooling("complete", ("pooled", "complete-pooling"), "Complete pooling",
+            "one rate per treatment for every group: the group terms are dropped", _complete),
+    Pooling("none", ("no-pooling", "unpooled", "no"), "No pooling",
+            "every group on its own: one intercept and slope per group with fixed priors", _none),
+    Pooling("partial", ("hierarchical", "partial-pooling", "multilevel"), "Partial pooling",
+            "groups drawn from a shared population: the formula as written", _partial),
+)
+
+
+def pooling(name: str) -> Pooling:
+    """Look a pooling strategy up by its name or an alias."""
+    for entry in POOLINGS:
+        if name == entry.name or name in entry.aliases:
+            return entry
+    known = ", ".join(f"{p.name} ({'/'.join(p.aliases)})" for p in POOLINGS)
+    raise PoolwiseError(f"unknown pooling {name!r}; use one of: {known}")
+
+
+def templates(formula: str | FormulaSpec) -> dict[str, str]:
+    """The Bambi formulas of the three pooling models that ``formula`` implies, without fitting."""
+    spec = formula if isinstance(formula, FormulaSpec) else parse_formula(formula)
+    if spec.group is None:
+        raise PoolwiseError(
+            f"formula {spec.formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling"
+        )
+    return {entry.name: entry.build(spec) for entry in POOLINGS}
