@@ -5,16 +5,29 @@
 >>> study.table
 """
 
-from poolwise.coefficients import coefficients, group_draws, population_draws
-from poolwise.compare import Study, compare
-from poolwise.data import load_dataset, read_data, simulate_franchise
-from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fit import Fit, fit
-from poolwise.formulas import FormulaSpec, parse_formula
-from poolwise.pooling import templates
+from importlib import import_module
 
-__all__ = [
-    "Fit", "FormulaSpec", "PoolwiseError", "PoolwiseWarning", "Study", "coefficients", "compare", "fit",
-    "group_draws", "load_dataset", "parse_formula", "population_draws", "read_data", "simulate_franchise",
-    "templates",
-]
+# Public name -> module. Resolved on first use (PEP 562) so that `poolwise --help` and other
+# light entry points do not pay for importing pandas, xarray, Bambi and PyMC.
+_EXPORTS = {
+    "PoolwiseError": "errors", "PoolwiseWarning": "errors",
+    "load_dataset": "data", "read_data": "data", "simulate_franchise": "data",
+    "FormulaSpec": "formulas", "parse_formula": "formulas",
+    "templates": "pooling",
+    "Fit": "fit", "fit": "fit",
+    "coefficients": "coefficients", "group_draws": "coefficients", "population_draws": "coefficients",
+    "Study": "compare", "compare": "compare",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'poolwise' has no attribute {name!r}")
+    value = getattr(import_module(f"poolwise.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
