@@ -1,0 +1,234 @@
+"""Saved results: fits as netCDF files and studies as folders, written atomically.
+
+A saved fit is the fit's ArviZ DataTree plus a ``poolwise_data`` group holding the data actually
+fitted; its attributes carry the formula, priors, settings (seed included), data hash and package
+versions. Loading rebuilds the Bambi model from these (no sampling), so summaries, predictions and
+figures work without refitting.
+
+Every write goes to a temporary name beside the target and is renamed into place at the end, so
+an interrupted run leaves either the old output or the complete new one. Existing output is
+replaced only with ``force=True`` (``--force`` on the command line).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.fit import Fit, build_model, versions
+from poolwise.formulas import parse_formula
+from poolwise.pooling import POOLINGS
+
+DATA_GROUP = "poolwise_data"
+FORMAT = 1  # bump when the layout of saved files changes
+ENGINE = "h5netcdf"
+REBUILT_WITH = ("poolwise", "bambi", "formulae", "pymc")
+STUDY_FILES = ("loo.csv", "coefficients.csv", "study.json")
+
+
+def check_new(path: str | Path, *, force: bool = False) -> Path:
+    """Refuse an output path that exists unless ``force``; call it before any slow work."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise PoolwiseError(f"{path} already exists; pass --force (force=True) to overwrite it, or choose another path")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary file name beside ``path``; rename it to ``path`` only if the block succeeds."""
+    path = check_new(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(handle)
+    tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(folder: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; it becomes ``folder`` only if the block succeeds.
+
+    With ``force`` an existing ``folder`` is moved aside first and deleted once the new one is in
+    place (two renames: no moment leaves a half-written folder under the target name).
+    """
+    folder = check_new(folder, force=force)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    tmp.chmod(0o777 & ~_umask())
+    old = None
+    try:
+        yield tmp
+        if folder.exists() or folder.is_symlink():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
+            folder.replace(old / folder.name)
+        tmp.replace(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (temporary files are created private; the results should not be)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, force: bool = False, index: bool = False) -> Path:
+    """Write a table as CSV atomically."""
+    with atomic_path(path, force=force) as tmp:
+        frame.to_csv(tmp, index=index)
+    return Path(path)
+
+
+def save_fit(fit: Fit, path: str | Path, *, force: bool = False) -> Path:
+    """Save ``fit`` (draws, fitted data and metadata) to a netCDF file at ``path``.
+
+    >>> save_fit(result, "partial.nc")   # then load_fit("partial.nc").model is ready to use
+    """
+    if "poolwise" not in fit.idata.attrs:
+        raise PoolwiseError("this fit has no poolwise metadata; make fits with poolwise.fit or poolwise.compare")
+    import xarray as xr
+
+    tree = fit.idata.copy(deep=False)
+    tree.attrs["poolwise_format"] = FORMAT
+    tree[DATA_GROUP] = xr.DataTree(xr.Dataset.from_dataframe(fit.data.reset_index(drop=True).rename_axis("row")))
+    with atomic_path(path, force=force) as tmp:
+        try:
+            tree.to_netcdf(tmp, engine=ENGINE)
+        except (ValueError, TypeError) as err:
+            raise PoolwiseError(f"cannot save the fit to {path}: {str(err).splitlines()[0]}; rename data columns to plain names") from None
+    return Path(path)
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load a fit saved by :func:`save_fit` and rebuild its Bambi model (no sampling).
+
+    Warns (``PoolwiseWarning``) when the fit was made with other poolwise/Bambi/formulae/PyMC
+    versions; raises ``PoolwiseError`` when the file is not a poolwise fit, its data do not match
+    their saved hash, or the installed versions cannot rebuild its model.
+    """
+    from poolwise.data import data_hash
+
+    path = Path(path)
+    tree = _read_tree(path)
+    meta = json.loads(tree.attrs.get("poolwise", "{}"))
+    if not meta or DATA_GROUP not in tree.children:
+        raise PoolwiseError(f"{path} is not a saved poolwise fit; save fits with poolwise fit --out or poolwise.save_fit")
+    if int(tree.attrs.get("poolwise_format", 0)) > FORMAT:
+        raise PoolwiseError(f"{path} was saved by a newer poolwise ({meta['versions'].get('poolwise')}); upgrade poolwise to load it")
+    data = tree[DATA_GROUP].to_dataset().to_dataframe().reset_index(drop=True)
+    if data_hash(data) != meta["data_hash"]:
+        raise PoolwiseError(f"the data stored in {path} do not match their saved hash; the file is damaged: refit and save it again")
+    idata = tree.copy()
+    del idata[DATA_GROUP]
+    idata.attrs.pop("poolwise_format", None)
+    changed = _changed_versions(meta.get("versions", {}))
+    if changed:
+        warnings.warn(PoolwiseWarning(
+            f"{path} was made with {', '.join(changed)}; its draws load as saved but its model is rebuilt with "
+            "the installed versions: refit if predictions or figures look wrong"
+        ), stacklevel=2)
+    spec = parse_formula(meta["formula"], data)
+    model = _rebuild(path, spec, data, meta, idata, changed)
+    return Fit(meta["pooling"], meta["bambi_formula"], spec, meta["priors"], idata, data, meta["settings"], model)
+
+
+def _read_tree(path: Path):
+    import xarray as xr
+
+    if not path.is_file():
+        raise PoolwiseError(f"file not found: {path}; pass a fit saved with poolwise fit --out or poolwise compare --out")
+    try:
+        with xr.open_datatree(path, engine=ENGINE) as tree:
+            return tree.load()
+    except (OSError, ValueError, TypeError) as err:
+        raise PoolwiseError(f"cannot read {path} as a saved fit ({str(err).splitlines()[0]}); pass a .nc file written by poolwise") from None
+
+
+def _changed_versions(saved: dict[str, str]) -> list[str]:
+    now = versions()
+    return [f"{name} {saved.get(name, 'unknown')} (installed: {now[name]})" for name in REBUILT_WITH if saved.get(name) != now[name]]
+
+
+def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: list[str]):
+    """Rebuild the Bambi model and check it has the saved posterior's parameters."""
+    made_with = f" (made with {', '.join(changed)})" if changed else ""
+    try:
+        model, formula, _ = build_model(spec, data, meta["pooling"], meta["priors"] or None)
+    except Exception as err:  # a version change can break Bambi anywhere; say so in one line
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PoolwiseError(f"cannot rebuild the model saved in {path}{made_with}: {detail}; refit it with the installed versions") from None
+    if formula != meta["bambi_formula"]:
+        raise PoolwiseError(
+            f"{path} holds the model {meta['bambi_formula']!r} but this poolwise builds {formula!r} from its formula{made_with}; refit it"
+        )
+    terms = model.parameters[model.family.likelihood.parent].terms
+    expected = set(terms) | {f"{name}_sigma" for name in terms if "|" in name}
+    missing = sorted(expected - set(idata["posterior"].data_vars))
+    if missing:
+        raise PoolwiseError(f"the draws in {path} lack {', '.join(missing)}, which the rebuilt model has{made_with}; refit it")
+    return model
+
+
+def save_study(study, folder: str | Path, *, force: bool = False,
+               extra: Callable[[Path], list[Path]] | None = None) -> list[Path]:
+    """Write a study into ``folder``: one netCDF per fit, ``loo.csv`` (the LOO table),
+    ``coefficients.csv`` (every model's per-group coefficients) and ``study.json`` (formula,
+    verdict, notes, settings, versions).
+
+    ``extra(tmp_folder)`` may write more files (figures) before the folder is renamed into place.
+    Returns the paths written, relative to ``folder``.
+    """
+    from poolwise.coefficients import coefficients
+
+    with atomic_folder(folder, force=force) as tmp:
+        for name, fit in study.fits.items():
+            save_fit(fit, tmp / f"{name}.nc")
+        write_csv(study.table.reset_index(), tmp / "loo.csv")
+        write_csv(pd.concat([coefficients(fit) for fit in study.fits.values()], ignore_index=True), tmp / "coefficients.csv")
+        first = json.loads(next(iter(study.fits.values())).idata.attrs["poolwise"])
+        with atomic_path(tmp / "study.json") as part:
+            part.write_text(json.dumps({
+                "formula": study.formula, "verdict": study.verdict(), "notes": study.notes,
+                "models": {name: f"{name}.nc" for name in study.fits},
+                "settings": first["settings"], "data_hash": first["data_hash"], "versions": first["versions"],
+            }, indent=2) + "\n")
+        if extra is not None:
+            extra(tmp)
+        written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+    return written
+
+
+def load_study(folder: str | Path):
+    """Load a study saved by :func:`save_study`; the LOO table is recomputed from the saved draws."""
+    from poolwise.compare import Study, loo_table
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PoolwiseError(f"folder not found: {folder}; pass a folder written by poolwise compare --out")
+    fits = {entry.name: load_fit(folder / f"{entry.name}.nc") for entry in POOLINGS if (folder / f"{entry.name}.nc").is_file()}
+    if len(fits) < 2:
+        raise PoolwiseError(f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc")
+    notes = json.loads((folder / "study.json").read_text()).get("notes", []) if (folder / "study.json").is_file() else []
+    table, loos = loo_table(fits)
+    return Study(next(iter(fits.values())).spec.formula, fits, table, loos, notes)
+
+
+def load(path: str | Path):
+    """A saved fit (a file) or a saved study (a folder)."""
+    return load_study(path) if Path(path).is_dir() else load_fit(path)

@@ -1,0 +1,133 @@
+"""One fit summarised as lme4/brms users read it: population effects, group-level sds, per-group
+coefficients, and the sampler's diagnostics (r_hat, ESS, divergences).
+
+Everything comes from the saved draws and data, never from the Bambi model, so a fit loaded from
+disk summarises exactly as it did when it was made.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from poolwise.coefficients import PROB, coefficients
+from poolwise.fit import Fit
+from poolwise.pooling import pooling as find_pooling
+
+COLUMNS = ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What ``poolwise fit`` prints: tables of posterior summaries and the diagnostics.
+
+    ``population`` and ``group_sds`` have one row per parameter and the columns ``COLUMNS``
+    (``lower``/``upper`` bound the central ``prob`` interval, on the logit scale); ``groups`` has
+    one row per group with each group's intercept ``alpha``, treatment slope ``beta`` and both
+    rates (``rate_without``, ``rate_with``), each with ``_lower``/``_upper`` bounds.
+    """
+
+    pooling: str
+    formula: str
+    bambi_formula: str
+    group: str | None
+    treatment: str | None
+    n_rows: int
+    n_groups: int
+    data_hash: str
+    settings: dict
+    prob: float
+    population: pd.DataFrame
+    group_sds: pd.DataFrame
+    groups: pd.DataFrame
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+
+    @property
+    def label(self) -> str:
+        """The pooling model's name in words, e.g. 'Partial pooling'."""
+        return find_pooling(self.pooling).label
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (NaN, e.g. r_hat of a single chain, becomes null)."""
+        tables = {name: json.loads(getattr(self, name).to_json(orient="index", double_precision=15))
+                  for name in ("population", "group_sds", "groups")}
+        return {
+            "model": self.pooling, "label": self.label, "formula": self.formula, "bambi_formula": self.bambi_formula,
+            "group": self.group, "treatment": self.treatment, "n_rows": self.n_rows, "n_groups": self.n_groups,
+            "data_hash": self.data_hash, "settings": self.settings, "prob": self.prob, **tables,
+            "divergences": self.divergences,
+            "max_r_hat": None if np.isnan(self.max_r_hat) else self.max_r_hat,
+            "min_ess_bulk": self.min_ess_bulk,
+        }
+
+
+def summary(fit: Fit, *, prob: float = PROB) -> Summary:
+    """Summarise ``fit`` with ArviZ's ``summary`` (equal-tailed ``prob`` intervals, r_hat, ESS).
+
+    Population effects are the terms shared by all groups (for no pooling, that includes each
+    group's own coefficients, as in a fixed-effects model); group-level sds are partial pooling's
+    ``sd(term)``; ``groups`` is :func:`poolwise.coefficients` one row per group.
+    """
+    import arviz as az
+
+    parameters = _parameters(fit)
+    table = az.summary(fit.idata, var_names=parameters or None, ci_prob=prob, ci_kind="eti", round_to="none")
+    table = table.rename(columns={c: "lower" for c in table.columns if c.endswith("_lb")})
+    table = table.rename(columns={c: "upper" for c in table.columns if c.endswith("_ub")})
+    table = pd.DataFrame(table[COLUMNS]).astype(float)
+    is_sd = table.index.str.contains("|", regex=False) & table.index.str.endswith("_sigma")
+    is_deviation = table.index.str.contains("|", regex=False) & ~is_sd
+    sds = table[is_sd].rename(index=lambda name: f"sd({_sd_term(name)})")
+    stats = fit.idata["sample_stats"]
+    return Summary(
+        pooling=fit.pooling,
+        formula=fit.spec.formula,
+        bambi_formula=fit.formula,
+        group=fit.spec.group,
+        treatment=fit.spec.treatment,
+        n_rows=len(fit.data),
+        n_groups=int(fit.data[fit.spec.group].nunique()) if fit.spec.group else 1,
+        data_hash=_saved(fit).get("data_hash", ""),
+        settings={key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend")},
+        prob=prob,
+        population=table[~is_sd & ~is_deviation],
+        group_sds=sds,
+        groups=_group_table(fit, prob),
+        divergences=int(stats["diverging"].sum()) if "diverging" in stats else 0,
+        max_r_hat=float(np.fmax.reduce(table["r_hat"].to_numpy(), initial=np.nan)),
+        min_ess_bulk=float(table["ess_bulk"].min()),
+    )
+
+
+def _parameters(fit: Fit) -> list[str]:
+    """Posterior variables that are parameters, not per-observation means (Bambi's ``p``)."""
+    obs_dims = {dim for var in fit.idata["log_likelihood"].data_vars.values() for dim in var.dims} - {"chain", "draw"}
+    return [name for name, var in fit.posterior.data_vars.items() if not obs_dims & set(var.dims)]
+
+
+def _sd_term(name: str) -> str:
+    """``1|gymID_sigma`` -> ``Intercept``; ``yogaStretch|gymID_sigma`` -> ``yogaStretch``."""
+    term = name.split("|", 1)[0]
+    return "Intercept" if term == "1" else term
+
+
+def _group_table(fit: Fit, prob: float) -> pd.DataFrame:
+    tidy = coefficients(fit, prob=prob)
+    if fit.spec.treatment is None:
+        tidy = tidy[tidy["quantity"].isin(["alpha", "rate_without"])]
+    wide = tidy.pivot(index="group", columns="quantity", values=["mean", "lower", "upper"])
+    order = list(dict.fromkeys(tidy["quantity"]))
+    columns = {}
+    for quantity in order:
+        columns[quantity] = wide[("mean", quantity)]
+        columns[f"{quantity}_lower"] = wide[("lower", quantity)]
+        columns[f"{quantity}_upper"] = wide[("upper", quantity)]
+    return pd.DataFrame(columns).loc[list(dict.fromkeys(tidy["group"]))].rename_axis(fit.spec.group or "group")
+
+
+def _saved(fit: Fit) -> dict:
+    """The metadata ``fit`` stored in its DataTree's attributes."""
+    return json.loads(fit.idata.attrs.get("poolwise", "{}"))
