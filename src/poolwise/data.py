@@ -21,7 +21,7 @@ def _data_homes() -> list[Path]:
     if os.environ.get("POOLWISE_DATA"):
         homes.append(Path(os.environ["POOLWISE_DATA"]))
     homes.append(Path.cwd().parent / "shared" / "data")
-    homes.append(Path(__file__).resolve().parents[3].parent / "shared" / "data")
+    homes.append(Path(__file__).resolve().parents[3] / "shared" / "data")  # beside a source checkout
     homes.append(_cache_dir())
     return homes
 
