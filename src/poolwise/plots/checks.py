@@ -1,0 +1,160 @@
+"""Figures that check the models: the cumulative posterior predictive check and the LOO comparison.
+
+Both are drawn with matplotlib: the ECDFs by ``Axes.ecdf``; the comparison by hand because
+arviz_plots' ``plot_compare`` shows either elpd or its difference (not both) and makes its own
+figure rather than drawing onto a given Axes.
+"""
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from poolwise.compare import PARETO_K, Study
+from poolwise.errors import PoolwiseError
+from poolwise.fit import Fit, build_model
+from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
+
+SCALES = ("count", "rate")
+
+
+def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
+    """``draws`` posterior predictive data sets of the fitted successes, shape (draws, rows).
+
+    Picks ``draws`` posterior draws at random (seeded) and has Bambi simulate the response for
+    them; a fit loaded from disk (``fit.model`` None) gets its model rebuilt without sampling.
+    """
+    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors, strict=False)[0]
+    flat = fit.posterior.stack(sample=("chain", "draw"))
+    picked = np.sort(np.random.default_rng(seed).choice(flat.sizes["sample"], size=min(draws, flat.sizes["sample"]), replace=False))
+    # Bambi wants (chain, draw, ...) with both coordinates present: one chain of the picked draws.
+    thinned = (flat.isel(sample=picked).drop_vars(["sample", "chain", "draw"]).rename_dims(sample="draw")
+               .assign_coords(draw=np.arange(len(picked))).expand_dims(chain=[0]).transpose("chain", "draw", ...))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        predicted = model.predict(xr.DataTree.from_dict({"posterior": thinned}), kind="response", inplace=False, random_seed=seed)
+    values = next(iter(predicted["posterior_predictive"].data_vars.values()))
+    return np.asarray(values).reshape(len(picked), -1)
+
+
+def ppc_table(
+    fits,
+    *,
+    draws: int = 20,
+    scale: str = "count",
+    seed: int = 0,
+    colors: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Observed and posterior predictive successes per data row, as counts or rates (k / n).
+
+    Columns: model, label, color, series ("observed" or "predicted"), draw (0 for observed), row,
+    value. One observed series and ``draws`` predicted series per model.
+    """
+    if scale not in SCALES:
+        raise PoolwiseError(f"unknown scale {scale!r}; use 'count' (successes) or 'rate' (successes / trials)")
+    if not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise PoolwiseError(f"draws must be a whole number >= 1, got {draws!r}")
+    fits = as_fits(fits)
+    colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
+    parts = []
+    for name, fit in fits.items():
+        spec = fit.spec
+        observed = fit.data[spec.successes].to_numpy()
+        trials = fit.data[spec.trials or f"{spec.successes}_n"].to_numpy()
+        series = np.vstack([observed, predictive_draws(fit, draws=draws, seed=seed)])
+        if scale == "rate":
+            series = series / trials
+        n_series, n_rows = series.shape
+        parts.append(pd.DataFrame({
+            "model": name, "label": model_label(name), "color": colours[name],
+            "series": np.repeat(["observed"] + ["predicted"] * (n_series - 1), n_rows),
+            "draw": np.repeat(np.r_[0, np.arange(n_series - 1)], n_rows),
+            "row": np.tile(np.arange(n_rows), n_series),
+            "value": series.reshape(-1),
+        }))
+    table = pd.concat(parts, ignore_index=True)
+    table.attrs["labels"] = {**labels_for(next(iter(fits.values())).spec, overrides=labels), "scale": scale}
+    return table
+
+
+def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
+    """Draw ``ppc_table`` (or the fits it takes): per model, the observed ECDF in black over the
+    posterior predictive ECDFs. A model that fits has the black line inside the coloured bundle."""
+    from matplotlib.lines import Line2D
+
+    table = table if isinstance(table, pd.DataFrame) else ppc_table(table, labels=labels)
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    models = list(pd.unique(table["model"]))
+    figure, axes = new_figure(ax, size=(4.6 * len(models) + 0.4, 4.4), ncols=len(models), sharex=True, sharey=True)
+    rate = found.get("scale") == "rate"
+    for panel, model in zip(axes.flat, models):
+        rows = table[table["model"] == model]
+        colour = rows["color"].iloc[0]
+        predicted = rows[rows["series"] == "predicted"]
+        for _, one in predicted.groupby("draw"):
+            panel.ecdf(one["value"], color=colour, alpha=0.35, lw=1)
+        panel.ecdf(rows.loc[rows["series"] == "observed", "value"], color="black", lw=2)
+        panel.set_title(rows["label"].iloc[0], fontsize="medium")
+        panel.set_xlabel(found.get("rate", "Rate") if rate else f"{found.get('successes', 'Successes')} per row (count)")
+        panel.spines[["top", "right"]].set_visible(False)
+    axes.flat[0].set_ylabel("Share of rows ≤ x (ECDF)")
+    n_draws = table.loc[table["series"] == "predicted", "draw"].nunique()
+    handles = [Line2D([], [], color="black", lw=2, label="Observed"),
+               Line2D([], [], color="0.5", alpha=0.6, label=f"{n_draws} posterior predictive data sets (model colour)")]
+    if ax is None:
+        figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+        figure.suptitle(title or f"Posterior predictive check: {'rate' if rate else 'count'} of {found.get('successes', 'successes').lower()} per row")
+    else:
+        axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
+    return figure
+
+
+def comparison_table(study: Study | pd.DataFrame, *, colors: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The LOO comparison, best model first: model, label, color, elpd_loo, se, elpd_diff, dse,
+    weight, n_bad_k, n_obs (from ``Study.table``)."""
+    source = study.table if isinstance(study, Study) else study
+    missing = {"elpd_loo", "se", "elpd_diff", "dse"} - set(source.columns)
+    if missing:
+        raise PoolwiseError(f"the comparison table lacks {', '.join(sorted(missing))}; pass a Study or its .table")
+    table = source.sort_values("elpd_loo", ascending=False).reset_index()
+    names = list(table["model"])
+    colours = model_colors(names, names, colors)
+    table.insert(1, "label", [model_label(name) for name in names])
+    table.insert(2, "color", [colours[name] for name in names])
+    return table
+
+
+def comparison(table, *, ax=None, title: str | None = None):
+    """Draw ``comparison_table`` (or the Study it takes): each model's elpd_loo ± se (filled) and,
+    below it, its difference from the best ± the se of that difference (open triangle)."""
+    from matplotlib.lines import Line2D
+
+    table = table if isinstance(table, pd.DataFrame) and "label" in table else comparison_table(table)
+    figure, axes = new_figure(ax, size=(8.5, 1.6 + 0.9 * len(table)))
+    panel = axes.flat[0]
+    best = table["elpd_loo"].iloc[0]
+    panel.axvline(best, color="0.6", ls="--", lw=1, zorder=0)
+    y = np.arange(len(table))[::-1].astype(float)
+    for row_y, (_, row) in zip(y, table.iterrows()):
+        panel.errorbar(row["elpd_loo"], row_y, xerr=row["se"], fmt="o", ms=7, lw=2, color=row["color"])
+        if row_y != y[0]:
+            panel.errorbar(best + row["elpd_diff"], row_y - 0.28, xerr=row["dse"], fmt="^", ms=7, lw=1.2,
+                           color=row["color"], mfc="white")
+            panel.annotate(f"Δ {row['elpd_diff']:.1f} ± {row['dse']:.1f}".replace("-", "−"), (best + row["elpd_diff"] + row["dse"], row_y - 0.28),
+                           xytext=(6, 0), textcoords="offset points", va="center", fontsize="small")
+    ticks = [f"{row['label']}\nPareto k > {PARETO_K}: {row['n_bad_k']} of {row['n_obs']} rows" if "n_bad_k" in row else row["label"]
+             for _, row in table.iterrows()]
+    panel.set_yticks(y, ticks)
+    panel.set_ylim(y.min() - 0.7, y.max() + 0.5)
+    panel.set_xlabel("Expected log predictive density, ELPD (leave-one-out): higher predicts better")
+    panel.spines[["top", "right"]].set_visible(False)
+    panel.margins(x=0.12)
+    handles = [Line2D([], [], color="0.3", marker="o", lw=2, label="ELPD ± se"),
+               Line2D([], [], color="0.3", marker="^", mfc="white", lw=1.2, label="Difference from the best ± its se"),
+               Line2D([], [], color="0.6", ls="--", label="Best model")]
+    panel.legend(handles=handles, loc="upper left", fontsize="small", frameon=False)
+    panel.set_title(title or "Model comparison by leave-one-out cross-validation")
+    return figure

@@ -1,0 +1,271 @@
+"""Figures of the per-group estimates: forest overlay, shrinkage arrows, the logistic curve.
+
+All three are drawn with matplotlib from ``poolwise.coefficients`` tables. arviz_plots'
+``plot_forest`` overlays models well, but stacks alpha and beta on one shared x axis, cannot draw
+onto a given Axes, and has no population reference band, so the forest is drawn here.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from poolwise.coefficients import PROB, coefficients, groups, group_draws, population_draws, summarise
+from poolwise.errors import PoolwiseError
+from poolwise.fit import Fit
+from poolwise.plots.style import (
+    MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
+)
+
+QUANTITIES = ("alpha", "beta")
+
+
+def _labels(fit: Fit, labels: Mapping[str, str] | None, prob: float) -> dict[str, str]:
+    found = labels_for(fit.spec, overrides=None)
+    found["alpha"] = f"Intercept α: logit rate {found['untreated'].lower()}"
+    found["beta"] = f"{found['treatment']} slope β (logit scale)"
+    found["interval"] = f"{prob:.0%} interval"
+    found.update(labels or {})
+    return found
+
+
+def forest_table(
+    fits,
+    *,
+    quantities: Sequence[str] = QUANTITIES,
+    prob: float = PROB,
+    colors: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Per-group intercepts and slopes of one or several fits, plus each partial-pooling fit's
+    population mean (``kind="population"``, group ``"population"``).
+
+    Columns: model, label, color, kind, group, quantity, mean, sd, lower, upper. Groups are in
+    their natural order; ``colors`` maps model names to colours (default: no pooling grey,
+    partial pooling purple, complete pooling orange).
+    """
+    fits = as_fits(fits)
+    colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
+    parts = []
+    for name, fit in fits.items():
+        table = coefficients(fit, prob=prob)
+        table = table[table["quantity"].isin(quantities)].assign(kind="group")
+        if fit.pooling == "partial":
+            population = population_draws(fit)
+            rows = [{"group": "population", "quantity": q, "kind": "population", **summarise(population[q], prob)}
+                    for q in quantities]
+            table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+        parts.append(table.assign(model=name, label=model_label(name), color=colours[name]))
+    table = pd.concat(parts, ignore_index=True)
+    table = table[["model", "label", "color", "kind", "group", "quantity", "mean", "sd", "lower", "upper"]]
+    table.attrs["labels"] = _labels(next(iter(fits.values())), labels, prob)
+    return table
+
+
+def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
+    """Draw ``forest_table`` (or the fits it takes): one panel per quantity side by side, models
+    overlaid within each group's row, partial pooling's population mean as a dashed line in a band.
+
+    ``ax`` is one Axes per quantity (two for alpha and beta).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    table = table if isinstance(table, pd.DataFrame) else forest_table(table, labels=labels)
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    quantities = list(pd.unique(table["quantity"]))
+    groups = list(pd.unique(table.loc[table["kind"] == "group", "group"]))
+    models = list(pd.unique(table["model"]))
+    figure, axes = new_figure(ax, size=(10, 1.8 + 0.42 * len(groups)), ncols=len(quantities), sharey=True)
+    y = {group: len(groups) - 1 - i for i, group in enumerate(groups)}
+    offsets = np.linspace(0.2, -0.2, len(models)) if len(models) > 1 else [0.0]
+    for panel, quantity in zip(axes.flat, quantities):
+        rows = table[table["quantity"] == quantity]
+        for model, offset in zip(models, offsets):
+            own = rows[rows["model"] == model]
+            colour = own["color"].iloc[0]
+            for _, pop in own[own["kind"] == "population"].iterrows():
+                panel.axvspan(pop["lower"], pop["upper"], color=colour, alpha=0.12, lw=0, zorder=0)
+                panel.axvline(pop["mean"], color=colour, ls="--", lw=1.2, zorder=1)
+            own = own[own["kind"] == "group"]
+            ys = own["group"].map(y).to_numpy() + offset
+            panel.errorbar(own["mean"], ys, xerr=[own["mean"] - own["lower"], own["upper"] - own["mean"]],
+                           fmt="o", ms=4.5, lw=1.6, color=colour, zorder=2)
+        if quantity == "beta":
+            panel.axvline(0, color="0.75", lw=0.8, zorder=0)
+        panel.set_xlabel(found.get(quantity, quantity))
+        panel.set_title({"alpha": "Intercepts", "beta": "Slopes"}.get(quantity, quantity), fontsize="medium")
+        panel.spines[["top", "right"]].set_visible(False)
+        panel.grid(axis="y", color="0.93", lw=0.8)
+    first = axes.flat[0]
+    first.set_yticks(list(y.values()), [str(g) for g in y])
+    first.set_ylim(-0.7, len(groups) - 0.3)
+    first.set_ylabel(found.get("group", "Group"))
+    handles = []
+    for model in models:
+        own = table[table["model"] == model]
+        handles.append(Line2D([], [], color=own["color"].iloc[0], marker="o", lw=1.6,
+                              label=f"{own['label'].iloc[0]}: mean and {found.get('interval', 'interval')}"))
+        if (own["kind"] == "population").any():
+            handles.append(Patch(facecolor=own["color"].iloc[0], alpha=0.25, edgecolor=own["color"].iloc[0],
+                                 ls="--", label=f"{own['label'].iloc[0]}: population mean and interval"))
+    if ax is None:
+        figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+        figure.suptitle(title or f"Per-{found.get('group', 'group').lower()} intercepts and slopes")
+    else:
+        axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
+    return figure
+
+
+def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Each group's rate under no pooling and under partial pooling, per treatment condition.
+
+    Columns: group, condition, treated, trials, successes, no_pooling, partial, population (the
+    typical group's rate, ``expit`` of the population intercept (+ slope)). ``trials`` is what the
+    group saw in that condition: 0 means its no-pooling estimate there is the prior alone.
+    """
+    fits = as_fits(fits)
+    missing = [name for name in ("none", "partial") if name not in fits]
+    if missing:
+        raise PoolwiseError(f"the shrinkage plot needs the 'none' and 'partial' fits; {missing[0]!r} is missing (pass a Study)")
+    none, partial = fits["none"], fits["partial"]
+    spec, data = partial.spec, partial.data
+    found = labels_for(spec, overrides=labels)
+    treatment = data[spec.treatment] if spec.treatment in data.columns else None
+    conditions = [("rate_without", False)] + ([("rate_with", True)] if treatment is not None else [])
+    trials = spec.trials or f"{spec.successes}_n"
+    means = {name: coefficients(fit).pivot(index="group", columns="quantity", values="mean")
+             for name, fit in (("none", none), ("partial", partial))}
+    population = population_draws(partial)
+    rows = []
+    for quantity, treated in conditions:
+        in_condition = (treatment != 0) == treated if treatment is not None else slice(None)
+        sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.successes]].sum()
+        typical = float(expit(population["alpha"] + (population["beta"] if treated else 0)).mean())
+        for group in groups(partial):
+            rows.append({
+                "group": group, "condition": found["treated" if treated else "untreated"], "treated": treated,
+                "trials": int(sums[trials].get(group, 0)), "successes": int(sums[spec.successes].get(group, 0)),
+                "no_pooling": float(means["none"].loc[group, quantity]),
+                "partial": float(means["partial"].loc[group, quantity]), "population": typical,
+            })
+    table = pd.DataFrame(rows)
+    table.attrs["labels"] = found
+    return table
+
+
+def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
+    """Draw ``shrinkage_table`` (or the Study it takes): per condition, an arrow from each group's
+    no-pooling rate (circle, area by trials) to its partial-pooling rate, and the population rate.
+
+    Groups with no trials in a condition are hollow: their no-pooling rate is the prior's.
+    """
+    from matplotlib.lines import Line2D
+
+    table = table if isinstance(table, pd.DataFrame) else shrinkage_table(table, labels=labels)
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    conditions = list(pd.unique(table["condition"]))
+    groups = list(pd.unique(table["group"]))
+    y = {group: len(groups) - 1 - i for i, group in enumerate(groups)}
+    figure, axes = new_figure(ax, size=(5.2 * len(conditions), 1.8 + 0.42 * len(groups)), ncols=len(conditions),
+                              sharex=True, sharey=True)
+    grey, purple = MODEL_COLORS["none"], MODEL_COLORS["partial"]
+    scale = 260 / max(1, table["trials"].max())
+    span = float(np.ptp(table[["no_pooling", "partial"]].to_numpy())) or 1.0
+    for panel, condition in zip(axes.flat, conditions):
+        rows = table[table["condition"] == condition]
+        ys = rows["group"].map(y).to_numpy()
+        seen = rows["trials"].to_numpy() > 0
+        panel.axvline(rows["population"].iloc[0], color=purple, ls="--", lw=1.2, zorder=0)
+        for start, end, row_y, data_seen in zip(rows["no_pooling"], rows["partial"], ys, seen):
+            # A head on an arrow shorter than the head would only smudge the markers: a plain line then.
+            style = "-|>" if abs(end - start) > 0.045 * span else "-"
+            panel.annotate("", xy=(end, row_y), xytext=(start, row_y), arrowprops={
+                "arrowstyle": style, "color": purple, "lw": 1.2, "ls": "-" if data_seen else ":", "shrinkA": 0, "shrinkB": 4})
+        sizes = 15 + scale * rows["trials"].to_numpy()
+        panel.scatter(rows["no_pooling"][seen], ys[seen], s=sizes[seen], color=grey, alpha=0.75, zorder=2)
+        panel.scatter(rows["no_pooling"][~seen], ys[~seen], s=40, facecolor="white", edgecolor=grey, zorder=2)
+        panel.scatter(rows["partial"], ys, s=22, marker="D", color=purple, zorder=3)
+        panel.set_title(condition, fontsize="medium")
+        panel.set_xlabel(found["rate"])
+        panel.spines[["top", "right"]].set_visible(False)
+        panel.grid(axis="y", color="0.93", lw=0.8)
+    first = axes.flat[0]
+    first.set_yticks(list(y.values()), list(y))
+    first.set_ylim(-0.7, len(groups) - 0.3)
+    first.set_ylabel(found["group"])
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=9, color=grey, alpha=0.75, label=f"No pooling (area ∝ {found['trials'].lower()})"),
+        Line2D([], [], ls="", marker="D", ms=5, color=purple, label="Partial pooling"),
+        Line2D([], [], color=purple, ls="--", label=f"Population: typical {found['group'].lower()}"),
+    ]
+    if (table["trials"] == 0).any():
+        handles.append(Line2D([], [], ls="", marker="o", ms=7, mfc="white", color=grey, label="No data here: prior only"))
+    if ax is None:
+        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        figure.suptitle(title or f"Each {found['group'].lower()}'s rate: no pooling → partial pooling")
+    else:
+        axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
+    return figure
+
+
+def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Each group's posterior mean linear predictor (logit rate) without and with the treatment,
+    and its rate ``expit(eta)``. Columns: model, group, condition, treated, eta, rate, color."""
+    fit = pick_fit(fit)
+    draws = group_draws(fit)
+    found = labels_for(fit.spec, overrides=labels)
+    conditions = [(False, draws["alpha"])]
+    if fit.spec.treatment:
+        conditions.append((True, draws["alpha"] + draws["beta"]))
+    rows = []
+    for treated, eta in conditions:
+        means = eta.mean(("chain", "draw"))
+        for group, value in zip(means["group"].values, means.values):
+            rows.append({"model": fit.pooling, "group": str(group), "condition": found["treated" if treated else "untreated"],
+                         "treated": treated, "eta": float(value), "rate": float(expit(value)),
+                         "color": (TREATED if treated else UNTREATED)[1]})
+    table = pd.DataFrame(rows)
+    table.attrs["labels"] = {**found, "model": model_label(fit.pooling)}
+    return table
+
+
+def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
+    """Draw ``logistic_table`` (or the fit it takes): the inverse-logit curve with each group's
+    posterior mean linear predictor marked on it, so a reader sees where every group sits."""
+    table = table if isinstance(table, pd.DataFrame) else logistic_table(table, labels=labels)
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    figure, axes = new_figure(ax, size=(8.5, 5.2))
+    panel = axes.flat[0]
+    low, high = min(table["eta"].min() - 1.5, -4.0), max(table["eta"].max() + 1.5, 4.0)
+    grid = np.linspace(low, high, 300)
+    panel.plot(grid, expit(grid), color="0.3", lw=1.5, zorder=1, label="Rate = inverse logit of the linear predictor")
+    for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
+        panel.scatter(rows["eta"], rows["rate"], color=colour, s=36, zorder=3, edgecolor="white", label=f"{condition}: {found['group'].lower()}'s posterior mean")
+        # Labels go into the empty side of the curve (untreated above-left, treated below-right),
+        # spread apart vertically and tied to their points by thin leader lines.
+        side = 1 if rows["treated"].iloc[0] else -1
+        heights = _spread(rows["rate"].to_numpy(), gap=0.04, direction=-side)
+        for (_, row), height in zip(rows.iterrows(), heights):
+            panel.annotate(row["group"], (row["eta"], row["rate"]), xytext=(row["eta"] + 0.7 * side, height),
+                           ha="left" if side > 0 else "right", va="center", fontsize="small", color=colour,
+                           arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3})
+    for y in (0, 1):
+        panel.axhline(y, color="0.85", lw=0.8, zorder=0)
+    panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} (logit scale)")
+    panel.set_ylabel(found["rate"])
+    panel.spines[["top", "right"]].set_visible(False)
+    panel.legend(loc="upper left", frameon=False)
+    panel.set_title(title or f"Where each {found['group'].lower()} sits on the logistic curve ({found.get('model', '')})".replace(" ()", ""))
+    return figure
+
+
+def _spread(values: np.ndarray, *, gap: float, direction: int) -> np.ndarray:
+    """Label heights near ``values`` but at least ``gap`` apart, pushed up (1) or down (-1)."""
+    out = np.empty_like(values, dtype=float)
+    last = -np.inf
+    for i in np.argsort(direction * values):
+        last = max(direction * values[i], last + gap)
+        out[i] = direction * last
+    return out

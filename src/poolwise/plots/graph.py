@@ -1,0 +1,37 @@
+"""The generative graph (DAG) of a fitted model, through Bambi's ``Model.graph`` and Graphviz."""
+
+import shutil
+from pathlib import Path
+
+from poolwise.errors import PoolwiseError
+from poolwise.fit import Fit, build_model
+
+SOURCE_SUFFIXES = (".gv", ".dot")
+NO_DOT = ("drawing the model graph needs Graphviz's `dot` program, which is not installed; install Graphviz "
+          "(apt install graphviz, brew install graphviz or conda install graphviz) or pass a path ending in .gv "
+          "to save the graph's DOT source instead")
+
+
+def model_graph(fit: Fit, path: str | Path, *, dpi: int = 150) -> Path:
+    """Write the model's DAG to ``path``: an image (format from the suffix, e.g. .png, .svg), or
+    its DOT source for a .gv/.dot path, which needs no Graphviz install. Written atomically.
+
+    Raises ``PoolwiseError`` naming the fix when Graphviz's ``dot`` is missing.
+    """
+    path = Path(path)
+    image = path.suffix.lower() not in SOURCE_SUFFIXES
+    if image and shutil.which("dot") is None:
+        raise PoolwiseError(NO_DOT)
+    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors, strict=False)[0]
+    try:
+        graph = model.graph()
+    except ImportError:
+        raise PoolwiseError("the model graph needs the graphviz Python package: pip install graphviz") from None
+    tmp = path.with_name(f".{path.name}.part")
+    if image:
+        graph.graph_attr["dpi"] = str(dpi)
+        tmp.write_bytes(graph.pipe(format=path.suffix.lstrip(".").lower() or "png"))
+    else:
+        tmp.write_text(graph.source)
+    tmp.replace(path)
+    return path

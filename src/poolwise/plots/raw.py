@@ -1,0 +1,171 @@
+"""The raw data by group: trials as light bars with successes dark on top, coloured by treatment."""
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from poolwise.data import aggregate, validate_counts
+from poolwise.errors import PoolwiseError
+from poolwise.formulas import FormulaSpec
+from poolwise.plots.style import TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
+
+COLUMNS = ["group", "x", "trials", "successes", "rate", "treated", "condition", "light", "dark"]
+
+
+def data_bars_table(
+    data: pd.DataFrame,
+    formula: str | FormulaSpec,
+    *,
+    time: str | None = None,
+    treatment: str | None = None,
+    untreated: object = None,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One row per bar: group, x (time, or the row's number within its group), counts and colours.
+
+    ``time`` defaults to a column whose name mentions time, period, week, ...; without one the
+    bars are the group's rows in data order. ``treatment`` defaults to the formula's treatment
+    column; a 0/1 column splits on 1, any other column on ``untreated`` (default: its first
+    sorted value, the reference level). Readable labels are in ``table.attrs["labels"]``.
+    """
+    spec = as_spec(formula, data)
+    time = time if time is not None else _find_time(data, spec)
+    column = treatment if treatment is not None else _treatment_column(data, spec)
+    for name in (time, column):
+        if name is not None and name not in data.columns:
+            raise PoolwiseError(f"column {name!r} is not in the data; pass one of: {', '.join(map(str, data.columns))}")
+    if spec.trials is None:
+        keys = [name for name in (spec.group, time, column) if name is not None]
+        counts = aggregate(data, spec.successes, list(dict.fromkeys(keys)))
+        trials = f"{spec.successes}_n"
+    else:
+        counts, trials = validate_counts(data, spec.successes, spec.trials), spec.trials
+    group = counts[spec.group] if spec.group else pd.Series("all", index=counts.index)
+    treated = _treated(counts[column], column, untreated, strict=treatment is not None) if column else None
+    if treated is None:
+        treated, column = pd.Series(False, index=counts.index), None
+    found = labels_for(spec, time=time, overrides=labels)
+    table = pd.DataFrame({
+        "group": group.astype(str),
+        "x": counts[time] if time else group.groupby(group).cumcount() + 1,
+        "trials": counts[trials].to_numpy(),
+        "successes": counts[spec.successes].to_numpy(),
+        "treated": treated.to_numpy(),
+    })
+    table["rate"] = table["successes"] / table["trials"]
+    table["condition"] = np.where(table["treated"], found["treated"], found["untreated"]) if column else found["trials"]
+    table["light"] = np.where(table["treated"], TREATED[0], UNTREATED[0])
+    table["dark"] = np.where(table["treated"], TREATED[1], UNTREATED[1])
+    order = {str(g): i for i, g in enumerate(sorted(group.unique()))}
+    table = table.sort_values(["group", "x"], key=lambda s: s.map(order) if s.name == "group" else s, kind="stable")
+    table = table[COLUMNS].reset_index(drop=True)
+    table.attrs["labels"] = found
+    return table
+
+
+def data_bars(
+    table: pd.DataFrame,
+    *,
+    group: object = None,
+    ncols: int = 4,
+    ax=None,
+    title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+):
+    """Draw ``data_bars_table``: a grid of one panel per group (shared axes), or one group's panel.
+
+    ``group`` picks one group (the single-group version); ``ax`` draws that one panel onto an
+    existing matplotlib Axes. The legend goes into an empty grid cell if there is one.
+    """
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    names = list(pd.unique(table["group"]))
+    if group is not None:
+        if str(group) not in names:
+            raise PoolwiseError(f"{found.get('group', 'group')} {group!r} is not in the data; use one of: {', '.join(names)}")
+        names = [str(group)]
+    if ax is not None and len(names) > 1:
+        raise PoolwiseError("ax holds one panel but the table has several groups; pass group=... or omit ax for the grid")
+    ncols = max(1, min(ncols, len(names)))
+    nrows = math.ceil(len(names) / ncols)
+    single = len(names) == 1
+    size = (8.5, 3.6) if single else (2.7 * ncols + 0.6, 2.0 * nrows + 1.4)
+    figure, axes = new_figure(ax, size=size, nrows=nrows, ncols=ncols, sharex=True, sharey=True)
+    ticks = np.sort(table["x"].unique())
+    for panel, name in zip(axes.flat, names):
+        rows = table[table["group"] == name]
+        panel.bar(rows["x"], rows["trials"], color=rows["light"], width=0.8)
+        panel.bar(rows["x"], rows["successes"], color=rows["dark"], width=0.8)
+        panel.set_title(f"{found['group']} {name}", fontsize="medium")
+        if len(ticks) <= 12 and np.issubdtype(ticks.dtype, np.number):
+            panel.set_xticks(ticks)
+        panel.spines[["top", "right"]].set_visible(False)
+    for panel in axes.flat[len(names):]:
+        panel.set_axis_off()
+    for panel in axes[:, 0]:
+        panel.set_ylabel("Count")
+    for panel in axes[-1, :]:
+        panel.set_xlabel(found["time"])
+    if nrows > 1:
+        for column in range(ncols):
+            panel = axes[nrows - 2, column]
+            if len(names) <= (nrows - 1) * ncols + column:
+                panel.xaxis.set_tick_params(labelbottom=True)
+                panel.set_xlabel(found["time"])
+    handles = _legend_handles(table[table["group"].isin(names)], found)
+    empty = axes.flat[len(names):]
+    if single:
+        axes.flat[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    elif len(empty):
+        empty[-1].legend(handles=handles, loc="center", frameon=False)
+    else:
+        figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
+    heading = title or f"{found['successes']} out of {found['trials'].lower()} by {found['group'].lower()}"
+    if single:
+        axes.flat[0].set_title(title or f"{found['group']} {names[0]}: {found['successes'].lower()} out of {found['trials'].lower()}")
+    else:
+        figure.suptitle(heading)
+    return figure
+
+
+def _legend_handles(table: pd.DataFrame, found: dict[str, str]) -> list:
+    from matplotlib.patches import Patch
+
+    handles = []
+    for condition, rows in table.groupby("condition", sort=False):
+        suffix = f", {condition[:1].lower()}{condition[1:]}" if condition != found["trials"] else ""
+        handles.append(Patch(color=rows["light"].iloc[0], label=f"{found['trials']}{suffix}"))
+        handles.append(Patch(color=rows["dark"].iloc[0], label=f"{found['successes']}{suffix}"))
+    return handles
+
+
+def _find_time(data: pd.DataFrame, spec: FormulaSpec) -> str | None:
+    used = set(spec.variables)
+    for name in data.columns:
+        if name not in used and any(word in str(name).lower() for word in TIME_WORDS):
+            return name
+    return None
+
+
+def _treatment_column(data: pd.DataFrame, spec: FormulaSpec) -> str | None:
+    """The data column behind the formula's treatment term (``yogaStretch``, or ``arm`` in ``C(arm)``)."""
+    if spec.treatment is None:
+        return None
+    skip = {spec.group, spec.successes, spec.trials}
+    return next((v for v in spec.variables if v in spec.treatment and v in data.columns and v not in skip), None)
+
+
+def _treated(values: pd.Series, column: str, untreated: object, *, strict: bool) -> pd.Series | None:
+    """True where treated; None (no colour split) for a derived column that is neither 0/1 nor categorical."""
+    if untreated is not None:
+        return values.astype(str) != str(untreated)
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        if set(numeric.unique()) <= {0, 1}:
+            return numeric == 1
+        if strict:
+            raise PoolwiseError(f"treatment {column} is not 0/1; pass untreated=<its control value> or a 0/1 column as treatment")
+        return None
+    reference = sorted(values.astype(str).unique())[0]
+    return values.astype(str) != reference

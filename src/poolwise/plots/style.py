@@ -1,0 +1,148 @@
+"""What every figure shares: colours, readable labels derived from the formula, figure creation, saving.
+
+matplotlib is imported inside the functions that draw, so importing ``poolwise.plots`` stays light.
+"""
+
+import re
+from itertools import cycle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from poolwise.compare import Study
+from poolwise.errors import PoolwiseError
+from poolwise.fit import Fit
+from poolwise.formulas import FormulaSpec, parse_formula
+from poolwise.pooling import POOLINGS
+
+# The chapter's overlay (no pooling grey under partial pooling purple) plus Okabe-Ito orange for
+# complete pooling: the three differ in lightness as well as hue, so they survive colour blindness
+# and greyscale printing.
+MODEL_COLORS = {"complete": "#E69F00", "none": "#8C8C8C", "partial": "#762A83"}
+EXTRA_COLORS = ("#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
+# (light, dark) fills of the data bars: trials light, successes dark on top.
+TREATED = ("thistle", "darkorchid")
+UNTREATED = ("powderblue", "cadetblue")
+TIME_WORDS = ("time", "period", "date", "week", "month", "year", "day", "quarter", "wave")
+
+
+def humanise(name: str) -> str:
+    """``gymID`` -> ``Gym``, ``nTrialCustomers`` -> ``Trial customers``, ``time_period`` -> ``Time period``.
+
+    Splits camelCase and snake_case, drops a leading count prefix ``n`` and a trailing ``ID``
+    (which name columns, not what a reader sees), and keeps acronyms in capitals.
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
+    words = [word for word in re.split(r"[\s_.]+", spaced) if word]
+    if len(words) > 1 and words[0] == "n":
+        words = words[1:]
+    if len(words) > 1 and words[-1].lower() == "id":
+        words = words[:-1]
+    text = " ".join(word if len(word) > 1 and word.isupper() else word.lower() for word in words)
+    return text[:1].upper() + text[1:]
+
+
+def as_spec(formula: str | FormulaSpec, data: pd.DataFrame | None = None) -> FormulaSpec:
+    """A parsed formula, whether given as text or already parsed."""
+    return formula if isinstance(formula, FormulaSpec) else parse_formula(formula, data)
+
+
+def labels_for(spec: FormulaSpec, *, time: str | None = None, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Readable axis labels derived from the formula's column names; ``overrides`` wins.
+
+    Keys: group, successes, trials, rate, treatment, treated, untreated, time.
+    """
+    successes = humanise(spec.successes)
+    trials = humanise(spec.trials) if spec.trials else "Trials"
+    treatment = humanise(spec.treatment) if spec.treatment else "Treatment"
+    found = {
+        "group": humanise(spec.group) if spec.group else "Group",
+        "successes": successes,
+        "trials": trials,
+        "rate": f"Rate ({successes.lower()} / {trials.lower()})",
+        "treatment": treatment,
+        "treated": f"With {treatment.lower()}",
+        "untreated": f"Without {treatment.lower()}",
+        "time": humanise(time) if time else "Row",
+    }
+    found.update(overrides or {})
+    return found
+
+
+def model_label(name: str) -> str:
+    """``partial`` -> ``Partial pooling``; other names are shown as given."""
+    for entry in POOLINGS:
+        if entry.name == name:
+            return entry.label
+    return name
+
+
+def model_colors(names: Sequence[str], poolings: Sequence[str], colors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A colour per model: ``colors`` first, then the pooling's default, then a colour-blind-safe cycle."""
+    chosen: dict[str, str] = {}
+    spare = cycle(EXTRA_COLORS)
+    for name, kind in zip(names, poolings):
+        colour = (colors or {}).get(name)
+        if colour is None:
+            default = MODEL_COLORS.get(kind)
+            colour = default if default and default not in chosen.values() else next(spare)
+        chosen[name] = colour
+    return chosen
+
+
+def as_fits(fits: "Study | Fit | Mapping[str, Fit] | Sequence[Fit]") -> dict[str, Fit]:
+    """Name -> Fit from a Study, one Fit, a mapping or a sequence (named by pooling; repeats numbered)."""
+    if isinstance(fits, Study):
+        return dict(fits.fits)
+    if isinstance(fits, Fit):
+        return {fits.pooling: fits}
+    if isinstance(fits, Mapping):
+        found = dict(fits)
+    else:
+        found = {}
+        for fit in fits:
+            name = fit.pooling if fit.pooling not in found else f"{fit.pooling} {len(found) + 1}"
+            found[name] = fit
+    if not found or not all(isinstance(fit, Fit) for fit in found.values()):
+        raise PoolwiseError("pass a Study, a Fit, or several Fits (a list or a name -> Fit dict)")
+    return found
+
+
+def pick_fit(fits: "Study | Fit | Mapping[str, Fit]", preferred: str = "partial") -> Fit:
+    """One fit: ``fits`` itself, or its ``preferred`` pooling model."""
+    found = as_fits(fits)
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if preferred not in found:
+        raise PoolwiseError(f"no {preferred!r} fit among {', '.join(found)}; pass one Fit")
+    return found[preferred]
+
+
+def new_figure(ax=None, *, size: tuple[float, float], nrows: int = 1, ncols: int = 1, **grid):
+    """``(figure, axes array)``: a fresh constrained-layout figure, or ``ax``'s own figure.
+
+    A ``matplotlib.figure.Figure`` rather than pyplot's, so the library keeps no global state and
+    works headless; Jupyter still shows a returned Figure.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    if ax is not None:
+        axes = np.atleast_1d(np.asarray(ax, dtype=object))
+        if axes.size != nrows * ncols:
+            raise PoolwiseError(f"this figure needs {nrows * ncols} axes but ax holds {axes.size}; pass that many or omit ax")
+        return axes.flat[0].get_figure(root=True), axes.reshape(nrows, ncols)
+    figure = Figure(figsize=size, layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False, **grid)
+    return figure, axes
+
+
+def save(figure, path: str | Path, *, dpi: int = 150) -> Path:
+    """Save ``figure`` atomically (temporary name, then rename), so a reader never sees half a PNG."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    tmp.replace(path)
+    return path
