@@ -5,6 +5,8 @@
 >>> study.table
 """
 
+import sys
+import types
 from importlib import import_module
 
 # Public name -> module. Resolved on first use (PEP 562) so that `poolwise --help` and other
@@ -17,8 +19,22 @@ _EXPORTS = {
     "Fit": "fit", "fit": "fit",
     "coefficients": "coefficients", "group_draws": "coefficients", "population_draws": "coefficients",
     "Study": "compare", "compare": "compare",
+    "Decision": "decide", "decide": "decide", "lme4_summary": "decide",
 }
 __all__ = sorted(_EXPORTS)
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule (``from poolwise.fit import Fit``) sets the package attribute of that
+    name to the module, which would shadow the function ``poolwise.fit``; keep exported names lazy."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

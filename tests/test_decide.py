@@ -1,0 +1,331 @@
+"""Decisions against independent truths: quadrature of known posteriors, a simulated franchise, the
+data's own treatment pattern, and Bambi's prediction for unseen groups."""
+
+import warnings
+from pathlib import Path
+
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.special import expit
+
+import poolwise as pw
+from poolwise.decide import QUANTITIES, TABLE_COLUMNS, decide, lme4_summary, rate_draws
+from poolwise.decision_plots import (difference_forest_table, plot_difference_forest, plot_rate_densities,
+                                     rate_density_table)
+from poolwise.coefficients import coefficients
+from poolwise.fit import Fit, build_model, fit as fit_model
+from poolwise.io import load_study
+from poolwise.formulas import parse_formula
+
+GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
+WEIGHTS = WEIGHTS / WEIGHTS.sum()
+NEVER_WITH, NEVER_WITHOUT = ["2", "8", "11", "12"], ["10"]
+
+
+def moments(centre: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E[p] and E[p^2] of p = expit(centre + sd Z), Z ~ N(0, 1), per draw, by Gauss-Hermite quadrature:
+    the exact new-group answer for each posterior draw, computed without sampling."""
+    p = expit(np.asarray(centre).reshape(-1)[:, None] + np.asarray(sd).reshape(-1)[:, None] * NODES)
+    return (p * WEIGHTS).sum(-1), (p**2 * WEIGHTS).sum(-1)
+
+
+def expected_truth(centre, sd, trials: int, groups: int) -> tuple[float, float]:
+    """N × G × the mean new-group rate, and the Monte Carlo error of decide's estimate of it: given each
+    posterior draw the total is a sum of G independent beta-binomial-like counts, so its conditional
+    variance is G (N E[p(1-p)] + N^2 Var p)."""
+    mean, second = moments(centre, sd)
+    variance = groups * (trials * (mean - second) + trials**2 * (second - mean**2))
+    return trials * groups * float(mean.mean()), float(np.sqrt(variance.mean() / mean.size))
+
+
+def fake_fit(data: pd.DataFrame, pooling: str, *, draws: int = 4000, seed: int = 0) -> Fit:
+    """A Fit whose posterior is drawn from known distributions and named as Bambi names it: no MCMC,
+    so these tests run in milliseconds and their exact answers are known."""
+    rng = np.random.default_rng(seed)
+    labels = [str(g) for g in sorted(data["gymID"].unique())]
+    scalar = ("chain", "draw")
+
+    def normal(mean, sd, *extra):
+        return rng.normal(mean, sd, (1, draws, *extra))
+
+    coords = {"chain": [0], "draw": np.arange(draws)}
+    if pooling == "complete":
+        variables = {"Intercept": (scalar, normal(-1.15, 0.05)), "yogaStretch": (scalar, normal(0.5, 0.08))}
+    elif pooling == "partial":
+        dims = (*scalar, "gymID__factor_dim")
+        coords["gymID__factor_dim"] = labels
+        variables = {"Intercept": (scalar, normal(-1.2, 0.3)), "yogaStretch": (scalar, normal(0.5, 0.2)),
+                     "1|gymID_sigma": (scalar, np.abs(normal(1.0, 0.2))),
+                     "yogaStretch|gymID_sigma": (scalar, np.abs(normal(0.4, 0.2))),
+                     "1|gymID": (dims, normal(0, 1.0, len(labels))), "yogaStretch|gymID": (dims, normal(0, 0.4, len(labels)))}
+    else:
+        coords |= {"C(gymID)_dim": labels, "C(gymID):yogaStretch_dim": labels}
+        variables = {"C(gymID)": ((*scalar, "C(gymID)_dim"), normal(-1.2, 0.5, len(labels))),
+                     "C(gymID):yogaStretch": ((*scalar, "C(gymID):yogaStretch_dim"), normal(0.4, 0.5, len(labels)))}
+    posterior = xr.Dataset(variables, coords=coords)
+    return Fit(pooling, GYM_FORMULA, parse_formula(GYM_FORMULA, data), {}, xr.DataTree.from_dict({"posterior": posterior}), data)
+
+
+def flat(values) -> np.ndarray:
+    return np.asarray(values).reshape(-1)
+
+
+def row(table: pd.DataFrame, quantity: str, group: str | None = None) -> pd.Series:
+    rows = table[table["quantity"] == quantity]
+    return (rows if group is None else rows[rows["group"] == group]).iloc[0]
+
+
+# Fast: known posteriors, no sampling
+
+
+def test_typical_group_is_the_population(gym):
+    fit = fake_fit(gym, "partial")
+    post = fit.posterior
+    typical = decide(fit, seed=1).typical
+    without, with_ = expit(flat(post["Intercept"])), expit(flat(post["Intercept"] + post["yogaStretch"]))
+    assert row(typical, "rate_without")["mean"] == pytest.approx(without.mean(), abs=1e-12)
+    assert row(typical, "difference")["mean"] == pytest.approx((with_ - without).mean(), abs=1e-12)
+    assert row(typical, "ratio")["lower"] == pytest.approx(np.quantile(with_ / without, 0.055), abs=1e-12)
+    assert row(typical, "difference")["p_helps"] == pytest.approx((flat(post["yogaStretch"]) > 0).mean())
+    assert list(typical.columns) == TABLE_COLUMNS and typical["quantity"].tolist() == list(QUANTITIES)
+
+
+def test_new_group_matches_quadrature_and_is_wider(gym):
+    fit = fake_fit(gym, "partial")
+    post = fit.posterior
+    decision = decide(fit, seed=2)
+    mean, second = moments(post["Intercept"], post["1|gymID_sigma"])
+    se = np.sqrt((second - mean**2).mean() / mean.size)
+    assert abs(row(decision.new_group, "rate_without")["mean"] - mean.mean()) < 4 * se
+    for quantity in ("rate_without", "rate_with", "difference"):
+        new, typical = row(decision.new_group, quantity), row(decision.typical, quantity)
+        assert new["upper"] - new["lower"] > 1.5 * (typical["upper"] - typical["lower"]), quantity
+    assert set(decision.new_group["source"]) == {"new group from population"}
+
+
+@pytest.mark.parametrize("trials, groups", [(50, 100), (8, 3)])
+def test_expected_successes_are_n_g_mean_rate(gym, trials, groups):
+    fit = fake_fit(gym, "partial")
+    post = fit.posterior
+    expected = decide(fit, trials=trials, groups=groups, seed=3).expected
+    sd_with = np.sqrt(post["1|gymID_sigma"] ** 2 + post["yogaStretch|gymID_sigma"] ** 2)
+    truth_without, se_without = expected_truth(post["Intercept"], post["1|gymID_sigma"], trials, groups)
+    truth_with, se_with = expected_truth(post["Intercept"] + post["yogaStretch"], sd_with, trials, groups)
+    assert abs(row(expected, "successes_without")["mean"] - truth_without) < 4 * se_without
+    assert abs(row(expected, "successes_with")["mean"] - truth_with) < 4 * se_with
+    assert abs(row(expected, "difference")["mean"] - (truth_with - truth_without)) < 4 * np.hypot(se_with, se_without)
+    assert (expected[["groups", "trials"]] == [groups, trials]).all().all()
+    assert (expected["lower"] <= expected["mean"]).all() and (expected["mean"] <= expected["upper"]).all()
+
+
+def test_complete_pooling_new_group_is_the_shared_rate(gym):
+    fit = fake_fit(gym, "complete")
+    decision = decide(fit, seed=4)
+    numbers = ["mean", "sd", "lower", "upper", "p_helps"]
+    pd.testing.assert_frame_equal(decision.new_group[numbers], decision.typical[numbers])
+    assert set(decision.per_group["source"]) == {"all groups"} and decision.notes == []
+    truth, se = expected_truth(fit.posterior["Intercept"], np.zeros(4000), 50, 100)
+    assert abs(row(decision.expected, "successes_without")["mean"] - truth) < 4 * se
+    assert decision.verdict().startswith("Complete pooling (one rate for every gymID): yogaStretch raises the rate")
+
+
+def test_no_pooling_has_no_population(gym):
+    decision = decide(fake_fit(gym, "none"), seed=5)
+    for table in (decision.typical, decision.new_group, decision.expected):
+        assert table[["mean", "lower", "upper", "p_helps"]].isna().all().all()
+        assert set(table["source"]) == {"undefined"}
+    assert decision.per_group["mean"].notna().all()
+    with pytest.raises(pw.PoolwiseError, match="no pooling has no population"):
+        rate_draws(fake_fit(gym, "none"))
+    assert decision.verdict().startswith("No pooling estimates each gymID on its own and has no population")
+
+
+@pytest.mark.parametrize("pooling, borrowed", [("partial", "population"), ("none", "prior")])
+def test_gyms_without_both_conditions_are_flagged(gym, pooling, borrowed):
+    decision = decide(fake_fit(gym, pooling), seed=6)
+    table = decision.per_group
+    assert table.groupby("group", sort=False).size().to_dict() == {str(g): 4 for g in range(1, 13)}
+    source = table.set_index(["group", "quantity"])["source"]
+    for group in NEVER_WITH:
+        assert source[group].to_dict() == {"rate_without": "data", "rate_with": borrowed, "difference": borrowed, "ratio": borrowed}
+    assert source["10"].to_dict() == {"rate_without": borrowed, "rate_with": "data", "difference": borrowed, "ratio": borrowed}
+    others = [str(g) for g in range(1, 13) if str(g) not in NEVER_WITH + NEVER_WITHOUT]
+    assert (source.loc[others] == "data").all()
+    assert decision.notes[0].startswith("gymID 10 never ran without yogaStretch: rate_without and the difference")
+    assert decision.notes[1].startswith("gymID 2, 8, 11, 12 never ran with yogaStretch: rate_with and the difference")
+
+
+def test_same_seed_same_numbers(gym):
+    fit = fake_fit(gym, "partial")
+    first, second = decide(fit, seed=7), decide(fit, seed=7)
+    for name in ("typical", "per_group", "new_group", "expected"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
+    assert first.verdict() == second.verdict()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"treatment": "stretching"}, "unknown treatment 'stretching'; the formula's terms are: yogaStretch. Pass one of them as treatment"),
+    ({"trials": 0}, "trials must be a whole number >= 1, got 0"),
+    ({"groups": 2.5}, "groups must be a whole number >= 1, got 2.5"),
+    ({"prob": 89}, "prob must be between 0 and 1 (e.g. 0.89), got 89"),
+])
+def test_bad_input_is_one_line(gym, kwargs, message):
+    with pytest.raises(pw.PoolwiseError) as err:
+        decide(fake_fit(gym, "partial"), **kwargs)
+    assert str(err.value) == message
+
+
+def test_treatment_must_be_zero_one(gym):
+    data = gym.assign(yogaStretch=gym["yogaStretch"] * 2)
+    fit = fake_fit(data, "partial")
+    with pytest.raises(pw.PoolwiseError, match="must be a 0/1 column"):
+        decide(fit)
+
+
+def test_lme4_summary_tables(gym):
+    fit = fake_fit(gym, "partial")
+    summary = lme4_summary(fit)
+    assert list(summary.fixef.columns) == ["term", "estimate", "est_error", "lower", "upper"]
+    assert summary.fixef["term"].tolist() == ["Intercept", "yogaStretch"]
+    assert list(summary.varcorr.columns) == ["factor", "term", "sd", "est_error", "lower", "upper"]
+    assert summary.varcorr[["factor", "term"]].values.tolist() == [["gymID", "Intercept"], ["gymID", "yogaStretch"]]
+    for table in (summary.coef, summary.ranef):
+        assert list(table.columns) == ["group", "term", "estimate", "est_error", "lower", "upper"]
+        assert table.shape == (24, 6)
+    # coef = fixef + ranef draw by draw, so their means add exactly.
+    merged = summary.coef.merge(summary.ranef, on=["group", "term"], suffixes=("", "_ranef")).merge(
+        summary.fixef, on="term", suffixes=("", "_fixef"))
+    np.testing.assert_allclose(merged["estimate"], merged["estimate_ranef"] + merged["estimate_fixef"], atol=1e-12)
+    assert summary.fixef.loc[1, "estimate"] == pytest.approx(float(fit.posterior["yogaStretch"].mean()))
+    assert "uncorrelated" in summary.note
+    with pytest.raises(pw.PoolwiseError, match="pass the partial pooling fit"):
+        lme4_summary(fake_fit(gym, "complete"))
+
+
+def test_density_table_and_figure(gym):
+    fit = fake_fit(gym, "partial")
+    table = rate_density_table(fit)
+    assert table.groupby("quantity", sort=False).size().to_dict() == {"rate_without": 256, "rate_with": 256, "difference": 256}
+    for quantity, part in table.groupby("quantity"):
+        assert np.trapezoid(part["density"], part["x"]) == pytest.approx(1, abs=0.02), quantity
+    diff = table[table["quantity"] == "difference"]
+    shaded = np.trapezoid(np.where(diff["positive"], diff["density"], 0), diff["x"])
+    assert shaded == pytest.approx(diff["p_helps"].iloc[0], abs=0.03)
+    assert isinstance(plot_rate_densities(table), matplotlib.figure.Figure)
+
+
+def test_forest_table_and_figure(gym):
+    decision = decide(fake_fit(gym, "partial"), seed=8)
+    table = difference_forest_table(decision)
+    assert table["label"].tolist() == [f"gymID {g}" for g in range(1, 13)] + ["typical gymID", "new gymID"]
+    assert table["kind"].value_counts().to_dict() == {"observed": 12, "typical": 1, "new": 1}
+    assert (table["lower"] <= table["mean"]).all() and (table["mean"] <= table["upper"]).all()
+    assert sorted(table.loc[~table["informed"] & (table["kind"] == "observed"), "group"], key=int) == ["2", "8", "10", "11", "12"]
+    fig, ax = plt.subplots()
+    assert plot_difference_forest(table, ax=ax) is fig
+
+
+def test_saved_fits_decide_without_refitting():
+    """The tiny saved study (real draws, model rebuilt on load) goes through every table."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        study = load_study(Path(__file__).parent / "data" / "tiny_study")
+    data = study.fits["partial"].data
+    treated = data.groupby("gymID")["yogaStretch"].agg(["min", "max"])
+    never_with = sorted(str(g) for g in treated.index[treated["max"] == 0])
+    for name, fit in study.fits.items():
+        decision = decide(fit, trials=20, groups=10, seed=12)
+        assert decision.per_group.shape == (4 * data["gymID"].nunique(), len(TABLE_COLUMNS)), name
+        assert decision.expected.shape == (3, 10), name
+        if name != "complete":
+            differences = decision.per_group[decision.per_group["quantity"] == "difference"]
+            assert sorted(differences.loc[differences["source"] != "data", "group"]) == never_with, name
+
+
+# Slow: real posteriors
+
+
+@pytest.mark.slow
+def test_simulated_truth_is_covered():
+    data, truth = pw.simulate_franchise(20, 6, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        fit = fit_model(truth["formula"], data, draws=500, tune=500, chains=2, seed=5)
+    decision = decide(fit, seed=5)
+    pop = truth["population"]
+    difference = expit(pop["alpha"] + pop["beta"]) - expit(pop["alpha"])
+    typical = row(decision.typical, "difference")
+    assert typical["lower"] < difference < typical["upper"]
+    per_group = decision.per_group[decision.per_group["quantity"] == "difference"].set_index("group")
+    true_groups = {g: expit(t["alpha"] + t["beta"]) - expit(t["alpha"]) for g, t in truth["groups"].items()}
+    covered = [per_group.loc[g, "lower"] < d < per_group.loc[g, "upper"] for g, d in true_groups.items()]
+    assert np.mean(covered) >= 0.75
+
+
+@pytest.mark.slow
+def test_gym_decision(gym_study):
+    fit = gym_study.fits["partial"]
+    decision = decide(fit, seed=9)
+    typical, new = decision.typical.set_index("quantity"), decision.new_group.set_index("quantity")
+    assert 0.17 < typical.loc["rate_without", "mean"] < 0.29 and 0.26 < typical.loc["rate_with", "mean"] < 0.40
+    assert typical.loc["difference", "p_helps"] > 0.9
+    assert (new["upper"] - new["lower"] > typical["upper"] - typical["lower"]).all()
+    assert new.loc["difference", "lower"] < 0 < typical.loc["difference", "lower"]
+    post = pw.population_draws(fit)
+    truth, se = expected_truth(post["alpha"], post["sigma_alpha"], 50, 100)
+    assert abs(row(decision.expected, "successes_without")["mean"] - truth) < 4 * se
+    flagged = decision.per_group[decision.per_group["source"] == "population"]
+    assert sorted(flagged["group"].unique(), key=int) == ["2", "8", "10", "11", "12"]
+    text = decision.verdict()
+    assert text.startswith("yogaStretch raises a typical gymID's rate from 2")
+    assert "For a new gymID: from " in text and "100 new gymIDs × 50 trials: " in text
+    assert "gymID 10 never ran without yogaStretch" in text and "gymID 2, 8, 11, 12 never ran with yogaStretch" in text
+
+
+@pytest.mark.slow
+def test_gym_lme4_summary_agrees_with_coefficients(gym_study):
+    fit = gym_study.fits["partial"]
+    summary = lme4_summary(fit)
+    table = coefficients(fit).set_index(["group", "quantity"])
+    coef = summary.coef.set_index(["group", "term"])
+    for group in map(str, range(1, 13)):
+        assert coef.loc[(group, "Intercept"), "estimate"] == pytest.approx(table.loc[(group, "alpha"), "mean"], abs=1e-12)
+        assert coef.loc[(group, "yogaStretch"), "estimate"] == pytest.approx(table.loc[(group, "beta"), "mean"], abs=1e-12)
+    assert 0.5 < summary.varcorr.set_index("term").loc["Intercept", "sd"] < 1.8
+
+
+@pytest.mark.slow
+def test_gaussian_new_group_agrees_with_bambi(gym_study):
+    """Bambi's route (resampling an observed gym's deviations) and ours (Normal(population, sd))
+    are different estimators of the same thing: they should agree to a few points."""
+    fit = gym_study.fits["partial"]
+    model = fit.model or build_model(fit.spec, fit.data, "partial")[0]
+    new = pd.DataFrame({"gymID": ["new a", "new a", "new b", "new b"], "yogaStretch": [0, 1, 0, 1],
+                        "nTrialCustomers": 50, "nSigned": 0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = model.predict(fit.idata, data=new, kind="response_params", inplace=False,
+                                  sample_new_groups=True, random_seed=10)
+    p = predicted["posterior"]["p"].values.reshape(-1, 4)
+    ours = rate_draws(fit, scope="new", seed=10)
+    for column, quantity in ((p[:, 0], ours["rate_without"]), (p[:, 1], ours["rate_with"]), (p[:, 1] - p[:, 0], ours["difference"])):
+        assert abs(np.median(column) - float(quantity.median())) < 0.05
+    # Why decide() draws its own new groups: Bambi gives every unseen level the same observed
+    # group's deviations per draw, so "new a" and "new b" are identical. If this starts failing,
+    # Bambi draws distinct new groups and new_group_coefficients could use it instead.
+    np.testing.assert_array_equal(p[:, 0], p[:, 2])
+
+
+@pytest.mark.slow
+def test_gym_figures(gym_study, tmp_path):
+    fit = gym_study.fits["partial"]
+    densities = plot_rate_densities(rate_density_table(fit))
+    forest = plot_difference_forest(difference_forest_table(decide(fit, seed=11)))
+    for name, fig in (("densities", densities), ("forest", forest)):
+        fig.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
