@@ -1,0 +1,349 @@
+"""Grouped K-fold cross-validation: how well each pooling model predicts groups it has not seen.
+
+Observation-level LOO asks how well a model predicts another period of a gym it already knows;
+the business question is about gyms that do not exist yet. Here each fold's groups are left out,
+every model is refitted on the other groups, and the held-out observations are scored by their
+posterior predictive density with the held-out group's coefficients drawn as a new group's would
+be: from the fitted population (partial pooling), from the prior (no pooling), or the shared
+values (complete pooling). Only the pointwise log-likelihoods of the held-out rows are kept.
+"""
+
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+from scipy.stats import binom
+
+from poolwise.compare import _check_prior_terms
+from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.fit import Fit, build_model, check_settings, prepare_data, sample
+from poolwise.formulas import FormulaSpec, parse_formula
+from poolwise.identify import check_design
+from poolwise.pooling import POOLINGS, pooling as find_pooling
+from poolwise.priors import Priors
+
+CV_KINDS = ("group",)
+DEFAULT_WORKERS = 2
+
+
+@dataclass
+class CV:
+    """Grouped cross-validation of the pooling models of one formula.
+
+    ``table`` has one row per model: ``elpd_cv`` (sum over held-out observations of the log
+    predictive density), its ``se``, ``elpd_diff`` and ``dse`` against the best model, and the
+    counts. ``pointwise`` has one row per observation (its group, fold and each model's log
+    predictive density); ``log_lik[model]`` the held-out log-likelihood draws (chain, draw, obs).
+    """
+
+    formula: str
+    folds: list[list]
+    table: pd.DataFrame
+    pointwise: pd.DataFrame
+    log_lik: dict[str, xr.DataArray]
+    settings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def group_folds(groups: Sequence, folds: int | Sequence[Sequence] | None = None, *, seed: int | None = None) -> list[list]:
+    """Partition the distinct ``groups`` into folds: each group in exactly one fold.
+
+    ``None`` leaves one group out per fold; an integer K deals the groups, shuffled with ``seed``,
+    into K folds whose sizes differ by at most one; a list of lists is checked and used as given.
+    """
+    labels = list(pd.unique(pd.Series(list(groups))))
+    if len(labels) < 2:
+        raise PoolwiseError(f"grouped cross-validation needs at least 2 groups, the data have {len(labels)}")
+    if folds is None:
+        return [[label] for label in labels]
+    if isinstance(folds, (int, np.integer)) and not isinstance(folds, bool):
+        if not 2 <= folds <= len(labels):
+            raise PoolwiseError(f"folds must be between 2 and the number of groups ({len(labels)}), got {folds}; or None for leave-one-group-out")
+        order = np.random.default_rng(seed).permutation(len(labels))
+        return [[labels[i] for i in part] for part in np.array_split(order, int(folds))]
+    given = [list(fold) for fold in folds]
+    flat = [label for fold in given for label in fold]
+    known = {str(label): label for label in labels}
+    unknown = [label for label in flat if str(label) not in known]
+    repeated = sorted({str(label) for label in flat if [str(x) for x in flat].count(str(label)) > 1})
+    missing = sorted(set(known) - {str(label) for label in flat})
+    if unknown or repeated or missing or any(not fold for fold in given) or len(given) < 2:
+        raise PoolwiseError(
+            f"folds must split the groups into at least 2 non-empty parts with each group in exactly one "
+            f"(unknown: {unknown[:5]}, repeated: {repeated[:5]}, missing: {missing[:5]}); pass an integer K or None instead"
+        )
+    return [[known[str(label)] for label in fold] for fold in given]
+
+
+def group_cv(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    folds: int | Sequence[Sequence] | None = None,
+    poolings: Sequence[str] | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    backend: str | None = None,
+    priors: Priors = None,
+    allow_unidentified: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    executor: Executor | str | None = None,
+) -> CV:
+    """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
+
+    ``folds=None`` is leave-one-group-out. Refits run in parallel: a process pool of ``workers``
+    on this machine (``workers=1`` runs them here, one after another), or ``executor``: any
+    ``concurrent.futures.Executor``, or a cluster address (``ray://host:10001`` for Ray, otherwise
+    a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
+    ``seed``, so serial and parallel runs give the same numbers.
+    """
+    spec = parse_formula(formula, data)
+    if spec.group is None:
+        raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
+    prepared, notes = prepare_data(spec, data)
+    backend = check_settings(draws, tune, chains, backend)
+    names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
+    if not allow_unidentified:
+        check_design(spec, prepared, POOLINGS[0].build(spec))
+    _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    result = run_folds(spec, prepared, group_folds(prepared[spec.group], folds, seed=seed), poolings=names,
+                       draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=priors,
+                       allow_unidentified=allow_unidentified, workers=workers, executor=executor)
+    result.notes[:0] = notes
+    return result
+
+
+def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, poolings: Sequence[str], draws: int,
+              tune: int, chains: int, seed: int, backend: str, priors: Priors, allow_unidentified: bool,
+              workers: int = DEFAULT_WORKERS, executor: Executor | str | None = None) -> CV:
+    """Refit every model without each fold's groups and score the held-out rows (inputs already
+    checked: ``data`` are counts as ``prepare_data`` returns them, ``folds`` a partition)."""
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise PoolwiseError(f"workers must be a whole number >= 1, got {workers!r}")
+    fold_of = np.empty(len(data), dtype=int)
+    in_group = data[spec.group].astype(str).to_numpy()
+    for number, fold in enumerate(folds):
+        fold_of[np.isin(in_group, [str(label) for label in fold])] = number
+    settings = {"draws": draws, "tune": tune, "chains": chains, "backend": backend}
+    tasks = []
+    for index, name in enumerate(poolings):
+        for number in range(len(folds)):
+            held_out = fold_of == number
+            fit_seed, score_seed = np.random.SeedSequence([seed, index, number]).generate_state(2)
+            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors,
+                          "train": data[~held_out].reset_index(drop=True), "test": data[held_out].reset_index(drop=True),
+                          "rows": np.flatnonzero(held_out), "seed": int(fit_seed), "score_seed": int(score_seed),
+                          "allow_unidentified": allow_unidentified, **settings})
+    started = time.perf_counter()
+    with _executor(executor, workers) as pool:
+        try:
+            results = list(pool.map(_refit_and_score, tasks)) if pool is not None else [_refit_and_score(t) for t in tasks]
+        except BrokenProcessPool:
+            raise PoolwiseError(
+                "a cross-validation worker process died before it could run; in a script, put the code that calls "
+                "poolwise under `if __name__ == \"__main__\":` (worker processes re-import it), or pass workers=1"
+            ) from None
+    log_lik = {}
+    for name in poolings:
+        values = np.empty((chains, draws, len(data)))
+        for task, result in zip(tasks, results):
+            if task["pooling"] == name:
+                values[..., task["rows"]] = result["log_lik"]
+        log_lik[name] = xr.DataArray(values, dims=("chain", "draw", "obs"),
+                                     coords={"obs": np.arange(len(data)), "group": ("obs", data[spec.group].to_numpy())})
+    pointwise = pd.DataFrame({"group": data[spec.group].to_numpy(), "fold": fold_of})
+    for name, values in log_lik.items():
+        pointwise[name] = pointwise_elpd(values.to_numpy())
+    notes = _sampling_notes(results)
+    for note in notes:
+        warnings.warn(PoolwiseWarning(note), stacklevel=3)
+    settings.update(seed=seed, folds=len(folds), refits=len(tasks), seconds=round(time.perf_counter() - started, 1),
+                    executor=_describe(executor, workers))
+    return CV(spec.formula, folds, cv_table(pointwise[list(poolings)], n_folds=len(folds)), pointwise, log_lik,
+              settings, notes)
+
+
+def pointwise_elpd(log_lik: np.ndarray) -> np.ndarray:
+    """Log predictive density of each observation: log of the mean over draws of its likelihood,
+    computed as a log-sum-exp so tiny likelihoods do not underflow. ``log_lik`` is (chain, draw, obs)."""
+    flat = log_lik.reshape(-1, log_lik.shape[-1])
+    return logsumexp(flat, axis=0) - np.log(flat.shape[0])
+
+
+def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataFrame:
+    """elpd (sum of the pointwise columns), se = sqrt(n var), and the paired difference to the best
+    model with its se, one row per model (column), best first."""
+    n = len(pointwise)
+    elpd = pointwise.sum()
+    best = elpd.idxmax()
+    rows = []
+    for name in pointwise.columns:
+        diff = pointwise[name] - pointwise[best]
+        rows.append({"model": name, "elpd_cv": float(elpd[name]), "se": float(np.sqrt(n * np.var(pointwise[name].to_numpy()))),
+                     "elpd_diff": float(diff.sum()), "dse": float(np.sqrt(n * np.var(diff.to_numpy()))), "n_obs": n,
+                     "n_folds": n_folds})
+    return pd.DataFrame(rows).sort_values("elpd_cv", ascending=False).set_index("model")
+
+
+def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
+    """Pointwise log-likelihood draws (chain, draw, row) of count rows from groups ``fit`` never saw.
+
+    Each new group gets coefficients drawn as a new group's: partial pooling draws them from the
+    population (mean plus the group sd times a standard normal, per posterior draw), no pooling
+    from their prior, complete pooling has none. Rows of the same new group share the draws.
+    """
+    spec, posterior = fit.spec, fit.posterior
+    posterior = posterior.drop_dims([d for d in ("__obs__",) if d in posterior.dims])
+    rng = np.random.default_rng(seed)
+    successes = data[spec.successes].to_numpy()
+    trials = data[spec.trials or f"{spec.successes}_n"].to_numpy()
+    variables = _group_variables(fit)
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    if not variables:
+        return binom.logpmf(successes, trials, _predict(fit, posterior, data))
+    slots = [str(label) for label in posterior[next(iter(variables.values()))].values]
+    value_of = {str(value): value for value in fit.data[spec.group].unique()}
+    new_groups = list(pd.unique(data[spec.group]))
+    out = np.empty((*shape, len(data)))
+    # Each new group borrows one fitted group's slot, its coefficients overwritten; groups beyond
+    # the number of slots go in further rounds.
+    for start in range(0, len(new_groups), len(slots)):
+        chunk = new_groups[start:start + len(slots)]
+        modified = posterior.copy()
+        priors = _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
+        for var, dim in variables.items():
+            values = posterior[var]
+            order = [d for d in values.dims if d != dim] + [dim]
+            array = values.transpose(*order).to_numpy().copy()
+            labels = [str(label) for label in values[dim].values]
+            for k in range(len(chunk)):
+                slot = labels.index(slots[k])
+                if priors is None:
+                    array[..., slot] = _population_draw(fit, posterior, var, rng)
+                else:
+                    block = priors[var].to_numpy()[0, k * shape[0] * shape[1]:(k + 1) * shape[0] * shape[1]]
+                    array[..., slot] = block[..., slot].reshape(shape + array.shape[2:-1])
+            modified[var] = (order, array)
+        rows = data[spec.group].isin(chunk).to_numpy()
+        mapped = data[rows].assign(**{spec.group: data.loc[rows, spec.group].map(
+            {g: value_of[slots[k]] for k, g in enumerate(chunk)})})
+        out[..., rows] = binom.logpmf(successes[rows], trials[rows], _predict(fit, modified, mapped))
+    return out
+
+
+def _group_variables(fit: Fit) -> dict[str, str]:
+    """Posterior variables holding per-group coefficients, each with its group dimension."""
+    group = fit.spec.group
+    if fit.pooling == "complete" or group is None:
+        return {}
+    component = fit.model.components[fit.model.family.likelihood.parent]
+    if fit.pooling == "none":
+        names = [name for name in component.common_terms if name == f"C({group})" or name.startswith(f"C({group}):")]
+        found = {name: f"{name}_dim" for name in names}
+    else:
+        found = {name: f"{group}__factor_dim" for name in component.group_specific_terms}
+    for name, dim in found.items():
+        if dim not in fit.posterior[name].dims:
+            raise PoolwiseError(f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms")
+    return found
+
+
+def _population_draw(fit: Fit, posterior: xr.Dataset, var: str, rng: np.random.Generator) -> np.ndarray:
+    """One new group's deviation for group-specific term ``var``: mu + sigma * z per posterior draw."""
+    prior = fit.model.components[fit.model.family.likelihood.parent].group_specific_terms[var].prior
+    if prior.name != "Normal":
+        raise PoolwiseError(f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms")
+    sigma = posterior[f"{var}_sigma"] if f"{var}_sigma" in posterior else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
+    sigma = sigma.transpose("chain", "draw", ...).to_numpy()
+    return float(prior.args.get("mu", 0.0)) + sigma * rng.standard_normal(sigma.shape)
+
+
+def _prior_draws(fit: Fit, variables: list[str], count: int, rng: np.random.Generator) -> xr.Dataset:
+    """``count`` prior draws of the given coefficients (no pooling scores new groups by its prior)."""
+    tree = fit.model.prior_predictive(draws=count, var_names=variables, random_seed=int(rng.integers(2**31)))
+    return tree["prior"].to_dataset()
+
+
+def _predict(fit: Fit, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
+    """The success probability (chain, draw, row) of ``data`` under ``posterior``'s draws."""
+    parent = fit.model.family.likelihood.parent
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    fit.model.predict(tree, kind="response_params", data=data, inplace=True)
+    return tree["posterior"][parent].transpose("chain", "draw", ...).to_numpy()
+
+
+def _refit_and_score(task: dict) -> dict:
+    """One refit: fit ``pooling`` to the training groups, score the held-out rows (runs in a worker)."""
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PoolwiseWarning)
+        built = build_model(task["spec"], task["train"], task["pooling"], task["priors"], strict=False)
+        fit = sample(task["spec"], task["train"], task["pooling"], built, notes=[], draws=task["draws"],
+                     tune=task["tune"], chains=task["chains"], seed=task["seed"], backend=task["backend"],
+                     allow_unidentified=task["allow_unidentified"], progress=False)
+        log_lik = new_group_log_lik(fit, task["test"], seed=task["score_seed"])
+    messages = [str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)]
+    return {"pooling": task["pooling"], "fold": task["fold"], "log_lik": log_lik, "messages": messages,
+            "seconds": time.perf_counter() - started}
+
+
+def _sampling_notes(results: list[dict]) -> list[str]:
+    """One line per model whose refits warned, instead of one warning per refit."""
+    notes = []
+    for name in dict.fromkeys(r["pooling"] for r in results):
+        warned = [r for r in results if r["pooling"] == name and r["messages"]]
+        if warned:
+            first = warned[0]["messages"][0]
+            notes.append(f"grouped CV, {find_pooling(name).label.lower()}: {len(warned)} of "
+                         f"{sum(r['pooling'] == name for r in results)} refits warned, e.g. fold {warned[0]['fold'] + 1}: {first}")
+    return notes
+
+
+@contextmanager
+def _executor(executor: Executor | str | None, workers: int):
+    """The executor the refits are mapped over (None: run them here, one after another)."""
+    if isinstance(executor, Executor):
+        yield executor
+    elif isinstance(executor, str) and executor.startswith("ray://"):
+        try:
+            from ray.util.multiprocessing import Pool
+        except ImportError:
+            raise PoolwiseError("a ray:// address needs Ray: pip install 'ray[default]'") from None
+        pool = Pool(ray_address=executor)
+        try:
+            yield pool
+        finally:
+            pool.close()
+    elif isinstance(executor, str):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise PoolwiseError(f"cluster address {executor!r} needs Dask: pip install distributed (or use ray://... for Ray)") from None
+        with Client(executor) as client:
+            yield client.get_executor()
+    elif executor is not None:
+        raise PoolwiseError(f"executor must be a concurrent.futures.Executor or a cluster address, got {type(executor).__name__}")
+    elif workers == 1:
+        yield None
+    else:
+        # spawn, not fork: the parent may hold sampler threads, and forking those can deadlock.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            yield pool
+
+
+def _describe(executor: Executor | str | None, workers: int) -> str:
+    if executor is None:
+        return "serial" if workers == 1 else f"process pool ({workers} workers)"
+    return executor if isinstance(executor, str) else type(executor).__name__
