@@ -1,8 +1,11 @@
 """Fit the three pooling models of one formula and compare them by LOO."""
 
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
@@ -17,13 +20,14 @@ PARETO_K = 0.7
 
 @dataclass
 class Study:
-    """Three fits of one formula and their LOO comparison."""
+    """Three fits of one formula and their LOO comparison (and grouped CV in ``cv`` if asked for)."""
 
     formula: str
     fits: dict[str, Fit]
     table: pd.DataFrame
     loo: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cv: object | None = None
 
     def verdict(self) -> str:
         """One plain-language sentence about which model predicts best and how clearly."""
@@ -82,18 +86,32 @@ def compare(
     priors: Priors = None,
     allow_unidentified: bool = False,
     progress: bool = False,
+    cv: str | None = None,
+    folds: int | Sequence[Sequence] | None = None,
+    workers: int = 2,
+    executor: Executor | str | None = None,
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
     ``study.table`` holds elpd_loo, se, elpd_diff, dse, p_loo, weight and the count of Pareto
     k > 0.7 per model; ``study.fits[name]`` each fit. Models are fitted one after another with
-    seeds derived from ``seed``, so the same call gives the same numbers.
+    seeds derived from ``seed``, so the same call gives the same numbers. ``cv="group"`` adds
+    grouped cross-validation (``folds``, ``workers``, ``executor`` as in ``poolwise.cv.group_cv``):
+    ``study.cv`` holds it and ``study.table`` gains its elpd_cv and se_cv.
     """
+    if cv is not None and cv != "group":
+        raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
     spec = parse_formula(formula, data)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling")
     prepared, notes = prepare_data(spec, data)
     backend = check_settings(draws, tune, chains, backend)
+    if cv is not None:
+        from poolwise.cv import check_workers, group_folds, run_folds  # cv imports this module
+
+        check_workers(workers)
+        cv_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
+        cv_folds = group_folds(prepared[spec.group], folds, seed=cv_seed)
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec))
     built = {entry.name: build_model(spec, prepared, entry.name, priors, strict=False) for entry in POOLINGS}
@@ -104,6 +122,12 @@ def compare(
                             seed=None if seed is None else seed + offset, backend=backend,
                             allow_unidentified=allow_unidentified, progress=progress)
     table, loos = loo_table(fits)
+    result = None
+    if cv is not None:
+        result = run_folds(spec, prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
+                           seed=cv_seed, backend=backend, priors=priors, allow_unidentified=allow_unidentified,
+                           workers=workers, executor=executor)
+        table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():
         if row["n_bad_k"]:
             warnings.warn(PoolwiseWarning(
@@ -111,7 +135,7 @@ def compare(
                 "leaving one out moves the posterior a lot (each row carries much of its group's information), "
                 "so their LOO terms are unreliable; grouped cross-validation (cv='group') is the sturdier check"
             ), stacklevel=2)
-    return Study(spec.formula, fits, table, loos, notes)
+    return Study(spec.formula, fits, table, loos, notes, result)
 
 
 def _check_prior_terms(priors: Priors, built: dict) -> None:

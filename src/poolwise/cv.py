@@ -113,6 +113,7 @@ def group_cv(
         raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
     prepared, notes = prepare_data(spec, data)
     backend = check_settings(draws, tune, chains, backend)
+    check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec))
@@ -130,8 +131,7 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
               workers: int = DEFAULT_WORKERS, executor: Executor | str | None = None) -> CV:
     """Refit every model without each fold's groups and score the held-out rows (inputs already
     checked: ``data`` are counts as ``prepare_data`` returns them, ``folds`` a partition)."""
-    if not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise PoolwiseError(f"workers must be a whole number >= 1, got {workers!r}")
+    check_workers(workers)
     fold_of = np.empty(len(data), dtype=int)
     in_group = data[spec.group].astype(str).to_numpy()
     for number, fold in enumerate(folds):
@@ -173,6 +173,12 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
                     executor=_describe(executor, workers))
     return CV(spec.formula, folds, cv_table(pointwise[list(poolings)], n_folds=len(folds)), pointwise, log_lik,
               settings, notes)
+
+
+def check_workers(workers: int) -> None:
+    """Refuse a worker count that is not a whole number >= 1 before any sampling."""
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
+        raise PoolwiseError(f"workers must be a whole number >= 1 (1 runs the refits one after another), got {workers!r}")
 
 
 def pointwise_elpd(log_lik: np.ndarray) -> np.ndarray:
