@@ -8,7 +8,7 @@ drawn, and the function without the suffix draws it (onto ``ax`` if given) and r
 matplotlib is imported only when something is drawn, and the library never calls ``plt.show()``.
 """
 
-from poolwise.plots.checks import comparison, comparison_table, ppc, ppc_table, predictive_draws
+from poolwise.plots.checks import comparison, comparison_table, ppc, ppc_table, predictive_draws, predictive_table
 from poolwise.plots.estimates import forest, forest_table, logistic, logistic_table, shrinkage, shrinkage_table
 from poolwise.plots.gallery import gallery
 from poolwise.plots.graph import model_graph
@@ -18,5 +18,5 @@ from poolwise.plots.style import humanise
 __all__ = [
     "comparison", "comparison_table", "data_bars", "data_bars_table", "forest", "forest_table", "gallery",
     "humanise", "logistic", "logistic_table", "model_graph", "ppc", "ppc_table", "predictive_draws",
-    "shrinkage", "shrinkage_table",
+    "predictive_table", "shrinkage", "shrinkage_table",
 ]

@@ -53,30 +53,45 @@ def ppc_table(
     Columns: model, label, color, series ("observed" or "predicted"), draw (0 for observed), row,
     value. One observed series and ``draws`` predicted series per model.
     """
-    if scale not in SCALES:
-        raise PoolwiseError(f"unknown scale {scale!r}; use 'count' (successes) or 'rate' (successes / trials)")
+    _check_scale(scale)
     if not isinstance(draws, (int, np.integer)) or draws < 1:
         raise PoolwiseError(f"draws must be a whole number >= 1, got {draws!r}")
     fits = as_fits(fits)
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
     parts = []
     for name, fit in fits.items():
-        spec = fit.spec
-        observed = fit.data[spec.successes].to_numpy()
-        trials = fit.data[spec.trials or f"{spec.successes}_n"].to_numpy()
-        series = np.vstack([observed, predictive_draws(fit, draws=draws, seed=seed)])
-        if scale == "rate":
-            series = series / trials
-        n_series, n_rows = series.shape
-        parts.append(pd.DataFrame({
-            "model": name, "label": model_label(name), "color": colours[name],
-            "series": np.repeat(["observed"] + ["predicted"] * (n_series - 1), n_rows),
-            "draw": np.repeat(np.r_[0, np.arange(n_series - 1)], n_rows),
-            "row": np.tile(np.arange(n_rows), n_series),
-            "value": series.reshape(-1),
-        }))
+        trials = fit.data[fit.spec.trials or f"{fit.spec.successes}_n"].to_numpy()
+        parts.append(predictive_table(fit.data[fit.spec.successes].to_numpy(), predictive_draws(fit, draws=draws, seed=seed),
+                                      trials, scale=scale, model=name, color=colours[name]))
     table = pd.concat(parts, ignore_index=True)
-    table.attrs["labels"] = {**labels_for(next(iter(fits.values())).spec, overrides=labels), "scale": scale}
+    table.attrs.update(labels=labels_for(next(iter(fits.values())).spec, overrides=labels), scale=scale)
+    return table
+
+
+def predictive_table(
+    observed: np.ndarray,
+    predicted: np.ndarray,
+    trials: np.ndarray,
+    *,
+    scale: str = "count",
+    model: str = "partial",
+    color: str | None = None,
+) -> pd.DataFrame:
+    """The tidy rows of ``ppc_table`` for one model from arrays: observed successes (rows,),
+    predicted successes (draws, rows) and trials (rows,), as counts or as rates k / n."""
+    _check_scale(scale)
+    series = np.vstack([np.asarray(observed), np.asarray(predicted)])
+    if scale == "rate":
+        series = series / np.asarray(trials)
+    n_series, n_rows = series.shape
+    table = pd.DataFrame({
+        "model": model, "label": model_label(model), "color": color or model_colors([model], [model])[model],
+        "series": np.repeat(["observed"] + ["predicted"] * (n_series - 1), n_rows),
+        "draw": np.repeat(np.r_[0, np.arange(n_series - 1)], n_rows),
+        "row": np.tile(np.arange(n_rows), n_series),
+        "value": series.reshape(-1),
+    })
+    table.attrs["scale"] = scale
     return table
 
 
@@ -89,7 +104,7 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
     found = {**table.attrs.get("labels", {}), **(labels or {})}
     models = list(pd.unique(table["model"]))
     figure, axes = new_figure(ax, size=(4.6 * len(models) + 0.4, 4.4), ncols=len(models), sharex=True, sharey=True)
-    rate = found.get("scale") == "rate"
+    rate = table.attrs.get("scale") == "rate"
     for panel, model in zip(axes.flat, models):
         rows = table[table["model"] == model]
         colour = rows["color"].iloc[0]
@@ -158,3 +173,8 @@ def comparison(table, *, ax=None, title: str | None = None):
     panel.legend(handles=handles, loc="upper left", fontsize="small", frameon=False)
     panel.set_title(title or "Model comparison by leave-one-out cross-validation")
     return figure
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise PoolwiseError(f"unknown scale {scale!r}; use 'count' (successes) or 'rate' (successes / trials)")
