@@ -117,9 +117,10 @@ def group_cv(
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec))
-    _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
-    result = run_folds(spec, prepared, group_folds(prepared[spec.group], folds, seed=seed), poolings=names,
+    folds = group_folds(prepared[spec.group], folds, seed=seed)
+    _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
+    result = run_folds(spec, prepared, folds, poolings=names,
                        draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=priors,
                        allow_unidentified=allow_unidentified, workers=workers, executor=executor)
     result.notes[:0] = notes
@@ -138,10 +139,12 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
         fold_of[np.isin(in_group, [str(label) for label in fold])] = number
     settings = {"draws": draws, "tune": tune, "chains": chains, "backend": backend}
     tasks = []
-    for index, name in enumerate(poolings):
+    canonical = [entry.name for entry in POOLINGS]
+    for name in poolings:
         for number in range(len(folds)):
             held_out = fold_of == number
-            fit_seed, score_seed = np.random.SeedSequence([seed, index, number]).generate_state(2)
+            # Seeds depend on the model and fold only, not on the run order or the models asked for.
+            fit_seed, score_seed = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(2)
             tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors,
                           "train": data[~held_out].reset_index(drop=True), "test": data[held_out].reset_index(drop=True),
                           "rows": np.flatnonzero(held_out), "seed": int(fit_seed), "score_seed": int(score_seed),
