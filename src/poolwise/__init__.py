@@ -20,6 +20,8 @@ _EXPORTS = {
     "coefficients": "coefficients", "group_draws": "coefficients", "population_draws": "coefficients",
     "Study": "compare", "compare": "compare",
     "Decision": "decide", "decide": "decide", "lme4_summary": "decide",
+    "CV": "cv", "group_cv": "cv", "group_folds": "cv",
+    "aggregate_file": "rows", "read_rows": "rows",
 }
 __all__ = sorted(_EXPORTS)
 
