@@ -1,0 +1,263 @@
+"""The command line: every command through CliRunner, every bad input as one line and exit code 2.
+
+Fast tests never sample: bad input fails before sampling, and the commands that fit get the tiny
+saved study (tests/data) through a patched sampler. The slow tests run the real thing with small
+draws.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import poolwise as pw
+from poolwise.cli import app
+from poolwise.io import load_fit
+
+TINY = Path(__file__).parent / "data" / "tiny_study"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+SIMPLE = "p(k, n) ~ x + (1|g)"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def tiny_sampler(monkeypatch):
+    """Replace NUTS with the tiny saved study's fits (and their real sampling warnings)."""
+    from poolwise.fit import check_sampling
+
+    def fake_sample(spec, data, pooling, built, **settings):
+        fit = load_fit(TINY / f"{pooling}.nc")
+        check_sampling(fit)
+        return fit
+
+    # By module object: the package's lazy exports make the attribute poolwise.fit the function.
+    for module in ("poolwise.fit", "poolwise.compare"):
+        monkeypatch.setattr(import_module(module), "sample", fake_sample)
+
+
+@pytest.fixture
+def counts(tmp_path):
+    """Write a small CSV of counts (4 groups x 2 rows) with one cell replaced, and return its path."""
+
+    def write(cell: str | None = None, *, name: str = "counts.csv") -> Path:
+        rows = [[g, x, 3 + g + x, 10 + g] for g in range(1, 5) for x in (0, 1)]
+        lines = ["g,x,k,n"] + [",".join(map(str, row)) for row in rows]
+        if cell is not None:
+            column, value = cell.split("=")
+            index = "gxkn".index(column)
+            first = lines[1].split(",")
+            first[index] = value
+            lines[1] = ",".join(first)
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write
+
+
+def test_import_is_light():
+    code = "import sys, poolwise.cli; print(sorted(m for m in ('pymc', 'bambi', 'arviz', 'jax', 'pandas', 'xarray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_is_fast():
+    exe = Path(sys.executable).with_name("poolwise")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "typer", "poolwise.cli", "run"]
+    start = time.perf_counter()
+    result = subprocess.run([*command, "--help"], capture_output=True, text=True, check=True)
+    assert time.perf_counter() - start < 2.0  # about 0.25 s on the development machine; generous for CI
+    for name in ("templates", "fit", "compare", "demo", "show", "simulate"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("command", ["templates", "fit", "compare", "demo", "show", "simulate"])
+def test_every_command_has_help_with_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Example: poolwise " in result.stdout
+
+
+def test_templates():
+    result = run("templates", FORMULA)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [
+        "Complete pooling: p(nSigned, nTrialCustomers) ~ yogaStretch",
+        "  one rate per treatment for every group: the group terms are dropped",
+        "No pooling: p(nSigned, nTrialCustomers) ~ 0 + C(gymID) + C(gymID):yogaStretch",
+        "  every group on its own: one intercept and slope per group with fixed priors",
+        "Partial pooling: p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)",
+        "  groups drawn from a shared population: the formula as written",
+    ]
+
+
+# Each bad input: command-line arguments (with {csv} for a counts file holding the bad cell and
+# {out} for an output path) and the exact one-line message.
+BAD = {
+    "missing file": (["fit", "{dir}/nope.csv", SIMPLE], "file not found: {dir}/nope.csv; pass an existing CSV/Parquet path or a dataset name (gym)"),
+    "missing column": (["fit", "{csv}", "p(k, m) ~ x + (1|g)"], "column 'm' is not in the data; the columns are: g, x, k, n. Fix the formula or the data"),
+    "k > n": (["fit", "{csv:k=99}", SIMPLE], "k > n in row 1; k counts successes out of n; check the column order in p(successes, trials)"),
+    "negative count": (["fit", "{csv:k=-1}", SIMPLE], "k is negative in row 1; counts must be >= 0"),
+    "non-integer count": (["fit", "{csv:n=10.5}", SIMPLE], "n is not a whole number in row 1; counts must be integers"),
+    "NaN count": (["fit", "{csv:k=}", SIMPLE], "k is missing (NaN) in row 1; fill or drop those rows"),
+    "text count": (["fit", "{csv:k=four}", SIMPLE], "k is not a number in row 1; fix or drop those rows"),
+    "n = 0": (["fit", "{csv:n=0}", SIMPLE], "n is 0 in row 1; drop rows with no trials"),
+    "malformed formula": (["fit", "{csv}", "p(k, n) ~ x + (1|g"], "cannot read formula 'p(k, n) ~ x + (1|g' (Expect ')' after expression.); write it as p(successes, trials) ~ x + (x|group)"),
+    "formula without ~": (["compare", "{csv}", "p(k, n)"], "formula 'p(k, n)' has no '~'; write it as p(successes, trials) ~ x + (x|group)"),
+    "formula that runs code": (["templates", "p(k, n) ~ x + os.remove('results.nc') + (1|g)"], None),
+    "unknown pooling": (["fit", "{csv}", SIMPLE, "--pooling", "partiall"], "unknown pooling 'partiall'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)"),
+    "unknown prior term": (["fit", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"], "unknown prior term 'gym' for the partial model; its terms are: 1|g, Intercept, x"),
+    "unknown prior term (compare)": (["compare", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"], "unknown prior term 'gym'; the models' terms are: 1|g, C(g), Intercept, x"),
+    "unknown distribution": (["fit", "{csv}", SIMPLE, "--prior", "x=Normall(mu=0, sigma=1)"], "unknown prior distribution 'Normall' in 'Normall(mu=0, sigma=1)'; use a PyMC distribution such as Normal, HalfNormal, StudentT, Uniform, Flat"),
+    "prior without =": (["fit", "{csv}", SIMPLE, "--prior", "x"], "--prior 'x' is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'"),
+    "unknown preset": (["fit", "{csv}", SIMPLE, "--priors", "textbook"], "unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings"),
+    "zero draws": (["fit", "{csv}", SIMPLE, "--draws", "0"], "draws must be a whole number >= 1, got 0"),
+    "negative chains": (["compare", "{csv}", SIMPLE, "--chains", "-2"], "chains must be a whole number >= 1, got -2"),
+    "unknown backend": (["fit", "{csv}", SIMPLE, "--backend", "stan"], "unknown backend 'stan'; use one of: nutpie, pymc, numpyro"),
+    "existing fit output": (["fit", "{csv}", SIMPLE, "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
+    "existing compare output": (["compare", "{csv}", SIMPLE, "--out", "{dir}"], "{dir} already exists; pass --force (force=True) to overwrite it, or choose another path"),
+    "existing simulate output": (["simulate", "{dir}"], "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path"),
+    "saved fit missing": (["show", "{dir}/fit.nc"], "file not found: {dir}/fit.nc; pass a fit saved with poolwise fit --out or poolwise compare --out"),
+    "unknown dataset name": (["compare", "gyms", FORMULA], "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_and_exit_2(case, counts, tmp_path):
+    args, message = BAD[case]
+    existing = tmp_path / "existing.nc"
+    existing.write_text("keep")
+    (tmp_path / "franchise.csv").write_text("keep")
+    values = {"dir": str(tmp_path), "existing": str(existing)}
+    resolved = []
+    for arg in args:
+        if arg.startswith("{csv"):
+            arg = str(counts(arg[5:-1] or None))
+        resolved.append(arg.format(**values) if "{" in arg else arg)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run(*resolved, *(["--out", tmp_path / "new.nc"] if args[0] == "fit" and "--out" not in args else []))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    if message is not None:
+        assert lines[0] == "error: " + message.format(**values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, not even a temporary file
+    assert existing.read_text() == "keep"
+
+
+def test_formula_calls_are_refused():
+    result = run("templates", "p(k, n) ~ x + os.remove('results.nc') + (1|g)")
+    assert result.exit_code == 2 and result.stderr.startswith("error: formula ")
+
+
+def test_unreadable_csv(tmp_path):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\x89PNG\x00\x01\x02\xff\xfe")
+    result = run("fit", path, SIMPLE)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: cannot read {path}: 'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte; "
+                             "check that it is a comma-separated CSV with a header row\n")
+
+
+def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
+    out = tmp_path / "partial.nc"
+    result = run("fit", "franchise", FORMULA, "--groups", "--seed", 7, "--out", out)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith("Partial pooling  p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)\n")
+    assert "Family: binomial (logit link). Data: 48 rows, 12 levels of gymID. Draws: 2 chains x 40 (tune 60), nutpie, seed 7." in text
+    for expected in ("Population-level effects (logit scale)", "Estimate Est.Error l-89% u-89% Rhat Bulk_ESS Tail_ESS",
+                     "sd(Intercept)", "sd(yogaStretch)", "Per-group coefficients", "Divergences: 2. Max Rhat 1.33",
+                     f"Saved the fit to {out}"):
+        assert expected in text
+    assert "warning: Partial pooling: r_hat up to 1.333 > 1.01, the chains disagree; run more tune/draws" in result.stderr
+    assert load_fit(out).pooling == "partial"
+    shown = run("show", out, "--groups")
+    assert shown.exit_code == 0
+    assert shown.stdout == text.rsplit("Saved the fit", 1)[0]  # a saved fit prints the identical summary
+
+
+def test_fit_json(tiny_sampler):
+    result = run("fit", "franchise", FORMULA, "--pooling", "unpooled", "--json")
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["model"] == "none" and payload["label"] == "No pooling" and payload["out"] is None
+    assert len(payload["population"]) == 24 and payload["group_sds"] == {}
+    assert set(payload["groups"]["1"]) == {"alpha", "alpha_lower", "alpha_upper", "beta", "beta_lower", "beta_upper",
+                                           "rate_without", "rate_without_lower", "rate_without_upper",
+                                           "rate_with", "rate_with_lower", "rate_with_upper"}
+    assert payload["warnings"] and all(w.startswith("No pooling: ") for w in payload["warnings"])
+
+
+def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
+    out = tmp_path / "results"
+    result = run("compare", "franchise", FORMULA, "--out", out)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "LOO comparison (higher elpd_loo predicts better)"
+    assert lines[1].split() == ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto", "k>0.7"]
+    assert lines[3].split()[:3] == ["Partial", "pooling", "-123.0"]
+    assert "Partial pooling predicts best (elpd_loo -123.0); no pooling is within 2 se (worse by 2.5, se 3.5); " \
+           "complete pooling is worse by 160.7 (se 32.5)." in lines
+    assert lines[-1] == f"Wrote {out}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json"
+    assert "Pareto k > 0.7" in result.stderr
+    assert run("compare", "franchise", FORMULA, "--out", out).exit_code == 2
+    assert run("compare", "franchise", FORMULA, "--out", out, "--force").exit_code == 0
+    shown = run("show", out)
+    assert shown.exit_code == 0 and shown.stdout.splitlines() == lines[:-1]
+
+
+def test_compare_json(tiny_sampler):
+    result = run("compare", "franchise", FORMULA, "--json")
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert [row["model"] for row in payload["table"]] == ["partial", "none", "complete"]
+    assert payload["table"][0]["n_bad_k"] == 16 and payload["out"] is None and payload["files"] == []
+    assert payload["verdict"].startswith("Partial pooling predicts best")
+
+
+def test_demo(tiny_sampler, tmp_path):
+    result = run("demo", "--out", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"Demo: {FORMULA} on ") and lines[0].endswith("franchise.csv (franchise, simulated)")
+    assert lines[-1].startswith("Truth: population yogaStretch slope 0.50; partial pooling estimates 0.28 (89% interval ")
+    assert (tmp_path / "demo" / "partial.nc").is_file()
+
+
+def test_simulate(tmp_path):
+    result = run("simulate", tmp_path / "sim", "--groups", 30, "--seed", 7)
+    assert result.exit_code == 0
+    data = pw.read_data(tmp_path / "sim" / "franchise.csv")
+    truth = json.loads((tmp_path / "sim" / "franchise_truth.json").read_text())
+    assert data["gymID"].nunique() == 30 and len(data) == 120 and truth["seed"] == 7
+    assert result.stdout.splitlines()[-1] == f"Next: poolwise compare {tmp_path}/sim/franchise.csv '{FORMULA}'"
+    assert run("simulate", tmp_path / "sim", "--force").exit_code == 0
+
+
+@pytest.mark.slow
+def test_real_fit_and_show(tmp_path):
+    out = tmp_path / "fit.nc"
+    result = run("fit", "franchise", FORMULA, "--draws", 150, "--tune", 150, "--chains", 2, "--seed", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Draws: 2 chains x 150 (tune 150), nutpie, seed 3." in result.stdout
+    assert run("show", out).stdout == result.stdout.rsplit("Saved the fit", 1)[0]
+
+
+@pytest.mark.slow
+def test_real_demo(tmp_path):
+    result = run("demo", "--draws", 150, "--tune", 150, "--out", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    assert "Partial pooling" in result.stdout and "predicts best" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        "coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
