@@ -22,6 +22,7 @@ from poolwise.io import load_fit
 TINY = Path(__file__).parent / "data" / "tiny_study"
 FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 SIMPLE = "p(k, n) ~ x + (1|g)"
+COMMANDS = ("templates", "fit", "compare", "demo", "show", "plot", "decide", "simulate")
 runner = CliRunner()
 
 
@@ -76,11 +77,11 @@ def test_help_is_fast():
     start = time.perf_counter()
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, check=True)
     assert time.perf_counter() - start < 2.0  # about 0.25 s on the development machine; generous for CI
-    for name in ("templates", "fit", "compare", "demo", "show", "simulate"):
+    for name in COMMANDS:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("command", ["templates", "fit", "compare", "demo", "show", "simulate"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -127,6 +128,11 @@ BAD = {
     "existing compare output": (["compare", "{csv}", SIMPLE, "--out", "{dir}"], "{dir} already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "existing simulate output": (["simulate", "{dir}"], "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "saved fit missing": (["show", "{dir}/fit.nc"], "file not found: {dir}/fit.nc; pass a fit saved with poolwise fit --out or poolwise compare --out"),
+    "plots without --out": (["compare", "{csv}", SIMPLE, "--plots"], "--plots writes figures into the results folder; pass --out DIR as well"),
+    "unknown figure": (["plot", "funnel", str(TINY)], "unknown figure 'funnel'; use one of: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph"),
+    "figure needing a study": (["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"], "the loo figure compares models; pass a folder saved by poolwise compare --out, not one fit"),
+    "existing figure": (["plot", "forest", str(TINY), "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
+    "unknown model in decide": (["decide", str(TINY), "--model", "mixed"], "unknown pooling 'mixed'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)"),
     "unknown dataset name": (["compare", "gyms", FORMULA], "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)"),
 }
 
@@ -227,7 +233,7 @@ def test_compare_json(tiny_sampler):
 
 
 def test_demo(tiny_sampler, tmp_path):
-    result = run("demo", "--out", tmp_path / "demo")
+    result = run("demo", "--out", tmp_path / "demo", "--no-plots")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Demo: {FORMULA} on ") and lines[0].endswith("franchise.csv (franchise, simulated)")
@@ -243,6 +249,43 @@ def test_simulate(tmp_path):
     assert data["gymID"].nunique() == 30 and len(data) == 120 and truth["seed"] == 7
     assert result.stdout.splitlines()[-1] == f"Next: poolwise compare {tmp_path}/sim/franchise.csv '{FORMULA}'"
     assert run("simulate", tmp_path / "sim", "--force").exit_code == 0
+
+
+def test_compare_with_plots(tiny_sampler, tmp_path):
+    result = run("compare", "franchise", FORMULA, "--out", tmp_path / "results", "--plots")
+    assert result.exit_code == 0, result.output
+    figures = sorted(p.name for p in (tmp_path / "results" / "figures").iterdir())
+    assert {"data_bars.png", "forest.png", "ppc_counts.png", "shrinkage.png", "loo_compare.png"} <= set(figures)
+    assert result.stdout.splitlines()[-1].startswith(f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, figures/data_bars.png")
+
+
+@pytest.mark.parametrize("kind", ["data", "forest", "ppc", "ppc-rates", "logistic", "shrinkage", "loo", "graph"])
+def test_plot_from_saved_results(kind, tmp_path):
+    out = tmp_path / (f"{kind}.gv" if kind == "graph" else f"{kind}.png")
+    result = run("plot", kind, TINY, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Wrote {out}: ") and out.stat().st_size > 100
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_plot_data_from_a_file(tmp_path):
+    result = run("plot", "data", "franchise", "--formula", FORMULA, "--out", tmp_path / "bars.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_decide(tmp_path):
+    result = run("decide", TINY, "--per-group", "--seed", 1)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "yogaStretch: rates on the probability scale, 89% intervals"
+    assert lines[1].split() == ["gymID", "Quantity", "Mean", "l-89%", "u-89%", "P(helps)", "Source"]
+    assert lines[3].split()[:3] == ["typical", "rate_without", "0.320"]
+    assert sum(line.startswith("12 ") for line in lines) == 4
+    assert lines[-1].startswith("yogaStretch raises a typical gymID's rate from 32% to 38%")
+    payload = json.loads(run("decide", TINY / "none.nc", "--json").stdout)
+    assert payload["model"] == "none" and len(payload["per_group"]) == 48
+    assert payload["verdict"].startswith("No pooling estimates each gymID on its own")
 
 
 @pytest.mark.slow

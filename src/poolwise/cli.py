@@ -159,16 +159,19 @@ def _groups_table(report) -> Table:
     return table
 
 
-def _print_study(study, table) -> None:
+def _print_study(study) -> None:
     """What ``compare``, ``demo`` and ``show DIR`` print: the LOO table and the verdict."""
     from poolwise.pooling import pooling
 
+    table = study.table
     loo = _table("LOO comparison (higher elpd_loo predicts better)")
-    for column in ("Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k>0.7"):
+    cv = [column for column in ("elpd_cv", "se_cv") if column in table.columns]
+    for column in ("Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k>0.7", *cv):
         loo.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
     for name, row in table.iterrows():
         loo.add_row(pooling(name).label, _num(row["elpd_loo"], 1), _num(row["se"], 1), _num(row["elpd_diff"], 1),
-                    _num(row["dse"], 1), _num(row["p_loo"], 1), _num(row["weight"]), f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}")
+                    _num(row["dse"], 1), _num(row["p_loo"], 1), _num(row["weight"]),
+                    f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}", *(_num(row[column], 1) for column in cv))
     stdout.print(loo)
     stdout.print(f"[bold]{escape(study.verdict())}[/]")
     for note in study.notes:
@@ -182,26 +185,43 @@ def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str
                        "files": [str(f) for f in files]}, indent=2)
 
 
-def _compare(frame, formula: str, *, out: Path | None, force: bool, priors, backend: str | None, draws: int,
-             tune: int, chains: int, seed: int | None, as_json: bool, progress: bool, allow_unidentified: bool,
-             caught: list):
-    """Fit, compare, write and print (shared by ``compare`` and ``demo``); returns the study."""
+def _compare(frame, formula: str, *, out: Path | None, force: bool, plots: bool, as_json: bool, caught: list,
+             **settings):
+    """Fit, compare, write (with figures if ``plots``) and print; returns the study.
+
+    Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.compare``'s keyword arguments.
+    """
     from poolwise.compare import compare
     from poolwise.io import check_new, save_study
 
+    if plots and out is None:
+        raise PoolwiseError("--plots writes figures into the results folder; pass --out DIR as well")
     if out is not None:
         check_new(out, force=force)
-    with _sampling(progress, "Fitting complete, no and partial pooling..."):
-        study = compare(formula, frame, draws=draws, tune=tune, chains=chains, seed=seed, backend=backend,
-                        priors=priors, allow_unidentified=allow_unidentified, progress=progress)
-    files = save_study(study, out, force=force) if out is not None else []
+    with _sampling(settings["progress"], "Fitting complete, no and partial pooling..."):
+        study = compare(formula, frame, **settings)
+    files = []
+    if out is not None:
+        files = save_study(study, out, force=force, extra=_figures(study) if plots else None)
     if as_json:
         typer.echo(_study_json(study, caught, out, files))
         return study
-    _print_study(study, study.table)
+    _print_study(study)
     if out is not None:
         stdout.print(f"Wrote {escape(str(out))}/: {escape(', '.join(map(str, files)))}")
     return study
+
+
+def _figures(study):
+    """Writes every figure of ``study`` into figures/ of the results folder being written."""
+
+    def write(folder: Path) -> list[Path]:
+        from poolwise.plots import gallery
+
+        with stderr.status("Drawing the figures...", spinner="dots"):
+            return gallery(study, folder / "figures")
+
+    return write
 
 
 @app.command()
@@ -273,6 +293,7 @@ def compare_command(
     formula: Formula,
     out: Annotated[Path | None, typer.Option(help="Write fits (.nc), tables (.csv) and study.json into this new folder.", show_default=False)] = None,
     force: Force = False,
+    plots: Annotated[bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")] = False,
     prior: Prior = None,
     priors: Preset = None,
     backend: Backend = None,
@@ -283,17 +304,20 @@ def compare_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
+    cv: Annotated[str | None, typer.Option(help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False)] = None,
+    folds: Annotated[int | None, typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(help="Parallel refits for --cv group.")] = 2,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
 
-    Example: poolwise compare gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --out results
+    Example: poolwise compare gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --out results --plots
     """
     with _guarded() as caught:
         from poolwise.data import read_data
 
-        _compare(read_data(data), formula, out=out, force=force, priors=_priors(prior, priors), backend=backend,
-                 draws=draws, tune=tune, chains=chains, seed=seed, as_json=as_json, progress=progress,
-                 allow_unidentified=allow_unidentified, caught=caught)
+        _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught,
+                 priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
+                 progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers)
 
 
 @app.command()
@@ -304,6 +328,7 @@ def demo(
     tune: Tune = 300,
     chains: Chains = 2,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
+    plots: Annotated[bool, typer.Option(help="Draw every figure into the results' figures/ folder.")] = True,
     as_json: AsJson = False,
     progress: Progress = False,
 ) -> None:
@@ -322,9 +347,8 @@ def demo(
         target = out if out is not None else Path(tempfile.mkdtemp(prefix="poolwise-demo-")) / "results"
         if not as_json:
             stdout.print(f"Demo: {truth['formula']} on {example_path()} ({EXAMPLE}, simulated)")
-        study = _compare(load_dataset(EXAMPLE), truth["formula"], out=target, force=force, priors=None, backend=None,
-                 draws=draws, tune=tune, chains=chains, seed=seed, as_json=as_json, progress=progress,
-                 allow_unidentified=False, caught=caught)
+        study = _compare(load_dataset(EXAMPLE), truth["formula"], out=target, force=force, plots=plots, as_json=as_json,
+                         caught=caught, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
         if not as_json:
             slope = summarise(population_draws(study.fits["partial"])["beta"])
             stdout.print(f"Truth: population yogaStretch slope {truth['population']['beta']:.2f}; partial pooling "
@@ -353,7 +377,7 @@ def show(
             if as_json:
                 typer.echo(_study_json(saved, caught, None, []))
             else:
-                _print_study(saved, saved.table)
+                _print_study(saved)
             return
         report = summary(saved)
         if as_json:
@@ -384,3 +408,128 @@ def simulate(
         stdout.print(f"Wrote {escape(str(path))} ({groups} gyms x {periods} periods) and its truth "
                      f"{escape(str(path.with_name(f'{EXAMPLE}_truth.json')))}.")
         stdout.print(f"Next: poolwise compare {escape(str(path))} '{GYM}'")
+
+
+# Figure kind -> (what it shows, whether it needs all three fits). Drawn by poolwise.plots.
+FIGURES = {
+    "data": ("the raw counts per group: trials light, successes dark, coloured by treatment", False),
+    "forest": ("each group's intercept and slope: no pooling under partial pooling", False),
+    "ppc": ("posterior predictive check of the success counts, per model", False),
+    "ppc-rates": ("posterior predictive check of the rates k / n, per model", False),
+    "logistic": ("each group on the inverse-logit curve, without and with the treatment", False),
+    "shrinkage": ("arrows from each group's no-pooling rate to its partial-pooling rate", True),
+    "loo": ("the LOO comparison of the three models", True),
+    "graph": ("the model's DAG (a .gv DOT source without Graphviz's dot)", False),
+}
+
+
+def _draw(kind: str, source, out: Path):
+    """Draw figure ``kind`` of ``source`` (a Study, a Fit, or a (data, formula) pair) into ``out``."""
+    from poolwise import plots
+    from poolwise.plots.style import pick_fit, save
+
+    if isinstance(source, tuple):
+        return save(plots.data_bars(plots.data_bars_table(*source)), out)
+    if FIGURES[kind][1] and not hasattr(source, "fits"):
+        raise PoolwiseError(f"the {kind} figure compares models; pass a folder saved by poolwise compare --out, not one fit")
+    draw = {
+        "data": lambda: plots.data_bars(plots.data_bars_table(pick_fit(source).data, pick_fit(source).spec)),
+        "forest": lambda: plots.forest(plots.forest_table(
+            {name: source.fits[name] for name in ("none", "partial")} if hasattr(source, "fits") else source)),
+        "ppc": lambda: plots.ppc(plots.ppc_table(source)),
+        "ppc-rates": lambda: plots.ppc(plots.ppc_table(source, scale="rate")),
+        "logistic": lambda: plots.logistic(plots.logistic_table(source)),
+        "shrinkage": lambda: plots.shrinkage(plots.shrinkage_table(source)),
+        "loo": lambda: plots.comparison(plots.comparison_table(source)),
+    }
+    if kind == "graph":
+        return plots.model_graph(pick_fit(source), out)
+    return save(draw[kind](), out)
+
+
+@app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(FIGURES) + ".", show_default=False)],
+    source: Annotated[str, typer.Argument(help="A results folder (compare --out), a saved fit (.nc), or with --formula a CSV/Parquet file or dataset name.", show_default=False)],
+    formula: Annotated[str | None, typer.Option(help="The formula, to draw 'data' straight from a data file.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(help="Image file to write (default: KIND.png; .svg and .pdf work too).", show_default=False)] = None,
+    force: Force = False,
+) -> None:
+    """Draw one figure from saved results (no refitting) or, for 'data', from a data file.
+
+    Kinds: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph.
+
+    Example: poolwise plot shrinkage results --out shrinkage.png
+    """
+    with _guarded():
+        if kind not in FIGURES:
+            raise PoolwiseError(f"unknown figure {kind!r}; use one of: {', '.join(FIGURES)}")
+        from poolwise.io import check_new, load
+
+        target = check_new(out if out is not None else Path(f"{kind}.png"), force=force)
+        if formula is not None:
+            if kind != "data":
+                raise PoolwiseError(f"--formula draws the data figure only; draw {kind} from saved results (compare --out DIR)")
+            from poolwise.data import read_data
+
+            loaded = (read_data(source), formula)
+        else:
+            loaded = load(source)
+        with stderr.status(f"Drawing {kind}...", spinner="dots"):
+            written = _draw(kind, loaded, target)
+        stdout.print(f"Wrote {escape(str(written))}: {FIGURES[kind][0]}.")
+
+
+@app.command()
+def decide(
+    source: Annotated[Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)],
+    model: Annotated[str, typer.Option(help="Which model of a results folder: partial, none or complete.")] = "partial",
+    treatment: Annotated[str | None, typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False)] = None,
+    trials: Annotated[int, typer.Option(help="Trials per new group for the expected outcomes.")] = 50,
+    new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
+    per_group: Annotated[bool, typer.Option("--per-group", help="Also print each observed group's rates.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Answer the business question on the probability scale: does the treatment help a typical
+    group, a new group, each group, and how many more successes should new groups expect?
+
+    Example: poolwise decide results --trials 50 --new-groups 100
+    """
+    with _guarded() as caught:
+        from poolwise.decide import decide as decide_fit
+        from poolwise.io import load
+        from poolwise.pooling import pooling
+
+        saved = load(source)
+        fit = saved.fits[pooling(model).name] if hasattr(saved, "fits") else saved
+        decision = decide_fit(fit, treatment=treatment, trials=trials, groups=new_groups, seed=seed)
+        if as_json:
+            tables = {name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
+                      for name in ("typical", "new_group", "expected", "per_group")}
+            typer.echo(json.dumps({"model": decision.pooling, "treatment": decision.treatment, "verdict": decision.verdict(),
+                                   **tables, "notes": decision.notes, "warnings": _messages(caught)}, indent=2))
+            return
+        _print_decision(decision, per_group=per_group)
+
+
+def _print_decision(decision, *, per_group: bool) -> None:
+    pct = f"{decision.prob:.0%}"
+    rates = _table(f"{decision.treatment}: rates on the probability scale, {pct} intervals", gap=1)
+    numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")
+    for column in (decision.factor, "Quantity", *numbers, "Source"):
+        rates.add_column(escape(column), justify="right" if column in numbers else "left", no_wrap=True)
+    frames = [decision.typical, decision.new_group] + ([decision.per_group] if per_group else [])
+    for frame in frames:
+        for _, row in frame.iterrows():
+            digits = 2 if row["quantity"] == "ratio" else 3
+            rates.add_row(escape(str(row["group"])), row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits),
+                          _num(row["upper"], digits), _num(row["p_helps"]), escape(row["source"]))
+    stdout.print(rates)
+    expected = _table(f"Expected {decision.successes}: {decision.groups} new {decision.factor}s x {decision.trials} trials")
+    for column in ("Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(more)"):
+        expected.add_column(column, justify="left" if column == "Quantity" else "right", no_wrap=True)
+    for _, row in decision.expected.iterrows():
+        expected.add_row(row["quantity"], _num(row["mean"], 0), _num(row["lower"], 0), _num(row["upper"], 0), _num(row["p_helps"]))
+    stdout.print(expected)
+    stdout.print(f"[bold]{escape(decision.verdict())}[/]")
