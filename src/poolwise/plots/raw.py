@@ -105,14 +105,11 @@ def data_bars(
         panel.set_axis_off()
     for panel in axes[:, 0]:
         panel.set_ylabel("Count")
-    for panel in axes[-1, :]:
-        panel.set_xlabel(found["time"])
-    if nrows > 1:
-        for column in range(ncols):
-            panel = axes[nrows - 2, column]
-            if len(names) <= (nrows - 1) * ncols + column:
-                panel.xaxis.set_tick_params(labelbottom=True)
-                panel.set_xlabel(found["time"])
+    for column in range(min(ncols, len(names))):
+        # The lowest used panel of each column carries the x axis, also above an empty cell.
+        lowest = axes[(len(names) - 1 - column) // ncols, column]
+        lowest.xaxis.set_tick_params(labelbottom=True)
+        lowest.set_xlabel(found["time"])
     handles = _legend_handles(table[table["group"].isin(names)], found)
     empty = axes.flat[len(names):]
     if single:
@@ -121,11 +118,10 @@ def data_bars(
         empty[-1].legend(handles=handles, loc="center", frameon=False)
     else:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
-    heading = title or f"{found['successes']} out of {found['trials'].lower()} by {found['group'].lower()}"
     if single:
         axes.flat[0].set_title(title or f"{found['group']} {names[0]}: {found['successes'].lower()} out of {found['trials'].lower()}")
     else:
-        figure.suptitle(heading)
+        figure.suptitle(title or f"{found['successes']} out of {found['trials'].lower()} by {found['group'].lower()}")
     return figure
 
 
