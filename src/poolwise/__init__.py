@@ -22,6 +22,7 @@ _EXPORTS = {
     "Decision": "decide", "decide": "decide", "lme4_summary": "decide",
     "CV": "cv", "group_cv": "cv", "group_folds": "cv",
     "aggregate_file": "rows", "read_rows": "rows",
+    "check": "identify", "contrasts": "identify", "correlated_pairs": "identify", "sensitivity": "sensitivity",
 }
 __all__ = sorted(_EXPORTS)
 

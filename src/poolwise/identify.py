@@ -1,24 +1,73 @@
-"""Identifiability: which coefficients the data cannot decide, found before and after fitting."""
+"""Identifiability: which coefficients the data cannot decide, found before and after fitting.
+
+Before fitting, ``check_design`` (run by ``fit``, ``compare`` and ``cv``) refuses a design whose
+columns are linearly dependent, because then any constant can move between those coefficients
+without changing the likelihood and the priors decide the split (the "leaking effect"). ``check``
+runs the same checks without fitting and reports them all. After a fit, ``correlated_pairs``
+flags what the posterior cannot tell apart and ``contrasts`` reports the differences between
+levels, which stay identified, next to the raw level coefficients.
+"""
+
+from dataclasses import dataclass
+from itertools import combinations
+from os.path import commonprefix
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from formulae import design_matrices
 
 from poolwise.errors import PoolwiseError
 from poolwise.formulas import NAMESPACE, FormulaSpec
 
+if TYPE_CHECKING:  # poolwise.fit imports this module, so Fit is only named in annotations here
+    from poolwise.fit import Fit
 
-def _design(formula: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+POOLING_NAMES = ("complete", "none", "partial")
+ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
+PROB = 0.89  # the interval coefficients.py reports (ArviZ 1.x's default)
+_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class Design:
+    """A common-effects design matrix with each column's label (as the posterior names it:
+    ``x``, ``C(g)[2]``) and term, plus formulae's term objects (levels, contrast matrices)."""
+
+    matrix: np.ndarray
+    labels: list[str]
+    terms: list[str]
+    term_objects: dict
+
+    def null_space(self) -> np.ndarray:
+        """Rows span the directions the data cannot see: coefficient changes that leave every
+        linear predictor as it is."""
+        if self.matrix.shape[1] == 0:
+            return np.zeros((0, 0))
+        _, singular, vt = np.linalg.svd(self.matrix, full_matrices=True)
+        rank = int(np.sum(singular > _TOL * singular.max())) if singular.size else 0
+        return vt[rank:]
+
+    def identified(self, weights: np.ndarray) -> bool:
+        """Whether the combination ``weights @ coefficients`` is decided by the data."""
+        null = self.null_space()
+        return not null.size or bool(np.abs(null @ weights).max() < 1e-6)
+
+
+def design(formula: str, data: pd.DataFrame) -> Design:
+    """The common-effects design of ``formula`` on ``data``, built by formulae as Bambi builds it."""
     common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
-    matrix = np.asarray(common.design_matrix, dtype=float)
-    names = [""] * matrix.shape[1]
-    for term, columns in common.slices.items():
-        for i in range(columns.start, columns.stop):
-            names[i] = term
-    return matrix, names
+    if common is None:
+        return Design(np.zeros((len(data), 0)), [], [], {})
+    labels, terms = [], []
+    for name, term in common.terms.items():
+        labels.extend(term.labels)
+        terms.extend([name] * len(term.labels))
+    return Design(np.asarray(common.design_matrix, dtype=float), labels, terms, dict(common.terms))
 
 
-def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = 1e-8) -> list[str]:
+def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = _TOL) -> list[str]:
     """Names of the terms whose columns take part in a linear dependency (empty when full rank)."""
     if matrix.shape[1] == 0:
         return []
@@ -29,31 +78,179 @@ def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = 1e-8) -> 
     return list(dict.fromkeys(names[i] for i in loaded))
 
 
-def check_design(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> None:
-    """Refuse a common-effects design whose columns are linearly dependent, and a group factor
-    whose levels the common terms already separate.
+def indicator_sets(found: Design) -> list[list[int]]:
+    """Column indices of each set of single-column 0/1 terms that add up to 1 on every row: a
+    factor coded by hand with one indicator per level, as in ``b0 + beta[level]``."""
+    matrix = found.matrix
+    binary = [
+        i for i in range(matrix.shape[1])
+        if found.terms[i] == found.labels[i] != "Intercept"
+        and set(np.unique(matrix[:, i])) <= {0.0, 1.0} and matrix[:, i].any()
+    ]
+    sets, used = [], set()
+    for i in binary:
+        if i in used:
+            continue
+        members = [i]
+        for j in binary:
+            # A level's indicator never fires on a row where another level's already does.
+            if j > i and j not in used and not (matrix[:, members].sum(axis=1) * matrix[:, j]).any():
+                members.append(j)
+        if len(members) > 1 and np.allclose(matrix[:, members].sum(axis=1), 1):
+            sets.append(members)
+            used.update(members)
+    return sets
 
-    Either way the likelihood cannot tell the coefficients apart, so their priors decide the split
-    (the "leaking effect"); contrasts between levels stay identified.
+
+def _set_name(labels: list[str]) -> tuple[str, list[str]]:
+    """``trial_control_0, trial_control_1`` -> ``trial_control`` with levels ``0, 1``."""
+    prefix = commonprefix(labels)
+    stem = prefix.rstrip("_.[ ")
+    if stem and all(len(label) > len(prefix) for label in labels):
+        return stem, [label[len(prefix):] for label in labels]
+    return " + ".join(labels), list(labels)
+
+
+def _rank(matrix: np.ndarray) -> int:
+    return int(np.linalg.matrix_rank(matrix)) if matrix.shape[1] else 0
+
+
+def _common_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> dict:
+    found = design(complete_formula, data)
+    terms = dependent_terms(found.matrix, found.terms)
+    k = found.matrix.shape[1]
+    row = {"check": "common terms", "models": ", ".join(POOLING_NAMES)}
+    if not terms:
+        return row | {"status": "ok", "message": f"{k} columns of rank {k}: the data identify every common coefficient"}
+    sets = [[found.labels[i] for i in members] for members in indicator_sets(found)]
+    sets = [labels for labels in sets if set(labels) <= set(terms)]
+    detail = f"design rank {_rank(found.matrix)} for {k} columns"
+    if sets:
+        sums = " and ".join(" + ".join(labels) for labels in sets)
+        detail += f": {sums} {'each add' if len(sets) > 1 else 'adds'} up to 1 on every row"
+        stems = [_set_name(labels)[0] for labels in sets]
+        if all(stem in data.columns for stem in stems):
+            recode = f"write {' + '.join(f'C({stem})' for stem in stems)} instead of the indicator columns"
+        else:
+            recode = "code each factor once with C(x)"
+        fix = f"{recode} (reference coding, the default; C(x, Sum) for sum-to-zero) or drop one indicator per set"
+        if len(sets) == 1 and "Intercept" in terms:
+            fix += ", or drop the intercept with 0 + ..."
+    else:
+        fix = ("drop or recode one of them: code each factor once with C(x) (reference coding, the default) "
+               "or C(x, Sum) (sum-to-zero), or drop the intercept with 0 + ... if a factor is coded in full")
+    return row | {"status": "error", "message": (
+        f"terms {', '.join(terms)} are linearly dependent ({detail}), so the priors, not the data, decide how a "
+        f"constant splits between them; {fix}; {ALLOW}"
+    )}
+
+
+def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> dict:
+    """(1|g) next to common terms that already separate every level of g adds nothing the data
+    can tell apart from them: its deviations and group sd are the prior's."""
+    group = spec.group
+    found = design(complete_formula, data)
+    indicators = pd.get_dummies(data[group]).to_numpy(dtype=float)
+    joint = np.hstack([found.matrix, indicators])
+    row = {"check": "group levels", "models": "partial"}
+    if _rank(joint) > _rank(found.matrix):
+        return row | {"status": "ok", "message": f"(1|{group}) is identified: the common terms do not separate all {indicators.shape[1]} levels of {group}"}
+    names = [name for name in dependent_terms(joint, found.terms + [f"1|{group}"] * indicators.shape[1])
+             if name not in ("Intercept", f"1|{group}")]
+    if not names:
+        message = f"{group} has a single level, so (1|{group}) cannot be told apart from the intercept; drop (1|{group}), {ALLOW}"
+    else:
+        subject = f"term {names[0]} already separates" if len(names) == 1 else f"terms {', '.join(names)} already separate"
+        message = (
+            f"the common {subject} every level of {group}, so (1|{group}) cannot be "
+            f"told apart from them and its group sd is the prior's; drop {', '.join(names)} from the common terms "
+            f"(keep (1|{group})) or drop (1|{group}); {ALLOW}"
+        )
+    return row | {"status": "error", "message": message}
+
+
+def _no_pooling_finding(spec: FormulaSpec, data: pd.DataFrame) -> dict:
+    """No pooling gives every group its own intercept, which absorbs any common term that takes
+    one value per group (a group-level predictor); partial pooling can still estimate those."""
+    group = spec.group
+    fixed = [term for term in spec.common if term not in spec.varying]
+    row = {"check": "no-pooling intercepts", "models": "none"}
+    found = design(f"{spec.response} ~ 0 + C({group})" + "".join(f" + {term}" for term in fixed), data)
+    names = [name for name in dependent_terms(found.matrix, found.terms) if name != f"C({group})"]
+    if not names:
+        return row | {"status": "ok", "message": f"no common term takes a single value within every {group}"}
+    return row | {"status": "error", "message": (
+        f"{', '.join(names)} {'takes' if len(names) == 1 else 'take'} one value per {group}, so the no-pooling model's "
+        f"per-{group} intercepts absorb {'it' if len(names) == 1 else 'them'}; fit partial pooling alone "
+        f"(pooling='partial'), drop {'it' if len(names) == 1 else 'them'}, {ALLOW}"
+    )}
+
+
+def prior_only_messages(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
+    """The no-pooling slopes the data cannot inform, as sentences (see ``prior_only_groups``)."""
+    messages = []
+    for term, found in prior_only_groups(spec, data).items():
+        if found["prior_only"]:
+            messages.append(
+                f"no pooling: {spec.group} {', '.join(found['prior_only'])} never had {term} != 0, so their "
+                f"{term} slopes are the prior, not data; partial pooling borrows them from the population instead"
+            )
+        if found["sum_only"]:
+            messages.append(
+                f"no pooling: {spec.group} {', '.join(found['sum_only'])} only ever had one value of {term}, so the "
+                f"data identify only the sum of intercept and {term} slope there; the prior splits it"
+            )
+    return messages
+
+
+def _findings(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> list[dict]:
+    rows = [_common_finding(spec, data, complete_formula)]
+    if spec.group is None:
+        return rows
+    if spec.group_intercept:
+        rows.append(_group_finding(spec, data, complete_formula))
+        rows.append(_no_pooling_finding(spec, data))
+    if spec.varying:
+        messages = prior_only_messages(spec, data)
+        rows.extend({"check": "no-pooling slopes", "models": "none", "status": "warning", "message": message}
+                    for message in messages)
+        if not messages:
+            rows.append({"check": "no-pooling slopes", "models": "none", "status": "ok",
+                         "message": f"every {spec.group} saw more than one value of {', '.join(spec.varying)}"})
+    return rows
+
+
+def check_design(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str, *, pooling: str | None = None) -> None:
+    """Refuse a design the data cannot identify, before any sampling.
+
+    Raises ``PoolwiseError`` (with the dependent terms and the fixes) when the common-effects
+    columns are linearly dependent, when the common terms already separate every level of the
+    group factor (partial pooling), or when a common term takes one value per group (no
+    pooling). ``pooling`` limits the checks to that model; None checks all three, as ``compare``
+    fits them all. ``data`` is the prepared data that will be fitted.
     """
-    matrix, names = _design(complete_formula, data)
-    fixes = "use reference coding C(x) (the default), sum-to-zero coding C(x, Sum), or drop the intercept with 0 + ...; or pass allow_unidentified=True to let the priors decide"
-    terms = dependent_terms(matrix, names)
-    if terms:
-        raise PoolwiseError(
-            f"terms {', '.join(terms)} are linearly dependent (design rank {np.linalg.matrix_rank(matrix)} "
-            f"for {matrix.shape[1]} columns), so the priors, not the data, split their common level; {fixes}"
-        )
-    if spec.group is None or not spec.group_intercept:
-        return
-    indicators = pd.get_dummies(data[spec.group]).to_numpy(dtype=float)
-    joint = np.linalg.matrix_rank(np.hstack([matrix, indicators]))
-    expected = np.linalg.matrix_rank(matrix) + indicators.shape[1] - (1 if spec.intercept or matrix.shape[1] else 0)
-    if joint < expected:
-        raise PoolwiseError(
-            f"the common terms already separate the levels of {spec.group}, so (1|{spec.group}) is not identified "
-            f"from them; drop {spec.group} from the common terms or {fixes}"
-        )
+    for row in _findings(spec, data, complete_formula):
+        relevant = pooling is None or pooling in row["models"].split(", ")
+        if row["status"] == "error" and relevant:
+            raise PoolwiseError(row["message"])
+
+
+def check(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """Run every design check of ``formula`` on ``data`` without fitting (``poolwise check``).
+
+    One row per check: ``check`` (common terms, group levels, no-pooling intercepts, no-pooling
+    slopes), ``models`` (which pooling models it concerns), ``status`` (ok, warning: the model
+    fits but a prior decides some coefficients, error: ``fit`` and ``compare`` refuse it) and
+    ``message``. Bad formulas or data raise ``PoolwiseError`` as ``fit`` would.
+    """
+    # poolwise.fit imports this module; prepare_data is plain pandas and imports no Bambi.
+    from poolwise.fit import prepare_data
+    from poolwise.formulas import parse_formula
+    from poolwise.pooling import POOLINGS
+
+    spec = parse_formula(formula, data)
+    prepared, _ = prepare_data(spec, data)
+    return pd.DataFrame(_findings(spec, prepared, POOLINGS[0].build(spec)), columns=["check", "models", "status", "message"])
 
 
 def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
@@ -73,25 +270,181 @@ def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[s
     return found
 
 
-def correlated_pairs(posterior, threshold: float = 0.9) -> pd.DataFrame:
-    """Pairs of scalar parameters (or vector elements) whose posterior correlation exceeds
-    ``threshold`` in magnitude: the sign that the data identify only a combination of them."""
-    columns = {}
+# ---- after a fit -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Set:
+    """Levels of one factor as the fit codes them: ``effects`` holds each level's effect (up to a
+    constant the data may not see), ``raw`` the fitted coefficients with their column weights."""
+
+    name: str
+    levels: list[str]
+    effects: xr.DataArray  # (chain, draw, level)
+    raw: dict[str, xr.DataArray]
+    weights: np.ndarray | None  # (level, design column): effects = weights @ coefficients; None off the common design
+
+
+def _parameters(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
+    """Every scalar parameter and vector element as (chain, draw) draws, named ``x`` or ``x[label]``;
+    per-observation quantities (Bambi's ``p``) are left out."""
+    out = {}
     for name, values in posterior.data_vars.items():
-        flat = values.stack(sample=("chain", "draw"))
-        extra = [d for d in flat.dims if d != "sample"]
+        extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
         if not extra:
-            columns[name] = flat.values
-        elif len(extra) == 1:
-            for label in flat[extra[0]].values:
-                columns[f"{name}[{label}]"] = flat.sel({extra[0]: label}).values
-    frame = pd.DataFrame(columns)
+            out[name] = values
+        elif len(extra) == 1 and "__obs__" not in extra[0]:
+            for label in values[extra[0]].values:
+                out[f"{name}[{label}]"] = values.sel({extra[0]: label}, drop=True)
+    return out
+
+
+def _level_effects(columns: list[xr.DataArray], weights: np.ndarray, levels: list[str]) -> xr.DataArray:
+    stacked = xr.concat(columns, dim="column")
+    matrix = xr.DataArray(weights, dims=("level", "column"), coords={"level": levels})
+    return xr.dot(matrix, stacked, dim="column").transpose("chain", "draw", "level")
+
+
+def _sets(fit: "Fit", found: Design, params: dict[str, xr.DataArray]) -> list[_Set]:
+    """Indicator sets, categorical terms, 0/1 terms and group-specific intercepts/slopes of a fit."""
+    index = {label: i for i, label in enumerate(found.labels)}
+    sets = []
+    in_sets = set()
+    for members in indicator_sets(found):
+        labels = [found.labels[i] for i in members]
+        if not all(label in params for label in labels):
+            continue
+        name, levels = _set_name(labels)
+        weights = np.zeros((len(members), len(found.labels)))
+        weights[range(len(members)), members] = 1
+        effects = _level_effects([params[label] for label in labels], np.eye(len(labels)), levels)
+        sets.append(_Set(name, levels, effects, {label: params[label] for label in labels}, weights))
+        in_sets.update(labels)
+    for term, obj in found.term_objects.items():
+        components = getattr(obj, "components", [])
+        if len(components) != 1 or term in in_sets:
+            continue
+        component = components[0]
+        columns = [i for i, t in enumerate(found.terms) if t == term]
+        if getattr(component, "kind", None) == "categoric":
+            contrast = component.contrast_matrix
+            labels = [f"{term}[{label}]" for label in contrast.labels]
+            levels = [str(level) for level in component.levels]
+            coded = np.asarray(contrast.matrix, dtype=float)
+            name = sorted(obj.var_names)[0] if len(obj.var_names) == 1 else term
+        elif len(columns) == 1 and set(np.unique(found.matrix[:, columns[0]])) == {0.0, 1.0}:
+            labels, levels, coded, name = [term], ["0", "1"], np.array([[0.0], [1.0]]), term
+        else:
+            continue
+        if not all(label in params for label in labels):
+            continue
+        weights = np.zeros((len(levels), len(found.labels)))
+        weights[:, [index[label] for label in labels]] = coded
+        effects = _level_effects([params[label] for label in labels], coded, levels)
+        sets.append(_Set(name, levels, effects, {label: params[label] for label in labels}, weights))
+    spec = fit.spec
+    if spec.group is not None and fit.pooling == "partial":
+        for term in (["1"] if spec.group_intercept else []) + list(spec.varying):
+            var = f"{term}|{spec.group}"
+            if var not in fit.posterior:
+                continue
+            values = fit.posterior[var]
+            dim = [d for d in values.dims if d not in ("chain", "draw")][0]
+            levels = [str(level) for level in values[dim].values]
+            effects = values.rename({dim: "level"}).assign_coords(level=levels).transpose("chain", "draw", "level")
+            raw = {f"{var}[{level}]": effects.sel(level=level, drop=True) for level in levels}
+            sets.append(_Set(var, levels, effects, raw, None))
+    return sets
+
+
+def _group_confounded(fit: "Fit", found: Design) -> bool:
+    """Partial pooling whose common terms already separate every level of the group."""
+    spec = fit.spec
+    if fit.pooling != "partial" or spec.group is None or not spec.group_intercept:
+        return False
+    indicators = pd.get_dummies(fit.data[spec.group]).to_numpy(dtype=float)
+    return _rank(np.hstack([found.matrix, indicators])) == _rank(found.matrix)
+
+
+def estimates(fit: "Fit", *, parameters: bool = False) -> list[dict]:
+    """Draws of every level coefficient and every difference between two levels of a factor,
+    each with whether the data identify it; with ``parameters``, every other scalar parameter
+    (intercept, group sds) too. The rows ``contrasts`` and ``sensitivity`` summarise."""
+    found = design(fit.formula, fit.data)
+    params = _parameters(fit.posterior)
+    confounded = _group_confounded(fit, found)
+    rows = []
+    covered = set()
+    for entry in _sets(fit, found, params):
+        group_level = entry.weights is None
+        for label, draws in entry.raw.items():
+            if group_level:
+                identified = not confounded
+            else:
+                identified = found.identified(np.eye(len(found.labels))[found.labels.index(label)]) and not confounded
+            rows.append({"set": entry.name, "kind": "coefficient", "name": label, "identified": identified, "draws": draws})
+            covered.add(label)
+        for (i, low), (j, high) in combinations(enumerate(entry.levels), 2):
+            identified = not confounded and (group_level or found.identified(entry.weights[j] - entry.weights[i]))
+            rows.append({"set": entry.name, "kind": "contrast", "name": f"{high} - {low}", "identified": identified,
+                         "draws": entry.effects.sel(level=high, drop=True) - entry.effects.sel(level=low, drop=True)})
+    if not parameters:
+        return rows
+    others = []
+    for label, draws in params.items():
+        if label in covered:
+            continue
+        if label in found.labels:
+            identified = found.identified(np.eye(len(found.labels))[found.labels.index(label)]) and not (
+                confounded and label == "Intercept")
+        else:
+            identified = not (confounded and label.startswith(f"1|{fit.spec.group}"))
+        others.append({"set": None, "kind": "coefficient", "name": label, "identified": identified, "draws": draws})
+    return others + rows
+
+
+def contrasts(fit: "Fit", *, prob: float = PROB) -> pd.DataFrame:
+    """The raw coefficient of each level next to the differences between levels, per factor.
+
+    A factor is a ``C(x)`` term, a set of 0/1 indicator columns that add up to 1 (one
+    coefficient per level, as in ``b0 + beta[level]``), a single 0/1 column, or a group's
+    intercepts or slopes under partial pooling. One row per coefficient and per pair of levels:
+    ``set``, ``kind`` (coefficient or contrast), ``name`` (the parameter, or ``"2 - 0"``),
+    ``identified`` (whether the data decide it, from the design's null space), then mean, sd
+    and the ``prob`` equal-tailed interval. When the design is over-parameterised the raw
+    coefficients carry whatever constant the priors give them; the contrasts do not.
+    """
+    from poolwise.coefficients import summarise
+
+    rows = [{key: value for key, value in row.items() if key != "draws"} | summarise(row["draws"], prob)
+            for row in estimates(fit)]
+    return pd.DataFrame(rows, columns=["set", "kind", "name", "identified", "mean", "sd", "lower", "upper"])
+
+
+def correlated_pairs(fit: "Fit", threshold: float = 0.9) -> pd.DataFrame:
+    """Pairs of parameters whose posterior correlation exceeds ``threshold`` in magnitude.
+
+    Such a pair is known well only as a combination. ``identified`` says whether the data
+    decide each of the two anyway (False when both load on a direction the design cannot see:
+    the leaking effect, where the priors split a constant between them; True when the data just
+    inform their sum or difference better than each, e.g. a reference level with few
+    observations). Sorted by |correlation|, largest first.
+    """
+    found = design(fit.formula, fit.data)
+    params = _parameters(fit.posterior)
+    frame = pd.DataFrame({name: np.asarray(draws).reshape(-1) for name, draws in params.items()})
     frame = frame.loc[:, frame.std() > 0]
     corr = frame.corr().to_numpy()
-    rows = []
     names = list(frame.columns)
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            if abs(corr[i, j]) > threshold:
-                rows.append((names[i], names[j], float(corr[i, j])))
-    return pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "correlation"])
+    null = found.null_space()
+    confounded = _group_confounded(fit, found)
+
+    def unseen(name: str) -> bool:
+        if name in found.labels:
+            loads = null.size and np.abs(null[:, found.labels.index(name)]).max() > 1e-6
+            return bool(loads) or (confounded and name == "Intercept")
+        return confounded and name.startswith(f"1|{fit.spec.group}")
+
+    rows = [(names[i], names[j], float(corr[i, j]), not (unseen(names[i]) and unseen(names[j])))
+            for i, j in combinations(range(len(names)), 2) if abs(corr[i, j]) > threshold]
+    table = pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "correlation", "identified"])
+    return table.reindex(table["correlation"].abs().sort_values(ascending=False).index).reset_index(drop=True)
