@@ -223,6 +223,25 @@ def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
     assert shown.exit_code == 0 and shown.stdout.splitlines() == lines[:-1]
 
 
+def test_compare_with_grouped_cv(monkeypatch, tmp_path):
+    from poolwise.io import load_study
+
+    def fake_compare(formula, data, **settings):
+        assert (settings["cv"], settings["folds"], settings["workers"]) == ("group", 3, 1)
+        study = load_study(TINY)
+        study.table = study.table.assign(elpd_cv=[-150.0, -140.0, -300.0], se_cv=[5.0, 4.0, 30.0])
+        return study
+
+    monkeypatch.setattr(import_module("poolwise.compare"), "compare", fake_compare)
+    result = run("compare", "franchise", FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("Grouped cross-validation (predicting groups left out)")
+    assert [line.split()[:2] for line in lines[start + 1:start + 6]] == [
+        ["Model", "elpd_cv"], ["─" * 33], ["No", "pooling"], ["Partial", "pooling"], ["Complete", "pooling"]]
+    assert run("show", tmp_path / "cv").stdout.splitlines() == lines[:-1]
+
+
 def test_compare_json(tiny_sampler):
     result = run("compare", "franchise", FORMULA, "--json")
     assert result.exit_code == 0

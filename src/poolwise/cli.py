@@ -165,14 +165,19 @@ def _print_study(study) -> None:
 
     table = study.table
     loo = _table("LOO comparison (higher elpd_loo predicts better)")
-    cv = [column for column in ("elpd_cv", "se_cv") if column in table.columns]
-    for column in ("Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k>0.7", *cv):
+    for column in ("Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k>0.7"):
         loo.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
     for name, row in table.iterrows():
         loo.add_row(pooling(name).label, _num(row["elpd_loo"], 1), _num(row["se"], 1), _num(row["elpd_diff"], 1),
-                    _num(row["dse"], 1), _num(row["p_loo"], 1), _num(row["weight"]),
-                    f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}", *(_num(row[column], 1) for column in cv))
+                    _num(row["dse"], 1), _num(row["p_loo"], 1), _num(row["weight"]), f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}")
     stdout.print(loo)
+    if "elpd_cv" in table.columns:
+        cv = _table("Grouped cross-validation (predicting groups left out)")
+        for column in ("Model", "elpd_cv", "se_cv"):
+            cv.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
+        for name, row in table.sort_values("elpd_cv", ascending=False).iterrows():
+            cv.add_row(pooling(name).label, _num(row["elpd_cv"], 1), _num(row["se_cv"], 1))
+        stdout.print(cv)
     stdout.print(f"[bold]{escape(study.verdict())}[/]")
     for note in study.notes:
         stdout.print(f"Note: {escape(note)}")

@@ -215,7 +215,8 @@ def save_study(study, folder: str | Path, *, force: bool = False,
 
 
 def load_study(folder: str | Path):
-    """Load a study saved by :func:`save_study`; the LOO table is recomputed from the saved draws."""
+    """Load a study saved by :func:`save_study`; the LOO table is recomputed from the saved draws
+    (grouped CV columns, which need refits, are read from loo.csv)."""
     from poolwise.compare import Study, loo_table
 
     folder = Path(folder)
@@ -226,6 +227,10 @@ def load_study(folder: str | Path):
         raise PoolwiseError(f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc")
     notes = json.loads((folder / "study.json").read_text()).get("notes", []) if (folder / "study.json").is_file() else []
     table, loos = loo_table(fits)
+    saved = pd.read_csv(folder / "loo.csv", index_col="model") if (folder / "loo.csv").is_file() else pd.DataFrame()
+    cv = [column for column in ("elpd_cv", "se_cv") if column in saved.columns]
+    if cv:  # grouped CV refits cannot be recomputed from the saved draws: take them as saved
+        table = table.join(saved[cv])
     return Study(next(iter(fits.values())).spec.formula, fits, table, loos, notes)
 
 
