@@ -23,6 +23,7 @@ _EXPORTS = {
     "CV": "cv", "group_cv": "cv", "group_folds": "cv",
     "aggregate_file": "rows", "read_rows": "rows",
     "check": "identify", "contrasts": "identify", "correlated_pairs": "identify", "sensitivity": "sensitivity",
+    "save_fit": "io", "load_fit": "io", "save_study": "io", "load_study": "io", "Summary": "summary", "summary": "summary",
 }
 __all__ = sorted(_EXPORTS)
 
