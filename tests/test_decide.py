@@ -256,11 +256,14 @@ def test_simulated_truth_is_covered():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         fit = fit_model(truth["formula"], data, draws=500, tune=500, chains=2, seed=5)
-    decision = decide(fit, seed=5)
     pop = truth["population"]
     difference = expit(pop["alpha"] + pop["beta"]) - expit(pop["alpha"])
-    typical = row(decision.typical, "difference")
+    # One 89% interval misses by design for 11% of seeds; a 99% one missing would signal a real bias.
+    # (Here the 89% interval, -0.001 to 0.101, just covers the true 0.100: these 20 gyms' slopes
+    # happened to come out low.)
+    typical = row(decide(fit, prob=0.99, seed=5).typical, "difference")
     assert typical["lower"] < difference < typical["upper"]
+    decision = decide(fit, seed=5)
     per_group = decision.per_group[decision.per_group["quantity"] == "difference"].set_index("group")
     true_groups = {g: expit(t["alpha"] + t["beta"]) - expit(t["alpha"]) for g, t in truth["groups"].items()}
     covered = [per_group.loc[g, "lower"] < d < per_group.loc[g, "upper"] for g, d in true_groups.items()]
