@@ -22,7 +22,7 @@ from poolwise.io import load_fit
 TINY = Path(__file__).parent / "data" / "tiny_study"
 FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 SIMPLE = "p(k, n) ~ x + (1|g)"
-COMMANDS = ("templates", "fit", "compare", "demo", "show", "plot", "decide", "simulate")
+COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "simulate")
 runner = CliRunner()
 
 
@@ -99,6 +99,17 @@ def test_templates():
         "Partial pooling: p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)",
         "  groups drawn from a shared population: the formula as written",
     ]
+
+
+def test_check():
+    result = run("check", "franchise", FORMULA)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "     ok  common terms (complete, none, partial): 2 columns of rank 2: the data identify every common coefficient"
+    assert lines[-1].startswith("warning  no-pooling slopes (none): no pooling: gymID 1, 7, 9, 12 never had yogaStretch != 0")
+    refused = run("check", "franchise", "p(nSigned, nTrialCustomers) ~ C(gymID) + (1|gymID)", "--json")
+    assert refused.exit_code == 1
+    assert [row["status"] for row in json.loads(refused.stdout)] == ["ok", "error", "ok"]
 
 
 # Each bad input: command-line arguments (with {csv} for a counts file holding the bad cell and

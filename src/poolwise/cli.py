@@ -538,3 +538,28 @@ def _print_decision(decision, *, per_group: bool) -> None:
         expected.add_row(row["quantity"], _num(row["mean"], 0), _num(row["lower"], 0), _num(row["upper"], 0), _num(row["p_helps"]))
     stdout.print(expected)
     stdout.print(f"[bold]{escape(decision.verdict())}[/]")
+
+
+@app.command()
+def check(data: Data, formula: Formula, as_json: AsJson = False) -> None:
+    """Check, without fitting, whether the data can identify every coefficient of the three models.
+
+    Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
+    fit and compare would refuse the design.
+
+    Example: poolwise check gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
+    """
+    with _guarded():
+        from poolwise.data import read_data
+        from poolwise.identify import check as check_design
+
+        report = check_design(formula, read_data(data))
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(orient="records"), indent=2))
+        else:
+            colours = {"ok": "green", "warning": "yellow", "error": "bold red"}
+            for _, row in report.iterrows():
+                stdout.print(f"[{colours.get(row['status'], 'bold')}]{row['status']:>7}[/]  {escape(row['check'])} "
+                             f"({escape(row['models'])}): {escape(row['message'])}")
+    if (report["status"] == "error").any():
+        raise typer.Exit(1)
