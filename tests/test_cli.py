@@ -333,4 +333,4 @@ def test_real_demo(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Partial pooling" in result.stdout and "predicts best" in result.stdout
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
-        "coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
+        "coefficients.csv", "complete.nc", "figures", "loo.csv", "none.nc", "partial.nc", "study.json"]
