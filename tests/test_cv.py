@@ -1,6 +1,7 @@
 """Grouped cross-validation: folds, the new-group scores against integrals done another way, and
 the gym comparison run in parallel and serially."""
 
+import sys
 import warnings
 
 import numpy as np
@@ -65,6 +66,17 @@ def test_bad_cv_settings_fail_before_sampling(gym):
         group_cv(GYM_FORMULA, gym, folds=13)
     with pytest.raises(pw.PoolwiseError, match=r"has no group term"):
         group_cv("p(nSigned, nTrialCustomers) ~ yogaStretch", gym)
+
+
+def test_cluster_addresses_need_their_packages(gym, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(pw.PoolwiseError, match=r"^cluster address 'tcp://127.0.0.1:8786' needs Dask: pip install distributed"):
+        group_cv(GYM_FORMULA, gym, folds=2, executor="tcp://127.0.0.1:8786")
+    with pytest.raises(pw.PoolwiseError, match=r"^a ray:// address needs Ray: pip install 'ray\[default\]'$"):
+        group_cv(GYM_FORMULA, gym, folds=2, executor="ray://127.0.0.1:10001")
+    with pytest.raises(pw.PoolwiseError, match=r"^executor must be a concurrent.futures.Executor or a cluster address, got int$"):
+        group_cv(GYM_FORMULA, gym, folds=2, executor=4)
 
 
 def test_pointwise_elpd_is_the_log_mean_likelihood():

@@ -119,7 +119,8 @@ def group_cv(
         check_design(spec, prepared, POOLINGS[0].build(spec))
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     folds = group_folds(prepared[spec.group], folds, seed=seed)
-    _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
+    if priors is not None:  # a typo in a term or preset fails here, not in every worker
+        _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
     result = run_folds(spec, prepared, folds, poolings=names,
                        draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=priors,
                        allow_unidentified=allow_unidentified, workers=workers, executor=executor)
@@ -145,8 +146,9 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
             held_out = fold_of == number
             # Seeds depend on the model and fold only, not on the run order or the models asked for.
             fit_seed, score_seed = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(2)
-            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors,
-                          "train": data[~held_out].reset_index(drop=True), "test": data[held_out].reset_index(drop=True),
+            # Every task refers to the same DataFrame and slices it in the worker, so the parent
+            # holds one copy of the data however many refits are queued.
+            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors, "data": data,
                           "rows": np.flatnonzero(held_out), "seed": int(fit_seed), "score_seed": int(score_seed),
                           "allow_unidentified": allow_unidentified, **settings})
     started = time.perf_counter()
@@ -231,7 +233,7 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
     for start in range(0, len(new_groups), len(slots)):
         chunk = new_groups[start:start + len(slots)]
         modified = posterior.copy()
-        priors = _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
+        prior = _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
         for var, dim in variables.items():
             values = posterior[var]
             order = [d for d in values.dims if d != dim] + [dim]
@@ -239,10 +241,10 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
             labels = [str(label) for label in values[dim].values]
             for k in range(len(chunk)):
                 slot = labels.index(slots[k])
-                if priors is None:
+                if prior is None:
                     array[..., slot] = _population_draw(fit, posterior, var, rng)
                 else:
-                    block = priors[var].to_numpy()[0, k * shape[0] * shape[1]:(k + 1) * shape[0] * shape[1]]
+                    block = prior[var].to_numpy()[0, k * shape[0] * shape[1]:(k + 1) * shape[0] * shape[1]]
                     array[..., slot] = block[..., slot].reshape(shape + array.shape[2:-1])
             modified[var] = (order, array)
         rows = data[spec.group].isin(chunk).to_numpy()
@@ -296,13 +298,17 @@ def _predict(fit: Fit, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
 def _refit_and_score(task: dict) -> dict:
     """One refit: fit ``pooling`` to the training groups, score the held-out rows (runs in a worker)."""
     started = time.perf_counter()
+    data = task["data"]
+    held_out = np.zeros(len(data), dtype=bool)
+    held_out[task["rows"]] = True
+    train, test = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoolwiseWarning)
-        built = build_model(task["spec"], task["train"], task["pooling"], task["priors"], strict=False)
-        fit = sample(task["spec"], task["train"], task["pooling"], built, notes=[], draws=task["draws"],
-                     tune=task["tune"], chains=task["chains"], seed=task["seed"], backend=task["backend"],
+        built = build_model(task["spec"], train, task["pooling"], task["priors"], strict=False)
+        fit = sample(task["spec"], train, task["pooling"], built, notes=[], draws=task["draws"], tune=task["tune"],
+                     chains=task["chains"], seed=task["seed"], backend=task["backend"],
                      allow_unidentified=task["allow_unidentified"], progress=False)
-        log_lik = new_group_log_lik(fit, task["test"], seed=task["score_seed"])
+        log_lik = new_group_log_lik(fit, test, seed=task["score_seed"])
     messages = [str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)]
     return {"pooling": task["pooling"], "fold": task["fold"], "log_lik": log_lik, "messages": messages,
             "seconds": time.perf_counter() - started}
