@@ -286,7 +286,7 @@ def test_compare_with_plots(tiny_sampler, tmp_path):
     assert result.exit_code == 0, result.output
     figures = sorted(p.name for p in (tmp_path / "results" / "figures").iterdir())
     assert {"data_bars.png", "forest.png", "ppc_counts.png", "shrinkage.png", "loo_compare.png"} <= set(figures)
-    assert result.stdout.splitlines()[-1].startswith(f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, figures/data_bars.png")
+    assert result.stdout.splitlines()[-1] == f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json, figures/ ({len(figures)} files)"
 
 
 @pytest.mark.parametrize("kind", ["data", "forest", "ppc", "ppc-rates", "logistic", "shrinkage", "loo", "graph"])

@@ -75,7 +75,8 @@ def _sampling(progress: bool, what: str) -> Iterator[None]:
     if progress:
         yield
         return
-    quiet = [logging.getLogger(name) for name in ("pymc", "bambi")]
+    # Child loggers: importing pymc (which happens later, lazily) resets the level of "pymc" itself.
+    quiet = [logging.getLogger(name) for name in ("pymc.sampling.mcmc", "pymc.sampling.forward", "pymc.stats.convergence")]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.WARNING)
@@ -213,8 +214,18 @@ def _compare(frame, formula: str, *, out: Path | None, force: bool, plots: bool,
         return study
     _print_study(study)
     if out is not None:
-        stdout.print(f"Wrote {escape(str(out))}/: {escape(', '.join(map(str, files)))}")
+        stdout.print(f"Wrote {escape(str(out))}/: {escape(_listing(files))}")
     return study
+
+
+def _listing(files: list[Path]) -> str:
+    """``a.csv, b.nc, figures/ (11 files)``: top-level files by name, sub-folders by count."""
+    top = [str(f) for f in files if len(f.parts) == 1]
+    folders: dict[str, int] = {}
+    for f in files:
+        if len(f.parts) > 1:
+            folders[f.parts[0]] = folders.get(f.parts[0], 0) + 1
+    return ", ".join(top + [f"{name}/ ({count} files)" for name, count in folders.items()])
 
 
 def _figures(study):
@@ -329,9 +340,9 @@ def compare_command(
 def demo(
     out: Annotated[Path | None, typer.Option(help="Folder for the results (default: a new temporary folder).", show_default=False)] = None,
     force: Force = False,
-    draws: Draws = 300,
-    tune: Tune = 300,
-    chains: Chains = 2,
+    draws: Draws = 1000,
+    tune: Tune = 1000,
+    chains: Chains = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
     plots: Annotated[bool, typer.Option(help="Draw every figure into the results' figures/ folder.")] = True,
     as_json: AsJson = False,
