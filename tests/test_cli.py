@@ -6,8 +6,10 @@ draws.
 """
 
 import json
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import import_module
 from pathlib import Path
@@ -19,7 +21,10 @@ import poolwise as pw
 from poolwise.cli import app
 from poolwise.io import load_fit
 
+from conftest import shared_csv
+
 TINY = Path(__file__).parent / "data" / "tiny_study"
+README = Path(__file__).resolve().parents[1] / "README.md"
 FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 SIMPLE = "p(k, n) ~ x + (1|g)"
 COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "simulate")
@@ -316,6 +321,32 @@ def test_decide(tmp_path):
     payload = json.loads(run("decide", TINY / "none.nc", "--json").stdout)
     assert payload["model"] == "none" and len(payload["per_group"]) == 48
     assert payload["verdict"].startswith("No pooling estimates each gymID on its own")
+
+
+def readme_examples() -> list[tuple[list[str], int]]:
+    """Each ``$ poolwise ...`` line of the README with the exit code its shown output implies
+    (2 when the next line is an ``error:``); shell pipes and redirections are cut off."""
+    lines = README.read_text().splitlines()
+    examples = []
+    for i, line in enumerate(lines):
+        if line.startswith("$ poolwise "):
+            tokens = shlex.split(line[2:])
+            cut = next((j for j, token in enumerate(tokens) if token in {"|", ">", "2>/dev/null", "&&", ";"}), len(tokens))
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            examples.append((tokens[1:cut], 2 if following.startswith("error:") else 0))
+    return examples
+
+
+def test_readme_examples_run(tiny_sampler, tmp_path, monkeypatch):
+    examples = readme_examples()
+    if not examples:
+        pytest.skip("the README has no '$ poolwise' examples yet")
+    shared_csv("gym.csv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for args, code in examples:
+        result = run(*args)
+        assert result.exit_code == code, (args, result.output)
 
 
 @pytest.mark.slow
