@@ -31,7 +31,6 @@ from poolwise.identify import check_design
 from poolwise.pooling import POOLINGS, pooling as find_pooling
 from poolwise.priors import Priors
 
-CV_KINDS = ("group",)
 DEFAULT_WORKERS = 2
 
 
@@ -157,8 +156,8 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
             results = list(pool.map(_refit_and_score, tasks)) if pool is not None else [_refit_and_score(t) for t in tasks]
         except BrokenProcessPool:
             raise PoolwiseError(
-                "a cross-validation worker process died before it could run; in a script, put the code that calls "
-                "poolwise under `if __name__ == \"__main__\":` (worker processes re-import it), or pass workers=1"
+                "a cross-validation worker process died: in a script, put the code that calls poolwise under "
+                "`if __name__ == \"__main__\":` (worker processes re-import it); if memory ran out, use fewer workers"
             ) from None
     log_lik = {}
     for name in poolings:
