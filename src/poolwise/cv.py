@@ -306,7 +306,7 @@ def _refit_and_score(task: dict) -> dict:
         built = build_model(task["spec"], train, task["pooling"], task["priors"], strict=False)
         fit = sample(task["spec"], train, task["pooling"], built, notes=[], draws=task["draws"], tune=task["tune"],
                      chains=task["chains"], seed=task["seed"], backend=task["backend"],
-                     allow_unidentified=task["allow_unidentified"], progress=False)
+                     allow_unidentified=task["allow_unidentified"], progress=False, log_likelihood=False)
         log_lik = new_group_log_lik(fit, test, seed=task["score_seed"])
     messages = [str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)]
     return {"pooling": task["pooling"], "fold": task["fold"], "log_lik": log_lik, "messages": messages,

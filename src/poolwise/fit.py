@@ -140,8 +140,13 @@ def fit(
 
 
 def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *, notes: list[str], draws: int,
-           tune: int, chains: int, seed: int | None, backend: str, allow_unidentified: bool, progress: bool) -> Fit:
-    """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result."""
+           tune: int, chains: int, seed: int | None, backend: str, allow_unidentified: bool, progress: bool,
+           log_likelihood: bool = True) -> Fit:
+    """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result.
+
+    ``log_likelihood=False`` skips the in-sample pointwise log-likelihood (LOO needs it; a
+    cross-validation refit, scored on held-out rows, does not).
+    """
     model, formula, strings = built
     if pooling == "none" and spec.group is not None:
         _warn_prior_only(spec, data)
@@ -151,7 +156,11 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
         warnings.filterwarnings("ignore", message=".*os.fork.*")
         idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
                           random_seed=seed, inference_method=backend, progressbar=progress)
-        model.compute_log_likelihood(idata)
+        if log_likelihood:
+            model.compute_log_likelihood(idata)
+            # Bambi leaves the in-sample rate `p` (draws x observations) in the posterior; it is as
+            # large as the log-likelihood, and every figure recomputes it from the coefficients.
+            idata["posterior"] = idata["posterior"].to_dataset().drop_vars(model.family.likelihood.parent, errors="ignore")
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "backend": backend,
                 "allow_unidentified": allow_unidentified, "notes": list(notes)}
     idata.attrs["poolwise"] = json.dumps({
