@@ -255,6 +255,31 @@ def templates(formula: Formula) -> None:
             stdout.print(f"  {entry.description}")
 
 
+@app.command()
+def check(data: Data, formula: Formula, as_json: AsJson = False) -> None:
+    """Check, without fitting, whether the data can identify every coefficient of the three models.
+
+    Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
+    fit and compare would refuse the design.
+
+    Example: poolwise check gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
+    """
+    with _guarded():
+        from poolwise.data import read_data
+        from poolwise.identify import check as check_design
+
+        report = check_design(formula, read_data(data))
+        if as_json:
+            typer.echo(json.dumps(report.to_dict(orient="records"), indent=2))
+        else:
+            colours = {"ok": "green", "warning": "yellow", "error": "bold red"}
+            for _, row in report.iterrows():
+                stdout.print(f"[{colours.get(row['status'], 'bold')}]{row['status']:>7}[/]  {escape(row['check'])} "
+                             f"({escape(row['models'])}): {escape(row['message'])}")
+    if (report["status"] == "error").any():
+        raise typer.Exit(1)
+
+
 @app.command("fit")
 def fit_command(
     data: Data,
@@ -507,8 +532,10 @@ def decide(
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
     as_json: AsJson = False,
 ) -> None:
-    """Answer the business question on the probability scale: does the treatment help a typical
-    group, a new group, each group, and how many more successes should new groups expect?
+    """Answer the business question on the probability scale: does the treatment help?
+
+    For a typical group, a new group and (--per-group) each observed group, and how many more
+    successes new groups should expect.
 
     Example: poolwise decide results --trials 50 --new-groups 100
     """
@@ -550,27 +577,3 @@ def _print_decision(decision, *, per_group: bool) -> None:
     stdout.print(expected)
     stdout.print(f"[bold]{escape(decision.verdict())}[/]")
 
-
-@app.command()
-def check(data: Data, formula: Formula, as_json: AsJson = False) -> None:
-    """Check, without fitting, whether the data can identify every coefficient of the three models.
-
-    Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
-    fit and compare would refuse the design.
-
-    Example: poolwise check gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
-    """
-    with _guarded():
-        from poolwise.data import read_data
-        from poolwise.identify import check as check_design
-
-        report = check_design(formula, read_data(data))
-        if as_json:
-            typer.echo(json.dumps(report.to_dict(orient="records"), indent=2))
-        else:
-            colours = {"ok": "green", "warning": "yellow", "error": "bold red"}
-            for _, row in report.iterrows():
-                stdout.print(f"[{colours.get(row['status'], 'bold')}]{row['status']:>7}[/]  {escape(row['check'])} "
-                             f"({escape(row['models'])}): {escape(row['message'])}")
-    if (report["status"] == "error").any():
-        raise typer.Exit(1)
