@@ -204,7 +204,7 @@ def check_sampling(result: Fit) -> None:
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:
-        warnings.warn(PoolwiseWarning(f"{label}: {divergent} divergent transitions; raise tune, or use priors that keep group sds away from 0"), stacklevel=3)
+        warnings.warn(PoolwiseWarning(f"{label}: {divergent} divergent transition{'s' if divergent > 1 else ''}; raise tune, or use priors that keep group sds away from 0"), stacklevel=3)
     if worst_rhat > 1.01:
         warnings.warn(PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"), stacklevel=3)
     if min_ess < min(400, 0.1 * draws):
