@@ -83,13 +83,13 @@ except pw.PoolwiseError as err:
 # the design: move the coefficients along either row and every linear predictor stays the same.
 
 # %%
-from poolwise.identify import design
+from poolwise.identify import design, null_space
 
 pw.check(OVER, indicators)
 
 # %%
 found = design(OVER, indicators)
-pd.DataFrame(found.null_space(), columns=found.labels).round(2)
+pd.DataFrame(null_space(found.matrix), columns=found.labels).round(2)
 
 # %% [markdown]
 # ## Forcing the fit reproduces the leak

@@ -172,6 +172,28 @@ def test_contrasts_and_flags_on_laplace_draws(indicators):
     assert not pairs["identified"].any()
 
 
+def test_confounded_group_marks_what_the_priors_decide(email):
+    """Forced partial pooling of C(distribution) + (1|distribution): the group deviations, the
+    group sd, the intercept and the C(distribution) coefficients trade off; trial_control does not.
+    Identification comes from the design, so random draws in the right shapes are enough."""
+    formula = "p(opens, sent) ~ trial_control + C(distribution) + (1|distribution)"
+    spec = pw.parse_formula(formula, email)
+    rng = np.random.default_rng(2)
+    posterior = xr.Dataset(
+        {"Intercept": (("chain", "draw"), rng.normal(size=(2, 50))),
+         "trial_control": (("chain", "draw"), rng.normal(size=(2, 50))),
+         "C(distribution)": (("chain", "draw", "C(distribution)_dim"), rng.normal(size=(2, 50, 2))),
+         "1|distribution_sigma": (("chain", "draw"), rng.gamma(2.0, size=(2, 50))),
+         "1|distribution": (("chain", "draw", "distribution__factor_dim"), rng.normal(size=(2, 50, 3)))},
+        coords={"C(distribution)_dim": ["1", "2"], "distribution__factor_dim": ["0", "1", "2"]})
+    fit = Fit("partial", POOLINGS[2].build(spec), spec, {}, xr.DataTree.from_dict({"posterior": posterior}), email)
+    from poolwise.identify import estimates
+
+    identified = {f"{row['set']}: {row['name']}": row["identified"] for row in estimates(fit, parameters=True)}
+    assert {name for name, ok in identified.items() if ok} == {"trial_control: trial_control", "trial_control: 1 - 0"}
+    assert len(identified) == 2 + 2 + (2 + 3) + (3 + 3)  # Intercept, sd; trial_control; C(d), 1|d: coefficients + contrasts
+
+
 def test_sensitivity_argument_errors(email):
     from poolwise.fit import build_model
     from poolwise.sensitivity import prior_text, widened_priors

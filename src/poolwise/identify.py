@@ -30,29 +30,34 @@ PROB = 0.89  # the interval coefficients.py reports (ArviZ 1.x's default)
 _TOL = 1e-8
 
 
+def null_space(matrix: np.ndarray, tol: float = _TOL) -> np.ndarray:
+    """Rows span the coefficient changes that leave every linear predictor ``matrix @ b`` as it
+    is: the directions the data cannot see (empty when the columns are independent)."""
+    if matrix.shape[1] == 0:
+        return np.zeros((0, 0))
+    _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
+    rank = int(np.sum(singular > tol * singular.max()))
+    return vt[rank:]
+
+
 @dataclass(frozen=True)
 class Design:
-    """A common-effects design matrix with each column's label (as the posterior names it:
-    ``x``, ``C(g)[2]``) and term, plus formulae's term objects (levels, contrast matrices)."""
+    """A design matrix with each column's label (as the posterior names it: ``x``, ``C(g)[2]``,
+    ``1|g[3]``) and term, plus formulae's term objects (levels, contrast matrices)."""
 
     matrix: np.ndarray
     labels: list[str]
     terms: list[str]
     term_objects: dict
 
-    def null_space(self) -> np.ndarray:
-        """Rows span the directions the data cannot see: coefficient changes that leave every
-        linear predictor as it is."""
-        if self.matrix.shape[1] == 0:
-            return np.zeros((0, 0))
-        _, singular, vt = np.linalg.svd(self.matrix, full_matrices=True)
-        rank = int(np.sum(singular > _TOL * singular.max())) if singular.size else 0
-        return vt[rank:]
-
     def identified(self, weights: np.ndarray) -> bool:
-        """Whether the combination ``weights @ coefficients`` is decided by the data."""
-        null = self.null_space()
+        """Whether the data decide the combination ``weights @ coefficients``."""
+        null = null_space(self.matrix)
         return not null.size or bool(np.abs(null @ weights).max() < 1e-6)
+
+    def unit(self, label: str) -> np.ndarray:
+        """The weights that pick one column's coefficient."""
+        return np.eye(len(self.labels))[self.labels.index(label)]
 
 
 def design(formula: str, data: pd.DataFrame) -> Design:
@@ -69,11 +74,7 @@ def design(formula: str, data: pd.DataFrame) -> Design:
 
 def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = _TOL) -> list[str]:
     """Names of the terms whose columns take part in a linear dependency (empty when full rank)."""
-    if matrix.shape[1] == 0:
-        return []
-    _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
-    rank = int(np.sum(singular > tol * singular.max()))
-    null = vt[rank:]
+    null = null_space(matrix, tol)
     loaded = np.flatnonzero(np.abs(null).max(axis=0) > 1e-6) if null.size else []
     return list(dict.fromkeys(names[i] for i in loaded))
 
@@ -275,13 +276,15 @@ def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[s
 @dataclass(frozen=True)
 class _Set:
     """Levels of one factor as the fit codes them: ``effects`` holds each level's effect (up to a
-    constant the data may not see), ``raw`` the fitted coefficients with their column weights."""
+    constant the data may not see), ``raw`` the fitted coefficients, and ``weights`` each level's
+    effect as a combination of the identifying design's columns (None: a group term outside that
+    design, which the group distribution identifies)."""
 
     name: str
     levels: list[str]
     effects: xr.DataArray  # (chain, draw, level)
     raw: dict[str, xr.DataArray]
-    weights: np.ndarray | None  # (level, design column): effects = weights @ coefficients; None off the common design
+    weights: np.ndarray | None  # (level, design column)
 
 
 def _parameters(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
@@ -298,107 +301,112 @@ def _parameters(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
     return out
 
 
-def _level_effects(columns: list[xr.DataArray], weights: np.ndarray, levels: list[str]) -> xr.DataArray:
+def _identifying_design(fit: "Fit", common: Design) -> Design:
+    """The design whose null space decides what a fit identifies: the common design, plus the
+    group's indicator columns when partial pooling's common terms already separate every group
+    (then the group intercepts only repeat what the common terms span). Otherwise the group
+    distribution identifies the group intercepts, and they stay out."""
+    spec = fit.spec
+    if fit.pooling != "partial" or spec.group is None or not spec.group_intercept:
+        return common
+    indicators = pd.get_dummies(fit.data[spec.group])
+    if _rank(np.hstack([common.matrix, indicators.to_numpy(dtype=float)])) > _rank(common.matrix):
+        return common
+    labels = [f"1|{spec.group}[{level}]" for level in indicators.columns]
+    return Design(np.hstack([common.matrix, indicators.to_numpy(dtype=float)]), common.labels + labels,
+                  common.terms + [f"1|{spec.group}"] * len(labels), common.term_objects)
+
+
+def _parameter_identified(fit: "Fit", ident: Design, label: str) -> bool:
+    """Whether the data decide one parameter: a design column, or a group term's sd."""
+    if label in ident.labels:
+        return ident.identified(ident.unit(label))
+    # A group sd is the prior's when its intercepts joined the identifying design.
+    return not (label == f"1|{fit.spec.group}_sigma" and f"1|{fit.spec.group}" in ident.terms)
+
+
+def _level_effects(columns: list[xr.DataArray], coded: np.ndarray, levels: list[str]) -> xr.DataArray:
     stacked = xr.concat(columns, dim="column")
-    matrix = xr.DataArray(weights, dims=("level", "column"), coords={"level": levels})
+    matrix = xr.DataArray(coded, dims=("level", "column"), coords={"level": levels})
     return xr.dot(matrix, stacked, dim="column").transpose("chain", "draw", "level")
 
 
-def _sets(fit: "Fit", found: Design, params: dict[str, xr.DataArray]) -> list[_Set]:
+def _common_set(ident: Design, params: dict, name: str, labels: list[str], levels: list[str], coded: np.ndarray) -> _Set:
+    """A factor coded over design columns ``labels``: level effects = ``coded @ coefficients``."""
+    weights = np.zeros((len(levels), len(ident.labels)))
+    weights[:, [ident.labels.index(label) for label in labels]] = coded
+    effects = _level_effects([params[label] for label in labels], coded, levels)
+    return _Set(name, levels, effects, {label: params[label] for label in labels}, weights)
+
+
+def _sets(fit: "Fit", common: Design, ident: Design, params: dict[str, xr.DataArray]) -> list[_Set]:
     """Indicator sets, categorical terms, 0/1 terms and group-specific intercepts/slopes of a fit."""
-    index = {label: i for i, label in enumerate(found.labels)}
-    sets = []
-    in_sets = set()
-    for members in indicator_sets(found):
-        labels = [found.labels[i] for i in members]
-        if not all(label in params for label in labels):
-            continue
-        name, levels = _set_name(labels)
-        weights = np.zeros((len(members), len(found.labels)))
-        weights[range(len(members)), members] = 1
-        effects = _level_effects([params[label] for label in labels], np.eye(len(labels)), levels)
-        sets.append(_Set(name, levels, effects, {label: params[label] for label in labels}, weights))
-        in_sets.update(labels)
-    for term, obj in found.term_objects.items():
+    sets, in_sets = [], set()
+    for members in indicator_sets(common):
+        labels = [common.labels[i] for i in members]
+        if all(label in params for label in labels):
+            name, levels = _set_name(labels)
+            sets.append(_common_set(ident, params, name, labels, levels, np.eye(len(labels))))
+            in_sets.update(labels)
+    for term, obj in common.term_objects.items():
         components = getattr(obj, "components", [])
         if len(components) != 1 or term in in_sets:
             continue
         component = components[0]
-        columns = [i for i, t in enumerate(found.terms) if t == term]
+        columns = [i for i, t in enumerate(common.terms) if t == term]
         if getattr(component, "kind", None) == "categoric":
             contrast = component.contrast_matrix
             labels = [f"{term}[{label}]" for label in contrast.labels]
             levels = [str(level) for level in component.levels]
             coded = np.asarray(contrast.matrix, dtype=float)
-            name = sorted(obj.var_names)[0] if len(obj.var_names) == 1 else term
-        elif len(columns) == 1 and set(np.unique(found.matrix[:, columns[0]])) == {0.0, 1.0}:
+            name = next(iter(obj.var_names)) if len(obj.var_names) == 1 else term
+        elif len(columns) == 1 and set(np.unique(common.matrix[:, columns[0]])) == {0.0, 1.0}:
             labels, levels, coded, name = [term], ["0", "1"], np.array([[0.0], [1.0]]), term
         else:
             continue
-        if not all(label in params for label in labels):
+        if all(label in params for label in labels):
+            sets.append(_common_set(ident, params, name, labels, levels, coded))
+    spec = fit.spec
+    if spec.group is None or fit.pooling != "partial":
+        return sets
+    for term in (["1"] if spec.group_intercept else []) + list(spec.varying):
+        var = f"{term}|{spec.group}"
+        if var not in fit.posterior:
             continue
-        weights = np.zeros((len(levels), len(found.labels)))
-        weights[:, [index[label] for label in labels]] = coded
-        effects = _level_effects([params[label] for label in labels], coded, levels)
-        sets.append(_Set(name, levels, effects, {label: params[label] for label in labels}, weights))
-    spec = fit.spec
-    if spec.group is not None and fit.pooling == "partial":
-        for term in (["1"] if spec.group_intercept else []) + list(spec.varying):
-            var = f"{term}|{spec.group}"
-            if var not in fit.posterior:
-                continue
-            values = fit.posterior[var]
-            dim = [d for d in values.dims if d not in ("chain", "draw")][0]
-            levels = [str(level) for level in values[dim].values]
-            effects = values.rename({dim: "level"}).assign_coords(level=levels).transpose("chain", "draw", "level")
-            raw = {f"{var}[{level}]": effects.sel(level=level, drop=True) for level in levels}
-            sets.append(_Set(var, levels, effects, raw, None))
+        values = fit.posterior[var]
+        dim = next(d for d in values.dims if d not in ("chain", "draw"))
+        levels = [str(level) for level in values[dim].values]
+        effects = values.rename({dim: "level"}).assign_coords(level=levels).transpose("chain", "draw", "level")
+        raw = {f"{var}[{level}]": effects.sel(level=level, drop=True) for level in levels}
+        if all(label in ident.labels for label in raw):
+            weights = np.stack([ident.unit(label) for label in raw])
+        else:
+            weights = None
+        sets.append(_Set(var, levels, effects, raw, weights))
     return sets
-
-
-def _group_confounded(fit: "Fit", found: Design) -> bool:
-    """Partial pooling whose common terms already separate every level of the group."""
-    spec = fit.spec
-    if fit.pooling != "partial" or spec.group is None or not spec.group_intercept:
-        return False
-    indicators = pd.get_dummies(fit.data[spec.group]).to_numpy(dtype=float)
-    return _rank(np.hstack([found.matrix, indicators])) == _rank(found.matrix)
 
 
 def estimates(fit: "Fit", *, parameters: bool = False) -> list[dict]:
     """Draws of every level coefficient and every difference between two levels of a factor,
     each with whether the data identify it; with ``parameters``, every other scalar parameter
-    (intercept, group sds) too. The rows ``contrasts`` and ``sensitivity`` summarise."""
-    found = design(fit.formula, fit.data)
+    (intercept, group sds) first. The rows that ``contrasts`` and ``sensitivity`` summarise."""
+    common = design(fit.formula, fit.data)
+    ident = _identifying_design(fit, common)
     params = _parameters(fit.posterior)
-    confounded = _group_confounded(fit, found)
-    rows = []
-    covered = set()
-    for entry in _sets(fit, found, params):
-        group_level = entry.weights is None
+    rows, covered = [], set()
+    for entry in _sets(fit, common, ident, params):
         for label, draws in entry.raw.items():
-            if group_level:
-                identified = not confounded
-            else:
-                identified = found.identified(np.eye(len(found.labels))[found.labels.index(label)]) and not confounded
-            rows.append({"set": entry.name, "kind": "coefficient", "name": label, "identified": identified, "draws": draws})
+            rows.append({"set": entry.name, "kind": "coefficient", "name": label,
+                         "identified": _parameter_identified(fit, ident, label), "draws": draws})
             covered.add(label)
         for (i, low), (j, high) in combinations(enumerate(entry.levels), 2):
-            identified = not confounded and (group_level or found.identified(entry.weights[j] - entry.weights[i]))
+            identified = entry.weights is None or ident.identified(entry.weights[j] - entry.weights[i])
             rows.append({"set": entry.name, "kind": "contrast", "name": f"{high} - {low}", "identified": identified,
                          "draws": entry.effects.sel(level=high, drop=True) - entry.effects.sel(level=low, drop=True)})
     if not parameters:
         return rows
-    others = []
-    for label, draws in params.items():
-        if label in covered:
-            continue
-        if label in found.labels:
-            identified = found.identified(np.eye(len(found.labels))[found.labels.index(label)]) and not (
-                confounded and label == "Intercept")
-        else:
-            identified = not (confounded and label.startswith(f"1|{fit.spec.group}"))
-        others.append({"set": None, "kind": "coefficient", "name": label, "identified": identified, "draws": draws})
+    others = [{"set": None, "kind": "coefficient", "name": label, "identified": _parameter_identified(fit, ident, label),
+               "draws": draws} for label, draws in params.items() if label not in covered]
     return others + rows
 
 
@@ -413,7 +421,7 @@ def contrasts(fit: "Fit", *, prob: float = PROB) -> pd.DataFrame:
     and the ``prob`` equal-tailed interval. When the design is over-parameterised the raw
     coefficients carry whatever constant the priors give them; the contrasts do not.
     """
-    from poolwise.coefficients import summarise
+    from poolwise.coefficients import summarise  # coefficients imports poolwise.fit, which imports this module
 
     rows = [{key: value for key, value in row.items() if key != "draws"} | summarise(row["draws"], prob)
             for row in estimates(fit)]
@@ -424,27 +432,19 @@ def correlated_pairs(fit: "Fit", threshold: float = 0.9) -> pd.DataFrame:
     """Pairs of parameters whose posterior correlation exceeds ``threshold`` in magnitude.
 
     Such a pair is known well only as a combination. ``identified`` says whether the data
-    decide each of the two anyway (False when both load on a direction the design cannot see:
-    the leaking effect, where the priors split a constant between them; True when the data just
-    inform their sum or difference better than each, e.g. a reference level with few
-    observations). Sorted by |correlation|, largest first.
+    decide each of the two anyway: False when either lies along a direction the design cannot
+    see (the leaking effect: the priors split a constant between them), True when the data
+    just inform their sum or difference better than each (e.g. the intercept and the contrasts
+    of a reference level with few observations). Sorted by |correlation|, largest first.
     """
-    found = design(fit.formula, fit.data)
+    ident = _identifying_design(fit, design(fit.formula, fit.data))
     params = _parameters(fit.posterior)
     frame = pd.DataFrame({name: np.asarray(draws).reshape(-1) for name, draws in params.items()})
     frame = frame.loc[:, frame.std() > 0]
     corr = frame.corr().to_numpy()
     names = list(frame.columns)
-    null = found.null_space()
-    confounded = _group_confounded(fit, found)
-
-    def unseen(name: str) -> bool:
-        if name in found.labels:
-            loads = null.size and np.abs(null[:, found.labels.index(name)]).max() > 1e-6
-            return bool(loads) or (confounded and name == "Intercept")
-        return confounded and name.startswith(f"1|{fit.spec.group}")
-
-    rows = [(names[i], names[j], float(corr[i, j]), not (unseen(names[i]) and unseen(names[j])))
+    rows = [(names[i], names[j], float(corr[i, j]),
+             _parameter_identified(fit, ident, names[i]) and _parameter_identified(fit, ident, names[j]))
             for i, j in combinations(range(len(names)), 2) if abs(corr[i, j]) > threshold]
     table = pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "correlation", "identified"])
     return table.reindex(table["correlation"].abs().sort_values(ascending=False).index).reset_index(drop=True)
