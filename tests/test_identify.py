@@ -38,7 +38,7 @@ OVER_MESSAGE = (
 )
 GROUP_MESSAGE = (
     "the common term C(distribution) already separates every level of distribution, so (1|distribution) cannot be told "
-    "apart from them and its group sd is the prior's; drop C(distribution) from the common terms (keep (1|distribution)) "
+    "apart from it and its group sd is the prior's; drop C(distribution) from the common terms (keep (1|distribution)) "
     "or drop (1|distribution); or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
 )
 
@@ -137,6 +137,10 @@ def test_group_level_predictor_is_refused_for_no_pooling_only(gym):
     check_design(spec, data, POOLINGS[0].build(spec), pooling="partial")
     with pytest.raises(pw.PoolwiseError, match="^region takes one value per gymID"):
         check_design(spec, data, POOLINGS[0].build(spec))
+    with pytest.raises(pw.PoolwiseError, match="^region takes one value per gymID"):
+        pw.fit(formula, data, pooling="none")
+    with pytest.raises(pw.PoolwiseError, match="^region takes one value per gymID"):
+        pw.compare(formula, data)
 
 
 def test_check_reports_no_pooling_prior_only_slopes(gym):

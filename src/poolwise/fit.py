@@ -133,7 +133,7 @@ def fit(
     prepared, notes = prepare_data(spec, data)
     backend = check_settings(draws, tune, chains, backend)
     if not allow_unidentified:
-        check_design(spec, prepared, POOLINGS[0].build(spec))
+        check_design(spec, prepared, POOLINGS[0].build(spec), pooling=name)
     built = build_model(spec, prepared, name, priors)
     return sample(spec, prepared, name, built, notes=notes, draws=draws, tune=tune, chains=chains, seed=seed,
                   backend=backend, allow_unidentified=allow_unidentified, progress=progress)

@@ -9,6 +9,7 @@ levels, which stay identified, next to the raw level coefficients.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 from os.path import commonprefix
 from typing import TYPE_CHECKING
@@ -19,12 +20,13 @@ import xarray as xr
 from formulae import design_matrices
 
 from poolwise.errors import PoolwiseError
-from poolwise.formulas import NAMESPACE, FormulaSpec
+from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
+from poolwise.pooling import POOLINGS
 
 if TYPE_CHECKING:  # poolwise.fit imports this module, so Fit is only named in annotations here
     from poolwise.fit import Fit
 
-POOLING_NAMES = ("complete", "none", "partial")
+POOLING_NAMES = tuple(entry.name for entry in POOLINGS)
 ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
 PROB = 0.89  # the interval coefficients.py reports (ArviZ 1.x's default)
 _TOL = 1e-8
@@ -50,10 +52,14 @@ class Design:
     terms: list[str]
     term_objects: dict
 
+    @cached_property
+    def null(self) -> np.ndarray:
+        """The design's null space (see ``null_space``), computed once."""
+        return null_space(self.matrix)
+
     def identified(self, weights: np.ndarray) -> bool:
         """Whether the data decide the combination ``weights @ coefficients``."""
-        null = null_space(self.matrix)
-        return not null.size or bool(np.abs(null @ weights).max() < 1e-6)
+        return not self.null.size or bool(np.abs(self.null @ weights).max() < 1e-6)
 
     def unit(self, label: str) -> np.ndarray:
         """The weights that pick one column's coefficient."""
@@ -161,10 +167,11 @@ def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str)
     if not names:
         message = f"{group} has a single level, so (1|{group}) cannot be told apart from the intercept; drop (1|{group}), {ALLOW}"
     else:
-        subject = f"term {names[0]} already separates" if len(names) == 1 else f"terms {', '.join(names)} already separate"
+        one = len(names) == 1
+        subject = f"term {names[0]} already separates" if one else f"terms {', '.join(names)} already separate"
         message = (
-            f"the common {subject} every level of {group}, so (1|{group}) cannot be "
-            f"told apart from them and its group sd is the prior's; drop {', '.join(names)} from the common terms "
+            f"the common {subject} every level of {group}, so (1|{group}) cannot be told apart from "
+            f"{'it' if one else 'them'} and its group sd is the prior's; drop {', '.join(names)} from the common terms "
             f"(keep (1|{group})) or drop (1|{group}); {ALLOW}"
         )
     return row | {"status": "error", "message": message}
@@ -246,8 +253,6 @@ def check(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     """
     # poolwise.fit imports this module; prepare_data is plain pandas and imports no Bambi.
     from poolwise.fit import prepare_data
-    from poolwise.formulas import parse_formula
-    from poolwise.pooling import POOLINGS
 
     spec = parse_formula(formula, data)
     prepared, _ = prepare_data(spec, data)
