@@ -198,7 +198,7 @@ def test_confounded_group_marks_what_the_priors_decide(email):
     assert len(identified) == 2 + 2 + (2 + 3) + (3 + 3)  # Intercept, sd; trial_control; C(d), 1|d: coefficients + contrasts
 
 
-def test_sensitivity_argument_errors(email):
+def test_sensitivity_argument_errors(email, indicators):
     from poolwise.fit import build_model
     from poolwise.sensitivity import prior_text, widened_priors
 
@@ -218,6 +218,9 @@ def test_sensitivity_argument_errors(email):
         widened_priors(fit, ["distribution"])
     with pytest.raises(pw.PoolwiseError, match="^widen must be a positive factor"):
         widened_priors(fit, None, 0)
+    # A formula is fitted first, so an unidentified one is refused before any sampling.
+    with pytest.raises(pw.PoolwiseError, match="^terms Intercept, trial_control_0"):
+        pw.sensitivity(OVER, indicators, pooling="complete", terms=["Intercept"], widen="flat")
 
 
 # ---- fits ---------------------------------------------------------------------------------------

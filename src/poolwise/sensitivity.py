@@ -18,7 +18,6 @@ from poolwise.fit import Fit, fit as fit_model
 from poolwise.identify import estimates
 
 THRESHOLD = 0.25  # an estimate "moves" when its mean shifts by more than this many posterior sds
-PSENSE = 0.05  # ArviZ's threshold: power-scaling sensitivity above it marks an informative prior
 _SCALE_ARGS = {"sigma": 1, "beta": 1, "lam": -1}  # scale arguments (lam is a rate: divided)
 
 
