@@ -98,17 +98,18 @@ pd.Series(pw.templates(FORMULA), name="Bambi formula").to_frame()
 # `pw.compare` fits all three with NUTS (through nutpie) and compares them by leave-one-out cross
 # validation. We look at the fits one by one below, in the order the chapter meets them.
 #
-# The warnings it gives are printed one per line. Those about gyms that never had both conditions
-# and about Pareto k are part of the story and explained where they come up. With the small draw
-# counts of a test run, r_hat and ESS warnings may join them: they say to run more draws, which the
-# default of 1000 draws and 4 chains does.
+# poolwise's warnings are collected and printed one per line. Those about gyms that never had both
+# conditions and about Pareto k are part of the story and explained where they come up. Sampler
+# warnings (a divergent transition, r_hat just above 1.01, a low ESS) may join them, more often
+# with the small draw counts of a test run; each says what to raise.
 
 # %%
 with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
+    warnings.simplefilter("always", pw.PoolwiseWarning)
     study = pw.compare(FORMULA, gym, **SETTINGS)
 for warning in caught:
-    print(f"{warning.category.__name__}: {warning.message}")
+    if issubclass(warning.category, pw.PoolwiseWarning):
+        print(f"warning: {warning.message}")
 complete, none, partial = (study.fits[name] for name in ("complete", "none", "partial"))
 
 # %% [markdown]
