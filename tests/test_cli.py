@@ -38,15 +38,15 @@ def run(*args: str):
 @pytest.fixture
 def tiny_sampler(monkeypatch):
     """Replace NUTS with the tiny saved study's fits (and their real sampling warnings)."""
-    from poolwise.fit import check_sampling
+    from poolwise.fitting import check_sampling
 
     def fake_sample(spec, data, pooling, built, **settings):
         fit = load_fit(TINY / f"{pooling}.nc")
         check_sampling(fit)
         return fit
 
-    # By module object: the package's lazy exports make the attribute poolwise.fit the function.
-    for module in ("poolwise.fit", "poolwise.compare"):
+    # By module object: the package's lazy exports make the attribute poolwise.fitting the function.
+    for module in ("poolwise.fitting", "poolwise.comparison"):
         monkeypatch.setattr(import_module(module), "sample", fake_sample)
 
 
@@ -248,7 +248,7 @@ def test_compare_with_grouped_cv(monkeypatch, tmp_path):
         study.table = study.table.assign(elpd_cv=[-150.0, -140.0, -300.0], se_cv=[5.0, 4.0, 30.0])
         return study
 
-    monkeypatch.setattr(import_module("poolwise.compare"), "compare", fake_compare)
+    monkeypatch.setattr(import_module("poolwise.comparison"), "compare", fake_compare)
     result = run("compare", "franchise", FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()

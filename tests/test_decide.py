@@ -13,11 +13,11 @@ import xarray as xr
 from scipy.special import expit
 
 import poolwise as pw
-from poolwise.decide import QUANTITIES, TABLE_COLUMNS, decide, lme4_summary, rate_draws
+from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, lme4_summary, rate_draws
 from poolwise.decision_plots import (difference_forest_table, plot_difference_forest, plot_rate_densities,
                                      rate_density_table)
-from poolwise.coefficients import coefficients
-from poolwise.fit import Fit, build_model, fit as fit_model
+from poolwise.estimates import coefficients
+from poolwise.fitting import Fit, build_model, fit as fit_model
 from poolwise.io import load_study
 from poolwise.formulas import parse_formula
 

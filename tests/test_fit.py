@@ -9,7 +9,7 @@ from scipy.special import expit
 from scipy.stats import binom, norm
 
 import poolwise as pw
-from poolwise.coefficients import summarise
+from poolwise.estimates import summarise
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_chapter_priors_are_set(gym):
         pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors={"yogaStretch": "Normall(mu=0)"})
     with pytest.raises(pw.PoolwiseError, match=r"^unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings$"):
         pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors="textbook")
-    from poolwise.fit import build_model
+    from poolwise.fitting import build_model
     model, _, strings = build_model(pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"), gym, "partial", "chapter")
     assert strings["Intercept"] == "Normal(mu=-1, sigma=1.5)"
     assert model.parameters["p"].terms["Intercept"].prior.args == {"mu": -1, "sigma": 1.5}

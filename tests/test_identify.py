@@ -15,7 +15,7 @@ import xarray as xr
 from scipy.special import logit
 
 import poolwise as pw
-from poolwise.fit import Fit
+from poolwise.fitting import Fit
 from poolwise.identify import check_design, dependent_terms, indicator_sets, design
 from poolwise.pooling import POOLINGS
 
@@ -199,8 +199,8 @@ def test_confounded_group_marks_what_the_priors_decide(email):
 
 
 def test_sensitivity_argument_errors(email, indicators):
-    from poolwise.fit import build_model
-    from poolwise.sensitivity import prior_text, widened_priors
+    from poolwise.fitting import build_model
+    from poolwise.prior_sensitivity import prior_text, widened_priors
 
     import bambi as bmb
 

@@ -15,7 +15,7 @@ import xarray as xr
 
 import poolwise as pw
 from poolwise.io import ENGINE, atomic_folder, load_fit, load_study, save_fit, save_study, write_csv
-from poolwise.summary import summary
+from poolwise.summaries import summary
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
 

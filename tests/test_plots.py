@@ -26,7 +26,7 @@ from scipy.special import expit
 
 import poolwise as pw
 from poolwise import plots
-from poolwise.coefficients import coefficients, group_draws, groups
+from poolwise.estimates import coefficients, group_draws, groups
 from poolwise.plots.style import MODEL_COLORS, TREATED, UNTREATED, model_label, save
 
 HERE = Path(__file__).parent

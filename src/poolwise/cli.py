@@ -195,9 +195,9 @@ def _compare(frame, formula: str, *, out: Path | None, force: bool, plots: bool,
              **settings):
     """Fit, compare, write (with figures if ``plots``) and print; returns the study.
 
-    Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.compare``'s keyword arguments.
+    Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.comparison``'s keyword arguments.
     """
-    from poolwise.compare import compare
+    from poolwise.comparison import compare
     from poolwise.io import check_new, save_study
 
     if plots and out is None:
@@ -305,9 +305,9 @@ def fit_command(
     """
     with _guarded() as caught:
         from poolwise.data import read_data
-        from poolwise.fit import fit
+        from poolwise.fitting import fit
         from poolwise.io import check_new, save_fit
-        from poolwise.summary import summary
+        from poolwise.summaries import summary
 
         if out is not None:
             check_new(out, force=force)
@@ -381,7 +381,7 @@ def demo(
     Example: poolwise demo --out demo-results
     """
     with _guarded() as caught:
-        from poolwise.coefficients import population_draws, summarise
+        from poolwise.estimates import population_draws, summarise
         from poolwise.data import EXAMPLE, example_path, load_dataset
 
         truth = json.loads(example_path().with_name(f"{EXAMPLE}_truth.json").read_text())
@@ -407,9 +407,9 @@ def show(
     Example: poolwise show partial.nc --groups
     """
     with _guarded() as caught:
-        from poolwise.fit import check_sampling
+        from poolwise.fitting import check_sampling
         from poolwise.io import load
-        from poolwise.summary import summary
+        from poolwise.summaries import summary
 
         saved = load(path)
         for fit in getattr(saved, "fits", {"fit": saved}).values():
@@ -540,7 +540,7 @@ def decide(
     Example: poolwise decide results --trials 50 --new-groups 100
     """
     with _guarded() as caught:
-        from poolwise.decide import decide as decide_fit
+        from poolwise.decisions import decide as decide_fit
         from poolwise.io import load
         from poolwise.pooling import pooling
 

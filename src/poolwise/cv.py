@@ -23,9 +23,9 @@ import xarray as xr
 from scipy.special import logsumexp
 from scipy.stats import binom
 
-from poolwise.compare import _check_prior_terms
+from poolwise.comparison import _check_prior_terms
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fit import Fit, build_model, check_settings, prepare_data, sample
+from poolwise.fitting import Fit, build_model, check_settings, prepare_data, sample
 from poolwise.formulas import FormulaSpec, parse_formula
 from poolwise.identify import check_design
 from poolwise.pooling import POOLINGS, pooling as find_pooling

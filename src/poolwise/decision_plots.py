@@ -11,8 +11,8 @@
 import numpy as np
 import pandas as pd
 
-from poolwise.decide import Decision, check_treatment, rate_draws
-from poolwise.fit import Fit
+from poolwise.decisions import Decision, check_treatment, rate_draws
+from poolwise.fitting import Fit
 from poolwise.pooling import pooling
 
 GRID = 256

@@ -23,12 +23,12 @@ from poolwise.errors import PoolwiseError
 from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
 from poolwise.pooling import POOLINGS
 
-if TYPE_CHECKING:  # poolwise.fit imports this module, so Fit is only named in annotations here
-    from poolwise.fit import Fit
+if TYPE_CHECKING:  # poolwise.fitting imports this module, so Fit is only named in annotations here
+    from poolwise.fitting import Fit
 
 POOLING_NAMES = tuple(entry.name for entry in POOLINGS)
 ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
-PROB = 0.89  # the interval coefficients.py reports (ArviZ 1.x's default)
+PROB = 0.89  # the interval estimates.py reports (ArviZ 1.x's default)
 _TOL = 1e-8
 
 
@@ -251,8 +251,8 @@ def check(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     fits but a prior decides some coefficients, error: ``fit`` and ``compare`` refuse it) and
     ``message``. Bad formulas or data raise ``PoolwiseError`` as ``fit`` would.
     """
-    # poolwise.fit imports this module; prepare_data is plain pandas and imports no Bambi.
-    from poolwise.fit import prepare_data
+    # poolwise.fitting imports this module; prepare_data is plain pandas and imports no Bambi.
+    from poolwise.fitting import prepare_data
 
     spec = parse_formula(formula, data)
     prepared, _ = prepare_data(spec, data)
@@ -426,7 +426,7 @@ def contrasts(fit: "Fit", *, prob: float = PROB) -> pd.DataFrame:
     and the ``prob`` equal-tailed interval. When the design is over-parameterised the raw
     coefficients carry whatever constant the priors give them; the contrasts do not.
     """
-    from poolwise.coefficients import summarise  # coefficients imports poolwise.fit, which imports this module
+    from poolwise.estimates import summarise  # coefficients imports poolwise.fitting, which imports this module
 
     rows = [{key: value for key, value in row.items() if key != "draws"} | summarise(row["draws"], prob)
             for row in estimates(fit)]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fit import Fit, build_model, versions
+from poolwise.fitting import Fit, build_model, versions
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS
 
@@ -101,7 +101,7 @@ def save_fit(fit: Fit, path: str | Path, *, force: bool = False) -> Path:
     >>> save_fit(result, "partial.nc")   # then load_fit("partial.nc").model is ready to use
     """
     if "poolwise" not in fit.idata.attrs:
-        raise PoolwiseError("this fit has no poolwise metadata; make fits with poolwise.fit or poolwise.compare")
+        raise PoolwiseError("this fit has no poolwise metadata; make fits with poolwise.fitting or poolwise.comparison")
     import xarray as xr
 
     tree = fit.idata.copy(deep=False)
@@ -194,7 +194,7 @@ def save_study(study, folder: str | Path, *, force: bool = False,
     ``extra(tmp_folder)`` may write more files (figures) before the folder is renamed into place.
     Returns the paths written, relative to ``folder``.
     """
-    from poolwise.coefficients import coefficients
+    from poolwise.estimates import coefficients
 
     with atomic_folder(folder, force=force) as tmp:
         for name, fit in study.fits.items():
@@ -217,7 +217,7 @@ def save_study(study, folder: str | Path, *, force: bool = False,
 def load_study(folder: str | Path):
     """Load a study saved by :func:`save_study`; the LOO table is recomputed from the saved draws
     (grouped CV columns, which need refits, are read from loo.csv)."""
-    from poolwise.compare import Study, loo_table
+    from poolwise.comparison import Study, loo_table
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.compare import PARETO_K, Study
+from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit, build_model
+from poolwise.fitting import Fit, build_model
 from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
 
 SCALES = ("count", "rate")

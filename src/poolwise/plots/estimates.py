@@ -1,6 +1,6 @@
 """Figures of the per-group estimates: forest overlay, shrinkage arrows, the logistic curve.
 
-All three are drawn with matplotlib from ``poolwise.coefficients`` tables. arviz_plots'
+All three are drawn with matplotlib from ``poolwise.estimates`` tables. arviz_plots'
 ``plot_forest`` overlays models well, but stacks alpha and beta on one shared x axis, cannot draw
 onto a given Axes, and has no population reference band, so the forest is drawn here.
 """
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from poolwise.coefficients import PROB, coefficients, groups, group_draws, population_draws, summarise
+from poolwise.estimates import PROB, coefficients, groups, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit
+from poolwise.fitting import Fit
 from poolwise.plots.style import (
     MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
 )

@@ -4,7 +4,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from poolwise.compare import Study
+from poolwise.comparison import Study
 from poolwise.plots.checks import comparison, comparison_table, ppc, ppc_table
 from poolwise.plots.estimates import forest, forest_table, logistic, logistic_table, shrinkage, shrinkage_table
 from poolwise.plots.graph import model_graph

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit, build_model
+from poolwise.fitting import Fit, build_model
 
 SOURCE_SUFFIXES = (".gv", ".dot")
 NO_DOT = ("drawing the model graph needs Graphviz's `dot` program, which is not installed; install Graphviz "

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from poolwise.compare import Study
+from poolwise.comparison import Study
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit
+from poolwise.fitting import Fit
 from poolwise.formulas import FormulaSpec, parse_formula
 from poolwise.pooling import POOLINGS
 

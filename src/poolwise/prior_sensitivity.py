@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.coefficients import PROB, summarise
+from poolwise.estimates import PROB, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit, fit as fit_model
+from poolwise.fitting import Fit, fit as fit_model
 from poolwise.identify import estimates
 
 THRESHOLD = 0.25  # an estimate "moves" when its mean shifts by more than this many posterior sds

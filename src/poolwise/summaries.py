@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from poolwise.coefficients import PROB, coefficients
-from poolwise.fit import Fit
+from poolwise.estimates import PROB, coefficients
+from poolwise.fitting import Fit
 from poolwise.pooling import pooling as find_pooling
 
 COLUMNS = ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
@@ -69,7 +69,7 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
 
     Population effects are the terms shared by all groups (for no pooling, that includes each
     group's own coefficients, as in a fixed-effects model); group-level sds are partial pooling's
-    ``sd(term)``; ``groups`` is :func:`poolwise.coefficients` one row per group.
+    ``sd(term)``; ``groups`` is :func:`poolwise.estimates` one row per group.
     """
     import arviz as az
 

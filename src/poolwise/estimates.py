@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import expit
 
-from poolwise.fit import Fit
+from poolwise.fitting import Fit
 
 PROB = 0.89  # ArviZ 1.x's default interval, used throughout so tables and figures agree
 

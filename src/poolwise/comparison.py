@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fit import Fit, build_model, check_settings, prepare_data, sample
+from poolwise.fitting import Fit, build_model, check_settings, prepare_data, sample
 from poolwise.identify import check_design
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS, pooling

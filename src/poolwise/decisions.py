@@ -25,9 +25,9 @@ import pandas as pd
 import xarray as xr
 from scipy.special import expit
 
-from poolwise.coefficients import PROB, group_draws, population_draws, summarise
+from poolwise.estimates import PROB, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.fit import Fit
+from poolwise.fitting import Fit
 from poolwise.identify import prior_only_groups
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")
