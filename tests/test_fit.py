@@ -100,3 +100,11 @@ def test_chapter_priors_are_set(gym):
     model, _, strings = build_model(pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"), gym, "partial", "chapter")
     assert strings["Intercept"] == "Normal(mu=-1, sigma=1.5)"
     assert model.parameters["p"].terms["Intercept"].prior.args == {"mu": -1, "sigma": 1.5}
+
+
+def test_sum_coding_falls_back_from_nutpie(email):
+    with pytest.warns(pw.PoolwiseWarning, match="sampled with pymc: nutpie cannot handle the comma"):
+        fit = pw.fit("p(opens, sent) ~ trial_control + C(distribution, Sum)", email, pooling="complete",
+                     draws=100, tune=100, chains=1, seed=1)
+    assert fit.settings["backend"] == "pymc"
+    assert fit.posterior["C(distribution, Sum)"].shape[-1] == 2

@@ -151,6 +151,12 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     if pooling == "none" and spec.group is not None:
         _warn_prior_only(spec, data)
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    if backend == "nutpie" and any("," in name for name in model.backend.model.coords):
+        # nutpie 0.16 splits dimension names on commas, and Bambi names C(x, Sum)'s dimension
+        # "C(x, Sum)_dim"; PyMC's own sampler handles it.
+        backend = "pymc"
+        notes = [*notes, "sampled with pymc: nutpie cannot handle the comma in a term such as C(x, Sum)"]
+        warnings.warn(PoolwiseWarning(f"{find_pooling(pooling).label}: {notes[-1]}"), stacklevel=3)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")

@@ -37,8 +37,13 @@ def null_space(matrix: np.ndarray, tol: float = _TOL) -> np.ndarray:
     is: the directions the data cannot see (empty when the columns are independent)."""
     if matrix.shape[1] == 0:
         return np.zeros((0, 0))
-    _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
-    rank = int(np.sum(singular > tol * singular.max()))
+    # Repeated rows change neither the rank nor the null space; dropping them keeps the SVD at
+    # (distinct rows) x columns instead of building a rows x rows U for thousands of rows.
+    distinct = np.unique(matrix, axis=0)
+    if distinct.shape[0] > distinct.shape[1]:
+        distinct = np.linalg.qr(distinct, mode="r")
+    _, singular, vt = np.linalg.svd(distinct, full_matrices=True)
+    rank = int(np.sum(singular > tol * singular.max(initial=0)))
     return vt[rank:]
 
 
@@ -122,6 +127,19 @@ def _rank(matrix: np.ndarray) -> int:
     return int(np.linalg.matrix_rank(matrix)) if matrix.shape[1] else 0
 
 
+def _adds_rank(matrix: np.ndarray, extra: np.ndarray) -> bool:
+    """Whether some column of ``extra`` lies outside the span of ``matrix``'s columns.
+
+    Same answer as comparing ranks, but a least-squares fit on the few common columns costs
+    O(rows x columns) where an SVD of the joint matrix is cubic in the number of groups.
+    """
+    if matrix.shape[1] == 0:
+        return bool(np.abs(extra).max(initial=0) > 0)
+    coef, *_ = np.linalg.lstsq(matrix, extra, rcond=None)
+    residual = extra - matrix @ coef
+    return bool(np.abs(residual).max(initial=0) > _TOL * max(1.0, float(np.abs(extra).max(initial=0))))
+
+
 def _common_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> dict:
     found = design(complete_formula, data)
     terms = dependent_terms(found.matrix, found.terms)
@@ -158,10 +176,10 @@ def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str)
     group = spec.group
     found = design(complete_formula, data)
     indicators = pd.get_dummies(data[group]).to_numpy(dtype=float)
-    joint = np.hstack([found.matrix, indicators])
     row = {"check": "group levels", "models": "partial"}
-    if _rank(joint) > _rank(found.matrix):
+    if _adds_rank(found.matrix, indicators):
         return row | {"status": "ok", "message": f"(1|{group}) is identified: the common terms do not separate all {indicators.shape[1]} levels of {group}"}
+    joint = np.hstack([found.matrix, indicators])
     names = [name for name in dependent_terms(joint, found.terms + [f"1|{group}"] * indicators.shape[1])
              if name not in ("Intercept", f"1|{group}")]
     if not names:
@@ -315,7 +333,7 @@ def _identifying_design(fit: "Fit", common: Design) -> Design:
     if fit.pooling != "partial" or spec.group is None or not spec.group_intercept:
         return common
     indicators = pd.get_dummies(fit.data[spec.group])
-    if _rank(np.hstack([common.matrix, indicators.to_numpy(dtype=float)])) > _rank(common.matrix):
+    if _adds_rank(common.matrix, indicators.to_numpy(dtype=float)):
         return common
     labels = [f"1|{spec.group}[{level}]" for level in indicators.columns]
     return Design(np.hstack([common.matrix, indicators.to_numpy(dtype=float)]), common.labels + labels,
