@@ -13,7 +13,8 @@ import xarray as xr
 from scipy.special import expit
 
 import poolwise as pw
-from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, lme4_summary, rate_draws
+from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, rate_draws
+from poolwise.summaries import lme4_summary
 from poolwise.decision_plots import (difference_forest_table, plot_difference_forest, plot_rate_densities,
                                      rate_density_table)
 from poolwise.estimates import coefficients

@@ -18,13 +18,13 @@ _EXPORTS = {
     "Fit": "fitting", "fit": "fitting",
     "coefficients": "estimates", "group_draws": "estimates", "population_draws": "estimates",
     "Study": "comparison", "compare": "comparison",
-    "Decision": "decisions", "decide": "decisions", "lme4_summary": "decisions",
+    "Decision": "decisions", "decide": "decisions",
     "CV": "cv", "group_cv": "cv", "group_folds": "cv",
     "aggregate_file": "rows", "read_rows": "rows",
     "check": "identify", "contrasts": "identify", "correlated_pairs": "identify",
     "sensitivity": "prior_sensitivity",
     "save_fit": "io", "load_fit": "io", "save_study": "io", "load_study": "io",
-    "Summary": "summaries", "summary": "summaries",
+    "Summary": "summaries", "summary": "summaries", "lme4_summary": "summaries",
 }
 __all__ = sorted(_EXPORTS)
 

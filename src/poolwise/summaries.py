@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from poolwise.estimates import PROB, coefficients
+from poolwise.errors import PoolwiseError
+from poolwise.estimates import PROB, coefficients, summarise
 from poolwise.fitting import Fit
 from poolwise.pooling import pooling as find_pooling
 
@@ -131,3 +133,76 @@ def _group_table(fit: Fit, prob: float) -> pd.DataFrame:
 def _saved(fit: Fit) -> dict:
     """The metadata ``fit`` stored in its DataTree's attributes."""
     return json.loads(fit.idata.attrs.get("poolwise", "{}"))
+
+
+@dataclass
+class Lme4Summary:
+    """lme4/brms-style tables of a partial pooling fit.
+
+    ``fixef``: term, estimate (posterior mean), est_error (posterior sd), lower, upper.
+    ``varcorr``: factor, term, sd (posterior mean of the group-level sd), est_error, lower, upper.
+    ``coef``: group, term, estimate, ...: population + deviation per group (lme4's ``coef``).
+    ``ranef``: group, term, estimate, ...: the deviations alone (lme4's ``ranef``).
+    """
+
+    fixef: pd.DataFrame
+    varcorr: pd.DataFrame
+    coef: pd.DataFrame
+    ranef: pd.DataFrame
+    note: str
+
+
+def _flat(values: xr.DataArray, term: str, skip: tuple[str, ...] = ()) -> dict[str, xr.DataArray]:
+    """One (chain, draw[, group]) array per label: a categorical term's levels become term[level]."""
+    extra = [d for d in values.dims if d not in ("chain", "draw", *skip)]
+    if not extra:
+        return {term: values}
+    return {f"{term}[{level}]": values.sel({extra[0]: level}, drop=True) for level in values[extra[0]].values}
+
+
+def _estimate(values: xr.DataArray, prob: float) -> dict[str, float]:
+    s = summarise(values, prob)
+    return {"estimate": s["mean"], "est_error": s["sd"], "lower": s["lower"], "upper": s["upper"]}
+
+
+def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
+    """``fixef``, ``VarCorr``, ``coef`` and ``ranef`` of a partial pooling fit, for R users.
+
+    Bambi's group-level effects are independent: ``(x|g)`` here is lme4's ``(x||g)``, with no
+    intercept-slope correlation, so ``varcorr`` holds standard deviations only.
+    """
+    if fit.pooling != "partial":
+        raise PoolwiseError(f"lme4_summary describes a multilevel model, not {fit.pooling} pooling; pass the partial pooling fit")
+    spec, post = fit.spec, fit.posterior
+    factor = spec.group
+    fixed_terms = (["Intercept"] if spec.intercept else []) + list(spec.common)
+    fixed = {}
+    for term in fixed_terms:
+        fixed.update(_flat(post[term], term))
+    # Bambi names group terms by their expression: "1|g" for the intercept, "x|g" for a slope.
+    varying_terms = ([("Intercept", "1")] if spec.group_intercept else []) + [(t, t) for t in spec.varying]
+    deviations = {}
+    for term, name in varying_terms:
+        values = post[f"{name}|{factor}"]
+        dim = f"{factor}__factor_dim"
+        values = values.rename({dim: "group"}).assign_coords(group=[str(g) for g in values[dim].values])
+        deviations.update(_flat(values, term, skip=("group",)))
+    varcorr = [{"factor": factor, "term": term, **_estimate(post[f"{name}|{factor}_sigma"], prob)}
+               for term, name in varying_terms]
+    varcorr = pd.DataFrame(varcorr).rename(columns={"estimate": "sd"})
+    labels = [str(g) for g in sorted(fit.data[factor].unique())]
+    ranef, coef = [], []
+    for label in labels:
+        for term in dict.fromkeys([*fixed, *deviations]):
+            deviation = deviations[term].sel(group=label, drop=True) if term in deviations else 0.0
+            if term in deviations:
+                ranef.append({"group": label, "term": term, **_estimate(deviation, prob)})
+            coef.append({"group": label, "term": term, **_estimate(fixed.get(term, 0.0) + deviation, prob)})
+    return Lme4Summary(
+        fixef=pd.DataFrame([{"term": term, **_estimate(values, prob)} for term, values in fixed.items()]),
+        varcorr=varcorr,
+        coef=pd.DataFrame(coef),
+        ranef=pd.DataFrame(ranef),
+        note=f"Bambi's group-level effects are uncorrelated: (...|{factor}) here means lme4's (...||{factor}), "
+             "so varcorr holds standard deviations and no correlations",
+    )
