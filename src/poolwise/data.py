@@ -13,6 +13,7 @@ from poolwise.errors import PoolwiseError
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
 EXAMPLE = "franchise"
+MAX_COUNT = 2**53  # the largest count a float64 (and so PyMC's likelihood) holds exactly
 
 
 def _data_homes() -> list[Path]:
@@ -70,7 +71,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with one-line errors for the usual ways it goes wrong."""
     path = Path(path)
     if not path.is_file():
-        raise PoolwiseError(f"file not found: {path}; pass an existing CSV/Parquet path or a dataset name (gym)")
+        raise PoolwiseError(f"file not found: {one_line(path)}; pass an existing CSV/Parquet path or a dataset name (gym)")
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             frame = pd.read_parquet(path)
@@ -78,9 +79,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(path, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PoolwiseError(f"cannot read {path}: {first}; check that it is a comma-separated CSV with a header row") from None
+        raise PoolwiseError(f"cannot read {one_line(path)}: {first}; check that it is a comma-separated CSV with a header row") from None
     if frame.columns.duplicated().any() or any(str(c).endswith(tuple(f".{i}" for i in range(1, 10))) and str(c).rsplit(".", 1)[0] in frame.columns for c in frame.columns):
-        raise PoolwiseError(f"{path} has duplicated column names; rename them so each column is unique")
+        raise PoolwiseError(f"{one_line(path)} has duplicated column names; rename them so each column is unique")
     return frame
 
 
@@ -110,10 +111,17 @@ def validate_counts(data: pd.DataFrame, successes: str, trials: str) -> pd.DataF
         _fail_rows(values.isna(), f"{column} is missing (NaN)", "fill or drop those rows")
         _fail_rows(values < 0, f"{column} is negative", "counts must be >= 0")
         _fail_rows(~np.isfinite(values) | (values != np.round(values)), f"{column} is not a whole number", "counts must be integers")
+        _fail_rows(values > MAX_COUNT, f"{column} is larger than 2**53", "counts that large cannot be held exactly; check the column")
         data[column] = values.astype("int64")
     _fail_rows(data[trials] == 0, f"{trials} is 0", "drop rows with no trials")
     _fail_rows(data[successes] > data[trials], f"{successes} > {trials}", f"{successes} counts successes out of {trials}; check the column order in p(successes, trials)")
     return data
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped, for one-line messages
+    that quote column names or paths."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
 def _fail_rows(mask: pd.Series, problem: str, fix: str) -> None:

@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 from formulae import model_description
 from formulae.categorical import ENCODINGS
+from formulae.parser import Parser
+from formulae.scanner import Scanner
 from formulae.terms.call_resolver import LazyCall, LazyOperator, LazyValue, LazyVariable
 from formulae.terms.terms import Intercept, Term
 from formulae.transforms import TRANSFORMS
 
+from poolwise.data import one_line
 from poolwise.errors import PoolwiseError
 
 # Functions a formula may call: formulae's own transforms plus elementwise math, evaluated in
@@ -83,9 +86,13 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
     formula = translate_cbind(formula.strip())
     try:
         description = model_description(formula)
+        parser = Parser(Scanner(formula).scan())
+        parser.parse()
     except Exception as err:  # formulae raises several unrelated types for syntax errors
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PoolwiseError(f"cannot read formula {formula!r} ({detail}); write it as {EXAMPLE}") from None
+        raise PoolwiseError(f"cannot read formula {formula!r} ({one_line(detail)}); write it as {EXAMPLE}") from None
+    if not parser.at_end():  # formulae stops at the first token it cannot place and drops the rest
+        raise PoolwiseError(f"cannot read formula {formula!r} from {parser.peek().lexeme!r} on (a missing '+'?); write it as {EXAMPLE}")
     if description.response is None:
         raise PoolwiseError(f"formula {formula!r} has no response; write it as {EXAMPLE}")
 
@@ -94,6 +101,9 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
         _check_calls(term, names)
     successes, trials = _response(description.response.term, formula)
 
+    for term in [*description.common_terms, *(term.expr for term in description.group_terms)]:
+        if isinstance(term, Term):
+            _check_written_back(term)
     common = tuple(term.name for term in description.common_terms if isinstance(term, Term))
     intercept = any(isinstance(term, Intercept) for term in description.common_terms)
     factors = {term.factor.name for term in description.group_terms}
@@ -112,7 +122,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
     if data is not None:
         missing = [name for name in variables if name not in data.columns]
         if missing:
-            shown = ", ".join(map(str, data.columns[:12]))
+            shown = one_line(", ".join(map(str, data.columns[:12])))
             raise PoolwiseError(
                 f"column {missing[0]!r} is not in the data; the columns are: {shown}. Fix the formula or the data"
             )
@@ -163,6 +173,30 @@ def _check_calls(term, names: set[str]) -> None:
         elif isinstance(node, LazyOperator):
             stack.extend(node.args)
         elif isinstance(node, LazyVariable):
+            if not _plain(node.name):
+                raise PoolwiseError(
+                    f"formula names {node.name!r}, which is not a plain column name (a letter, then letters, digits, '.' or '_', and not True, False or None); rename the column"
+                )
             names.add(node.name)
         elif not isinstance(node, LazyValue):
             raise PoolwiseError(f"formula contains {node}, which poolwise cannot check; simplify the term")
+
+
+def _plain(name: str) -> bool:
+    """Whether formulae reads ``name`` unquoted as this one variable. The pooling templates write
+    names unquoted, so a backquoted name such as `os.remove("f")` would come back as a call."""
+    return isinstance(name, str) and name[:1].isalpha() and all(ch.isalnum() or ch in "._" for ch in name) and name not in ("True", "False", "None")
+
+
+def _check_written_back(term: Term) -> None:
+    """The templates hand Bambi each term as text: refuse a term whose text reads as another term
+    (formulae drops the parentheses inside calls, so I((x + 1) * z) would come back as I(x + 1 * z))."""
+    try:
+        same = model_description(f"y ~ 0 + {term.name}").common_terms == [term]
+    except Exception:  # any failure to read the text back means it is not the same term
+        same = False
+    if not same:
+        raise PoolwiseError(
+            f"the term {term.name!r} does not read back as written (formulae drops parentheses inside calls); "
+            "compute it as a data column and use that column"
+        )

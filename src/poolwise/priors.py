@@ -44,6 +44,14 @@ def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, 
         return {}
     if isinstance(priors, str):
         priors = {"preset": priors}
+    if not isinstance(priors, Mapping):
+        raise PoolwiseError(f"priors must be a preset name or a dict of term -> distribution string, not a {type(priors).__name__}")
+    for term, text in priors.items():
+        if not (isinstance(term, str) and isinstance(text, str)):
+            raise PoolwiseError(
+                f"priors map term names to distribution strings, got {type(term).__name__} -> {type(text).__name__}; "
+                "write e.g. {'x': 'Normal(mu=0, sigma=1)'}"
+            )
     priors = dict(priors)
     preset = priors.pop("preset", None)
     resolved: dict[str, str] = {}
@@ -59,6 +67,8 @@ def parse_prior(text: str):
     """``"Normal(mu=0, sigma=HalfNormal(sigma=1))"`` -> ``bambi.Prior``; distributions must be PyMC's."""
     import bambi as bmb
 
+    if not isinstance(text, str):
+        raise PoolwiseError(f"a prior must be a string such as 'Normal(mu=0, sigma=1)', not a {type(text).__name__}")
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
@@ -80,12 +90,14 @@ def _to_prior(node: ast.expr, text: str, bmb):
     kwargs = {}
     for keyword in node.keywords:
         value = keyword.value
+        if keyword.arg is None:  # Normal(**params)
+            raise PoolwiseError(f"prior {text!r} has unnamed arguments; name them, e.g. Normal(mu=0, sigma=1)")
         if isinstance(value, ast.Call):
             kwargs[keyword.arg] = _to_prior(value, text, bmb)
         else:
             try:
                 kwargs[keyword.arg] = ast.literal_eval(value)
-            except ValueError:
+            except (ValueError, TypeError):  # TypeError: an unhashable key such as {[]: 1}
                 raise PoolwiseError(f"prior {text!r}: {keyword.arg} must be a number or a distribution") from None
     return bmb.Prior(name, **kwargs)
 
