@@ -7,7 +7,8 @@ compilation, LOO), the smallest bulk ESS over all parameters and models, ESS per
 and peak resident memory of the process.
 
     python benchmarks/bench.py                 # gym data, poolwise and plain Bambi, nutpie and pymc
-    python benchmarks/bench.py --groups 100 1000 --backends nutpie
+    python benchmarks/bench.py --groups 100 --kinds poolwise --backends nutpie
+    python benchmarks/bench.py --groups 1000 --kinds partial --backends nutpie --no-gym
 """
 
 import argparse
@@ -44,8 +45,9 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["nutpie", "pymc"])
     parser.add_argument("--kinds", nargs="+", default=["poolwise", "plain"])
     parser.add_argument("--groups", nargs="*", type=int, default=[], help="simulated franchise sizes to add")
+    parser.add_argument("--no-gym", action="store_true", help="skip the gym data")
     args = parser.parse_args()
-    cases = [("gym", 0)] + [("franchise", g) for g in args.groups]
+    cases = ([] if args.no_gym else [("gym", 0)]) + [("franchise", g) for g in args.groups]
     header = f"{'data':<16}{'tool':<10}{'backend':<9}{'cache':<6}{'wall s':>8}{'import s':>9}{'sample s':>9}{'rest s':>8}{'min ESS':>9}{'ESS/s':>7}{'peak MB':>9}  elpd_loo"
     print(header)
     print("-" * len(header))
