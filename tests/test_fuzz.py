@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -260,8 +260,10 @@ TOKENS = NAMES + ["~", "+", "-", "*", "/", ":", "|", "**", "%", "//", "(", ")", 
                   "0", "1", "-1", "2.5", "1e3", '"a"', "'b'", "`k`", "`a b`", '`os.remove("f")`', "`", '"', "'", ".", ";",
                   "p(k, n)", "cbind(k, n - k)", "prop(", "C(", "log(", "scale(", "os.remove(", "open(", "lambda", "for",
                   "\n", "\t", "\r", "\x00", "é", "\u2028", "\ufeff", "🙂", "ｘ"]
-formula_soup = st.lists(st.tuples(st.sampled_from(TOKENS) | st.text(max_size=3), st.sampled_from(["", " "])), max_size=24).map(
+soup = st.lists(st.tuples(st.sampled_from(TOKENS) | st.text(max_size=3), st.sampled_from(["", " "])), max_size=12).map(
     lambda parts: "".join(token + sep for token, sep in parts))
+# Random token sequences, most with one '~' between two of them.
+formula_soup = st.one_of(soup, st.tuples(soup, soup).map(" ~ ".join), st.tuples(soup, soup).map(" ~ ".join))
 
 
 @st.composite
@@ -271,11 +273,13 @@ def grammar_formulas(draw) -> tuple[str, bool]:
     bad = []
 
     def leaf():
+        if draw(st.integers(0, 2)):
+            return draw(st.sampled_from(COLUMNS))
         return draw(st.sampled_from(NAMES) | st.sampled_from(["1", "0", "2.5", '"u"', "`x`", "`a b`", "`os.getpid()`"])
                     | st.from_regex(r"[a-zA-Z][a-zA-Z0-9_.]{0,5}", fullmatch=True))
 
     def expr(depth: int) -> str:
-        kind = draw(st.sampled_from(["leaf", "call", "op", "paren", "brace", "interaction"] if depth < 3 else ["leaf"]))
+        kind = draw(st.sampled_from(["leaf", "leaf", "call", "op", "paren", "brace", "interaction"] if depth < 3 else ["leaf"]))
         if kind == "leaf":
             return leaf()
         if kind == "call":
@@ -291,13 +295,19 @@ def grammar_formulas(draw) -> tuple[str, bool]:
             return f"{expr(depth + 1)}:{expr(depth + 1)}"
         return f"({expr(depth + 1)})" if kind == "paren" else f"{{{expr(depth + 1)}}}"
 
-    response = draw(st.sampled_from(["p(k, n)", "prop(k, n)", "cbind(k, n - k)", "k", "cbind(k, n)", "p(k)", "log(k)", None]))
+    response = draw(st.sampled_from(["p(k, n)", "p(k, n)", "prop(k, n)", "cbind(k, n - k)", "k", "cbind(k, n)", "p(k)", None]))
     response = expr(1) if response is None else response
     terms = [expr(1) for _ in range(draw(st.integers(0, 3)))]
-    if draw(st.booleans()):
-        terms.append(f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}|{leaf()})"
-                     if draw(st.booleans()) else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z']))}|{leaf()})")
+    if draw(st.integers(0, 3)):
+        group = draw(st.sampled_from(["g", "g", "t", "x"])) if draw(st.integers(0, 3)) else leaf()
+        terms.append(f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}|{group})"
+                     if draw(st.booleans()) else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z']))}|{group})")
     return f"{response} ~ {' + '.join(terms) or '1'}", any(bad)
+
+
+def kind(message: str) -> str:
+    """A message without what it quotes, for Hypothesis' event statistics."""
+    return " ".join(re.sub(r"'[^']*'|\"[^\"]*\"|\S*[\d(`/\\]\S*", "_", message).split()[:4])
 
 
 def check_formula(formula: str) -> None:
@@ -306,14 +316,16 @@ def check_formula(formula: str) -> None:
     try:
         spec = pw.parse_formula(formula, DATA)
     except Exception as err:  # noqa: BLE001 - the property is about which exceptions escape
-        assert_one_line(err)
+        event(f"refused: {kind(assert_one_line(err))}")
         return
     assert set(spec.variables) <= set(COLUMNS) | {"Treatment", "Sum"}
     try:
         templates = pw.templates(spec)
     except Exception as err:  # noqa: BLE001
         assert "has no group term" in assert_one_line(err)
+        event("parsed, no group term")
         return
+    event("parsed, templates read back")
     fitted = DATA if spec.trials else DATA.assign(**{f"{spec.successes}_n": 1})  # 0/1 rows are fitted as counts
     for template in templates.values():
         again = pw.parse_formula(template, fitted)
@@ -376,24 +388,40 @@ CELLS = st.one_of(
 def csv_files(draw) -> tuple[bytes, str]:
     """CSV-ish bytes: random headers (duplicates, unicode, spaces), ragged rows of mixed cells,
     separators, line endings, BOM, quoting, truncation; or raw bytes; and a file suffix."""
-    if draw(st.integers(0, 9)) == 0:
+    mode = draw(st.sampled_from(["bytes", "wild", "wild", "plausible", "plausible", "plausible"]))
+    if mode == "bytes":
         return draw(st.binary(max_size=120)), draw(st.sampled_from([".csv", ".parquet", ".txt"]))
-    columns = draw(st.lists(HEADER_NAMES, max_size=5))
-    if columns and draw(st.booleans()):
+    if mode == "wild":
+        columns = draw(st.lists(HEADER_NAMES, max_size=5))
+        rows = [[draw(CELLS) for _ in range(max(0, len(columns) + draw(st.integers(-1, 1)) * draw(st.integers(0, 1))))]
+                for _ in range(draw(st.integers(0, 6)))]
+    else:  # the shape of real data (k of n per group and treatment), with a few things wrong
+        columns = draw(st.permutations(["k", "n", "g", "x"]))[: draw(st.integers(2, 4))]
+        columns += [draw(HEADER_NAMES)] if draw(st.integers(0, 3)) == 0 else []
+        rows = []
+        for _ in range(draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 6, 6]))):
+            n = draw(st.integers(1, 50))
+            cells = {"k": str(draw(st.integers(0, n))), "n": str(n), "g": draw(st.sampled_from(["a", "b", "ü ü", "1"])),
+                     "x": draw(st.sampled_from(["0", "1"]))}
+            rows.append([cells.get(name, draw(CELLS)) for name in columns])
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+            if rows and columns:
+                rows[draw(st.integers(0, len(rows) - 1))][draw(st.integers(0, len(columns) - 1))] = draw(CELLS)
+    if columns and draw(st.integers(0, 4)) == 0:
         columns.append(draw(st.sampled_from(columns)))  # a duplicated column
-    rows = [[draw(CELLS) for _ in range(max(0, len(columns) + draw(st.integers(-1, 1)) * draw(st.integers(0, 1))))]
-            for _ in range(draw(st.integers(0, 6)))]
-    sep, newline = draw(st.sampled_from([",", ";", "\t"])), draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    sep = draw(st.sampled_from([",", ",", ",", ";", "\t"]))
+    newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     if draw(st.booleans()):
         buffer = io.StringIO()
         csv.writer(buffer, delimiter=sep, lineterminator=newline, quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))).writerows([columns, *rows])
         text = buffer.getvalue()
     else:
         text = newline.join(sep.join(row) for row in [columns, *rows]) + draw(st.sampled_from(["", newline]))
-    if draw(st.booleans()):
+    if draw(st.integers(0, 4)) == 0:
         text = text[: draw(st.integers(0, len(text)))]
     encoded = ("\ufeff" if draw(st.booleans()) else "") + text
-    return encoded.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "latin-1", "utf-16"])), errors="replace"), ".csv"
+    encoding = draw(st.sampled_from(["utf-8"] * 8 + ["latin-1", "utf-16"]))
+    return encoded.encode(encoding, errors="replace"), ".csv"
 
 
 def quoted(name) -> str:
@@ -423,21 +451,29 @@ def test_fuzz_csv_files(scratch, case, data):
     try:
         frame = pw.read_data(path)
     except Exception as err:  # noqa: BLE001
-        assert_one_line(err)
+        event(f"file refused: {kind(assert_one_line(err))}")
         return
     assert isinstance(frame, pd.DataFrame) and not frame.columns.duplicated().any()
     columns = list(frame.columns)
     if len(columns) < 2:
+        event("file read, < 2 columns")
         return
-    k, n, g = (data.draw(st.sampled_from(columns)) for _ in range(3))
+    k, n, g = (name if name in columns and data.draw(st.integers(0, 3)) else data.draw(st.sampled_from(columns))
+               for name in ("k", "n", "g"))
     formula = data.draw(st.sampled_from([f"p({quoted(k)}, {quoted(n)}) ~ 1 + (1|{quoted(g)})", f"{quoted(k)} ~ (1|{quoted(g)})"]))
     try:
         spec = pw.parse_formula(formula, frame)
         prepared, _ = fitting_module().prepare_data(spec, frame)
     except Exception as err:  # noqa: BLE001
-        assert_one_line(err)
+        event(f"file read, then refused: {kind(assert_one_line(err))}")
         return
     check_counts(prepared, spec.successes, spec.trials or f"{spec.successes}_n")
+    event("file read, counts valid")
+
+
+def mostly(usual: st.SearchStrategy, odd: st.SearchStrategy) -> st.SearchStrategy:
+    """``usual`` three times in four, else ``odd`` (one_of would weigh odd's many branches more)."""
+    return st.integers(0, 3).flatmap(lambda i: odd if i == 0 else usual)
 
 
 VALUES = st.one_of(st.integers(-5, 40), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
@@ -445,7 +481,8 @@ VALUES = st.one_of(st.integers(-5, 40), st.integers(-(2**70), 2**70), st.floats(
 
 
 @fuzz(600)
-@given(st.lists(st.tuples(VALUES, VALUES, st.sampled_from(["a", "b", None, 1, 2.5])), max_size=8),
+@given(st.lists(st.tuples(mostly(st.integers(0, 9), VALUES), mostly(st.integers(9, 30), VALUES),
+                          mostly(st.sampled_from(["a", "b"]), st.sampled_from([None, np.nan, 1, 2.5, ""]))), max_size=8),
        st.sampled_from(["p(k, n) ~ 1 + (1|g)", "cbind(k, n - k) ~ (1|g)", "k ~ (1|g)", "p(k, n) ~ g"]))
 def test_fuzz_counts(rows, formula):
     frame = pd.DataFrame(rows, columns=["k", "n", "g"])
@@ -453,8 +490,9 @@ def test_fuzz_counts(rows, formula):
     try:
         prepared, notes = fitting_module().prepare_data(spec, frame)
     except Exception as err:  # noqa: BLE001
-        assert_one_line(err)
+        event(f"refused: {kind(assert_one_line(err))}")
         return
+    event("valid")
     check_counts(prepared, spec.successes, spec.trials or "k_n")
     total = pd.to_numeric(frame["k"]).sum() if spec.trials is None else None
     if total is not None:  # 0/1 rows aggregate to the same number of successes and trials
