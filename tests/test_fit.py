@@ -108,3 +108,19 @@ def test_sum_coding_falls_back_from_nutpie(email):
                      draws=100, tune=100, chains=1, seed=1)
     assert fit.settings["backend"] == "pymc"
     assert fit.posterior["C(distribution, Sum)"].shape[-1] == 2
+
+
+def test_backends_agree_within_monte_carlo_error(gym_study, gym):
+    """PyMC's own NUTS and nutpie (the default) sample the same posterior of the partial model."""
+    import arviz as az
+
+    nutpie = gym_study.fits["partial"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        pymc = pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
+                      backend="pymc", draws=500, tune=500, chains=2, seed=5)
+    assert (nutpie.settings["backend"], pymc.settings["backend"]) == ("nutpie", "pymc")
+    for name in ("Intercept", "yogaStretch", "1|gymID_sigma"):
+        a, b = nutpie.posterior[name], pymc.posterior[name]
+        error = np.hypot(float(az.mcse(a)), float(az.mcse(b)))
+        assert abs(float(a.mean()) - float(b.mean())) < 4 * error, name
