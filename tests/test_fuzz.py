@@ -607,3 +607,14 @@ def test_prior_input_errors(priors, message):
         for text in prior_strings(priors, spec, "partial").values():
             parse_prior(text)
     assert assert_one_line(err.value) == message
+
+
+def test_intercept_only_rows_aggregate_to_one_row():
+    """Regression (issue 10 fuzzing): a 0/1 outcome with no predictors (signed ~ 1) raised pandas'
+    'No group keys passed!' instead of aggregating to one binomial row."""
+    rows = pd.DataFrame({"signed": [0, 1, 1, 0, 1]})
+    prepared, notes = fitting_module().prepare_data(pw.parse_formula("signed ~ 1", rows), rows)
+    assert prepared.to_dict("list") == {"signed": [3], "signed_n": [5]}
+    check_counts(prepared, "signed", "signed_n")
+    assert notes == ["aggregated 5 rows of 0/1 signed into 1 binomial rows (exact: same likelihood up to a constant)"]
+

@@ -180,6 +180,8 @@ def aggregate(data: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFrame:
     """
     values = pd.to_numeric(data[outcome], errors="coerce")
     _fail_rows(~values.isin([0, 1]), f"{outcome} is not 0/1", "a row-level outcome must be 0 or 1")
+    if not by:  # an intercept-only formula (signed ~ 1): all rows make one binomial row
+        return pd.DataFrame({outcome: [int(values.sum())], f"{outcome}_n": [len(values)]}, dtype="int64")
     frame = data[by].assign(**{outcome: values.astype("int64")})
     grouped = frame.groupby(by, sort=True, dropna=False, observed=True)[outcome]
     return grouped.agg(["sum", "size"]).rename(columns={"sum": outcome, "size": f"{outcome}_n"}).reset_index()
