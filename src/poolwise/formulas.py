@@ -85,9 +85,13 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
         raise PoolwiseError(f"formula {formula!r} has no '~'; write it as {EXAMPLE}")
     formula = translate_cbind(formula.strip())
     try:
+        tokens = Scanner(formula).scan()
+        _refuse_calls(tokens)
         description = model_description(formula)
-        parser = Parser(Scanner(formula).scan())
+        parser = Parser(tokens)
         parser.parse()
+    except PoolwiseError:
+        raise
     except Exception as err:  # formulae raises several unrelated types for syntax errors
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PoolwiseError(f"cannot read formula {formula!r} ({one_line(detail)}); write it as {EXAMPLE}") from None
@@ -166,8 +170,7 @@ def _check_calls(term, names: set[str]) -> None:
         node = stack.pop()
         if isinstance(node, LazyCall):
             if node.callee not in ALLOWED_CALLS:
-                allowed = ", ".join(sorted(ALLOWED_CALLS))
-                raise PoolwiseError(f"formula calls {node.callee}(), which poolwise does not allow; use only: {allowed}")
+                _refuse_call(node.callee)
             stack.extend(node.args)
             stack.extend(node.kwargs.values())
         elif isinstance(node, LazyOperator):
@@ -180,6 +183,19 @@ def _check_calls(term, names: set[str]) -> None:
             names.add(node.name)
         elif not isinstance(node, LazyValue):
             raise PoolwiseError(f"formula contains {node}, which poolwise cannot check; simplify the term")
+
+
+def _refuse_calls(tokens: list) -> None:
+    """Refuse every name written as a call that is not an allowed transform, before parsing: this
+    also covers text that never becomes a term (``x - os.remove("f")`` removes a term)."""
+    for token, following in zip(tokens, tokens[1:]):
+        if following.kind == "LEFT_PAREN" and token.kind in ("IDENTIFIER", "BQNAME") and token.lexeme not in ALLOWED_CALLS:
+            _refuse_call(token.lexeme)
+
+
+def _refuse_call(callee: str) -> None:
+    allowed = ", ".join(sorted(ALLOWED_CALLS))
+    raise PoolwiseError(f"formula calls {one_line(callee)}(), which poolwise does not allow; use only: {allowed}")
 
 
 def _plain(name: str) -> bool:
