@@ -124,3 +124,12 @@ def test_backends_agree_within_monte_carlo_error(gym_study, gym):
         a, b = nutpie.posterior[name], pymc.posterior[name]
         error = np.hypot(float(az.mcse(a)), float(az.mcse(b)))
         assert abs(float(a.mean()) - float(b.mean())) < 4 * error, name
+
+
+def test_compare_without_seed_records_one_base_seed(gym):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
+                           draws=50, tune=50, chains=1)
+    seeds = [study.fits[name].settings["seed"] for name in ("complete", "none", "partial")]
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]

@@ -106,12 +106,14 @@ def compare(
         raise PoolwiseError(f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling")
     prepared, notes = prepare_data(spec, data)
     backend = check_settings(draws, tune, chains, backend)
+    # One base seed for everything, drawn here when not given, so the study records a seed that
+    # reproduces all three fits (model k uses seed + k) and the CV folds.
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     if cv is not None:
         from poolwise.cv import check_workers, group_folds, run_folds  # cv imports this module
 
         check_workers(workers)
-        cv_seed = seed if seed is not None else int(np.random.default_rng().integers(2**31))
-        cv_folds = group_folds(prepared[spec.group], folds, seed=cv_seed)
+        cv_folds = group_folds(prepared[spec.group], folds, seed=seed)
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec))
     built = {entry.name: build_model(spec, prepared, entry.name, priors, strict=False) for entry in POOLINGS}
@@ -119,13 +121,13 @@ def compare(
     fits = {}
     for offset, (name, model) in enumerate(built.items()):
         fits[name] = sample(spec, prepared, name, model, notes=notes, draws=draws, tune=tune, chains=chains,
-                            seed=None if seed is None else seed + offset, backend=backend,
+                            seed=seed + offset, backend=backend,
                             allow_unidentified=allow_unidentified, progress=progress)
     table, loos = loo_table(fits)
     result = None
     if cv is not None:
         result = run_folds(spec, prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
-                           seed=cv_seed, backend=backend, priors=priors, allow_unidentified=allow_unidentified,
+                           seed=seed, backend=backend, priors=priors, allow_unidentified=allow_unidentified,
                            workers=workers, executor=executor)
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():
