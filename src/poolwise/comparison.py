@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import Fit, build_model, check_settings, prepare_data, sample
-from poolwise.identify import check_design
+from poolwise.fitting import Fit, build_model, checked_inputs, sample
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS, pooling
 from poolwise.priors import Priors
@@ -104,8 +103,8 @@ def compare(
     spec = parse_formula(formula, data)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling")
-    prepared, notes = prepare_data(spec, data)
-    backend = check_settings(draws, tune, chains, backend)
+    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
+                                              allow_unidentified=allow_unidentified)
     # One base seed for everything, drawn here when not given, so the study records a seed that
     # reproduces all three fits (model k uses seed + k) and the CV folds.
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
@@ -114,8 +113,6 @@ def compare(
 
         check_workers(workers)
         cv_folds = group_folds(prepared[spec.group], folds, seed=seed)
-    if not allow_unidentified:
-        check_design(spec, prepared, POOLINGS[0].build(spec))
     built = {entry.name: build_model(spec, prepared, entry.name, priors, strict=False) for entry in POOLINGS}
     _check_prior_terms(priors, built)
     fits = {}

@@ -25,9 +25,8 @@ from scipy.stats import binom
 
 from poolwise.comparison import _check_prior_terms
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import Fit, build_model, check_settings, prepare_data, sample
+from poolwise.fitting import Fit, build_model, checked_inputs, sample
 from poolwise.formulas import FormulaSpec, parse_formula
-from poolwise.identify import check_design
 from poolwise.pooling import POOLINGS, pooling as find_pooling
 from poolwise.priors import Priors
 
@@ -110,12 +109,10 @@ def group_cv(
     spec = parse_formula(formula, data)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
-    prepared, notes = prepare_data(spec, data)
-    backend = check_settings(draws, tune, chains, backend)
+    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
+                                              allow_unidentified=allow_unidentified)
     check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
-    if not allow_unidentified:
-        check_design(spec, prepared, POOLINGS[0].build(spec))
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     folds = group_folds(prepared[spec.group], folds, seed=seed)
     if priors is not None:  # a typo in a term or preset fails here, not in every worker

@@ -107,6 +107,21 @@ def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Pri
     return model, formula, strings
 
 
+def checked_inputs(spec: FormulaSpec, data: pd.DataFrame, *, draws: int, tune: int, chains: int,
+                   backend: str | None, allow_unidentified: bool,
+                   pooling: str | None = None) -> tuple[pd.DataFrame, list[str], str]:
+    """The checks every entry point runs before building a model: data, sampler settings and,
+    unless ``allow_unidentified``, the design's identifiability (for ``pooling``, or all three).
+
+    Returns the data to fit, notes for the user and the backend to use.
+    """
+    prepared, notes = prepare_data(spec, data)
+    backend = check_settings(draws, tune, chains, backend)
+    if not allow_unidentified:
+        check_design(spec, prepared, POOLINGS[0].build(spec), pooling=pooling)
+    return prepared, notes, backend
+
+
 def fit(
     formula: str,
     data: pd.DataFrame,
@@ -130,10 +145,8 @@ def fit(
     name = find_pooling(pooling).name
     if name != "complete" and spec.group is None:
         raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")
-    prepared, notes = prepare_data(spec, data)
-    backend = check_settings(draws, tune, chains, backend)
-    if not allow_unidentified:
-        check_design(spec, prepared, POOLINGS[0].build(spec), pooling=name)
+    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
+                                              allow_unidentified=allow_unidentified, pooling=name)
     built = build_model(spec, prepared, name, priors)
     return sample(spec, prepared, name, built, notes=notes, draws=draws, tune=tune, chains=chains, seed=seed,
                   backend=backend, allow_unidentified=allow_unidentified, progress=progress)
