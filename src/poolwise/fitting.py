@@ -2,7 +2,10 @@
 
 import json
 import os
+import signal
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -173,8 +176,9 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")
-        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                          random_seed=seed, inference_method=backend, progressbar=progress)
+        with _reraise_interrupt():
+            idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                              random_seed=seed, inference_method=backend, progressbar=progress)
         if log_likelihood:
             model.compute_log_likelihood(idata)
             # Bambi leaves the in-sample rate `p` (draws x observations) in the posterior; it is as
@@ -189,6 +193,31 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
     check_sampling(result)
     return result
+
+
+@contextmanager
+def _reraise_interrupt():
+    """Make Ctrl-C during sampling stop the run.
+
+    nutpie catches ``KeyboardInterrupt`` and returns the draws it has, so the interrupt would be
+    lost and a truncated (or silently finished) fit saved; remember it and raise it afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+
+    def handler(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt("sampling was interrupted")
 
 
 def versions() -> dict[str, str]:
