@@ -139,7 +139,7 @@ BAD = {
     "unknown preset": (["fit", "{csv}", SIMPLE, "--priors", "textbook"], "unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings"),
     "zero draws": (["fit", "{csv}", SIMPLE, "--draws", "0"], "draws must be a whole number >= 1, got 0"),
     "negative chains": (["compare", "{csv}", SIMPLE, "--chains", "-2"], "chains must be a whole number >= 1, got -2"),
-    "unknown backend": (["fit", "{csv}", SIMPLE, "--backend", "stan"], "unknown backend 'stan'; use one of: nutpie, pymc, numpyro"),
+    "unknown backend": (["fit", "{csv}", SIMPLE, "--backend", "stan"], "unknown backend 'stan'; use one of: numpyro, nutpie, pymc"),
     "existing fit output": (["fit", "{csv}", SIMPLE, "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "existing compare output": (["compare", "{csv}", SIMPLE, "--out", "{dir}"], "{dir} already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "existing simulate output": (["simulate", "{dir}"], "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path"),
@@ -354,7 +354,7 @@ def test_real_fit_and_show(tmp_path):
     out = tmp_path / "fit.nc"
     result = run("fit", "franchise", FORMULA, "--draws", 150, "--tune", 150, "--chains", 2, "--seed", 3, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "Draws: 2 chains x 150 (tune 150), nutpie, seed 3." in result.stdout
+    assert "Draws: 2 chains x 150 (tune 150), numpyro, seed 3." in result.stdout
     assert run("show", out).stdout == result.stdout.rsplit("Saved the fit", 1)[0]
 
 

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.special import expit
 from scipy.stats import binom, norm
 
@@ -105,25 +106,30 @@ def test_chapter_priors_are_set(gym):
 def test_sum_coding_falls_back_from_nutpie(email):
     with pytest.warns(pw.PoolwiseWarning, match="sampled with pymc: nutpie cannot handle the comma"):
         fit = pw.fit("p(opens, sent) ~ trial_control + C(distribution, Sum)", email, pooling="complete",
-                     draws=100, tune=100, chains=1, seed=1)
+                     draws=100, tune=100, chains=1, seed=1, backend="nutpie")
     assert fit.settings["backend"] == "pymc"
     assert fit.posterior["C(distribution, Sum)"].shape[-1] == 2
 
 
-def test_backends_agree_within_monte_carlo_error(gym_study, gym):
-    """PyMC's own NUTS and nutpie (the default) sample the same posterior of the partial model."""
+@pytest.mark.parametrize("backend", ["nutpie", "pymc"])
+def test_backends_agree_within_monte_carlo_error(gym_study, gym, backend):
+    """nutpie and PyMC's own NUTS sample the same posterior of the partial model as NumPyro (the
+    default), and the log-likelihood NumPyro's run computes in JAX equals Bambi's own."""
     import arviz as az
 
-    nutpie = gym_study.fits["partial"]
+    default = gym_study.fits["partial"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
-        pymc = pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
-                      backend="pymc", draws=500, tune=500, chains=2, seed=5)
-    assert (nutpie.settings["backend"], pymc.settings["backend"]) == ("nutpie", "pymc")
-    for name in ("Intercept", "yogaStretch", "1|gymID_sigma"):
-        a, b = nutpie.posterior[name], pymc.posterior[name]
+        other = pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
+                       backend=backend, draws=500, tune=500, chains=2, seed=5)
+    assert (default.settings["backend"], other.settings["backend"]) == ("numpyro", backend)
+    for name in ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma"):
+        a, b = default.posterior[name], other.posterior[name]
         error = np.hypot(float(az.mcse(a)), float(az.mcse(b)))
         assert abs(float(a.mean()) - float(b.mean())) < 4 * error, name
+    from_jax = default.idata["log_likelihood"].to_dataset()
+    recomputed = default.model.compute_log_likelihood(default.idata, inplace=False)["log_likelihood"].to_dataset()
+    xr.testing.assert_allclose(from_jax, recomputed, rtol=1e-9)
 
 
 def test_compare_without_seed_records_one_base_seed(gym):

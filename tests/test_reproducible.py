@@ -28,7 +28,7 @@ TINY = Path(__file__).parent / "data" / "tiny_study"
 FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 SEED = 20261122
 DRAWS, TUNE, CHAINS = 40, 60, 2
-PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "nutpie")
+PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
 # Groups that are functions of data, priors and seed alone (sample_stats may hold timings).
 DETERMINISTIC = ("posterior", "log_likelihood", "observed_data")
 
@@ -57,7 +57,7 @@ def assert_same_draws(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["nutpie", "pymc"])
+@pytest.mark.parametrize("backend", ["numpyro", "nutpie", "pymc"])
 def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
     args = ["compare", "franchise", FORMULA, "--priors", "chapter", "--backend", backend, "--draws", DRAWS,
             "--tune", TUNE, "--chains", CHAINS, "--seed", SEED, "--json"]

@@ -38,7 +38,7 @@ Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: 
 Formula = Annotated[str, typer.Argument(help=f"Rate formula, e.g. '{GYM}'.", show_default=False)]
 Prior = Annotated[list[str] | None, typer.Option("--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False)]
 Preset = Annotated[str | None, typer.Option("--priors", help="Start from a prior preset: chapter.", show_default=False)]
-Backend = Annotated[str | None, typer.Option(help="Sampler: nutpie (default), pymc or numpyro.", show_default=False)]
+Backend = Annotated[str | None, typer.Option(help="Sampler: numpyro (default), nutpie or pymc.", show_default=False)]
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
 Tune = Annotated[int, typer.Option(help="Tuning (warm-up) draws per chain.")]
 Chains = Annotated[int, typer.Option(help="Number of chains.")]

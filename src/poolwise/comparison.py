@@ -41,7 +41,7 @@ def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Pareto.*")
         loos = {name: az.loo(f.idata) for name, f in fits.items()}
-        compared = az.compare({name: f.idata for name, f in fits.items()}, round_to="none")
+        compared = az.compare(loos, round_to="none")
     best = max(loos, key=lambda name: loos[name].elpd)
     rows = []
     for name, loo in loos.items():

@@ -8,6 +8,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,9 @@ from poolwise.identify import check_design, prior_only_groups
 from poolwise.pooling import POOLINGS, pooling as find_pooling
 from poolwise.priors import Priors, check_terms, parse_prior, prior_strings
 
-BACKENDS = ("nutpie", "pymc", "numpyro")
-DEFAULT_BACKEND = "nutpie"  # fastest at equal ESS on this machine: see benchmarks/RESULTS.md
-PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "nutpie")
+BACKENDS = ("numpyro", "nutpie", "pymc")
+DEFAULT_BACKEND = "numpyro"  # fastest, and highest ESS per second, on this machine: see benchmarks/RESULTS.md
+PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
 
 
 @dataclass
@@ -75,12 +76,30 @@ def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> s
     backend = backend or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise PoolwiseError(f"unknown backend {backend!r}; use one of: {', '.join(BACKENDS)}")
-    if backend == "numpyro":
-        try:
-            import numpyro  # noqa: F401
-        except ImportError:
-            raise PoolwiseError("backend numpyro needs the numpyro package: pip install numpyro") from None
     return backend
+
+
+def cache_dir() -> Path:
+    """Where poolwise keeps compiled samplers: $POOLWISE_CACHE_DIR, else the user's cache folder."""
+    if os.environ.get("POOLWISE_CACHE_DIR"):
+        return Path(os.environ["POOLWISE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poolwise"
+
+
+def use_compile_cache() -> None:
+    """Keep JAX's compiled programs on disk so a second run skips XLA compilation.
+
+    NumPyro's sampler is compiled per model structure and data shape; the cache is keyed by the
+    compiled program, so any model seen before (in any process) loads instead of compiling. A
+    cache folder the user already configured for JAX is left alone.
+    """
+    import jax
+
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+        # JAX only caches programs that took over a second to compile by default; the small
+        # ones (initial points, log-likelihood) add up to seconds per comparison too.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Priors = None, *, strict: bool = True):
@@ -173,14 +192,26 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
         backend = "pymc"
         notes = [*notes, "sampled with pymc: nutpie cannot handle the comma in a term such as C(x, Sum)"]
         warnings.warn(PoolwiseWarning(f"{find_pooling(pooling).label}: {notes[-1]}"), stacklevel=3)
+    options = {}
+    if backend == "numpyro":
+        use_compile_cache()
+        # Computed inside the compiled (and cached) JAX program: Bambi's own computation would
+        # add about half a second per model on the gym data.
+        options["idata_kwargs"] = {"log_likelihood": log_likelihood}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")
+        warnings.filterwarnings("ignore", message=".*passing log_likelihood.* is deprecated")
         with _reraise_interrupt():
+            # compute_convergence_checks=False: check_sampling below does the same checks once, with
+            # advice, instead of PyMC logging its own.
             idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                              random_seed=seed, inference_method=backend, progressbar=progress)
+                              random_seed=seed, inference_method=backend, progressbar=progress,
+                              compute_convergence_checks=False, **options)
+        _to_numpy(idata)
         if log_likelihood:
-            model.compute_log_likelihood(idata)
+            if "log_likelihood" not in idata:
+                model.compute_log_likelihood(idata)
             # Bambi leaves the in-sample rate `p` (draws x observations) in the posterior; it is as
             # large as the log-likelihood, and every figure recomputes it from the coefficients.
             idata["posterior"] = idata["posterior"].to_dataset().drop_vars(model.family.likelihood.parent, errors="ignore")
@@ -193,6 +224,17 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
     check_sampling(result)
     return result
+
+
+def _to_numpy(idata) -> None:
+    """Replace JAX arrays (NumPyro's draws) with NumPy ones, in place.
+
+    xarray would otherwise compute every mean and quantile in JAX, op by op: slower, and in a
+    different summation order than the same draws loaded back from disk.
+    """
+    for group in idata.children:
+        dataset = idata[group].to_dataset()
+        idata[group] = dataset.copy(data={name: np.asarray(var.values) for name, var in dataset.data_vars.items()})
 
 
 @contextmanager
@@ -245,10 +287,10 @@ def check_sampling(result: Fit) -> None:
 
     stats = result.idata["sample_stats"]
     divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    summary = az.summary(result.idata, kind="diagnostics", round_to="none")
+    posterior = result.idata["posterior"].to_dataset()
     # r_hat is undefined (NaN) for a single chain; fmax/fmin skip NaN without a warning.
-    worst_rhat = float(np.fmax.reduce(summary["r_hat"].to_numpy(), initial=1.0))
-    min_ess = float(np.fmin.reduce(summary["ess_bulk"].to_numpy(), initial=np.inf))
+    worst_rhat = float(np.fmax.reduce(az.rhat(posterior).to_array().values, axis=None, initial=1.0))
+    min_ess = float(np.fmin.reduce(az.ess(posterior).to_array().values, axis=None, initial=np.inf))
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:
