@@ -95,8 +95,9 @@ plots.data_bars(plots.data_bars_table(gym, FORMULA))
 pd.Series(pw.templates(FORMULA), name="Bambi formula").to_frame()
 
 # %% [markdown]
-# `pw.compare` fits all three with NUTS (through nutpie) and compares them by leave-one-out cross
-# validation. We look at the fits one by one below, in the order the chapter meets them.
+# `pw.compare` fits all three with NUTS (NumPyro's, through Bambi and PyMC) and compares them by
+# leave-one-out cross validation. We look at the fits one by one below, in the order the chapter
+# meets them.
 #
 # poolwise's warnings are collected and printed one per line. Those about gyms that never had both
 # conditions and about Pareto k are part of the story and explained where they come up. Sampler

@@ -23,12 +23,16 @@ def _data_homes() -> list[Path]:
         homes.append(Path(os.environ["POOLWISE_DATA"]))
     homes.append(Path.cwd().parent / "shared" / "data")
     homes.append(Path(__file__).resolve().parents[3] / "shared" / "data")  # beside a source checkout
-    homes.append(_cache_dir())
+    homes.append(cache_dir())
     return homes
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "poolwise"
+def cache_dir() -> Path:
+    """poolwise's cache folder (downloaded datasets, compiled samplers): $POOLWISE_CACHE_DIR, else
+    $XDG_CACHE_HOME/poolwise, else ~/.cache/poolwise."""
+    if os.environ.get("POOLWISE_CACHE_DIR"):
+        return Path(os.environ["POOLWISE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poolwise"
 
 
 def example_path() -> Path:
@@ -51,7 +55,7 @@ def load_dataset(name: str) -> pd.DataFrame:
         path = home / f"{name}.csv"
         if path.is_file():
             return read_csv(path)
-    target = _cache_dir() / f"{name}.csv"
+    target = cache_dir() / f"{name}.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with urllib.request.urlopen(DATASETS[name], timeout=30) as response:

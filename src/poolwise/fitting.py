@@ -8,12 +8,11 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from poolwise.data import _fail_rows, aggregate, data_hash, validate_counts
+from poolwise.data import _fail_rows, aggregate, cache_dir, data_hash, validate_counts
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
 from poolwise.identify import check_design, prior_only_groups
@@ -21,8 +20,9 @@ from poolwise.pooling import POOLINGS, pooling as find_pooling
 from poolwise.priors import Priors, check_terms, parse_prior, prior_strings
 
 BACKENDS = ("numpyro", "nutpie", "pymc")
-DEFAULT_BACKEND = "numpyro"  # fastest, and highest ESS per second, on this machine: see benchmarks/RESULTS.md
+DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
+CACHE_BYTES = 2**30  # compiled samplers kept on disk; a gym-sized model takes about 0.4 MB
 
 
 @dataclass
@@ -79,27 +79,27 @@ def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> s
     return backend
 
 
-def cache_dir() -> Path:
-    """Where poolwise keeps compiled samplers: $POOLWISE_CACHE_DIR, else the user's cache folder."""
-    if os.environ.get("POOLWISE_CACHE_DIR"):
-        return Path(os.environ["POOLWISE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poolwise"
-
-
 def use_compile_cache() -> None:
     """Keep JAX's compiled programs on disk so a second run skips XLA compilation.
 
-    NumPyro's sampler is compiled per model structure and data shape; the cache is keyed by the
-    compiled program, so any model seen before (in any process) loads instead of compiling. A
-    cache folder the user already configured for JAX is left alone.
+    PyMC compiles NumPyro's sampler with the data, priors and draw counts built in, so the cache
+    is keyed by all of them: the same model on the same data (in any process) loads instead of
+    compiling. The folder is capped at CACHE_BYTES, least recently used entries going first. A
+    cache folder already configured for JAX in this process is left alone.
     """
     import jax
 
-    if jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
-        # JAX only caches programs that took over a second to compile by default; the small
-        # ones (initial points, log-likelihood) add up to seconds per comparison too.
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    if jax.config.jax_compilation_cache_dir is not None:
+        return
+    try:
+        folder = cache_dir() / "jax"
+    except RuntimeError:  # no home folder to put a cache in: compile every time
+        return
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
+    # JAX only caches programs that took over a second to compile by default; the small ones
+    # (initial points, log-likelihood) add up to seconds per comparison too.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Priors = None, *, strict: bool = True):
@@ -201,7 +201,6 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")
-        warnings.filterwarnings("ignore", message=".*passing log_likelihood.* is deprecated")
         with _reraise_interrupt():
             # compute_convergence_checks=False: check_sampling below does the same checks once, with
             # advice, instead of PyMC logging its own.
@@ -234,7 +233,7 @@ def _to_numpy(idata) -> None:
     """
     for group in idata.children:
         dataset = idata[group].to_dataset()
-        idata[group] = dataset.copy(data={name: np.asarray(var.values) for name, var in dataset.data_vars.items()})
+        idata[group] = dataset.copy(data={name: np.array(var.values) for name, var in dataset.data_vars.items()})
 
 
 @contextmanager
@@ -288,9 +287,13 @@ def check_sampling(result: Fit) -> None:
     stats = result.idata["sample_stats"]
     divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
     posterior = result.idata["posterior"].to_dataset()
+    # One flat array per statistic: Dataset.to_array would broadcast variables with different
+    # group dimensions against each other (groups x groups values in a no-pooling model).
+    rhat = np.concatenate([[np.nan], *(var.values.ravel() for var in az.rhat(posterior).data_vars.values())])
+    ess = np.concatenate([[np.nan], *(var.values.ravel() for var in az.ess(posterior).data_vars.values())])
     # r_hat is undefined (NaN) for a single chain; fmax/fmin skip NaN without a warning.
-    worst_rhat = float(np.fmax.reduce(az.rhat(posterior).to_array().values, axis=None, initial=1.0))
-    min_ess = float(np.fmin.reduce(az.ess(posterior).to_array().values, axis=None, initial=np.inf))
+    worst_rhat = float(np.fmax.reduce(rhat, initial=1.0))
+    min_ess = float(np.fmin.reduce(ess, initial=np.inf))
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:
