@@ -53,6 +53,7 @@ def test_compile_cache_leaves_a_folder_the_user_chose(tmp_path):
 
 
 def test_jax_draws_become_numpy_with_coords_and_attrs_kept():
+    import pymc.sampling.jax  # noqa: F401  (gives JAX its CPU devices first, as a real fit does)
     import jax.numpy as jnp
 
     values = np.arange(12.0).reshape(2, 3, 2)

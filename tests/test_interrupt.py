@@ -28,9 +28,16 @@ STUDY_FILES = ["coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial
 
 WRAPPER = '''
 """The poolwise CLI, recording in MARKS when each model starts sampling and each fit is saved."""
+import signal
 import sys
 import time
 from pathlib import Path
+
+# Start as a terminal's foreground job does, with Ctrl-C at its default. Python keeps a SIGINT
+# that was ignored when it started, and this run may be spawned while another thread of pytest's
+# process is inside C's system(), which ignores SIGINT and SIGQUIT for as long as it runs (seen in
+# full CI runs: the child started with both ignored and slept through the test's SIGINT).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import poolwise as pw
 import poolwise.io
