@@ -1,6 +1,7 @@
 """The sampler plumbing around NumPyro, without sampling: cache folder, JAX arrays, diagnostics."""
 
 import json
+import signal
 import subprocess
 import sys
 import warnings
@@ -11,7 +12,7 @@ import xarray as xr
 
 import poolwise as pw
 from poolwise.data import cache_dir
-from poolwise.fitting import CACHE_BYTES, Fit, _to_numpy, check_sampling
+from poolwise.fitting import CACHE_BYTES, Fit, _reraise_interrupt, _to_numpy, check_sampling
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -88,3 +89,17 @@ def test_diagnostics_span_variables_with_different_group_dimensions():
     assert len(messages) == 2
     assert messages[0].startswith("No pooling: r_hat up to ") and float(messages[0].split()[5]) > 1.5
     assert messages[1].startswith("No pooling: bulk ESS as low as ")
+
+
+@pytest.mark.parametrize("before", [signal.default_int_handler, signal.SIG_IGN], ids=["default", "ignored"])
+def test_sampling_catches_ctrl_c_unless_it_is_ignored(before):
+    """During sampling poolwise holds SIGINT itself (nutpie would swallow it), except in a job that
+    ignores SIGINT (started in the background), which must keep ignoring it."""
+    previous = signal.signal(signal.SIGINT, before)
+    try:
+        with _reraise_interrupt():
+            during = signal.getsignal(signal.SIGINT)
+        assert (during is before) == (before is signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, previous)

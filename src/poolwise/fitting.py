@@ -243,7 +243,8 @@ def _reraise_interrupt():
     nutpie catches ``KeyboardInterrupt`` and returns the draws it has, so the interrupt would be
     lost and a truncated (or silently finished) fit saved; remember it and raise it afterwards.
     """
-    if threading.current_thread() is not threading.main_thread():
+    # Off the main thread no handler can be set; an ignored SIGINT (a background job) stays ignored.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     caught = []
