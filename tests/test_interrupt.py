@@ -33,10 +33,9 @@ import sys
 import time
 from pathlib import Path
 
-# Start as a terminal's foreground job does, with Ctrl-C at its default. Python keeps a SIGINT
-# that was ignored when it started, and this run may be spawned while another thread of pytest's
-# process is inside C's system(), which ignores SIGINT and SIGQUIT for as long as it runs (seen in
-# full CI runs: the child started with both ignored and slept through the test's SIGINT).
+# Start as a terminal's foreground job does, with Ctrl-C at its default. A shell starts background
+# jobs with SIGINT and SIGQUIT ignored and Python keeps an inherited SIG_IGN, so when the test suite
+# itself is launched in the background this run would otherwise sleep through the test's SIGINT.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import poolwise as pw
