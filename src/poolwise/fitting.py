@@ -288,13 +288,9 @@ def check_sampling(result: Fit) -> None:
     stats = result.idata["sample_stats"]
     divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
     posterior = result.idata["posterior"].to_dataset()
-    # One flat array per statistic: Dataset.to_array would broadcast variables with different
-    # group dimensions against each other (groups x groups values in a no-pooling model).
-    rhat = np.concatenate([[np.nan], *(var.values.ravel() for var in az.rhat(posterior).data_vars.values())])
-    ess = np.concatenate([[np.nan], *(var.values.ravel() for var in az.ess(posterior).data_vars.values())])
     # r_hat is undefined (NaN) for a single chain; fmax/fmin skip NaN without a warning.
-    worst_rhat = float(np.fmax.reduce(rhat, initial=1.0))
-    min_ess = float(np.fmin.reduce(ess, initial=np.inf))
+    worst_rhat = float(np.fmax.reduce(_all_values(az.rhat(posterior)), initial=1.0))
+    min_ess = float(np.fmin.reduce(_all_values(az.ess(posterior)), initial=np.inf))
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:
@@ -303,3 +299,12 @@ def check_sampling(result: Fit) -> None:
         warnings.warn(PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"), stacklevel=3)
     if min_ess < min(400, 0.1 * draws):
         warnings.warn(PoolwiseWarning(f"{label}: bulk ESS as low as {min_ess:.0f}; run more draws before trusting the tails"), stacklevel=3)
+
+
+def _all_values(stats) -> np.ndarray:
+    """Every value of every variable of a Dataset, flat (NaN when it has none).
+
+    Dataset.to_array would broadcast variables with different group dimensions against each other
+    (groups x groups values in a no-pooling model).
+    """
+    return np.concatenate([[np.nan], *(var.values.ravel() for var in stats.data_vars.values())])
