@@ -117,8 +117,8 @@ def test_expected_successes_are_n_g_mean_rate(gym, trials, groups):
     sd_with = np.sqrt(post["1|gymID_sigma"] ** 2 + post["yogaStretch|gymID_sigma"] ** 2)
     truth_without, se_without = expected_truth(post["Intercept"], post["1|gymID_sigma"], trials, groups)
     truth_with, se_with = expected_truth(post["Intercept"] + post["yogaStretch"], sd_with, trials, groups)
-    assert abs(row(expected, "successes_without")["mean"] - truth_without) < 4 * se_without
-    assert abs(row(expected, "successes_with")["mean"] - truth_with) < 4 * se_with
+    assert abs(row(expected, "outcome_without")["mean"] - truth_without) < 4 * se_without
+    assert abs(row(expected, "outcome_with")["mean"] - truth_with) < 4 * se_with
     assert abs(row(expected, "difference")["mean"] - (truth_with - truth_without)) < 4 * np.hypot(se_with, se_without)
     assert (expected[["groups", "trials"]] == [groups, trials]).all().all()
     assert (expected["lower"] <= expected["mean"]).all() and (expected["mean"] <= expected["upper"]).all()
@@ -131,7 +131,7 @@ def test_complete_pooling_new_group_is_the_shared_rate(gym):
     pd.testing.assert_frame_equal(decision.new_group[numbers], decision.typical[numbers])
     assert set(decision.per_group["source"]) == {"all groups"} and decision.notes == []
     truth, se = expected_truth(fit.posterior["Intercept"], np.zeros(4000), 50, 100)
-    assert abs(row(decision.expected, "successes_without")["mean"] - truth) < 4 * se
+    assert abs(row(decision.expected, "outcome_without")["mean"] - truth) < 4 * se
     assert decision.verdict().startswith("Complete pooling (one rate for every gymID): yogaStretch raises the rate")
 
 
@@ -171,7 +171,7 @@ def test_same_seed_same_numbers(gym):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"treatment": "stretching"}, "unknown treatment 'stretching'; the formula's terms are: yogaStretch. Pass one of them as treatment"),
-    ({"trials": 0}, "trials must be a whole number >= 1, got 0"),
+    ({"trials": 0}, "trials (each new group's size) must be a whole number >= 1, got 0"),
     ({"groups": 2.5}, "groups must be a whole number >= 1, got 2.5"),
     ({"prob": 89}, "prob must be between 0 and 1 (e.g. 0.89), got 89"),
 ])
@@ -181,11 +181,15 @@ def test_bad_input_is_one_line(gym, kwargs, message):
     assert str(err.value) == message
 
 
-def test_treatment_must_be_zero_one(gym):
-    data = gym.assign(yogaStretch=gym["yogaStretch"] * 2)
-    fit = fake_fit(data, "partial")
-    with pytest.raises(pw.PoolwiseError, match="must be a 0/1 column"):
+def test_treatment_must_be_numeric(gym):
+    fit = fake_fit(gym.assign(yogaStretch=gym["yogaStretch"] * 2), "partial")
+    assert decide(fit).notes[0] == ("yogaStretch is not 0/1: 'without' is yogaStretch = 0 and 'with' is yogaStretch = 1, "
+                                    "the effect of one unit more")
+    fit.data = fit.data.assign(yogaStretch=fit.data["yogaStretch"].map({0: "no", 2: "yes"}))
+    with pytest.raises(pw.PoolwiseError) as err:
         decide(fit)
+    assert str(err.value) == ("treatment yogaStretch must be a 0/1 or numeric column to compare without (0) and with (1); "
+                              "recode it")
 
 
 def test_lme4_summary_tables(gym):
@@ -282,7 +286,7 @@ def test_gym_decision(gym_study):
     assert new.loc["difference", "lower"] < 0 < typical.loc["difference", "lower"]
     post = pw.population_draws(fit)
     truth, se = expected_truth(post["alpha"], post["sigma_alpha"], 50, 100)
-    assert abs(row(decision.expected, "successes_without")["mean"] - truth) < 4 * se
+    assert abs(row(decision.expected, "outcome_without")["mean"] - truth) < 4 * se
     flagged = decision.per_group[decision.per_group["source"] == "population"]
     assert sorted(flagged["group"].unique(), key=int) == ["2", "8", "10", "11", "12"]
     text = decision.verdict()

@@ -19,7 +19,8 @@ TEMPLATES = [
     ("p(k, n) ~ x + z + (x|g)", {"complete": "p(k, n) ~ x + z", "none": "p(k, n) ~ 0 + C(g) + z + C(g):x", "partial": "p(k, n) ~ x + z + (1 + x|g)"}),
     ("p(k, n) ~ C(t) + (C(t)|g)", {"complete": "p(k, n) ~ C(t)", "none": "p(k, n) ~ 0 + C(g) + C(g):C(t)", "partial": "p(k, n) ~ C(t) + (1 + C(t)|g)"}),
     ("prop(k, n) ~ x + (x|store_name)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(store_name) + C(store_name):x", "partial": "p(k, n) ~ x + (1 + x|store_name)"}),
-    ("signed ~ yoga + (yoga|gym)", {"complete": "p(signed, signed_n) ~ yoga", "none": "p(signed, signed_n) ~ 0 + C(gym) + C(gym):yoga", "partial": "p(signed, signed_n) ~ yoga + (1 + yoga|gym)"}),
+    ("signed ~ yoga + (yoga|gym)", {"complete": "signed ~ yoga", "none": "signed ~ 0 + C(gym) + C(gym):yoga", "partial": "signed ~ yoga + (1 + yoga|gym)"}),
+    ("y ~ x + offset(log(e)) + (1|g)", {"complete": "y ~ x + offset(log(e))", "none": "y ~ 0 + C(g) + x + offset(log(e))", "partial": "y ~ x + (1|g) + offset(log(e))"}),
 ]
 
 
@@ -30,19 +31,21 @@ def test_templates(formula, expected):
 
 def test_spec_parts():
     spec = pw.parse_formula("cbind(k, n - k) ~ x + z + (1 + x|g)", DATA)
-    assert (spec.successes, spec.trials, spec.group) == ("k", "n", "g")
+    assert (spec.outcome, spec.trials, spec.group, spec.family) == ("k", "n", "g", "binomial")
     assert spec.common == ("x", "z") and spec.varying == ("x",) and spec.group_intercept and spec.intercept
     assert spec.treatment == "x"
 
 
 BAD = [
     ("k ~ x + (x|g) + (1|t)", "formula has 2 grouping factors (g, t); poolwise's pooling templates need exactly one, e.g. (x|group)"),
-    ("p(k, n) x", "formula 'p(k, n) x' has no '~'; write it as p(successes, trials) ~ x + (x|group)"),
-    ("p(k n) ~ x", "cannot read formula 'p(k n) ~ x' (Expect ')' after arguments.); write it as p(successes, trials) ~ x + (x|group)"),
-    ("p(k, n) ~ x + (x|", "cannot read formula 'p(k, n) ~ x + (x|' (Don't know how to parse ''); write it as p(successes, trials) ~ x + (x|group)"),
+    ("p(k, n) x", "formula 'p(k, n) x' has no '~'; write it as y ~ x + (x|group)"),
+    ("p(k n) ~ x", "cannot read formula 'p(k n) ~ x' (Expect ')' after arguments.); write it as y ~ x + (x|group)"),
+    ("p(k, n) ~ x + (x|", "cannot read formula 'p(k, n) ~ x + (x|' (Don't know how to parse ''); write it as y ~ x + (x|group)"),
     ("p(k, n) ~ w + (x|g)", "column 'w' is not in the data; the columns are: k, n, x, z, g, t. Fix the formula or the data"),
     ("cbind(k, f) ~ x", "cbind() is read only as cbind(successes, trials - successes); write it that way or use p(successes, trials)"),
-    ("log(k) ~ x", "response log(k) is not a count pair; write p(successes, trials) or cbind(successes, trials - successes)"),
+    ("log(k) ~ x", "response log(k) is not a column or a count pair; write y, p(successes, trials) or cbind(successes, trials - successes), and compute transformed outcomes as a data column"),
+    ("k ~ x + offset(e) + (1|g)", "poolwise reads offsets only as offset(log(exposure)), not offset(e); pass the exposure itself (a time, population or count of units > 0) inside log()"),
+    ("p(k, n) ~ x + offset(log(z))", "offset(log(z)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset"),
 ]
 
 

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 import poolwise as pw
 from poolwise.cli import app
+from poolwise.data import prepare_data
 from poolwise.formulas import ALLOWED_CALLS
 from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import check_terms, parse_prior, prior_strings
@@ -210,7 +211,7 @@ def test_control_unchecked_template_runs_code(tmp_path):
     spec = replace(pw.parse_formula("p(k, n) ~ x + (1|g)", data), common=(f'np.save("{created}", x)',))
     with warnings.catch_warnings(), pytest.raises(Exception):
         warnings.simplefilter("ignore")
-        fitting_module().build_model(spec, data, "complete")
+        fitting_module().build_model(spec, data, "complete", {})
     assert created.is_file()
 
 
@@ -328,10 +329,9 @@ def check_formula(formula: str) -> None:
         event("parsed, no group term")
         return
     event("parsed, templates read back")
-    fitted = DATA if spec.trials else DATA.assign(**{f"{spec.successes}_n": 1})  # 0/1 rows are fitted as counts
     for template in templates.values():
-        again = pw.parse_formula(template, fitted)
-        assert (again.successes, again.trials) == (spec.successes, spec.trials or f"{spec.successes}_n")
+        again = pw.parse_formula(template, DATA, family=spec.family)
+        assert (again.outcome, again.trials, again.exposure, again.family) == (spec.outcome, spec.trials, spec.exposure, spec.family)
 
 
 @fuzz(1500)
@@ -465,11 +465,15 @@ def test_fuzz_csv_files(scratch, case, data):
     formula = data.draw(st.sampled_from([f"p({quoted(k)}, {quoted(n)}) ~ 1 + (1|{quoted(g)})", f"{quoted(k)} ~ (1|{quoted(g)})"]))
     try:
         spec = pw.parse_formula(formula, frame)
-        prepared, _ = fitting_module().prepare_data(spec, frame)
+        prepared, spec, _ = prepare_data(spec, frame)
     except Exception as err:  # noqa: BLE001
         event(f"file read, then refused: {kind(assert_one_line(err))}")
         return
-    check_counts(prepared, spec.successes, spec.trials or f"{spec.successes}_n")
+    if spec.trials is None:
+        assert spec.family == "gaussian" and np.isfinite(prepared[spec.outcome].to_numpy(dtype=float)).all()
+        event("file read, gaussian values valid")
+        return
+    check_counts(prepared, spec.outcome, spec.trials)
     event("file read, counts valid")
 
 
@@ -488,15 +492,18 @@ VALUES = st.one_of(st.integers(-5, 40), st.integers(-(2**70), 2**70), st.floats(
        st.sampled_from(["p(k, n) ~ 1 + (1|g)", "cbind(k, n - k) ~ (1|g)", "k ~ (1|g)", "p(k, n) ~ g"]))
 def test_fuzz_counts(rows, formula):
     frame = pd.DataFrame(rows, columns=["k", "n", "g"])
-    spec = pw.parse_formula(formula, frame)
     try:
-        prepared, notes = fitting_module().prepare_data(spec, frame)
+        spec = pw.parse_formula(formula, frame)
+        prepared, spec, notes = prepare_data(spec, frame)
     except Exception as err:  # noqa: BLE001
         event(f"refused: {kind(assert_one_line(err))}")
         return
-    event("valid")
-    check_counts(prepared, spec.successes, spec.trials or "k_n")
-    total = pd.to_numeric(frame["k"]).sum() if spec.trials is None else None
+    event(f"valid {spec.family}")
+    if spec.trials is None:  # k ~ ... with signed or real values reads as gaussian, as lmer would
+        assert spec.family == "gaussian" and np.isfinite(prepared["k"].to_numpy(dtype=float)).all()
+        return
+    check_counts(prepared, spec.outcome, spec.trials)
+    total = pd.to_numeric(frame["k"]).sum() if spec.trials == "k_n" else None
     if total is not None:  # 0/1 rows aggregate to the same number of successes and trials
         assert prepared["k"].sum() == total and prepared["k_n"].sum() == len(frame)
 
@@ -591,7 +598,7 @@ def test_huge_counts_are_refused(tmp_path, cell, message):
     path.write_text(f"k,n,g\n{cell},{cell}0,a\n")
     frame = pw.read_data(path)
     with pytest.raises(pw.PoolwiseError) as err:
-        fitting_module().prepare_data(pw.parse_formula("p(k, n) ~ (1|g)", frame), frame)
+        prepare_data(pw.parse_formula("p(k, n) ~ (1|g)", frame), frame)
     assert assert_one_line(err.value) == message
 
 
@@ -615,8 +622,8 @@ def test_intercept_only_rows_aggregate_to_one_row():
     """Regression (issue 10 fuzzing): a 0/1 outcome with no predictors (signed ~ 1) raised pandas'
     'No group keys passed!' instead of aggregating to one binomial row."""
     rows = pd.DataFrame({"signed": [0, 1, 1, 0, 1]})
-    prepared, notes = fitting_module().prepare_data(pw.parse_formula("signed ~ 1", rows), rows)
+    prepared, _, notes = prepare_data(pw.parse_formula("signed ~ 1", rows), rows)
     assert prepared.to_dict("list") == {"signed": [3], "signed_n": [5]}
     check_counts(prepared, "signed", "signed_n")
-    assert notes == ["aggregated 5 rows of 0/1 signed into 1 binomial rows (exact: same likelihood up to a constant)"]
+    assert notes == ["aggregated 5 rows of signed (success: signed = 1) into 1 binomial rows (exact: same likelihood up to a constant)"]
 

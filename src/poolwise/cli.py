@@ -35,7 +35,8 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise.", show_default=False)]
-Formula = Annotated[str, typer.Argument(help=f"Rate formula, e.g. '{GYM}'.", show_default=False)]
+Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{GYM}'.", show_default=False)]
+Family = Annotated[str | None, typer.Option(help="Outcome family: bernoulli, binomial, poisson, negativebinomial or gaussian (default: read from the formula and data, as lme4 would).", show_default=False)]
 Prior = Annotated[list[str] | None, typer.Option("--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False)]
 Preset = Annotated[str | None, typer.Option("--priors", help="Start from a prior preset: chapter.", show_default=False)]
 Backend = Annotated[str | None, typer.Option(help="Sampler: numpyro (default), nutpie or pymc.", show_default=False)]
@@ -129,10 +130,11 @@ def _print_summary(report, *, groups: bool) -> None:
     settings = report.settings
     stdout.print(f"[bold]{report.label}[/]  {escape(report.bambi_formula)}")
     grouping = f", {report.n_groups} levels of {report.group}" if report.group else ""
-    stdout.print(f"Family: binomial (logit link). Data: {report.n_rows} rows{grouping}. "
+    success = f", success: {escape(str(report.level))}" if report.level is not None else ""
+    stdout.print(f"Family: {report.family} ({report.link} link{success}). Data: {report.n_rows} rows{grouping}. "
                  f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
                  f"{settings['backend']}, seed {settings['seed']}.")
-    stdout.print(_effects_table("Population-level effects (logit scale)", report.population, report.prob))
+    stdout.print(_effects_table(f"Population-level effects ({report.link} scale)", report.population, report.prob))
     if len(report.group_sds):
         stdout.print(_effects_table(f"Group-level effects: ~{report.group} ({report.n_groups} levels)", report.group_sds, report.prob))
         stdout.print(f"Group-level effects are uncorrelated in Bambi: (...|{report.group}) here is lme4's (...||{report.group}).")
@@ -143,7 +145,7 @@ def _print_summary(report, *, groups: bool) -> None:
 
 
 def _groups_table(report) -> Table:
-    """One row per group (lme4's coef()): intercept and slope (logit scale), both rates with intervals."""
+    """One row per group (lme4's coef()): intercept and slope (link scale), both rates with intervals."""
     pct = f"{report.prob:.0%}"
     table = _table(f"Per-group coefficients (lme4's coef()); rates with {pct} intervals")
     table.add_column(escape(report.group or "group"), no_wrap=True)
@@ -256,7 +258,7 @@ def templates(formula: Formula) -> None:
 
 
 @app.command()
-def check(data: Data, formula: Formula, as_json: AsJson = False) -> None:
+def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson = False) -> None:
     """Check, without fitting, whether the data can identify every coefficient of the three models.
 
     Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
@@ -268,7 +270,7 @@ def check(data: Data, formula: Formula, as_json: AsJson = False) -> None:
         from poolwise.data import read_data
         from poolwise.identify import check as check_design
 
-        report = check_design(formula, read_data(data))
+        report = check_design(formula, read_data(data), family=family)
         if as_json:
             typer.echo(json.dumps(report.to_dict(orient="records"), indent=2))
         else:
@@ -285,6 +287,7 @@ def fit_command(
     data: Data,
     formula: Formula,
     pooling: Annotated[str, typer.Option(help="partial, none or complete (aliases: hierarchical, unpooled, pooled).")] = "partial",
+    family: Family = None,
     prior: Prior = None,
     priors: Preset = None,
     backend: Backend = None,
@@ -313,7 +316,7 @@ def fit_command(
             check_new(out, force=force)
         frame = read_data(data)
         with _sampling(progress, f"Fitting the {pooling} pooling model..."):
-            result = fit(formula, frame, pooling=pooling, draws=draws, tune=tune, chains=chains, seed=seed,
+            result = fit(formula, frame, pooling=pooling, family=family, draws=draws, tune=tune, chains=chains, seed=seed,
                          backend=backend, priors=_priors(prior, priors), allow_unidentified=allow_unidentified,
                          progress=progress)
         report = summary(result)
@@ -335,6 +338,7 @@ def compare_command(
     out: Annotated[Path | None, typer.Option(help="Write fits (.nc), tables (.csv) and study.json into this new folder.", show_default=False)] = None,
     force: Force = False,
     plots: Annotated[bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")] = False,
+    family: Family = None,
     prior: Prior = None,
     priors: Preset = None,
     backend: Backend = None,
@@ -357,7 +361,7 @@ def compare_command(
         from poolwise.data import read_data
 
         _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught,
-                 priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
+                 family=family, priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
                  progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers)
 
 
@@ -526,16 +530,17 @@ def decide(
     source: Annotated[Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)],
     model: Annotated[str, typer.Option(help="Which model of a results folder: partial, none or complete.")] = "partial",
     treatment: Annotated[str | None, typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False)] = None,
-    trials: Annotated[int, typer.Option(help="Trials per new group for the expected outcomes.")] = 50,
+    trials: Annotated[float, typer.Option(help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations.")] = 50,
+    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="The treatment helps when it lowers the mean (e.g. defects, reaction time).")] = False,
     new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
     per_group: Annotated[bool, typer.Option("--per-group", help="Also print each observed group's rates.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
     as_json: AsJson = False,
 ) -> None:
-    """Answer the business question on the probability scale: does the treatment help?
+    """Answer the business question on the response scale: does the treatment help?
 
-    For a typical group, a new group and (--per-group) each observed group, and how many more
-    successes new groups should expect.
+    For a typical group, a new group and (--per-group) each observed group, and what total
+    outcome new groups should expect.
 
     Example: poolwise decide results --trials 50 --new-groups 100
     """
@@ -546,7 +551,8 @@ def decide(
 
         saved = load(source)
         fit = saved.fits[pooling(model).name] if hasattr(saved, "fits") else saved
-        decision = decide_fit(fit, treatment=treatment, trials=trials, groups=new_groups, seed=seed)
+        decision = decide_fit(fit, treatment=treatment, trials=int(trials) if float(trials).is_integer() else trials,
+                              groups=new_groups, higher_is_better=not lower_is_better, seed=seed)
         if as_json:
             tables = {name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
                       for name in ("typical", "new_group", "expected", "per_group")}
@@ -557,23 +563,30 @@ def decide(
 
 
 def _print_decision(decision, *, per_group: bool) -> None:
+    from poolwise.families import family
+
     pct = f"{decision.prob:.0%}"
-    rates = _table(f"{decision.treatment}: rates on the probability scale, {pct} intervals", gap=1)
+    link = family(decision.family).link
+    what = {"logit": "rates on the probability scale", "identity": f"mean {decision.outcome}",
+            "log": f"{decision.outcome} per {'row' if decision.unit == 'rows' else 'unit of ' + decision.unit}"}[link]
+    rates = _table(f"{escape(decision.treatment)}: {escape(what)}, {pct} intervals", gap=1)
     numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")
     for column in (decision.factor, "Quantity", *numbers, "Source"):
         rates.add_column(escape(column), justify="right" if column in numbers else "left", no_wrap=True)
     frames = [decision.typical, decision.new_group] + ([decision.per_group] if per_group else [])
     for frame in frames:
         for _, row in frame.iterrows():
-            digits = 2 if row["quantity"] == "ratio" else 3
-            rates.add_row(escape(str(row["group"])), row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits),
-                          _num(row["upper"], digits), _num(row["p_helps"]), escape(row["source"]))
+            digits = ".2f" if row["quantity"] == "ratio" else ".3f" if link == "logit" else ".3g"
+            cells = [f"{row[c]:{digits}}" if row[c] == row[c] else "nan" for c in ("mean", "lower", "upper")]
+            rates.add_row(escape(str(row["group"])), row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"]))
     stdout.print(rates)
-    expected = _table(f"Expected {decision.successes}: {decision.groups} new {decision.factor}s x {decision.trials} trials")
-    for column in ("Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(more)"):
+    expected = _table(f"Expected {escape(decision.outcome)}: {decision.groups} new {escape(decision.factor)}s x "
+                      f"{decision.trials:g} {escape(decision.unit)}")
+    for column in ("Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(helps)"):
         expected.add_column(column, justify="left" if column == "Quantity" else "right", no_wrap=True)
+    digits = 3 if decision.family == "gaussian" else 0
     for _, row in decision.expected.iterrows():
-        expected.add_row(row["quantity"], _num(row["mean"], 0), _num(row["lower"], 0), _num(row["upper"], 0), _num(row["p_helps"]))
+        expected.add_row(row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits), _num(row["upper"], digits),
+                         _num(row["p_helps"]))
     stdout.print(expected)
     stdout.print(f"[bold]{escape(decision.verdict())}[/]")
-

@@ -10,9 +10,8 @@ import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import Fit, build_model, checked_inputs, sample
-from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS, pooling
-from poolwise.priors import Priors
+from poolwise.priors import Priors, resolve_priors
 
 PARETO_K = 0.7
 
@@ -77,6 +76,7 @@ def compare(
     formula: str,
     data: pd.DataFrame,
     *,
+    family: str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -100,11 +100,10 @@ def compare(
     """
     if cv is not None and cv != "group":
         raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
-    spec = parse_formula(formula, data)
+    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
+                                                    backend=backend, allow_unidentified=allow_unidentified)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling")
-    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
-                                              allow_unidentified=allow_unidentified)
     # One base seed for everything, drawn here when not given, so the study records a seed that
     # reproduces all three fits (model k uses seed + k) and the CV folds.
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
@@ -113,7 +112,8 @@ def compare(
 
         check_workers(workers)
         cv_folds = group_folds(prepared[spec.group], folds, seed=seed)
-    built = {entry.name: build_model(spec, prepared, entry.name, priors, strict=False) for entry in POOLINGS}
+    resolved = {entry.name: resolve_priors(priors, spec, prepared, entry.name) for entry in POOLINGS}
+    built = {name: build_model(spec, prepared, name, strings) for name, strings in resolved.items()}
     _check_prior_terms(priors, built)
     fits = {}
     for offset, (name, model) in enumerate(built.items()):
@@ -124,7 +124,7 @@ def compare(
     result = None
     if cv is not None:
         result = run_folds(spec, prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
-                           seed=seed, backend=backend, priors=priors, allow_unidentified=allow_unidentified,
+                           seed=seed, backend=backend, priors=resolved, allow_unidentified=allow_unidentified,
                            workers=workers, executor=executor)
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():
@@ -141,7 +141,8 @@ def _check_prior_terms(priors: Priors, built: dict) -> None:
     """A user prior must name a term of at least one of the three models."""
     if not isinstance(priors, dict):
         return
-    terms = set().union(*(set(model.parameters[model.family.likelihood.parent].terms) for model, _, _ in built.values()))
+    terms = set().union(*(set(model.parameters[model.family.likelihood.parent].terms) | set(model.family.likelihood.params[1:])
+                          for model, _, _ in built.values()))
     for term in priors:
         if term != "preset" and term not in terms:
             raise PoolwiseError(f"unknown prior term {term!r}; the models' terms are: {', '.join(sorted(terms))}")

@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
-from scipy.stats import binom
 
 from poolwise.comparison import _check_prior_terms
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import Fit, build_model, checked_inputs, sample
-from poolwise.formulas import FormulaSpec, parse_formula
+from poolwise.formulas import FormulaSpec
 from poolwise.pooling import POOLINGS, pooling as find_pooling
-from poolwise.priors import Priors
+from poolwise.priors import Priors, resolve_priors
 
 DEFAULT_WORKERS = 2
 
@@ -86,6 +85,7 @@ def group_cv(
     formula: str,
     data: pd.DataFrame,
     *,
+    family: str | None = None,
     folds: int | Sequence[Sequence] | None = None,
     poolings: Sequence[str] | None = None,
     draws: int = 1000,
@@ -106,29 +106,32 @@ def group_cv(
     a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
     ``seed``, so serial and parallel runs give the same numbers.
     """
-    spec = parse_formula(formula, data)
+    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
+                                                    backend=backend, allow_unidentified=allow_unidentified)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
-    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
-                                              allow_unidentified=allow_unidentified)
     check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     folds = group_folds(prepared[spec.group], folds, seed=seed)
+    # Priors resolved once on all the data: every refit is the model the user asked for, not one
+    # with priors recomputed from the training groups.
+    resolved = {name: resolve_priors(priors, spec, prepared, name) for name in names}
     if priors is not None:  # a typo in a term or preset fails here, not in every worker
-        _check_prior_terms(priors, {name: build_model(spec, prepared, name, priors, strict=False) for name in names})
+        _check_prior_terms(priors, {name: build_model(spec, prepared, name, resolved[name]) for name in names})
     result = run_folds(spec, prepared, folds, poolings=names,
-                       draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=priors,
+                       draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=resolved,
                        allow_unidentified=allow_unidentified, workers=workers, executor=executor)
     result.notes[:0] = notes
     return result
 
 
 def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, poolings: Sequence[str], draws: int,
-              tune: int, chains: int, seed: int, backend: str, priors: Priors, allow_unidentified: bool,
-              workers: int = DEFAULT_WORKERS, executor: Executor | str | None = None) -> CV:
+              tune: int, chains: int, seed: int, backend: str, priors: dict[str, dict[str, str]],
+              allow_unidentified: bool, workers: int = DEFAULT_WORKERS, executor: Executor | str | None = None) -> CV:
     """Refit every model without each fold's groups and score the held-out rows (inputs already
-    checked: ``data`` are counts as ``prepare_data`` returns them, ``folds`` a partition)."""
+    checked: ``data`` and ``spec`` as ``prepare_data`` returns them, ``folds`` a partition,
+    ``priors`` each model's resolved prior strings)."""
     check_workers(workers)
     fold_of = np.empty(len(data), dtype=int)
     in_group = data[spec.group].astype(str).to_numpy()
@@ -144,7 +147,7 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
             fit_seed, score_seed = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(2)
             # Every task refers to the same DataFrame and slices it in the worker, so the parent
             # holds one copy of the data however many refits are queued.
-            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors, "data": data,
+            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors[name], "data": data,
                           "rows": np.flatnonzero(held_out), "seed": int(fit_seed), "score_seed": int(score_seed),
                           "allow_unidentified": allow_unidentified, **settings})
     started = time.perf_counter()
@@ -214,12 +217,10 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
     spec, posterior = fit.spec, fit.posterior
     posterior = posterior.drop_dims([d for d in ("__obs__",) if d in posterior.dims])
     rng = np.random.default_rng(seed)
-    successes = data[spec.successes].to_numpy()
-    trials = data[spec.trials or f"{spec.successes}_n"].to_numpy()
     variables = _group_variables(fit)
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     if not variables:
-        return binom.logpmf(successes, trials, _predict(fit, posterior, data))
+        return _log_lik(fit, posterior, data)
     slots = [str(label) for label in posterior[next(iter(variables.values()))].values]
     value_of = {str(value): value for value in fit.data[spec.group].unique()}
     new_groups = list(pd.unique(data[spec.group]))
@@ -246,7 +247,7 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
         rows = data[spec.group].isin(chunk).to_numpy()
         mapped = data[rows].assign(**{spec.group: data.loc[rows, spec.group].map(
             {g: value_of[slots[k]] for k, g in enumerate(chunk)})})
-        out[..., rows] = binom.logpmf(successes[rows], trials[rows], _predict(fit, modified, mapped))
+        out[..., rows] = _log_lik(fit, modified, mapped)
     return out
 
 
@@ -283,12 +284,12 @@ def _prior_draws(fit: Fit, variables: list[str], count: int, rng: np.random.Gene
     return tree["prior"].to_dataset()
 
 
-def _predict(fit: Fit, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
-    """The success probability (chain, draw, row) of ``data`` under ``posterior``'s draws."""
-    parent = fit.model.family.likelihood.parent
+def _log_lik(fit: Fit, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
+    """The family's log density of each row of ``data`` (chain, draw, row) under ``posterior``'s draws."""
     tree = xr.DataTree.from_dict({"posterior": posterior})
-    fit.model.predict(tree, kind="response_params", data=data, inplace=True)
-    return tree["posterior"][parent].transpose("chain", "draw", ...).to_numpy()
+    fit.model.compute_log_likelihood(tree, data=data, inplace=True)
+    values = tree["log_likelihood"].to_dataset()
+    return next(iter(values.data_vars.values())).transpose("chain", "draw", ...).to_numpy()
 
 
 def _refit_and_score(task: dict) -> dict:
@@ -300,7 +301,7 @@ def _refit_and_score(task: dict) -> dict:
     train, test = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoolwiseWarning)
-        built = build_model(task["spec"], train, task["pooling"], task["priors"], strict=False)
+        built = build_model(task["spec"], train, task["pooling"], task["priors"])
         fit = sample(task["spec"], train, task["pooling"], built, notes=[], draws=task["draws"], tune=task["tune"],
                      chains=task["chains"], seed=task["seed"], backend=task["backend"],
                      allow_unidentified=task["allow_unidentified"], progress=False, log_likelihood=False)

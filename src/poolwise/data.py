@@ -1,15 +1,21 @@
-"""Reading, validating, simulating and aggregating binomial count data."""
+"""Reading, validating, simulating and aggregating the data a formula names, for every family."""
 
 import hashlib
 import json
 import os
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError
+from poolwise.families import NAMES as FAMILY_NAMES
+
+if TYPE_CHECKING:  # the formula stage sits above this one; data code only reads a spec's fields
+    from poolwise.formulas import FormulaSpec
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
 EXAMPLE = "franchise"
@@ -120,6 +126,146 @@ def validate_counts(data: pd.DataFrame, successes: str, trials: str) -> pd.DataF
     _fail_rows(data[trials] == 0, f"{trials} is 0", "drop rows with no trials")
     _fail_rows(data[successes] > data[trials], f"{successes} > {trials}", f"{successes} counts successes out of {trials}; check the column order in p(successes, trials)")
     return data
+
+
+_TRUE_FALSE = {"true", "false"}
+
+
+def _levels(values: pd.Series) -> list:
+    """The distinct non-missing values of an outcome column, in sorted order."""
+    levels = pd.unique(values.dropna())
+    try:
+        return sorted(levels)
+    except TypeError:  # mixed types: sort as text
+        return sorted(levels, key=str)
+
+
+def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -> str:
+    """The family lme4 would use for an outcome column (see ``formulas.resolve_family``)."""
+    levels = _levels(values)
+    if len(levels) < 2:
+        raise PoolwiseError(f"{name} takes a single value ({one_line(levels[0]) if levels else 'all missing'}), so there "
+                            "is nothing to model; check the column or the rows selected")
+    if exposure is not None:
+        return "poisson"
+    numeric = pd.to_numeric(values, errors="coerce")
+    text = values.notna().sum() != numeric.notna().sum() or pd.api.types.is_bool_dtype(values)
+    if len(levels) == 2 and (text or set(numeric.dropna().unique()) <= {0, 1}):
+        return "bernoulli"
+    if text:
+        raise PoolwiseError(f"{name} has {len(levels)} distinct non-numeric values; poolwise models a two-level outcome "
+                            f"(bernoulli), counts or numbers ({', '.join(FAMILY_NAMES)}): recode it, e.g. to 0/1 for one "
+                            "level against the rest")
+    whole = np.isfinite(numeric) & (numeric == np.round(numeric))
+    if whole.all() and (numeric >= 0).all():
+        raise PoolwiseError(f"{name} holds counts (whole numbers >= 0 with more than two values), which poolwise "
+                            f"will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)")
+    if numeric.isna().any():
+        _fail_rows(numeric.isna(), f"{name} is missing (NaN)", "fill or drop those rows")
+    return "gaussian"
+
+
+def success_level(values: pd.Series, name: str, level: str | None = None) -> str:
+    """The level of a two-valued outcome counted as success: ``level`` when written ``y[level]``,
+    else the second in sorted order, as glmer does (1 of 0/1, True, TRUE, "Y" of "N"/"Y")."""
+    levels = _levels(values)
+    shown = ", ".join(one_line(v) for v in levels[:5]) + (", ..." if len(levels) > 5 else "")
+    if len(levels) > 2:
+        raise PoolwiseError(f"{name} has {len(levels)} values ({shown}), but a bernoulli outcome has two; "
+                            "recode it to two levels or choose another --family")
+    if level is not None:
+        if level not in [str(v) for v in levels]:
+            raise PoolwiseError(f"{name}[{one_line(level)}] names a level {name} does not have; its levels are: {shown}")
+        return level
+    if len(levels) < 2:
+        raise PoolwiseError(f"{name} takes a single value ({shown}), so there is nothing to model; check the column")
+    return str(levels[-1])
+
+
+def prepare_data(spec: "FormulaSpec", data: pd.DataFrame) -> tuple[pd.DataFrame, "FormulaSpec", list[str]]:
+    """Validate the columns a formula uses for its family and collapse rows where that is exact.
+
+    Bernoulli rows become binomial counts per combination of predictors and group; Poisson rows
+    with identical predictors and group become summed counts and exposures. Returns the data to
+    fit, the spec they are fitted with (``trials``/``exposure`` set when rows were collapsed) and
+    notes to show the user.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise PoolwiseError("data must be a pandas DataFrame (or, on the CLI, a CSV/Parquet path or dataset name)")
+    if len(data) == 0:
+        raise PoolwiseError("the data have no rows; pass a table with one row per group and period (or per trial)")
+    if spec.family is None:
+        raise PoolwiseError("the model has no family yet; parse the formula with the data (parse_formula(formula, data))")
+    predictors = [name for name in spec.variables if name not in (spec.outcome, spec.trials, spec.exposure)]
+    for name in predictors:
+        _fail_rows(data[name].isna(), f"{name} is missing (NaN)", "fill or drop those rows")
+    if spec.trials is not None:  # binomial counts, or bernoulli rows already aggregated to them
+        return validate_counts(data, spec.outcome, spec.trials), spec, []
+    if spec.family == "bernoulli":
+        before = len(data)
+        counts = aggregate(data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome, predictors)
+        note = (f"aggregated {before} rows of {spec.outcome} (success: {spec.outcome} = {spec.level}) into {len(counts)} "
+                "binomial rows (exact: same likelihood up to a constant)")
+        return counts, replace(spec, trials=f"{spec.outcome}_n"), [note]
+    data = data.copy()
+    data[spec.outcome] = _numbers(data[spec.outcome], spec.outcome)
+    if spec.exposure is not None:
+        data[spec.exposure] = _numbers(data[spec.exposure], spec.exposure)
+        _fail_rows(data[spec.exposure] <= 0, f"exposure {spec.exposure} is <= 0",
+                   "a rate per unit of exposure needs exposure > 0: drop those rows or fix the column")
+    if spec.family in ("poisson", "negativebinomial"):
+        values = data[spec.outcome]
+        _fail_rows(values < 0, f"{spec.outcome} is negative", f"{spec.family} counts must be >= 0 (use --family gaussian for signed numbers)")
+        _fail_rows(values != np.round(values), f"{spec.outcome} is not a whole number",
+                   f"{spec.family} counts must be integers (use --family gaussian for measurements)")
+        _fail_rows(values > MAX_COUNT, f"{spec.outcome} is larger than 2**53", "counts that large cannot be held exactly; check the column")
+        data[spec.outcome] = values.astype("int64")
+    if values_constant(data[spec.outcome]):
+        raise PoolwiseError(f"{spec.outcome} takes a single value ({data[spec.outcome].iloc[0]}) on every row, so there is "
+                            "nothing to model; check the column or the rows selected")
+    if spec.family == "poisson":
+        return _collapse_poisson(data, spec, predictors)
+    return data, spec, []
+
+
+def values_constant(values: pd.Series) -> bool:
+    """Whether a column holds one value on every row."""
+    return values.nunique(dropna=False) < 2
+
+
+def as_binary(values: pd.Series, spec: "FormulaSpec") -> pd.Series:
+    """1 where a bernoulli outcome is its success level (``spec.level``), else 0; missing values refused."""
+    _fail_rows(values.isna(), f"{spec.outcome} is missing (NaN)", "fill or drop those rows")
+    return (values.astype(str) == str(spec.level)).astype("int64")
+
+
+def _numbers(values: pd.Series, name: str) -> pd.Series:
+    """A numeric column, refusing text, missing and infinite values row by row."""
+    if pd.api.types.is_bool_dtype(values):
+        raise PoolwiseError(f"{name} is true/false; a two-valued outcome is bernoulli: drop --family or pass --family bernoulli")
+    numbers = pd.to_numeric(values, errors="coerce")
+    _fail_rows(values.notna() & numbers.isna(), f"{name} is not a number", "fix or drop those rows")
+    _fail_rows(numbers.isna(), f"{name} is missing (NaN)", "fill or drop those rows")
+    _fail_rows(~np.isfinite(numbers), f"{name} is infinite", "fix or drop those rows")
+    return numbers
+
+
+def _collapse_poisson(data: pd.DataFrame, spec: "FormulaSpec", predictors: list[str]) -> tuple[pd.DataFrame, "FormulaSpec", list[str]]:
+    """Sum Poisson counts (and exposures) of rows with identical predictors and group: a sum of
+    Poisson counts with one rate is Poisson with the summed exposure, so the likelihood is the
+    same up to a constant. Rows are left as they are when none would merge."""
+    if not predictors:
+        return data, spec, []
+    cells = data.groupby(predictors, sort=True, dropna=False, observed=True)
+    if cells.ngroups == len(data):
+        return data, spec, []
+    exposure = spec.exposure or f"{spec.outcome}_n"
+    sized = data.assign(**{exposure: data[spec.exposure] if spec.exposure else 1.0})
+    summed = sized.groupby(predictors, sort=True, dropna=False, observed=True)[[spec.outcome, exposure]].sum().reset_index()
+    per = f"summed exposure {exposure}" if spec.exposure else f"the row count {exposure} as exposure"
+    note = (f"collapsed {len(data)} poisson rows with identical predictors and group into {len(summed)} rows of summed "
+            f"{spec.outcome} with {per} (exact: same likelihood up to a constant)")
+    return summed, replace(spec, exposure=exposure), [note]
 
 
 def one_line(text: str) -> str:

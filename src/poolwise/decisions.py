@@ -1,7 +1,9 @@
-"""Decisions on the probability scale: does the treatment help a typical group, each observed
-group, a group not seen yet, and how many more successes should G new groups expect?
+"""Decisions on the response scale: does the treatment help a typical group, each observed group,
+a group not seen yet, and what total outcome should G new groups expect?
 
-"Without" means treatment = 0 and "with" treatment = 1, other common terms at 0. What each
+The "rate" is the family's mean response (see ``poolwise.families``): a probability, events per
+unit of exposure, or a mean value. "Without" means treatment = 0 and "with" treatment = 1, other
+common terms at 0. "Helps" means a higher mean unless the analyst says lower is better. What each
 pooling model can say:
 
 - partial pooling: the typical group is the population (intercept, slope); a new group draws its
@@ -11,9 +13,10 @@ pooling model can say:
 - no pooling: each observed group on its own; there is no population, so the typical and new
   group (and expected outcomes for new groups) are undefined and reported as NaN.
 
-The typical group is the median group (population logit mean). The average new group's rate is
-higher when rates are below 50%, because the logit curve bends: expected outcomes average over new
-groups, so they imply a higher mean rate than the typical group's.
+The typical group is the median group (population mean on the link scale). On a logit or log
+scale the average new group's rate differs from the typical group's, because the inverse link
+bends: expected outcomes average over new groups, so they imply another mean rate than the
+typical group's.
 
 The ``source`` column of every table says which of these a row is.
 """
@@ -23,15 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import expit
 
 from poolwise.estimates import PROB, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
+from poolwise.families import Family, family as find_family
 from poolwise.fitting import Fit
 from poolwise.identify import prior_only_groups
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")
-OUTCOMES = ("successes_without", "successes_with", "difference")
+OUTCOMES = ("outcome_without", "outcome_with", "difference")
 TABLE_COLUMNS = ["model", "group", "quantity", "mean", "sd", "lower", "upper", "p_helps", "source"]
 SCOPES = ("typical", "new")
 # Which quantities a group's data cannot inform, by the reason prior_only_groups() gives.
@@ -45,16 +48,21 @@ class Decision:
     """The answers of one fit, as tidy tables (see the module docstring for what each model means).
 
     ``typical``, ``new_group`` and ``per_group`` share the columns model, group, quantity
-    (rate_without, rate_with, difference, ratio), mean, sd, lower, upper, p_helps
-    (P(rate_with > rate_without)) and source; ``expected`` has quantity (successes_without,
-    successes_with, difference), groups, trials, mean, sd, lower, upper, p_helps, source.
+    (rate_without, rate_with, difference and, where the mean is positive, ratio), mean, sd,
+    lower, upper, p_helps (P(the treatment helps): rate_with above rate_without, or below it
+    when lower is better) and source; ``expected`` has quantity (outcome_without, outcome_with,
+    difference), groups, trials (the size of each new group: trials, units of exposure or
+    observations), mean, sd, lower, upper, p_helps, source.
     """
 
     pooling: str
     treatment: str
     factor: str
-    successes: str
-    trials: int
+    outcome: str
+    family: str
+    unit: str
+    higher_is_better: bool
+    trials: float
     groups: int
     prob: float
     typical: pd.DataFrame
@@ -77,20 +85,33 @@ def check_treatment(fit: Fit, treatment: str | None) -> str:
     if treatment is None or treatment not in terms:
         shown = ", ".join(terms) or "none"
         raise PoolwiseError(f"unknown treatment {treatment!r}; the formula's terms are: {shown}. Pass one of them as treatment")
-    if treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
-        raise PoolwiseError(f"treatment {treatment} must be a 0/1 column to compare without (0) and with (1); recode it")
+    if treatment in fit.data.columns and not pd.api.types.is_numeric_dtype(fit.data[treatment]):
+        raise PoolwiseError(f"treatment {treatment} must be a 0/1 or numeric column to compare without (0) and with (1); recode it")
     return treatment
 
 
-def rates(alpha: xr.DataArray, beta: xr.DataArray) -> xr.Dataset:
-    """Rates without and with the treatment, their difference and ratio, from logit-scale draws."""
-    without, with_ = expit(alpha), expit(alpha + beta)
-    return xr.Dataset({"rate_without": without, "rate_with": with_, "difference": with_ - without,
-                       "ratio": with_ / without})
+def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset:
+    """Mean responses without and with the treatment, their difference and (for a positive
+    mean) ratio, from link-scale draws."""
+    without, with_ = family.inverse(alpha), family.inverse(alpha + beta)
+    out = {"rate_without": without, "rate_with": with_, "difference": with_ - without}
+    if family.ratio:
+        out["ratio"] = with_ / without
+    return xr.Dataset(out)
+
+
+def unit(fit: Fit) -> str:
+    """What one unit of a new group's size is: a trial, a unit of exposure, an observation."""
+    spec = fit.spec
+    if spec.trials:
+        return "trials"
+    if spec.exposure and not spec.exposure.endswith("_n"):
+        return spec.exposure
+    return "observations" if spec.family == "gaussian" else "rows"
 
 
 def new_group_coefficients(fit: Fit, treatment: str, size: int, rng: np.random.Generator) -> xr.Dataset:
-    """Logit-scale ``alpha``, ``beta`` of ``size`` unseen groups per posterior draw, dims
+    """Link-scale ``alpha``, ``beta`` of ``size`` unseen groups per posterior draw, dims
     (chain, draw, new_group).
 
     Each is drawn from Normal(population, group sd), independently for intercept and slope as
@@ -117,26 +138,29 @@ def rate_draws(fit: Fit, *, treatment: str | None = None, scope: str = "typical"
         raise PoolwiseError(f"unknown scope {scope!r}; use one of: {', '.join(SCOPES)}")
     if fit.pooling == "none":
         raise PoolwiseError("no pooling has no population, so it has no typical or new group; use the partial pooling fit")
+    family = find_family(fit.spec.family)
     if scope == "typical":
         pop = population_draws(fit, treatment)
-        return rates(pop["alpha"], pop["beta"])
+        return rates(pop["alpha"], pop["beta"], family)
     new = new_group_coefficients(fit, treatment, 1, np.random.default_rng(seed)).isel(new_group=0, drop=True)
-    return rates(new["alpha"], new["beta"])
+    return rates(new["alpha"], new["beta"], family)
 
 
-def _rows(model: str, group: str, draws: xr.Dataset | None, prob: float, sources: dict[str, str]) -> list[dict]:
+def _rows(model: str, group: str, draws: xr.Dataset | None, prob: float, sources: dict[str, str],
+          quantities: tuple[str, ...], sign: int) -> list[dict]:
     if draws is None:
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
-        return [{"model": model, "group": group, "quantity": q, **empty, "source": sources[q]} for q in QUANTITIES]
-    p_helps = float((draws["difference"] > 0).mean())
+        return [{"model": model, "group": group, "quantity": q, **empty, "source": sources[q]} for q in quantities]
+    p_helps = float((sign * draws["difference"] > 0).mean())
     return [{"model": model, "group": group, "quantity": q, **summarise(draws[q], prob), "p_helps": p_helps,
-             "source": sources[q]} for q in QUANTITIES]
+             "source": sources[q]} for q in quantities]
 
 
-def _per_group(fit: Fit, treatment: str, prob: float) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _per_group(fit: Fit, treatment: str, prob: float, sign: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Each observed group's rates, with the quantities its data cannot inform marked by source."""
     coefficients = group_draws(fit, treatment)
-    draws = rates(coefficients["alpha"], coefficients["beta"])
+    draws = rates(coefficients["alpha"], coefficients["beta"], find_family(fit.spec.family))
+    quantities = tuple(draws.data_vars)
     # Complete pooling gives every group the shared estimate, so no group is singled out there.
     found = {}
     if fit.spec.group and fit.pooling != "complete":
@@ -148,47 +172,68 @@ def _per_group(fit: Fit, treatment: str, prob: float) -> tuple[pd.DataFrame, dic
         for reason, groups in flagged.items():
             if str(label) in groups:
                 sources.update(dict.fromkeys(_UNINFORMED[reason], _BORROWED[fit.pooling]))
-        rows += _rows(fit.pooling, str(label), draws.sel(group=label), prob, sources)
+        rows += _rows(fit.pooling, str(label), draws.sel(group=label), prob, sources, quantities, sign)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), flagged
 
 
-def _expected(fit: Fit, treatment: str, trials: int, groups: int, prob: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Posterior predictive of total successes of ``groups`` new groups with ``trials`` each, the
-    same groups without and with the treatment (different customers, so independent binomials)."""
+def _expected(fit: Fit, treatment: str, trials: float, groups: int, prob: float, rng: np.random.Generator,
+              sign: int) -> pd.DataFrame:
+    """Posterior predictive of the total outcome of ``groups`` new groups of size ``trials`` each
+    (trials, exposure or observations), the same groups without and with the treatment (different
+    units, so independent outcomes drawn from the family)."""
     columns = ["model", "quantity", "groups", "trials", "mean", "sd", "lower", "upper", "p_helps", "source"]
     if fit.pooling == "none":
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
         return pd.DataFrame([{"model": fit.pooling, "quantity": q, "groups": groups, "trials": trials, **empty,
                               "source": "undefined"} for q in OUTCOMES], columns=columns)
+    family = find_family(fit.spec.family)
     new = new_group_coefficients(fit, treatment, groups, rng)
-    p = rates(new["alpha"], new["beta"])
-    without = rng.binomial(trials, p["rate_without"].values).sum(axis=-1)
-    with_ = rng.binomial(trials, p["rate_with"].values).sum(axis=-1)
-    totals = {"successes_without": without, "successes_with": with_, "difference": with_ - without}
-    p_helps = float((totals["difference"] > 0).mean())
+    p = rates(new["alpha"], new["beta"], family)
+    aux = {name: fit.posterior[name].values[..., None] for name in family.aux}
+    without = family.simulate(rng, p["rate_without"].values, trials, aux).sum(axis=-1)
+    with_ = family.simulate(rng, p["rate_with"].values, trials, aux).sum(axis=-1)
+    if family.name == "gaussian":  # a measurement's total means little: report the mean per observation
+        without, with_ = without / (groups * trials), with_ / (groups * trials)
+    totals = {"outcome_without": without, "outcome_with": with_, "difference": with_ - without}
+    p_helps = float((sign * totals["difference"] > 0).mean())
     source = "new groups from population" if fit.pooling == "partial" else "all groups"
     return pd.DataFrame([{"model": fit.pooling, "quantity": q, "groups": groups, "trials": trials,
                           **summarise(values, prob), "p_helps": p_helps, "source": source}
                          for q, values in totals.items()], columns=columns)
 
 
-def decide(fit: Fit, *, treatment: str | None = None, trials: int = 50, groups: int = 100, prob: float = PROB,
-           seed: int | None = None) -> Decision:
-    """Turn a fit into decisions on the probability scale: the treatment's effect for a typical
-    group, each observed group and a new group, and the successes ``groups`` new groups with
-    ``trials`` trials each should expect without and with it.
+def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups: int = 100, prob: float = PROB,
+           higher_is_better: bool = True, seed: int | None = None) -> Decision:
+    """Turn a fit into decisions on the response scale: the treatment's effect for a typical
+    group, each observed group and a new group, and the total outcome ``groups`` new groups of
+    size ``trials`` each should expect without and with it.
 
-    Intervals are central (equal-tailed) ``prob`` intervals, as ArviZ reports them. New groups and
-    binomial outcomes are simulated with ``seed``, so the same call gives the same numbers.
+    ``trials`` is each new group's size in the data's own unit: trials (binomial, bernoulli),
+    units of exposure (poisson, negative binomial with an offset; rows without one) or
+    observations (gaussian: the total is their sum). ``higher_is_better=False`` makes "helps"
+    mean a lower mean response (fewer defects, shorter reaction times). Intervals are central
+    (equal-tailed) ``prob`` intervals, as ArviZ reports them. New groups and outcomes are
+    simulated with ``seed``, so the same call gives the same numbers.
+
+    Examples
+    --------
+    >>> decide(study.fits["partial"], trials=50, groups=100).verdict()  # doctest: +SKIP
     """
     treatment = check_treatment(fit, treatment)
-    for name, value in (("trials", trials), ("groups", groups)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise PoolwiseError(f"{name} must be a whole number >= 1, got {value!r}")
+    family = find_family(fit.spec.family)
+    whole = family.name in ("binomial", "bernoulli")
+    if isinstance(trials, bool) or not isinstance(trials, (int, float, np.integer, np.floating)) or not trials > 0 \
+            or (whole and trials != int(trials)) or not np.isfinite(trials):
+        kind = "a whole number >= 1" if whole else "a number > 0"
+        raise PoolwiseError(f"trials (each new group's size) must be {kind}, got {trials!r}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise PoolwiseError(f"groups must be a whole number >= 1, got {groups!r}")
     if not 0 < prob < 1:
         raise PoolwiseError(f"prob must be between 0 and 1 (e.g. 0.89), got {prob!r}")
     rng = np.random.default_rng(seed)
+    sign = 1 if higher_is_better else -1
     factor = fit.spec.group or "group"
+    quantities = QUANTITIES if family.ratio else QUANTITIES[:-1]
     if fit.pooling == "none":
         typical = new = None
         typical_source = new_source = "undefined"
@@ -197,17 +242,21 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: int = 50, groups: 
         new = rate_draws(fit, treatment=treatment, scope="new", seed=rng)
         typical_source = "population" if fit.pooling == "partial" else "all groups"
         new_source = "new group from population" if fit.pooling == "partial" else "all groups"
-    per_group, flagged = _per_group(fit, treatment, prob)
+    per_group, flagged = _per_group(fit, treatment, prob, sign)
     notes = _notes(fit.pooling, treatment, factor, flagged)
+    if treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
+        notes.insert(0, f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
+                        "the effect of one unit more")
+    trials = int(trials) if whole else float(trials)
     return Decision(
-        pooling=fit.pooling, treatment=treatment, factor=factor, successes=fit.spec.successes, trials=int(trials),
-        groups=int(groups), prob=prob,
-        typical=pd.DataFrame(_rows(fit.pooling, "typical", typical, prob, dict.fromkeys(QUANTITIES, typical_source)),
-                             columns=TABLE_COLUMNS),
+        pooling=fit.pooling, treatment=treatment, factor=factor, outcome=fit.spec.outcome, family=family.name,
+        unit=unit(fit), higher_is_better=higher_is_better, trials=trials, groups=int(groups), prob=prob,
+        typical=pd.DataFrame(_rows(fit.pooling, "typical", typical, prob, dict.fromkeys(QUANTITIES, typical_source),
+                                   quantities, sign), columns=TABLE_COLUMNS),
         per_group=per_group,
-        new_group=pd.DataFrame(_rows(fit.pooling, "new", new, prob, dict.fromkeys(QUANTITIES, new_source)),
-                               columns=TABLE_COLUMNS),
-        expected=_expected(fit, treatment, int(trials), int(groups), prob, rng),
+        new_group=pd.DataFrame(_rows(fit.pooling, "new", new, prob, dict.fromkeys(QUANTITIES, new_source),
+                                     quantities, sign), columns=TABLE_COLUMNS),
+        expected=_expected(fit, treatment, trials, int(groups), prob, rng, sign),
         notes=notes,
     )
 
@@ -225,51 +274,68 @@ def _notes(pooling: str, treatment: str, factor: str, flagged: dict[str, list[st
     return notes
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f}%"
+def _value(value: float, family: str) -> str:
+    """A mean response as a reader says it: 22% for a probability, else three significant digits."""
+    return f"{100 * value:.0f}%" if family in ("binomial", "bernoulli") else f"{value:.3g}"
 
 
-def _points(value: float) -> str:
-    return f"{100 * value:+.0f}"
+def _change(value: float, family: str) -> str:
+    """A difference of two mean responses: +10 points for probabilities, else signed digits."""
+    return f"{100 * value:+.0f}" if family in ("binomial", "bernoulli") else f"{value:+.3g}"
 
 
-def _rate_sentence(table: pd.DataFrame, prob: float) -> tuple[str, str]:
+def _rate_sentence(table: pd.DataFrame, prob: float, family: str) -> tuple[str, str]:
     """('from 22% to 33%', 'difference +10 points, 89% interval +2 to +19; P(helps) = 0.97')."""
     rows = table.set_index("quantity")
     diff = rows.loc["difference"]
-    change = f"from {_pct(rows.loc['rate_without', 'mean'])} to {_pct(rows.loc['rate_with', 'mean'])}"
-    detail = (f"difference {_points(diff['mean'])} points, {prob:.0%} interval {_points(diff['lower'])} to "
-              f"{_points(diff['upper'])}; P(helps) = {diff['p_helps']:.2f}")
+    points = " points" if family in ("binomial", "bernoulli") else ""
+    change = f"from {_value(rows.loc['rate_without', 'mean'], family)} to {_value(rows.loc['rate_with', 'mean'], family)}"
+    detail = (f"difference {_change(diff['mean'], family)}{points}, {prob:.0%} interval {_change(diff['lower'], family)} to "
+              f"{_change(diff['upper'], family)}; P(helps) = {diff['p_helps']:.2f}")
     return change, detail
+
+
+def _measure(decision: "Decision") -> str:
+    """What the rate is, in words: rate, rate per unit of exposure, mean."""
+    if decision.family in ("binomial", "bernoulli"):
+        return "rate"
+    if decision.family == "gaussian":
+        return f"mean {decision.outcome}"
+    return f"{decision.outcome} per {decision.unit.rstrip('s') if decision.unit == 'rows' else 'unit of ' + decision.unit}"
 
 
 def verdict(decision: Decision) -> str:
     """E.g. 'yogaStretch raises a typical gymID's rate from 22% to 33% (difference +10 points, 89%
     interval +2 to +19; P(helps) = 0.97). For a new gymID: ... 100 new gymIDs × 50 trials: ...'."""
     d, group, treatment = decision, decision.factor, decision.treatment
+    helps = "higher" if d.higher_is_better else "lower"
     if d.pooling == "none":
         diff = d.per_group[d.per_group["quantity"] == "difference"]
         informed = diff[diff["source"] == "data"]
         likely = informed[informed["p_helps"] > 0.9]["group"].tolist()
         text = (f"No pooling estimates each {group} on its own and has no population, so it says nothing about a "
-                f"typical or new {group}. {treatment} helps with P > 0.9 in {len(likely)} of the {len(informed)} "
-                f"{group}s whose data inform the difference ({', '.join(likely) or 'none'}).")
+                f"typical or new {group}. {treatment} helps ({helps} is better) with P > 0.9 in {len(likely)} of the "
+                f"{len(informed)} {group}s whose data inform the difference ({', '.join(likely) or 'none'}).")
         return " ".join([text, *(note + "." for note in d.notes)])
-    change, detail = _rate_sentence(d.typical, d.prob)
+    change, detail = _rate_sentence(d.typical, d.prob, d.family)
     direction = "raises" if d.typical.set_index("quantity").loc["difference", "mean"] >= 0 else "lowers"
+    measure = _measure(d)
     if d.pooling == "complete":
-        sentences = [f"Complete pooling (one rate for every {group}): {treatment} {direction} the rate {change} "
+        sentences = [f"Complete pooling (one {measure} for every {group}): {treatment} {direction} the {measure} {change} "
                      f"({detail}). It assumes {group}s do not differ, so a new {group} gets the same answer."]
     else:
-        new_change, new_detail = _rate_sentence(d.new_group, d.prob)
-        sentences = [f"{treatment} {direction} a typical {group}'s rate {change} ({detail}).",
+        new_change, new_detail = _rate_sentence(d.new_group, d.prob, d.family)
+        sentences = [f"{treatment} {direction} a typical {group}'s {measure} {change} ({detail}).",
                      f"For a new {group}: {new_change} ({new_detail})."]
+    if not d.higher_is_better:
+        sentences.append("Lower is better here: P(helps) is the probability of a decrease.")
     rows = d.expected.set_index("quantity")
-    without, with_, diff = rows.loc["successes_without"], rows.loc["successes_with"], rows.loc["difference"]
+    without, with_, diff = rows.loc["outcome_without"], rows.loc["outcome_with"], rows.loc["difference"]
+    total, digits = ("mean ", ".3g") if d.family == "gaussian" else ("", ",.0f")
     sentences.append(
-        f"{d.groups} new {group}s × {d.trials} trials: {without['mean']:,.0f} {d.successes} without "
-        f"({without['lower']:,.0f} to {without['upper']:,.0f}) and {with_['mean']:,.0f} with "
-        f"({with_['lower']:,.0f} to {with_['upper']:,.0f}); difference {diff['mean']:+,.0f} "
-        f"({diff['lower']:+,.0f} to {diff['upper']:+,.0f}), P(more) = {diff['p_helps']:.2f}.")
+        f"{d.groups} new {group}s × {d.trials:,g} {d.unit}: {total}{d.outcome} {without['mean']:{digits}} without "
+        f"({without['lower']:{digits}} to {without['upper']:{digits}}) and {with_['mean']:{digits}} with "
+        f"({with_['lower']:{digits}} to {with_['upper']:{digits}}); difference {diff['mean']:+{digits}} "
+        f"({diff['lower']:+{digits}} to {diff['upper']:+{digits}}), P(helps) = {diff['p_helps']:.2f}.")
     sentences += [note + "." for note in d.notes]
     return " ".join(sentences)

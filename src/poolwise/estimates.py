@@ -1,15 +1,17 @@
 """Per-group intercepts and slopes on one scale, whatever the pooling.
 
-alpha_j is group j's logit rate at treatment = 0 and beta_j its treatment slope; rates are
-``expit(alpha_j)`` without and ``expit(alpha_j + beta_j)`` with the treatment. Complete pooling
-repeats the shared values for every group, so every model gives the same layout.
+alpha_j is group j's linear predictor at treatment = 0 (other terms at 0) and beta_j its
+treatment slope, on the link scale (logit, log or identity); the "rates" are the mean response
+through the inverse link, ``inverse(alpha_j)`` without and ``inverse(alpha_j + beta_j)`` with the
+treatment: a probability, events per unit of exposure, or a mean value. Complete pooling repeats
+the shared values for every group, so every model gives the same layout.
 """
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import expit
 
+from poolwise.families import family as find_family
 from poolwise.fitting import Fit
 
 PROB = 0.89  # ArviZ 1.x's default interval, used throughout so tables and figures agree
@@ -76,14 +78,16 @@ def summarise(draws: xr.DataArray, prob: float = PROB) -> dict[str, float]:
 
 
 def coefficients(fit: Fit, *, treatment: str | None = None, prob: float = PROB) -> pd.DataFrame:
-    """Tidy table: one row per group and quantity (alpha, beta on the logit scale; rate_without,
-    rate_with on the probability scale) with mean, sd and the ``prob`` equal-tailed interval."""
+    """Tidy table: one row per group and quantity (alpha, beta on the link scale; rate_without,
+    rate_with the mean response on its natural scale) with mean, sd and the ``prob`` equal-tailed
+    interval."""
     draws = group_draws(fit, treatment)
+    inverse = find_family(fit.spec.family).inverse
     quantities = {
         "alpha": draws["alpha"],
         "beta": draws["beta"],
-        "rate_without": expit(draws["alpha"]),
-        "rate_with": expit(draws["alpha"] + draws["beta"]),
+        "rate_without": inverse(draws["alpha"]),
+        "rate_with": inverse(draws["alpha"] + draws["beta"]),
     }
     rows = []
     for group in draws["group"].values:

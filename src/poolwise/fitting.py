@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import warnings
+from collections.abc import Collection, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -12,12 +13,13 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from poolwise.data import _fail_rows, aggregate, cache_dir, data_hash, validate_counts
+from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.families import family as find_family
 from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
 from poolwise.identify import check_design, prior_only_groups
 from poolwise.pooling import POOLINGS, pooling as find_pooling
-from poolwise.priors import Priors, check_terms, parse_prior, prior_strings
+from poolwise.priors import Priors, check_terms, parse_prior, prior_strings, resolve_priors
 
 BACKENDS = ("numpyro", "nutpie", "pymc")
 DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
@@ -42,30 +44,6 @@ class Fit:
     def posterior(self):
         """The posterior group of ``idata`` as an xarray Dataset."""
         return self.idata["posterior"].to_dataset()
-
-
-def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Validate the columns a formula uses and, for a row-level 0/1 outcome, aggregate to counts.
-
-    Returns the data to fit and notes to show the user (what was aggregated).
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise PoolwiseError("data must be a pandas DataFrame (or, on the CLI, a CSV/Parquet path or dataset name)")
-    if len(data) == 0:
-        raise PoolwiseError("the data have no rows; pass a table with one row per group and period (or per trial)")
-    notes = []
-    predictors = [name for name in spec.variables if name not in (spec.successes, spec.trials)]
-    for name in predictors:
-        _fail_rows(data[name].isna(), f"{name} is missing (NaN)", "fill or drop those rows")
-    if spec.trials is None:
-        before = len(data)
-        data = aggregate(data, spec.successes, predictors)
-        notes.append(
-            f"aggregated {before} rows of 0/1 {spec.successes} into {len(data)} binomial rows "
-            "(exact: same likelihood up to a constant)"
-        )
-        return data, notes
-    return validate_counts(data, spec.successes, spec.trials), notes
 
 
 def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> str:
@@ -102,26 +80,27 @@ def use_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
-def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Priors = None, *, strict: bool = True):
-    """The ``bambi.Model`` of one pooling template with priors resolved and set.
+def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Mapping[str, str], *,
+                required: Collection[str] = ()):
+    """The ``bambi.Model`` of one pooling template with the resolved ``priors`` (term ->
+    distribution string, from ``resolve_priors``) set.
 
-    With ``strict``, a prior for a term this model lacks is an error; without (as ``compare``
-    uses it), such priors are left out because another of the three models has the term.
-    Returns the model, its formula and the prior strings applied.
+    ``required`` are prior terms the user named for this model alone: naming a term the model
+    lacks is an error. (``compare`` checks the user's terms against all three models instead, and
+    priors for terms this model lacks are left out.) Returns the model, its formula and the prior
+    strings applied.
     """
     import bambi as bmb
 
     formula = find_pooling(pooling).build(spec)
-    strings = prior_strings(priors, spec, pooling)
-    # Uncentred predictors: the intercept is the rate's logit at x = 0, which is what the chapter's
-    # priors and the per-group alpha_j mean.
-    model = bmb.Model(formula, data, family="binomial", center_predictors=False, extra_namespace=NAMESPACE)
-    known = set(model.parameters[model.family.likelihood.parent].terms)
-    if strict:
-        check_terms(strings, known, pooling)
-    strings = {term: text for term, text in strings.items() if term in known}
-    if strings:
-        model.set_priors({term: parse_prior(text) for term, text in strings.items()})
+    family = find_family(spec.family)
+    # Uncentred predictors: the intercept is the linear predictor at x = 0, which is what the
+    # chapter's priors and the per-group alpha_j mean.
+    model = bmb.Model(formula, data, family=family.bambi, center_predictors=False, extra_namespace=NAMESPACE)
+    known = set(model.parameters[model.family.likelihood.parent].terms) | set(family.aux)
+    check_terms(required, known, pooling)
+    strings = {term: text for term, text in priors.items() if term in known}
+    model.set_priors({term: parse_prior(text) for term, text in strings.items()})
     try:
         model.build()
     except (TypeError, ValueError) as err:
@@ -129,19 +108,21 @@ def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Pri
     return model, formula, strings
 
 
-def checked_inputs(spec: FormulaSpec, data: pd.DataFrame, *, draws: int, tune: int, chains: int,
+def checked_inputs(formula: str, data: pd.DataFrame, *, family: str | None, draws: int, tune: int, chains: int,
                    backend: str | None, allow_unidentified: bool,
-                   pooling: str | None = None) -> tuple[pd.DataFrame, list[str], str]:
-    """The checks every entry point runs before building a model: data, sampler settings and,
-    unless ``allow_unidentified``, the design's identifiability (for ``pooling``, or all three).
+                   pooling: str | None = None) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
+    """The checks every entry point runs before building a model: formula and family, data,
+    sampler settings and, unless ``allow_unidentified``, the design's identifiability (for
+    ``pooling``, or all three).
 
-    Returns the data to fit, notes for the user and the backend to use.
+    Returns the model specification as fitted, the data to fit, notes for the user and the backend.
     """
-    prepared, notes = prepare_data(spec, data)
+    spec = parse_formula(formula, data, family=family)
+    prepared, spec, notes = prepare_data(spec, data)
     backend = check_settings(draws, tune, chains, backend)
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec), pooling=pooling)
-    return prepared, notes, backend
+    return spec, prepared, notes, backend
 
 
 def fit(
@@ -149,6 +130,7 @@ def fit(
     data: pd.DataFrame,
     *,
     pooling: str = "partial",
+    family: str | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -160,16 +142,23 @@ def fit(
 ) -> Fit:
     """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
 
+    ``family`` is one of ``poolwise.families.NAMES``; without it the formula and data decide
+    (see ``poolwise.formulas.resolve_family``). Default priors are resolved from the data and
+    stored in the fit with any ``priors`` given (a preset name or term -> distribution strings).
     Raises ``PoolwiseError`` for bad input before any sampling; sampling trouble (divergences,
     r_hat, ESS) and prior-only coefficients become ``PoolwiseWarning``s.
+
+    Examples
+    --------
+    >>> fit("Reaction ~ Days + (Days|Subject)", sleepstudy, family="gaussian")  # doctest: +SKIP
     """
-    spec = parse_formula(formula, data)
     name = find_pooling(pooling).name
+    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
+                                                    backend=backend, allow_unidentified=allow_unidentified, pooling=name)
     if name != "complete" and spec.group is None:
         raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")
-    prepared, notes, backend = checked_inputs(spec, data, draws=draws, tune=tune, chains=chains, backend=backend,
-                                              allow_unidentified=allow_unidentified, pooling=name)
-    built = build_model(spec, prepared, name, priors)
+    built = build_model(spec, prepared, name, resolve_priors(priors, spec, prepared, name),
+                        required=list(prior_strings(priors, spec, name)))
     return sample(spec, prepared, name, built, notes=notes, draws=draws, tune=tune, chains=chains, seed=seed,
                   backend=backend, allow_unidentified=allow_unidentified, progress=progress)
 
@@ -217,7 +206,9 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "backend": backend,
                 "allow_unidentified": allow_unidentified, "notes": list(notes)}
     idata.attrs["poolwise"] = json.dumps({
-        "pooling": pooling, "formula": spec.formula, "bambi_formula": formula, "priors": strings,
+        "pooling": pooling, "formula": spec.formula,
+        "spec": {"family": spec.family, "level": spec.level, "trials": spec.trials, "exposure": spec.exposure},
+        "bambi_formula": formula, "priors": strings,
         "settings": settings, "data_hash": data_hash(data), "versions": versions(),
     })
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)

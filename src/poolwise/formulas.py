@@ -5,7 +5,7 @@ against the data and an allow-list of transforms, and hands back a small ``Formu
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -17,28 +17,33 @@ from formulae.terms.call_resolver import LazyCall, LazyOperator, LazyValue, Lazy
 from formulae.terms.terms import Intercept, Term
 from formulae.transforms import TRANSFORMS
 
-from poolwise.data import one_line
+from poolwise.data import infer_family, one_line, success_level
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 
 # Functions a formula may call: formulae's own transforms plus elementwise math, evaluated in
 # this explicit namespace rather than the caller's, so `os.remove(...)` can never run.
 NAMESPACE = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 ALLOWED_CALLS = frozenset(TRANSFORMS) | frozenset(NAMESPACE)
-EXAMPLE = "p(successes, trials) ~ x + (x|group)"
+EXAMPLE = "y ~ x + (x|group)"
+_OFFSET = re.compile(r"^offset\(log\((\w+)\)\)$")
 _CBIND = re.compile(r"^\s*cbind\(\s*(\w+)\s*,\s*(\w+)\s*-\s*(\w+)\s*\)\s*~")
 _PROPORTION = {"p", "prop", "proportion"}
 
 
 @dataclass(frozen=True)
 class FormulaSpec:
-    """The parts of a rate formula that the pooling templates need.
+    """One model specification: the parts of a formula every stage reads, and its family.
 
-    ``trials`` is None for a row-level 0/1 outcome (``signed ~ x + (x|g)``), which poolwise
-    aggregates to counts before fitting.
+    ``outcome`` is the response column (successes for binomial counts); ``trials`` the trials
+    column of ``p(k, n)`` (also set once bernoulli rows are aggregated to counts); ``level`` the
+    outcome's success level for a two-valued outcome; ``exposure`` the column of
+    ``offset(log(exposure))``; ``family`` a name in ``poolwise.families.FAMILIES``, None until
+    the data or the user decide it.
     """
 
     formula: str
-    successes: str
+    outcome: str
     trials: str | None
     intercept: bool
     common: tuple[str, ...]
@@ -46,12 +51,24 @@ class FormulaSpec:
     group_intercept: bool
     varying: tuple[str, ...]
     variables: tuple[str, ...]
+    family: str | None = None
+    level: str | None = None
+    exposure: str | None = None
 
     @property
     def response(self) -> str:
         """The response as Bambi reads it."""
-        trials = self.trials or f"{self.successes}_n"
-        return f"p({self.successes}, {trials})"
+        return f"p({self.outcome}, {self.trials})" if self.trials else self.outcome
+
+    @property
+    def offset(self) -> str | None:
+        """The offset term the templates add to every model, lme4's spelling."""
+        return f"offset(log({self.exposure}))" if self.exposure else None
+
+    @property
+    def size(self) -> str | None:
+        """The column that scales each row's mean: trials, or exposure (None: one unit per row)."""
+        return self.trials or self.exposure
 
     @property
     def treatment(self) -> str | None:
@@ -74,10 +91,11 @@ def translate_cbind(formula: str) -> str:
     return f"p({k}, {n}) ~" + formula[match.end():]
 
 
-def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec:
+def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str | None = None) -> FormulaSpec:
     """Split ``formula`` into response, common terms, grouping factor and group-varying terms.
 
-    With ``data``, every column the formula names must exist. Any function call outside
+    With ``data``, every column the formula names must exist and the family is decided (an
+    explicit ``family`` wins; see ``resolve_family``). Any function call outside
     ``ALLOWED_CALLS`` (or any attribute access such as ``os.getpid()``) is refused before
     anything is evaluated.
     """
@@ -103,12 +121,14 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
     names: set[str] = set()
     for term in [description.response.term, *description.common_terms, *description.group_terms]:
         _check_calls(term, names)
-    successes, trials = _response(description.response.term, formula)
+    outcome, trials, level = _response(description.response.term, formula)
 
+    offsets = [term for term in description.common_terms if isinstance(term, Term) and term.name.startswith("offset(")]
+    exposure = _exposure(offsets)
     for term in [*description.common_terms, *(term.expr for term in description.group_terms)]:
-        if isinstance(term, Term):
+        if isinstance(term, Term) and term not in offsets:
             _check_written_back(term)
-    common = tuple(term.name for term in description.common_terms if isinstance(term, Term))
+    common = tuple(term.name for term in description.common_terms if isinstance(term, Term) and term not in offsets)
     intercept = any(isinstance(term, Intercept) for term in description.common_terms)
     factors = {term.factor.name for term in description.group_terms}
     if len(factors) > 1:
@@ -124,15 +144,15 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
 
     variables = tuple(sorted(names - set(ENCODINGS)))
     if data is not None:
-        missing = [name for name in variables if name not in data.columns]
+        missing = [name for name in (*variables, outcome) if name not in data.columns]
         if missing:
             shown = one_line(", ".join(map(str, data.columns[:12])))
             raise PoolwiseError(
                 f"column {missing[0]!r} is not in the data; the columns are: {shown}. Fix the formula or the data"
             )
-    return FormulaSpec(
+    spec = FormulaSpec(
         formula=formula,
-        successes=successes,
+        outcome=outcome,
         trials=trials,
         intercept=intercept,
         common=common,
@@ -140,22 +160,74 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None) -> FormulaSpec
         group_intercept=group_intercept,
         varying=varying,
         variables=variables,
+        level=level,
+        exposure=exposure,
     )
+    return resolve_family(spec, data, family)
 
 
-def _response(term: Term, formula: str) -> tuple[str, str | None]:
+def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | None = None) -> FormulaSpec:
+    """``spec`` with its family (and a two-valued outcome's success level) decided.
+
+    An explicit ``family`` wins. Otherwise, as lme4 would read the data: ``p()``/``cbind()``
+    counts are binomial; a two-valued outcome (0/1, bool, TRUE/FALSE, or a two-level string such
+    as "Y"/"N") is bernoulli with the second level in sorted order as success, unless written
+    ``y[level] ~ ...``; a real-valued outcome is gaussian. Non-negative integers with more than
+    two values are ambiguous and refused. Without ``data`` only the formula's form decides.
+    """
+    if family is not None:
+        family = find_family(family).name
+        if family == "binomial" and spec.trials is None:
+            family = "bernoulli"  # glmer's binomial family on one 0/1 outcome per row
+    elif spec.trials is not None:
+        family = "binomial"
+    elif spec.level is not None:
+        family = "bernoulli"
+    if spec.trials is not None and family != "binomial":
+        raise PoolwiseError(f"{spec.response} is a count of successes out of trials, which only the binomial family models; "
+                            f"drop --family {family} or write the outcome alone")
+    if spec.exposure is not None and family not in (None, "poisson", "negativebinomial"):
+        raise PoolwiseError(f"offset(log({spec.exposure})) makes a rate per unit of exposure, which poolwise supports for "
+                            f"poisson and negativebinomial only; use --family poisson or drop the offset")
+    if data is None:
+        return replace(spec, family=family)
+    values = data[spec.outcome]
+    if family is None:
+        family = infer_family(values, spec.outcome, exposure=spec.exposure)
+    level = spec.level
+    if family == "bernoulli":
+        level = success_level(values, spec.outcome, level)
+    return replace(spec, family=family, level=level)
+
+def _response(term: Term, formula: str) -> tuple[str, str | None, str | None]:
+    """(outcome, trials, success level) of the response."""
     component = term.components[0]
     if isinstance(component.call if hasattr(component, "call") else None, LazyCall):
         call = component.call
         args = call.args
         if call.callee in _PROPORTION and len(args) == 2 and all(isinstance(a, LazyVariable) for a in args):
-            return args[0].name, args[1].name
+            return args[0].name, args[1].name, None
         raise PoolwiseError(
-            f"response {component.name} is not a count pair; write p(successes, trials) or cbind(successes, trials - successes)"
+            f"response {component.name} is not a column or a count pair; write y, p(successes, trials) or "
+            "cbind(successes, trials - successes), and compute transformed outcomes as a data column"
         )
     if len(term.components) == 1 and hasattr(component, "name") and re.fullmatch(r"\w+", component.name):
-        return component.name, None
+        reference = getattr(component, "reference", None)
+        return component.name, None, None if reference is None else str(reference)
     raise PoolwiseError(f"cannot read the response of {formula!r}; write it as {EXAMPLE}")
+
+
+def _exposure(offsets: list[Term]) -> str | None:
+    """The exposure column of lme4's ``offset(log(exposure))``; other offsets are refused."""
+    if len(offsets) > 1:
+        raise PoolwiseError("formula has more than one offset(); write a single offset(log(exposure))")
+    if not offsets:
+        return None
+    match = _OFFSET.match(offsets[0].name.replace(" ", ""))
+    if match is None:
+        raise PoolwiseError(f"poolwise reads offsets only as offset(log(exposure)), not {offsets[0].name}; "
+                            "pass the exposure itself (a time, population or count of units > 0) inside log()")
+    return match.group(1)
 
 
 def _check_calls(term, names: set[str]) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from formulae import design_matrices
 
+from poolwise.data import prepare_data
 from poolwise.errors import PoolwiseError
 from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
 from poolwise.pooling import POOLINGS
@@ -76,11 +77,18 @@ def design(formula: str, data: pd.DataFrame) -> Design:
     common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
     if common is None:
         return Design(np.zeros((len(data), 0)), [], [], {})
-    labels, terms = [], []
+    labels, terms, keep = [], [], []
+    matrix = np.asarray(common.design_matrix, dtype=float)
+    column = 0
     for name, term in common.terms.items():
-        labels.extend(term.labels)
-        terms.extend([name] * len(term.labels))
-    return Design(np.asarray(common.design_matrix, dtype=float), labels, terms, dict(common.terms))
+        width = len(term.labels)
+        # An offset is a column of the design with a fixed coefficient of 1, not a coefficient.
+        if not name.startswith("offset("):
+            labels.extend(term.labels)
+            terms.extend([name] * width)
+            keep.extend(range(column, column + width))
+        column += width
+    return Design(matrix[:, keep], labels, terms, {name: term for name, term in common.terms.items() if name in terms})
 
 
 def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = _TOL) -> list[str]:
@@ -261,7 +269,7 @@ def check_design(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str, *
             raise PoolwiseError(row["message"])
 
 
-def check(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+def check(formula: str, data: pd.DataFrame, *, family: str | None = None) -> pd.DataFrame:
     """Run every design check of ``formula`` on ``data`` without fitting (``poolwise check``).
 
     One row per check: ``check`` (common terms, group levels, no-pooling intercepts, no-pooling
@@ -269,11 +277,8 @@ def check(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     fits but a prior decides some coefficients, error: ``fit`` and ``compare`` refuse it) and
     ``message``. Bad formulas or data raise ``PoolwiseError`` as ``fit`` would.
     """
-    # poolwise.fitting imports this module; prepare_data is plain pandas and imports no Bambi.
-    from poolwise.fitting import prepare_data
-
-    spec = parse_formula(formula, data)
-    prepared, _ = prepare_data(spec, data)
+    spec = parse_formula(formula, data, family=family)
+    prepared, spec, _ = prepare_data(spec, data)
     return pd.DataFrame(_findings(spec, prepared, POOLINGS[0].build(spec)), columns=["check", "models", "status", "message"])
 
 

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -143,9 +144,23 @@ def load_fit(path: str | Path) -> Fit:
             f"{path} was made with {', '.join(changed)}; its draws load as saved but its model is rebuilt with "
             "the installed versions: refit if predictions or figures look wrong"
         ), stacklevel=2)
-    spec = parse_formula(meta["formula"], data)
+    spec = fitted_spec(meta, data)
     model = _rebuild(path, spec, data, meta, idata, changed)
     return Fit(meta["pooling"], meta["bambi_formula"], spec, meta["priors"], idata, data, meta["settings"], model)
+
+
+def fitted_spec(meta: dict, data: pd.DataFrame):
+    """The model specification a saved fit was fitted with: its formula read again, with the
+    family, success level and the trials/exposure columns of the prepared data as saved (files
+    from before families existed are binomial counts)."""
+    spec = parse_formula(meta["formula"])
+    saved = meta.get("spec") or {"family": "binomial", "level": None, "trials": spec.trials or f"{spec.outcome}_n",
+                                 "exposure": None}
+    spec = replace(spec, **saved)
+    missing = [name for name in spec.variables + (spec.trials, spec.exposure) if name and name not in data.columns]
+    if missing:
+        raise PoolwiseError(f"the saved data lack column {missing[0]!r} that the formula names; the file is damaged: refit it")
+    return spec
 
 
 def _read_tree(path: Path):
@@ -169,7 +184,7 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
     """Rebuild the Bambi model and check it has the saved posterior's parameters."""
     made_with = f" (made with {', '.join(changed)})" if changed else ""
     try:
-        model, formula, _ = build_model(spec, data, meta["pooling"], meta["priors"] or None)
+        model, formula, _ = build_model(spec, data, meta["pooling"], meta["priors"], required=list(meta["priors"]))
     except Exception as err:  # a version change can break Bambi anywhere; say so in one line
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PoolwiseError(f"cannot rebuild the model saved in {path}{made_with}: {detail}; refit it with the installed versions") from None

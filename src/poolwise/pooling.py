@@ -7,13 +7,15 @@ from poolwise.errors import PoolwiseError
 from poolwise.formulas import FormulaSpec, parse_formula
 
 
-def _join(terms: list[str]) -> str:
-    return " + ".join(terms) if terms else "1"
+def _join(spec: FormulaSpec, terms: list[str]) -> str:
+    """The model formula: response ~ terms, with the offset (if any) in every model."""
+    terms = terms + ([spec.offset] if spec.offset else [])
+    return f"{spec.response} ~ {' + '.join(terms) if terms else '1'}"
 
 
 def _complete(spec: FormulaSpec) -> str:
     terms = ([] if spec.intercept else ["0"]) + list(spec.common)
-    return f"{spec.response} ~ {_join(terms)}"
+    return _join(spec, terms)
 
 
 def _none(spec: FormulaSpec) -> str:
@@ -24,14 +26,14 @@ def _none(spec: FormulaSpec) -> str:
     else:
         terms = [] if spec.intercept else ["0"]
     terms += fixed + [f"{group}:{term}" for term in spec.varying]
-    return f"{spec.response} ~ {_join(terms)}"
+    return _join(spec, terms)
 
 
 def _partial(spec: FormulaSpec) -> str:
     varying = (["1"] if spec.group_intercept else ["0"]) + list(spec.varying)
     terms = ([] if spec.intercept else ["0"]) + list(spec.common)
     terms.append(f"({' + '.join(varying)}|{spec.group})")
-    return f"{spec.response} ~ {_join(terms)}"
+    return _join(spec, terms)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,13 @@ def pooling(name: str) -> Pooling:
 
 
 def templates(formula: str | FormulaSpec) -> dict[str, str]:
-    """The Bambi formulas of the three pooling models that ``formula`` implies, without fitting."""
+    """The Bambi formulas of the three pooling models that ``formula`` implies, without fitting.
+
+    Examples
+    --------
+    >>> templates("y ~ x + (x|g)")["none"]
+    'y ~ 0 + C(g) + C(g):x'
+    """
     spec = formula if isinstance(formula, FormulaSpec) else parse_formula(formula)
     if spec.group is None:
         raise PoolwiseError(

@@ -1,13 +1,92 @@
-"""Priors as strings: parse ``"Normal(mu=0, sigma=1)"``, validate terms, and the named presets."""
+"""Priors as strings: the default priors resolved from the data, the named presets, parsing
+``"Normal(mu=0, sigma=1)"`` and validating terms.
+
+Every fit stores the complete set of prior strings it used, so a refit (cross-validation, a saved
+fit reloaded) uses the same priors rather than priors recomputed from other data.
+"""
 
 import ast
 from collections.abc import Mapping
 
+import numpy as np
+import pandas as pd
+
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 from poolwise.formulas import FormulaSpec
+from poolwise.identify import design
 
 PRESETS = ("chapter",)
 Priors = str | Mapping[str, str] | None
+SCALE = 2.5  # rstanarm's (and Bambi's) multiplier: 2.5 outcome sds per predictor sd
+
+
+def _num(value: float) -> str:
+    return f"{float(value):.4g}"
+
+
+def _nums(values: np.ndarray) -> str:
+    values = np.atleast_1d(values)
+    return _num(values[0]) if values.size == 1 else "[" + ", ".join(_num(v) for v in values) + "]"
+
+
+def pooled_mean(spec: FormulaSpec, data: pd.DataFrame) -> float:
+    """The outcome's mean over all rows on the response scale (a rate per trial or unit of exposure)."""
+    outcome = data[spec.outcome].astype(float)
+    if spec.size is None:
+        return float(outcome.mean())
+    mean = float(outcome.sum() / data[spec.size].astype(float).sum())
+    return float(np.clip(mean, 1e-3, 1 - 1e-3)) if spec.trials else max(mean, 1e-3)
+
+
+def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[str, str]:
+    """Weakly informative priors scaled to the data, rstanarm's way, for every term of one model.
+
+    Slopes Normal(0, 2.5 s_y / s_x) per design column (s_y the outcome's sd for gaussian, 1 on
+    logit and log scales); the intercept Normal(link(mean outcome), sqrt((2.5 s_y)^2 + sum_k
+    (sigma_k xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as
+    rstanarm's prior on the centred intercept implies; group sds HalfNormal with the scale of the
+    term they vary; gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha
+    HalfCauchy(1), Bambi's own. No pooling gives each group the intercept's and slopes' priors.
+    """
+    family = find_family(spec.family)
+    sy = float(data[spec.outcome].std(ddof=0)) if family.name == "gaussian" else 1.0
+    terms = list(dict.fromkeys([*spec.common, *spec.varying]))
+    found = design(f"{spec.response} ~ " + " + ".join(["1", *terms]), data)
+    slopes, shift = {}, 0.0
+    for term in terms:
+        columns = found.matrix[:, [i for i, name in enumerate(found.terms) if name == term]]
+        sd = columns.std(axis=0)
+        slopes[term] = SCALE * sy / np.where(sd > 0, sd, 1.0)
+        shift += float(np.sum((slopes[term] * columns.mean(axis=0)) ** 2))
+    intercept = f"Normal(mu={_num(family.linked(pooled_mean(spec, data)))}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
+    priors = {term: f"Normal(mu=0, sigma={_nums(slopes[term])})" for term in spec.common}
+    if spec.intercept:
+        priors["Intercept"] = intercept
+    if pooling == "none":
+        group = f"C({spec.group})"
+        for term in spec.varying:
+            priors.pop(term, None)
+            priors[f"{group}:{term}"] = f"Normal(mu=0, sigma={_num(slopes[term].mean())})"
+        if spec.group_intercept:
+            priors.pop("Intercept", None)
+            priors[group] = intercept
+    elif pooling == "partial":
+        if spec.group_intercept:
+            priors[f"1|{spec.group}"] = f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy)}))"
+        for term in spec.varying:
+            priors[f"{term}|{spec.group}"] = f"Normal(mu=0, sigma=HalfNormal(sigma={_nums(slopes[term])}))"
+    if family.name == "gaussian":
+        priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
+    elif family.name == "negativebinomial":
+        priors["alpha"] = "HalfCauchy(beta=1)"
+    return priors
+
+
+def resolve_priors(priors: Priors, spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[str, str]:
+    """Every prior of one pooling model as a term -> distribution string: the defaults resolved
+    from ``data``, then a preset, then the user's own strings (later ones win)."""
+    return {**default_priors(spec, data, pooling), **prior_strings(priors, spec, pooling)}
 
 
 def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
@@ -96,9 +175,15 @@ def _to_prior(node: ast.expr, text: str, bmb):
             kwargs[keyword.arg] = _to_prior(value, text, bmb)
         else:
             try:
-                kwargs[keyword.arg] = ast.literal_eval(value)
+                literal = ast.literal_eval(value)
             except (ValueError, TypeError):  # TypeError: an unhashable key such as {[]: 1}
                 raise PoolwiseError(f"prior {text!r}: {keyword.arg} must be a number or a distribution") from None
+            # A list gives one value per column of a term (a factor's levels).
+            if isinstance(literal, list):
+                if not literal or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in literal):
+                    raise PoolwiseError(f"prior {text!r}: a list for {keyword.arg} must hold numbers, one per column")
+                literal = np.asarray(literal, dtype=float)
+            kwargs[keyword.arg] = literal
     return bmb.Prior(name, **kwargs)
 
 

@@ -64,11 +64,11 @@ def read_rows(path: str | Path, formula: str, *, batch_rows: int = BATCH_ROWS) -
     if spec.trials is not None:
         frame = _dataset(path).to_table(columns=list(spec.variables)).to_pandas()
         return frame, spec.formula, [f"read {len(frame)} rows, columns {', '.join(spec.variables)} only"]
-    by = [name for name in spec.variables if name != spec.successes]
-    counts = aggregate_file(path, spec.successes, by, batch_rows=batch_rows)
-    rows = int(counts[f"{spec.successes}_n"].sum())
-    counted = f"{spec.response} ~ {spec.formula.split('~', 1)[1].strip()}"
-    note = (f"aggregated {rows} rows of 0/1 {spec.successes} into {len(counts)} binomial rows while reading {path} "
+    by = [name for name in spec.variables if name != spec.outcome]
+    counts = aggregate_file(path, spec.outcome, by, batch_rows=batch_rows)
+    rows = int(counts[f"{spec.outcome}_n"].sum())
+    counted = f"p({spec.outcome}, {spec.outcome}_n) ~ {spec.formula.split('~', 1)[1].strip()}"
+    note = (f"aggregated {rows} rows of 0/1 {spec.outcome} into {len(counts)} binomial rows while reading {path} "
             "(exact: same likelihood up to a constant)")
     return counts, counted, [note]
 

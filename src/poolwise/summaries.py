@@ -14,6 +14,7 @@ import xarray as xr
 
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import PROB, coefficients, summarise
+from poolwise.families import family as find_family
 from poolwise.fitting import Fit
 from poolwise.pooling import pooling as find_pooling
 
@@ -25,13 +26,18 @@ class Summary:
     """What ``poolwise fit`` prints: tables of posterior summaries and the diagnostics.
 
     ``population`` and ``group_sds`` have one row per parameter and the columns ``COLUMNS``
-    (``lower``/``upper`` bound the central ``prob`` interval, on the logit scale); ``groups`` has
-    one row per group with each group's intercept ``alpha``, treatment slope ``beta`` and both
-    rates (``rate_without``, ``rate_with``), each with ``_lower``/``_upper`` bounds.
+    (``lower``/``upper`` bound the central ``prob`` interval, on the link scale; the family's own
+    parameters such as gaussian ``sigma`` or negative binomial ``alpha`` are in ``population``);
+    ``groups`` has one row per group with each group's intercept ``alpha``, treatment slope
+    ``beta`` and both mean responses (``rate_without``, ``rate_with``), each with
+    ``_lower``/``_upper`` bounds.
     """
 
     pooling: str
     formula: str
+    family: str
+    link: str
+    level: str | None
     bambi_formula: str
     group: str | None
     treatment: str | None
@@ -57,7 +63,8 @@ class Summary:
         tables = {name: json.loads(getattr(self, name).to_json(orient="index", double_precision=15))
                   for name in ("population", "group_sds", "groups")}
         return {
-            "model": self.pooling, "label": self.label, "formula": self.formula, "bambi_formula": self.bambi_formula,
+            "model": self.pooling, "label": self.label, "formula": self.formula, "family": self.family,
+            "link": self.link, "level": self.level, "bambi_formula": self.bambi_formula,
             "group": self.group, "treatment": self.treatment, "n_rows": self.n_rows, "n_groups": self.n_groups,
             "data_hash": self.data_hash, "settings": self.settings, "prob": self.prob, **tables,
             "divergences": self.divergences,
@@ -87,6 +94,9 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     return Summary(
         pooling=fit.pooling,
         formula=fit.spec.formula,
+        family=fit.spec.family,
+        link=find_family(fit.spec.family).link,
+        level=fit.spec.level,
         bambi_formula=fit.formula,
         group=fit.spec.group,
         treatment=fit.spec.treatment,

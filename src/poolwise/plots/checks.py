@@ -26,7 +26,7 @@ def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
     Picks ``draws`` posterior draws at random (seeded) and has Bambi simulate the response for
     them; a fit loaded from disk (``fit.model`` None) gets its model rebuilt without sampling.
     """
-    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors, strict=False)[0]
+    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
     flat = fit.posterior.stack(sample=("chain", "draw"))
     picked = np.sort(np.random.default_rng(seed).choice(flat.sizes["sample"], size=min(draws, flat.sizes["sample"]), replace=False))
     # Bambi wants (chain, draw, ...) with both coordinates present: one chain of the picked draws.
@@ -48,7 +48,8 @@ def ppc_table(
     colors: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Observed and posterior predictive successes per data row, as counts or rates (k / n).
+    """Observed and posterior predictive outcomes per data row, as they are ("count") or per unit
+    of each row's size ("rate": k / n, events per unit of exposure; a gaussian value stays as it is).
 
     Columns: model, label, color, series ("observed" or "predicted"), draw (0 for observed), row,
     value. One observed series and ``draws`` predicted series per model.
@@ -60,8 +61,8 @@ def ppc_table(
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
     parts = []
     for name, fit in fits.items():
-        trials = fit.data[fit.spec.trials or f"{fit.spec.successes}_n"].to_numpy()
-        parts.append(predictive_table(fit.data[fit.spec.successes].to_numpy(), predictive_draws(fit, draws=draws, seed=seed),
+        trials = fit.data[fit.spec.size].to_numpy() if fit.spec.size else np.ones(len(fit.data))
+        parts.append(predictive_table(fit.data[fit.spec.outcome].to_numpy(), predictive_draws(fit, draws=draws, seed=seed),
                                       trials, scale=scale, model=name, color=colours[name]))
     table = pd.concat(parts, ignore_index=True)
     table.attrs.update(labels=labels_for(next(iter(fits.values())).spec, overrides=labels), scale=scale)
@@ -113,7 +114,7 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
             panel.ecdf(one["value"], color=colour, alpha=0.35, lw=1)
         panel.ecdf(rows.loc[rows["series"] == "observed", "value"], color="black", lw=2)
         panel.set_title(rows["label"].iloc[0], fontsize="medium")
-        panel.set_xlabel(found.get("rate", "Rate") if rate else f"{found.get('successes', 'Successes')} per row (count)")
+        panel.set_xlabel(found.get("rate", "Rate") if rate else found.get("per_row", f"{found.get('successes', 'Successes')} per row (count)"))
         panel.spines[["top", "right"]].set_visible(False)
     axes.flat[0].set_ylabel("Share of rows ≤ x (ECDF)")
     n_draws = table.loc[table["series"] == "predicted", "draw"].nunique()
@@ -121,7 +122,7 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
                Line2D([], [], color="0.5", alpha=0.6, label=f"{n_draws} posterior predictive data sets (model colour)")]
     if ax is None:
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-        figure.suptitle(title or f"Posterior predictive check: {'rate' if rate else 'count'} of {found.get('successes', 'successes').lower()} per row")
+        figure.suptitle(title or f"Posterior predictive check: {found.get('rate', 'rate').lower() if rate else found.get('per_row', 'outcome per row').lower()}")
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
     return figure

@@ -1,4 +1,5 @@
-"""Figures of the per-group estimates: forest overlay, shrinkage arrows, the logistic curve.
+"""Figures of the per-group estimates: forest overlay, shrinkage arrows, the response curve
+(``logistic``: the inverse link, logistic for logit models, exponential for log, a line for identity).
 
 All three are drawn with matplotlib from ``poolwise.estimates`` tables. arviz_plots'
 ``plot_forest`` overlays models well, but stacks alpha and beta on one shared x axis, cannot draw
@@ -9,10 +10,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from poolwise.estimates import PROB, coefficients, groups, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 from poolwise.fitting import Fit
 from poolwise.plots.style import (
     MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
@@ -23,8 +24,9 @@ QUANTITIES = ("alpha", "beta")
 
 def _labels(fit: Fit, labels: Mapping[str, str] | None, prob: float) -> dict[str, str]:
     found = labels_for(fit.spec, overrides=None)
-    found["alpha"] = f"Intercept α: logit rate {found['untreated'].lower()}"
-    found["beta"] = f"{found['treatment']} slope β (logit scale)"
+    scale = {"logit": "logit rate", "log": "log rate", "identity": f"mean {found['successes'].lower()}"}[found["link"]]
+    found["alpha"] = f"Intercept α: {scale} {found['untreated'].lower()}"
+    found["beta"] = f"{found['treatment']} slope β ({found['link']} scale)"
     found["interval"] = f"{prob:.0%} interval"
     found.update(labels or {})
     return found
@@ -122,8 +124,9 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
     """Each group's rate under no pooling and under partial pooling, per treatment condition.
 
     Columns: group, condition, treated, trials, successes, no_pooling, partial, population (the
-    typical group's rate, ``expit`` of the population intercept (+ slope)). ``trials`` is what the
-    group saw in that condition: 0 means its no-pooling estimate there is the prior alone.
+    typical group's rate, the inverse link of the population intercept (+ slope)). ``trials`` is
+    what the group saw in that condition (trials, exposure or rows): 0 means its no-pooling
+    estimate there is the prior alone.
     """
     fits = as_fits(fits)
     missing = [name for name in ("none", "partial") if name not in fits]
@@ -134,19 +137,21 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
     found = labels_for(spec, overrides=labels)
     treatment = data[spec.treatment] if spec.treatment in data.columns else None
     conditions = [("rate_without", False)] + ([("rate_with", True)] if treatment is not None else [])
-    trials = spec.trials or f"{spec.successes}_n"
+    inverse = find_family(spec.family).inverse
+    trials = spec.size or "rows"
+    data = data.assign(rows=1) if spec.size is None else data
     means = {name: coefficients(fit).pivot(index="group", columns="quantity", values="mean")
              for name, fit in (("none", none), ("partial", partial))}
     population = population_draws(partial)
     rows = []
     for quantity, treated in conditions:
         in_condition = (treatment != 0) == treated if treatment is not None else slice(None)
-        sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.successes]].sum()
-        typical = float(expit(population["alpha"] + (population["beta"] if treated else 0)).mean())
+        sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.outcome]].sum()
+        typical = float(inverse(population["alpha"] + (population["beta"] if treated else 0)).mean())
         for group in groups(partial):
             rows.append({
                 "group": group, "condition": found["treated" if treated else "untreated"], "treated": treated,
-                "trials": int(sums[trials].get(group, 0)), "successes": int(sums[spec.successes].get(group, 0)),
+                "trials": float(sums[trials].get(group, 0)), "successes": float(sums[spec.outcome].get(group, 0)),
                 "no_pooling": float(means["none"].loc[group, quantity]),
                 "partial": float(means["partial"].loc[group, quantity]), "population": typical,
             })
@@ -211,9 +216,11 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
 
 
 def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Each group's posterior mean linear predictor (logit rate) without and with the treatment,
-    and its rate ``expit(eta)``. Columns: model, group, condition, treated, eta, rate, color."""
+    """Each group's posterior mean linear predictor without and with the treatment, and its mean
+    response through the inverse link (``expit(eta)`` for logit models). Columns: model, group,
+    condition, treated, eta, rate, color; ``attrs["link"]`` names the link."""
     fit = pick_fit(fit)
+    inverse = find_family(fit.spec.family).inverse
     draws = group_draws(fit)
     found = labels_for(fit.spec, overrides=labels)
     conditions = [(False, draws["alpha"])]
@@ -224,40 +231,51 @@ def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFr
         means = eta.mean(("chain", "draw"))
         for group, value in zip(means["group"].values, means.values):
             rows.append({"model": fit.pooling, "group": str(group), "condition": found["treated" if treated else "untreated"],
-                         "treated": treated, "eta": float(value), "rate": float(expit(value)),
+                         "treated": treated, "eta": float(value), "rate": float(inverse(value)),
                          "color": (TREATED if treated else UNTREATED)[1]})
     table = pd.DataFrame(rows)
     table.attrs["labels"] = {**found, "model": model_label(fit.pooling)}
+    table.attrs["family"] = fit.spec.family
     return table
 
 
 def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
-    """Draw ``logistic_table`` (or the fit it takes): the inverse-logit curve with each group's
-    posterior mean linear predictor marked on it, so a reader sees where every group sits."""
+    """Draw ``logistic_table`` (or the fit it takes): the inverse-link curve (logistic for logit
+    models) with each group's posterior mean linear predictor marked on it, so a reader sees
+    where every group sits."""
     table = table if isinstance(table, pd.DataFrame) else logistic_table(table, labels=labels)
     found = {**table.attrs.get("labels", {}), **(labels or {})}
+    family = find_family(table.attrs.get("family") or "binomial")
     figure, axes = new_figure(ax, size=(8.5, 5.2))
     panel = axes.flat[0]
-    low, high = min(table["eta"].min() - 1.5, -4.0), max(table["eta"].max() + 1.5, 4.0)
+    spread = float(np.ptp(table["eta"])) or 1.0
+    if family.link == "logit":
+        low, high = min(table["eta"].min() - 1.5, -4.0), max(table["eta"].max() + 1.5, 4.0)
+    else:
+        low, high = table["eta"].min() - 0.3 * spread, table["eta"].max() + 0.3 * spread
     grid = np.linspace(low, high, 300)
-    panel.plot(grid, expit(grid), color="0.3", lw=1.5, zorder=1, label="Rate = inverse logit of the linear predictor")
+    curve = {"logit": "the logistic curve", "log": "the exponential curve", "identity": "the identity line"}[family.link]
+    panel.plot(grid, family.inverse(grid), color="0.3", lw=1.5, zorder=1,
+               label=f"{found['rate']} = inverse {family.link} of the linear predictor")
+    rise = 1.0 if family.link == "logit" else float(np.ptp(family.inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
         panel.scatter(rows["eta"], rows["rate"], color=colour, s=36, zorder=3, edgecolor="white", label=f"{condition}: {found['group'].lower()}'s posterior mean")
         # Labels go into the empty side of the curve (untreated above-left, treated below-right),
         # spread apart vertically and tied to their points by thin leader lines.
         side = 1 if rows["treated"].iloc[0] else -1
-        heights = _spread(rows["rate"].to_numpy(), gap=0.04, direction=-side)
+        heights = _spread(rows["rate"].to_numpy(), gap=0.04 * rise, direction=-side)
         for (_, row), height in zip(rows.iterrows(), heights):
-            panel.annotate(row["group"], (row["eta"], row["rate"]), xytext=(row["eta"] + 0.7 * side, height),
+            panel.annotate(row["group"], (row["eta"], row["rate"]), xytext=(row["eta"] + 0.1 * (high - low) * side, height),
                            ha="left" if side > 0 else "right", va="center", fontsize="small", color=colour,
                            arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3})
-    for y in (0, 1):
-        panel.axhline(y, color="0.85", lw=0.8, zorder=0)
-    panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} (logit scale)")
+    if family.link == "logit":
+        for y in (0, 1):
+            panel.axhline(y, color="0.85", lw=0.8, zorder=0)
+    panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} ({family.link} scale)")
     panel.set_ylabel(found["rate"])
     panel.spines[["top", "right"]].set_visible(False)
     panel.legend(loc="upper left", frameon=False)
-    panel.set_title(title or f"Where each {found['group'].lower()} sits on the logistic curve ({found.get('model', '')})".replace(" ()", ""))
+    panel.set_title(title or f"Where each {found['group'].lower()} sits on {curve} ({found.get('model', '')})".replace(" ()", ""))
     return figure
 
 

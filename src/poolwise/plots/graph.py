@@ -22,7 +22,7 @@ def model_graph(fit: Fit, path: str | Path, *, dpi: int = 150) -> Path:
     image = path.suffix.lower() not in SOURCE_SUFFIXES
     if image and shutil.which("dot") is None:
         raise PoolwiseError(NO_DOT)
-    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors, strict=False)[0]
+    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
     try:
         graph = model.graph()
     except ImportError:

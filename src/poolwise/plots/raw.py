@@ -1,12 +1,14 @@
-"""The raw data by group: trials as light bars with successes dark on top, coloured by treatment."""
+"""The raw data by group, coloured by treatment: binomial trials as light bars with successes dark
+on top, counts as bars, continuous outcomes as points."""
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from poolwise.data import aggregate, validate_counts
+from poolwise.data import aggregate, as_binary, prepare_data
 from poolwise.errors import PoolwiseError
 from poolwise.formulas import FormulaSpec
 from poolwise.plots.style import TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
@@ -23,7 +25,8 @@ def data_bars_table(
     untreated: object = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per bar: group, x (time, or the row's number within its group), counts and colours.
+    """One row per bar (or point): group, x (time, or the row's number within its group), the
+    outcome (``successes``), each row's size (``trials``: trials, exposure, or 1), colours.
 
     ``time`` defaults to a column whose name mentions time, period, week, ...; without one the
     bars are the group's rows in data order. ``treatment`` defaults to the formula's treatment
@@ -36,12 +39,15 @@ def data_bars_table(
     for name in (time, column):
         if name is not None and name not in data.columns:
             raise PoolwiseError(f"column {name!r} is not in the data; pass one of: {', '.join(map(str, data.columns))}")
-    if spec.trials is None:
+    if spec.family == "bernoulli" and spec.trials is None:
+        # 0/1 rows counted per group, time and treatment, so each bar is one period of one group.
         keys = [name for name in (spec.group, time, column) if name is not None]
-        counts = aggregate(data, spec.successes, list(dict.fromkeys(keys)))
-        trials = f"{spec.successes}_n"
+        counts = aggregate(data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome,
+                           list(dict.fromkeys(keys)))
+        spec = replace(spec, trials=f"{spec.outcome}_n")
     else:
-        counts, trials = validate_counts(data, spec.successes, spec.trials), spec.trials
+        counts, spec, _ = prepare_data(spec, data)
+        time = time if time in counts.columns else None
     group = counts[spec.group] if spec.group else pd.Series("all", index=counts.index)
     treated = _treated(counts[column], column, untreated, strict=treatment is not None) if column else None
     if treated is None:
@@ -50,8 +56,8 @@ def data_bars_table(
     table = pd.DataFrame({
         "group": group.astype(str),
         "x": counts[time] if time else group.groupby(group).cumcount() + 1,
-        "trials": counts[trials].to_numpy(),
-        "successes": counts[spec.successes].to_numpy(),
+        "trials": counts[spec.size].to_numpy() if spec.size else np.ones(len(counts)),
+        "successes": counts[spec.outcome].to_numpy(),
         "treated": treated.to_numpy(),
     })
     table["rate"] = table["successes"] / table["trials"]
@@ -62,6 +68,8 @@ def data_bars_table(
     table = table.sort_values(["group", "x"], key=lambda s: s.map(order) if s.name == "group" else s, kind="stable")
     table = table[COLUMNS].reset_index(drop=True)
     table.attrs["labels"] = found
+    table.attrs["family"] = spec.family
+    table.attrs["bars"] = "trials" if spec.trials else ("counts" if spec.family != "gaussian" else "points")
     return table
 
 
@@ -87,6 +95,7 @@ def data_bars(
         names = [str(group)]
     if ax is not None and len(names) > 1:
         raise PoolwiseError("ax holds one panel but the table has several groups; pass group=... or omit ax for the grid")
+    bars = table.attrs.get("bars", "trials")
     ncols = max(1, min(ncols, len(names)))
     nrows = math.ceil(len(names) / ncols)
     single = len(names) == 1
@@ -95,8 +104,12 @@ def data_bars(
     ticks = np.sort(table["x"].unique())
     for panel, name in zip(axes.flat, names):
         rows = table[table["group"] == name]
-        panel.bar(rows["x"], rows["trials"], color=rows["light"], width=0.8)
-        panel.bar(rows["x"], rows["successes"], color=rows["dark"], width=0.8)
+        if bars == "points":
+            panel.scatter(rows["x"], rows["successes"], color=rows["dark"], s=14)
+        else:
+            if bars == "trials":
+                panel.bar(rows["x"], rows["trials"], color=rows["light"], width=0.8)
+            panel.bar(rows["x"], rows["successes"], color=rows["dark"], width=0.8)
         panel.set_title(f"{found['group']} {name}", fontsize="medium")
         if len(ticks) <= 12 and np.issubdtype(ticks.dtype, np.number):
             panel.set_xticks(ticks)
@@ -104,13 +117,13 @@ def data_bars(
     for panel in axes.flat[len(names):]:
         panel.set_axis_off()
     for panel in axes[:, 0]:
-        panel.set_ylabel("Count")
+        panel.set_ylabel(found["successes"] if bars == "points" else "Count")
     for column in range(min(ncols, len(names))):
         # The lowest used panel of each column carries the x axis, also above an empty cell.
         lowest = axes[(len(names) - 1 - column) // ncols, column]
         lowest.xaxis.set_tick_params(labelbottom=True)
         lowest.set_xlabel(found["time"])
-    handles = _legend_handles(table[table["group"].isin(names)], found)
+    handles = _legend_handles(table[table["group"].isin(names)], found, bars)
     empty = axes.flat[len(names):]
     if single:
         axes.flat[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
@@ -118,20 +131,22 @@ def data_bars(
         empty[-1].legend(handles=handles, loc="center", frameon=False)
     else:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
+    what = f"{found['successes'].lower()} out of {found['trials'].lower()}" if bars == "trials" else found["successes"].lower()
     if single:
-        axes.flat[0].set_title(title or f"{found['group']} {names[0]}: {found['successes'].lower()} out of {found['trials'].lower()}")
+        axes.flat[0].set_title(title or f"{found['group']} {names[0]}: {what}")
     else:
-        figure.suptitle(title or f"{found['successes']} out of {found['trials'].lower()} by {found['group'].lower()}")
+        figure.suptitle(title or f"{what[:1].upper()}{what[1:]} by {found['group'].lower()}")
     return figure
 
 
-def _legend_handles(table: pd.DataFrame, found: dict[str, str]) -> list:
+def _legend_handles(table: pd.DataFrame, found: dict[str, str], bars: str) -> list:
     from matplotlib.patches import Patch
 
     handles = []
     for condition, rows in table.groupby("condition", sort=False):
         suffix = f", {condition[:1].lower()}{condition[1:]}" if condition != found["trials"] else ""
-        handles.append(Patch(color=rows["light"].iloc[0], label=f"{found['trials']}{suffix}"))
+        if bars == "trials":
+            handles.append(Patch(color=rows["light"].iloc[0], label=f"{found['trials']}{suffix}"))
         handles.append(Patch(color=rows["dark"].iloc[0], label=f"{found['successes']}{suffix}"))
     return handles
 
@@ -148,7 +163,7 @@ def _treatment_column(data: pd.DataFrame, spec: FormulaSpec) -> str | None:
     """The data column behind the formula's treatment term (``yogaStretch``, or ``arm`` in ``C(arm)``)."""
     if spec.treatment is None:
         return None
-    skip = {spec.group, spec.successes, spec.trials}
+    skip = {spec.group, spec.outcome, spec.trials, spec.exposure}
     return next((v for v in spec.variables if v in spec.treatment and v in data.columns and v not in skip), None)
 
 

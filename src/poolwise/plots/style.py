@@ -13,6 +13,7 @@ import pandas as pd
 from poolwise.comparison import Study
 from poolwise.errors import PoolwiseError
 from poolwise.fitting import Fit
+from poolwise.families import family as find_family
 from poolwise.formulas import FormulaSpec, parse_formula
 from poolwise.pooling import POOLINGS
 
@@ -50,18 +51,29 @@ def as_spec(formula: str | FormulaSpec, data: pd.DataFrame | None = None) -> For
 
 
 def labels_for(spec: FormulaSpec, *, time: str | None = None, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Readable axis labels derived from the formula's column names; ``overrides`` wins.
+    """Readable axis labels derived from the formula's column names and family; ``overrides`` wins.
 
-    Keys: group, successes, trials, rate, treatment, treated, untreated, time.
+    Keys: group, successes (the outcome), trials (each row's size: trials, exposure or rows),
+    rate (the mean response), per_row (the outcome per data row), link, treatment, treated,
+    untreated, time.
     """
-    successes = humanise(spec.successes)
-    trials = humanise(spec.trials) if spec.trials else "Trials"
+    family = find_family(spec.family or "binomial")
+    outcome = humanise(spec.outcome)
+    size = humanise(spec.size) if spec.size and not spec.size.endswith("_n") else ("Trials" if family.counts and family.link == "logit" else "Rows")
     treatment = humanise(spec.treatment) if spec.treatment else "Treatment"
+    if family.link == "logit":
+        rate = f"Rate ({outcome.lower()} / {size.lower()})"
+    elif family.link == "log":
+        rate = f"{outcome} per {size.lower().rstrip('s')}" if size == "Rows" else f"{outcome} per unit of {size.lower()}"
+    else:
+        rate = f"Mean {outcome.lower()}"
     found = {
         "group": humanise(spec.group) if spec.group else "Group",
-        "successes": successes,
-        "trials": trials,
-        "rate": f"Rate ({successes.lower()} / {trials.lower()})",
+        "successes": outcome,
+        "trials": size,
+        "rate": rate,
+        "per_row": f"{outcome} per row" + (" (count)" if family.counts else ""),
+        "link": family.link,
         "treatment": treatment,
         "treated": f"With {treatment.lower()}",
         "untreated": f"Without {treatment.lower()}",

