@@ -12,7 +12,8 @@ import xarray as xr
 
 import poolwise as pw
 from poolwise.data import cache_dir
-from poolwise.fitting import CACHE_BYTES, Fit, _reraise_interrupt, _to_numpy, check_sampling
+from poolwise.results import Fit
+from poolwise.fitting import CACHE_BYTES, _reraise_interrupt, _to_numpy, check_sampling
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

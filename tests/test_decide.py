@@ -18,7 +18,8 @@ from poolwise.summaries import lme4_summary
 from poolwise.decision_plots import (difference_forest_table, plot_difference_forest, plot_rate_densities,
                                      rate_density_table)
 from poolwise.estimates import coefficients
-from poolwise.fitting import Fit, build_model, fit as fit_model
+from poolwise.results import Fit
+from poolwise.fitting import build_model, fit as fit_model
 from poolwise.io import load_study
 from poolwise.formulas import parse_formula
 

@@ -15,7 +15,7 @@ import xarray as xr
 from scipy.special import logit
 
 import poolwise as pw
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.identify import check_design, dependent_terms, indicator_sets, design
 from poolwise.pooling import POOLINGS
 

@@ -13,9 +13,9 @@ from importlib import import_module
 _EXPORTS = {
     "PoolwiseError": "errors", "PoolwiseWarning": "errors",
     "load_dataset": "data", "read_data": "data", "simulate_franchise": "data",
-    "FormulaSpec": "formulas", "parse_formula": "formulas",
+    "FormulaSpec": "spec", "parse_formula": "formulas",
     "templates": "pooling",
-    "Fit": "fitting", "fit": "fitting",
+    "Fit": "results", "fit": "fitting",
     "coefficients": "estimates", "group_draws": "estimates", "population_draws": "estimates",
     "Study": "comparison", "compare": "comparison",
     "Decision": "decisions", "decide": "decisions",

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from poolwise.cv import check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import Fit, build_model, checked_inputs, sample
+from poolwise.results import Fit
+from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
 from poolwise.pooling import POOLINGS, pooling
 from poolwise.priors import Priors, resolve_priors
 
@@ -108,13 +110,11 @@ def compare(
     # reproduces all three fits (model k uses seed + k) and the CV folds.
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     if cv is not None:
-        from poolwise.cv import check_workers, group_folds, run_folds  # cv imports this module
-
         check_workers(workers)
         cv_folds = group_folds(prepared[spec.group], folds, seed=seed)
     resolved = {entry.name: resolve_priors(priors, spec, prepared, entry.name) for entry in POOLINGS}
     built = {name: build_model(spec, prepared, name, strings) for name, strings in resolved.items()}
-    _check_prior_terms(priors, built)
+    check_prior_terms(priors, built)
     fits = {}
     for offset, (name, model) in enumerate(built.items()):
         fits[name] = sample(spec, prepared, name, model, notes=notes, draws=draws, tune=tune, chains=chains,
@@ -135,14 +135,3 @@ def compare(
                 "so their LOO terms are unreliable; grouped cross-validation (cv='group') is the sturdier check"
             ), stacklevel=2)
     return Study(spec.formula, fits, table, loos, notes, result)
-
-
-def _check_prior_terms(priors: Priors, built: dict) -> None:
-    """A user prior must name a term of at least one of the three models."""
-    if not isinstance(priors, dict):
-        return
-    terms = set().union(*(set(model.parameters[model.family.likelihood.parent].terms) | set(model.family.likelihood.params[1:])
-                          for model, _, _ in built.values()))
-    for term in priors:
-        if term != "preset" and term not in terms:
-            raise PoolwiseError(f"unknown prior term {term!r}; the models' terms are: {', '.join(sorted(terms))}")

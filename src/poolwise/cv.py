@@ -22,10 +22,10 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from poolwise.comparison import _check_prior_terms
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import Fit, build_model, checked_inputs, sample
-from poolwise.formulas import FormulaSpec
+from poolwise.results import Fit
+from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
+from poolwise.spec import FormulaSpec
 from poolwise.pooling import POOLINGS, pooling as find_pooling
 from poolwise.priors import Priors, resolve_priors
 
@@ -118,7 +118,7 @@ def group_cv(
     # with priors recomputed from the training groups.
     resolved = {name: resolve_priors(priors, spec, prepared, name) for name in names}
     if priors is not None:  # a typo in a term or preset fails here, not in every worker
-        _check_prior_terms(priors, {name: build_model(spec, prepared, name, resolved[name]) for name in names})
+        check_prior_terms(priors, {name: build_model(spec, prepared, name, resolved[name]) for name in names})
     result = run_folds(spec, prepared, folds, poolings=names,
                        draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=resolved,
                        allow_unidentified=allow_unidentified, workers=workers, executor=executor)

@@ -6,16 +6,13 @@ import os
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError
 from poolwise.families import NAMES as FAMILY_NAMES
-
-if TYPE_CHECKING:  # the formula stage sits above this one; data code only reads a spec's fields
-    from poolwise.formulas import FormulaSpec
+from poolwise.spec import FormulaSpec
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
 EXAMPLE = "franchise"
@@ -182,7 +179,7 @@ def success_level(values: pd.Series, name: str, level: str | None = None) -> str
     return str(levels[-1])
 
 
-def prepare_data(spec: "FormulaSpec", data: pd.DataFrame) -> tuple[pd.DataFrame, "FormulaSpec", list[str]]:
+def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
     """Validate the columns a formula uses for its family and collapse rows where that is exact.
 
     Bernoulli rows become binomial counts per combination of predictors and group; Poisson rows
@@ -233,7 +230,7 @@ def values_constant(values: pd.Series) -> bool:
     return values.nunique(dropna=False) < 2
 
 
-def as_binary(values: pd.Series, spec: "FormulaSpec") -> pd.Series:
+def as_binary(values: pd.Series, spec: FormulaSpec) -> pd.Series:
     """1 where a bernoulli outcome is its success level (``spec.level``), else 0; missing values refused."""
     _fail_rows(values.isna(), f"{spec.outcome} is missing (NaN)", "fill or drop those rows")
     return (values.astype(str) == str(spec.level)).astype("int64")
@@ -250,7 +247,7 @@ def _numbers(values: pd.Series, name: str) -> pd.Series:
     return numbers
 
 
-def _collapse_poisson(data: pd.DataFrame, spec: "FormulaSpec", predictors: list[str]) -> tuple[pd.DataFrame, "FormulaSpec", list[str]]:
+def _collapse_poisson(data: pd.DataFrame, spec: FormulaSpec, predictors: list[str]) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
     """Sum Poisson counts (and exposures) of rows with identical predictors and group: a sum of
     Poisson counts with one rate is Poisson with the summed exposure, so the likelihood is the
     same up to a constant. Rows are left as they are when none would merge."""

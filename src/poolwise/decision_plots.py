@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise.decisions import Decision, check_treatment, rate_draws
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.pooling import pooling
 
 GRID = 256

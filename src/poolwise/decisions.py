@@ -30,7 +30,7 @@ import xarray as xr
 from poolwise.estimates import PROB, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
 from poolwise.families import Family, family as find_family
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.identify import prior_only_groups
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")

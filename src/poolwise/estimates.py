@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from poolwise.families import family as find_family
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 
 PROB = 0.89  # ArviZ 1.x's default interval, used throughout so tables and figures agree
 

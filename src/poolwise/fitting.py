@@ -7,7 +7,6 @@ import threading
 import warnings
 from collections.abc import Collection, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import numpy as np
@@ -16,34 +15,17 @@ import pandas as pd
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
-from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
+from poolwise.spec import FormulaSpec
+from poolwise.formulas import NAMESPACE, parse_formula
 from poolwise.identify import check_design, prior_only_groups
 from poolwise.pooling import POOLINGS, pooling as find_pooling
+from poolwise.results import Fit
 from poolwise.priors import Priors, check_terms, parse_prior, prior_strings, resolve_priors
 
 BACKENDS = ("numpyro", "nutpie", "pymc")
 DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
 CACHE_BYTES = 2**30  # compiled samplers kept on disk; a gym-sized model takes about 0.4 MB
-
-
-@dataclass
-class Fit:
-    """A fitted pooling model: the posterior (an ArviZ DataTree with log-likelihood) and what made it."""
-
-    pooling: str
-    formula: str
-    spec: FormulaSpec
-    priors: dict[str, str]
-    idata: object
-    data: pd.DataFrame
-    settings: dict = field(default_factory=dict)
-    model: object | None = None
-
-    @property
-    def posterior(self):
-        """The posterior group of ``idata`` as an xarray Dataset."""
-        return self.idata["posterior"].to_dataset()
 
 
 def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> str:
@@ -299,3 +281,14 @@ def _all_values(stats) -> np.ndarray:
     (groups x groups values in a no-pooling model).
     """
     return np.concatenate([[np.nan], *(var.values.ravel() for var in stats.data_vars.values())])
+
+
+def check_prior_terms(priors: Priors, built: dict) -> None:
+    """A user prior must name a term of at least one of the three models."""
+    if not isinstance(priors, dict):
+        return
+    terms = set().union(*(set(model.parameters[model.family.likelihood.parent].terms) | set(model.family.likelihood.params[1:])
+                          for model, _, _ in built.values()))
+    for term in priors:
+        if term != "preset" and term not in terms:
+            raise PoolwiseError(f"unknown prior term {term!r}; the models' terms are: {', '.join(sorted(terms))}")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
 from os.path import commonprefix
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,11 +20,10 @@ from formulae import design_matrices
 
 from poolwise.data import prepare_data
 from poolwise.errors import PoolwiseError
-from poolwise.formulas import NAMESPACE, FormulaSpec, parse_formula
+from poolwise.spec import FormulaSpec
+from poolwise.formulas import NAMESPACE, parse_formula
 from poolwise.pooling import POOLINGS
-
-if TYPE_CHECKING:  # poolwise.fitting imports this module, so Fit is only named in annotations here
-    from poolwise.fitting import Fit
+from poolwise.results import Fit
 
 POOLING_NAMES = tuple(entry.name for entry in POOLINGS)
 ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
@@ -329,7 +327,7 @@ def _parameters(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
     return out
 
 
-def _identifying_design(fit: "Fit", common: Design) -> Design:
+def _identifying_design(fit: Fit, common: Design) -> Design:
     """The design whose null space decides what a fit identifies: the common design, plus the
     group's indicator columns when partial pooling's common terms already separate every group
     (then the group intercepts only repeat what the common terms span). Otherwise the group
@@ -345,7 +343,7 @@ def _identifying_design(fit: "Fit", common: Design) -> Design:
                   common.terms + [f"1|{spec.group}"] * len(labels), common.term_objects)
 
 
-def _parameter_identified(fit: "Fit", ident: Design, label: str) -> bool:
+def _parameter_identified(fit: Fit, ident: Design, label: str) -> bool:
     """Whether the data decide one parameter: a design column, or a group term's sd."""
     if label in ident.labels:
         return ident.identified(ident.unit(label))
@@ -367,7 +365,7 @@ def _common_set(ident: Design, params: dict, name: str, labels: list[str], level
     return _Set(name, levels, effects, {label: params[label] for label in labels}, weights)
 
 
-def _sets(fit: "Fit", common: Design, ident: Design, params: dict[str, xr.DataArray]) -> list[_Set]:
+def _sets(fit: Fit, common: Design, ident: Design, params: dict[str, xr.DataArray]) -> list[_Set]:
     """Indicator sets, categorical terms, 0/1 terms and group-specific intercepts/slopes of a fit."""
     sets, in_sets = [], set()
     for members in indicator_sets(common):
@@ -414,7 +412,7 @@ def _sets(fit: "Fit", common: Design, ident: Design, params: dict[str, xr.DataAr
     return sets
 
 
-def estimates(fit: "Fit", *, parameters: bool = False) -> list[dict]:
+def estimates(fit: Fit, *, parameters: bool = False) -> list[dict]:
     """Draws of every level coefficient and every difference between two levels of a factor,
     each with whether the data identify it; with ``parameters``, every other scalar parameter
     (intercept, group sds) first. The rows that ``contrasts`` and ``sensitivity`` summarise."""
@@ -438,7 +436,7 @@ def estimates(fit: "Fit", *, parameters: bool = False) -> list[dict]:
     return others + rows
 
 
-def contrasts(fit: "Fit", *, prob: float = PROB) -> pd.DataFrame:
+def contrasts(fit: Fit, *, prob: float = PROB) -> pd.DataFrame:
     """The raw coefficient of each level next to the differences between levels, per factor.
 
     A factor is a ``C(x)`` term, a set of 0/1 indicator columns that add up to 1 (one
@@ -456,7 +454,7 @@ def contrasts(fit: "Fit", *, prob: float = PROB) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["set", "kind", "name", "identified", "mean", "sd", "lower", "upper"])
 
 
-def correlated_pairs(fit: "Fit", threshold: float = 0.9) -> pd.DataFrame:
+def correlated_pairs(fit: Fit, threshold: float = 0.9) -> pd.DataFrame:
     """Pairs of parameters whose posterior correlation exceeds ``threshold`` in magnitude.
 
     Such a pair is known well only as a combination. ``identified`` says whether the data

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import Fit, build_model, versions
+from poolwise.results import Fit
+from poolwise.fitting import build_model, versions
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS
 

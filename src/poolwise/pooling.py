@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from poolwise.errors import PoolwiseError
-from poolwise.formulas import FormulaSpec, parse_formula
+from poolwise.spec import FormulaSpec
+from poolwise.formulas import parse_formula
 
 
 def _join(spec: FormulaSpec, terms: list[str]) -> str:

@@ -14,7 +14,8 @@ import xarray as xr
 
 from poolwise.estimates import PROB, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import Fit, fit as fit_model
+from poolwise.results import Fit
+from poolwise.fitting import fit as fit_model
 from poolwise.identify import estimates
 
 THRESHOLD = 0.25  # an estimate "moves" when its mean shifts by more than this many posterior sds

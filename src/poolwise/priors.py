@@ -13,7 +13,7 @@ import pandas as pd
 
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
-from poolwise.formulas import FormulaSpec
+from poolwise.spec import FormulaSpec
 from poolwise.identify import design
 
 PRESETS = ("chapter",)

@@ -15,7 +15,7 @@ import xarray as xr
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import PROB, coefficients, summarise
 from poolwise.families import family as find_family
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.pooling import pooling as find_pooling
 
 COLUMNS = ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]

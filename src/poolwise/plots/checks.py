@@ -14,7 +14,8 @@ import xarray as xr
 
 from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import Fit, build_model
+from poolwise.results import Fit
+from poolwise.fitting import build_model
 from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
 
 SCALES = ("count", "rate")

@@ -14,7 +14,7 @@ import pandas as pd
 from poolwise.estimates import PROB, coefficients, groups, group_draws, population_draws, summarise
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.plots.style import (
     MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
 )

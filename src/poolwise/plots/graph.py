@@ -4,7 +4,8 @@ import shutil
 from pathlib import Path
 
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import Fit, build_model
+from poolwise.results import Fit
+from poolwise.fitting import build_model
 
 SOURCE_SUFFIXES = (".gv", ".dot")
 NO_DOT = ("drawing the model graph needs Graphviz's `dot` program, which is not installed; install Graphviz "

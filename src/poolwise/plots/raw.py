@@ -10,7 +10,7 @@ import pandas as pd
 
 from poolwise.data import aggregate, as_binary, prepare_data
 from poolwise.errors import PoolwiseError
-from poolwise.formulas import FormulaSpec
+from poolwise.spec import FormulaSpec
 from poolwise.plots.style import TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
 
 COLUMNS = ["group", "x", "trials", "successes", "rate", "treated", "condition", "light", "dark"]

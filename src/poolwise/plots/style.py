@@ -12,9 +12,10 @@ import pandas as pd
 
 from poolwise.comparison import Study
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import Fit
+from poolwise.results import Fit
 from poolwise.families import family as find_family
-from poolwise.formulas import FormulaSpec, parse_formula
+from poolwise.spec import FormulaSpec
+from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS
 
 # The chapter's overlay (no pooling grey under partial pooling purple) plus Okabe-Ito orange for

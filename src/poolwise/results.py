@@ -1,0 +1,30 @@
+"""What a fit is: its draws (an ArviZ DataTree with log-likelihood), data, priors and settings.
+
+A leaf module, so every stage that reads fits (estimates, summaries, decisions, figures) imports
+the type without importing the sampler.
+"""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from poolwise.spec import FormulaSpec
+
+
+@dataclass
+class Fit:
+    """A fitted pooling model: the posterior (an ArviZ DataTree with log-likelihood) and what made it."""
+
+    pooling: str
+    formula: str
+    spec: FormulaSpec
+    priors: dict[str, str]
+    idata: object
+    data: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+    model: object | None = None
+
+    @property
+    def posterior(self):
+        """The posterior group of ``idata`` as an xarray Dataset."""
+        return self.idata["posterior"].to_dataset()
