@@ -81,14 +81,20 @@ def test_a_factor_outcome_becomes_binomial_counts_of_its_success_level():
 
 
 def test_poisson_rows_collapse_to_summed_counts_and_exposures():
-    prepared, spec, notes = prepare_data(pw.parse_formula("count ~ x + offset(log(days)) + (1|g)", ROWS), ROWS)
-    sums = ROWS.groupby(["g", "x"])[["count", "days"]].sum().reset_index()
-    assert prepared[["g", "x", "count", "days"]].values.tolist() == sums.values.tolist()
-    assert spec.exposure == "days" and len(notes) == 1 and notes[0].startswith("collapsed 6 poisson rows")
+    formula = "count ~ x + offset(log(days)) + (1|g)"
+    same = pd.concat([ROWS.assign(days=[1.0, 1.0, 1.0, 1.0, 1.0, 2.0])] * 2, ignore_index=True)
+    prepared, spec, notes = prepare_data(pw.parse_formula(formula, same), same)  # rows merge with their own exposure
+    sums = same.groupby(["g", "x", "days"])[["count", "days"]].sum().reset_index(level=["g", "x"])
+    assert prepared[["g", "x", "count", "days"]].values.tolist() == sums[["g", "x", "count", "days"]].values.tolist()
+    assert prepared["days"].tolist() == [4.0, 2.0, 2.0, 2.0, 4.0]
+    assert spec.exposure == "days" and len(notes) == 1 and notes[0].startswith("collapsed 12 poisson rows")
+    prepared, _, notes = prepare_data(pw.parse_formula(formula, ROWS), ROWS)  # all exposures differ within cells
+    assert len(prepared) == len(ROWS) and notes == []
     # Without an offset the row counts become the exposure, so the rate stays per row.
-    prepared, spec, _ = prepare_data(pw.parse_formula("count ~ x + (1|g)", ROWS, family="poisson"), ROWS)
-    assert spec.exposure == "count_n" and spec.offset == "offset(log(count_n))"
-    assert prepared["count_n"].sum() == len(ROWS) and prepared["count"].sum() == ROWS["count"].sum()
+    rows = pd.concat([ROWS] * 2, ignore_index=True)
+    prepared, spec, _ = prepare_data(pw.parse_formula("count ~ x + (1|g)", rows, family="poisson"), rows)
+    assert spec.exposure == "count_n" and spec.offset == "offset(log(count_n))" and len(prepared) == 4
+    assert prepared["count_n"].sum() == len(rows) and prepared["count"].sum() == rows["count"].sum()
     assert pw.templates(spec)["partial"] == "count ~ x + (1|g) + offset(log(count_n))"
 
 

@@ -34,7 +34,7 @@ app = typer.Typer(
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
-Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise.", show_default=False)]
+Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise, visits.", show_default=False)]
 Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{GYM}'.", show_default=False)]
 Family = Annotated[str | None, typer.Option(help="Outcome family: bernoulli, binomial, poisson, negativebinomial or gaussian (default: read from the formula and data, as lme4 would).", show_default=False)]
 Prior = Annotated[list[str] | None, typer.Option("--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False)]
@@ -433,7 +433,8 @@ def show(
 
 @app.command()
 def simulate(
-    folder: Annotated[Path, typer.Argument(help="Folder to write franchise.csv and franchise_truth.json into.", show_default=False)],
+    folder: Annotated[Path, typer.Argument(help="Folder to write the data (e.g. franchise.csv) and its truth (franchise_truth.json) into.", show_default=False)],
+    family: Annotated[str, typer.Option(help="binomial (signups of trial customers: franchise.csv), poisson (visits per member-month: visits.csv), negativebinomial (visits_overdispersed.csv) or gaussian (satisfaction scores: satisfaction.csv).")] = "binomial",
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
     periods: Annotated[int, typer.Option(min=2, help="Periods per gym (the treatment starts halfway).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
@@ -441,18 +442,22 @@ def simulate(
 ) -> None:
     """Simulate a franchise of gyms with known truth, as the bundled example data were made.
 
-    Example: poolwise simulate sim --groups 30 --seed 7
+    Example: poolwise simulate sim --family poisson --groups 30 --seed 7
     """
     with _guarded():
-        from poolwise.data import EXAMPLE, write_example
+        from poolwise.data import SIMULATIONS, write_example
         from poolwise.io import check_new
 
-        for name in (f"{EXAMPLE}.csv", f"{EXAMPLE}_truth.json"):
-            check_new(folder / name, force=force)
-        path = write_example(folder, groups=groups, periods=periods, seed=seed)
+        if family not in SIMULATIONS:
+            raise PoolwiseError(f"cannot simulate family {family!r}; use one of: {', '.join(SIMULATIONS)}")
+        name = SIMULATIONS[family]["name"]
+        for file in (f"{name}.csv", f"{name}_truth.json"):
+            check_new(folder / file, force=force)
+        path = write_example(folder, family=family, groups=groups, periods=periods, seed=seed)
         stdout.print(f"Wrote {escape(str(path))} ({groups} gyms x {periods} periods) and its truth "
-                     f"{escape(str(path.with_name(f'{EXAMPLE}_truth.json')))}.")
-        stdout.print(f"Next: poolwise compare {escape(str(path))} '{GYM}'")
+                     f"{escape(str(path.with_name(f'{name}_truth.json')))}.")
+        option = "" if family in ("binomial", "poisson", "gaussian") else f" --family {family}"
+        stdout.print(f"Next: poolwise compare {escape(str(path))} '{SIMULATIONS[family]['formula']}'{option}")
 
 
 # Figure kind -> (what it shows, whether it needs all three fits). Drawn by poolwise.plots.

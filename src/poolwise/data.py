@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError
-from poolwise.families import NAMES as FAMILY_NAMES
+from poolwise.families import FAMILIES, NAMES as FAMILY_NAMES
 from poolwise.spec import FormulaSpec
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
 EXAMPLE = "franchise"
+BUNDLED = ("franchise", "visits")  # simulated by write_example into data/, truth beside each
 MAX_COUNT = 2**53  # the largest count a float64 (and so PyMC's likelihood) holds exactly
 
 
@@ -38,21 +39,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poolwise"
 
 
-def example_path() -> Path:
-    """Path of the bundled simulated franchise (data/franchise.csv in the repository)."""
-    return Path(__file__).resolve().parents[2] / "data" / f"{EXAMPLE}.csv"
+def example_path(name: str = EXAMPLE) -> Path:
+    """Path of a bundled simulated example (data/franchise.csv, data/visits.csv in the repository)."""
+    return Path(__file__).resolve().parents[2] / "data" / f"{name}.csv"
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """Return a named dataset: ``"gym"`` (the chapter's data) or ``"franchise"`` (bundled, simulated).
+    """Return a named dataset: ``"gym"`` (the chapter's data), or ``"franchise"`` (binomial) or
+    ``"visits"`` (poisson, visits per member-month), bundled and simulated.
 
     Named data are read from a local data home first ($POOLWISE_DATA, then ../shared/data), and
     only then downloaded once into ~/.cache/poolwise, as seaborn and bambi do.
     """
-    if name == EXAMPLE:
-        return read_csv(example_path())
+    if name in BUNDLED:
+        return read_csv(example_path(name))
     if name not in DATASETS:
-        known = ", ".join(sorted([*DATASETS, EXAMPLE]))
+        known = ", ".join(sorted([*DATASETS, *BUNDLED]))
         raise PoolwiseError(f"unknown dataset {name!r}; use one of: {known}, or a CSV/Parquet path")
     for home in _data_homes():
         path = home / f"{name}.csv"
@@ -93,9 +95,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def read_data(source: str | Path) -> pd.DataFrame:
-    """A dataset name (``gym``, ``franchise``) or a CSV/Parquet path."""
+    """A dataset name (``gym``, ``franchise``, ``visits``) or a CSV/Parquet path."""
     text = str(source)
-    if text in DATASETS or text == EXAMPLE:
+    if text in DATASETS or text in BUNDLED:
         return load_dataset(text)
     return read_csv(text)
 
@@ -248,20 +250,23 @@ def _numbers(values: pd.Series, name: str) -> pd.Series:
 
 
 def _collapse_poisson(data: pd.DataFrame, spec: FormulaSpec, predictors: list[str]) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
-    """Sum Poisson counts (and exposures) of rows with identical predictors and group: a sum of
+    """Sum the Poisson counts of rows with identical predictors, group and exposure: a sum of
     Poisson counts with one rate is Poisson with the summed exposure, so the likelihood is the
-    same up to a constant. Rows are left as they are when none would merge."""
-    if not predictors:
-        return data, spec, []
-    cells = data.groupby(predictors, sort=True, dropna=False, observed=True)
-    if cells.ngroups == len(data):
+    same up to a constant. Rows are merged only when that at least halves them (row-level data,
+    where it saves real work; a few coincident rows are not worth changing what LOO leaves out).
+    Without an offset, the number of rows merged becomes the exposure (``{outcome}_n``), so rates
+    stay per row."""
+    keys = predictors + ([spec.exposure] if spec.exposure else [])
+    if not keys or data.groupby(keys, sort=False, dropna=False, observed=True).ngroups > len(data) / 2:
         return data, spec, []
     exposure = spec.exposure or f"{spec.outcome}_n"
-    sized = data.assign(**{exposure: data[spec.exposure] if spec.exposure else 1.0})
-    summed = sized.groupby(predictors, sort=True, dropna=False, observed=True)[[spec.outcome, exposure]].sum().reset_index()
-    per = f"summed exposure {exposure}" if spec.exposure else f"the row count {exposure} as exposure"
-    note = (f"collapsed {len(data)} poisson rows with identical predictors and group into {len(summed)} rows of summed "
-            f"{spec.outcome} with {per} (exact: same likelihood up to a constant)")
+    sized = data.assign(**{exposure: data[spec.exposure] if spec.exposure else 1})
+    summed = sized.groupby(keys, sort=True, dropna=False, observed=True)[[spec.outcome, exposure]].sum()
+    summed = summed.reset_index(level=[key for key in keys if key != spec.exposure], drop=False).reset_index(drop=True)
+    per = f"summed exposure {exposure}" if spec.exposure else f"the number of rows merged as exposure {exposure}"
+    note = (f"collapsed {len(data)} poisson rows with identical predictors, group and exposure into {len(summed)} rows "
+            f"of summed {spec.outcome} with {per} (exact: same likelihood up to a constant; LOO then leaves out "
+            "these merged rows)")
     return summed, replace(spec, exposure=exposure), [note]
 
 
@@ -278,43 +283,86 @@ def _fail_rows(mask: pd.Series, problem: str, fix: str) -> None:
         raise PoolwiseError(f"{problem} in row{'s' if rows.size > 1 else ''} {shown}; {fix}")
 
 
+# Each family's simulated franchise: file name, columns, formula and default truth. The gyms'
+# intercepts and slopes are on the family's link scale (logit, log, identity).
+SIMULATIONS = {
+    "binomial": {"name": "franchise", "outcome": "nSigned", "size": "nTrialCustomers", "sizes": (20, 80),
+                 "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+                 "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3}},
+    "poisson": {"name": "visits", "outcome": "nVisits", "size": "memberMonths", "sizes": (20, 80),
+                "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+                "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2}},
+    "negativebinomial": {"name": "visits_overdispersed", "outcome": "nVisits", "size": "memberMonths", "sizes": (20, 80),
+                         "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+                         "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0}},
+    "gaussian": {"name": "satisfaction", "outcome": "satisfaction", "size": None, "sizes": (3, 8),
+                 "formula": "satisfaction ~ yogaStretch + (yogaStretch|gymID)",
+                 "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0}},
+}
+
+
 def simulate_franchise(
     groups: int = 12,
     periods: int = 4,
     *,
+    family: str = "binomial",
     treated_share: float = 0.5,
-    alpha: float = -1.2,
-    beta: float = 0.5,
-    sigma_alpha: float = 0.8,
-    sigma_beta: float = 0.3,
-    trials: tuple[int, int] = (20, 80),
+    alpha: float | None = None,
+    beta: float | None = None,
+    sigma_alpha: float | None = None,
+    sigma_beta: float | None = None,
+    trials: tuple[int, int] | None = None,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
-    """Simulate a franchise of gyms converting trial customers, with known truth.
+    """Simulate a franchise of gyms with known truth, for any family in ``SIMULATIONS``.
 
     Each gym j has an intercept alpha_j ~ Normal(alpha, sigma_alpha) and a treatment slope
-    beta_j ~ Normal(beta, sigma_beta) on the logit scale (independent, as Bambi's group terms are).
-    Half the gyms (``treated_share``) switch the treatment on from the second half of the periods on,
-    as the chapter's yoga rollout did. Returns the data and a dict of the true parameters.
+    beta_j ~ Normal(beta, sigma_beta) on the family's link scale (independent). Half the gyms
+    (``treated_share``) switch the treatment on from the second half of the periods on, as the
+    chapter's yoga rollout did. Per gym and period: binomial, ``trials`` trial customers and the
+    signups; poisson and negative binomial, ``trials`` member-months of exposure and the visits;
+    gaussian, ``trials`` customers each giving one satisfaction score. Defaults (None) are the
+    family's truth in ``SIMULATIONS``. Returns the data and a dict of the true parameters.
+
+    Examples
+    --------
+    >>> frame, truth = simulate_franchise(12, 4, family="poisson", seed=1)
+    >>> list(frame.columns)
+    ['gymID', 'timePeriod', 'memberMonths', 'nVisits', 'yogaStretch']
     """
+    if family not in SIMULATIONS:
+        raise PoolwiseError(f"cannot simulate family {family!r}; use one of: {', '.join(SIMULATIONS)}")
+    setup = SIMULATIONS[family]
+    given = {"alpha": alpha, "beta": beta, "sigma_alpha": sigma_alpha, "sigma_beta": sigma_beta}
+    population = {**setup["truth"], **{key: value for key, value in given.items() if value is not None}}
+    low, high = trials or setup["sizes"]
+    spec = FAMILIES[family]
     rng = np.random.default_rng(seed)
-    alpha_j = rng.normal(alpha, sigma_alpha, groups)
-    beta_j = rng.normal(beta, sigma_beta, groups)
+    alpha_j = rng.normal(population["alpha"], population["sigma_alpha"], groups)
+    beta_j = rng.normal(population["beta"], population["sigma_beta"], groups)
     treated_gyms = rng.random(groups) < treated_share
+    aux = {"alpha": population.get("shape"), "sigma": population.get("sigma")}
     rows = []
     for j in range(groups):
         for t in range(1, periods + 1):
             treated = int(treated_gyms[j] and t > periods // 2)
-            n = int(rng.integers(trials[0], trials[1] + 1))
-            rate = 1 / (1 + np.exp(-(alpha_j[j] + beta_j[j] * treated)))
-            rows.append((j + 1, t, n, int(rng.binomial(n, rate)), treated))
-    frame = pd.DataFrame(rows, columns=["gymID", "timePeriod", "nTrialCustomers", "nSigned", "yogaStretch"])
+            n = int(rng.integers(low, high + 1))
+            mean = spec.inverse(alpha_j[j] + beta_j[j] * treated)
+            if setup["size"] is None:  # one row per customer
+                rows += [(j + 1, t, float(round(spec.simulate(rng, mean, 1, aux), 2)), treated) for _ in range(n)]
+            else:
+                rows.append((j + 1, t, n, int(spec.simulate(rng, mean, n, aux)), treated))
+    columns = ["gymID", "timePeriod", *([setup["size"]] if setup["size"] else []), setup["outcome"], "yogaStretch"]
+    frame = pd.DataFrame(rows, columns=columns)
     truth = {
         "seed": seed,
-        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
-        "population": {"alpha": alpha, "beta": beta, "sigma_alpha": sigma_alpha, "sigma_beta": sigma_beta},
+        "family": family,
+        "formula": setup["formula"],
+        "population": population,
         "groups": {str(j + 1): {"alpha": round(float(alpha_j[j]), 6), "beta": round(float(beta_j[j]), 6)} for j in range(groups)},
     }
+    if family == "binomial":  # the bundled franchise's truth file predates families; keep it byte for byte
+        del truth["family"]
     return frame, truth
 
 
@@ -341,15 +389,19 @@ def write_json(payload: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_example(folder: Path, *, groups: int = 12, periods: int = 4, seed: int = 2024) -> Path:
-    """Simulate the bundled franchise into ``folder``/franchise.csv with its truth beside it
-    (franchise_truth.json). This is how data/ in the repository was made."""
-    frame, truth = simulate_franchise(groups, periods, seed=seed)
+def write_example(folder: Path, *, family: str = "binomial", groups: int = 12, periods: int = 4,
+                  seed: int = 2024) -> Path:
+    """Simulate a franchise into ``folder``/<name>.csv with its truth beside it (<name>_truth.json),
+    <name> being the family's example name (franchise, visits, ...). This is how data/ in the
+    repository was made."""
+    frame, truth = simulate_franchise(groups, periods, family=family, seed=seed)
+    name = SIMULATIONS[family]["name"]
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{EXAMPLE}.csv"
+    target = folder / f"{name}.csv"
     tmp = target.with_name(target.name + ".part")
     frame.to_csv(tmp, index=False)
     tmp.replace(target)
-    truth["call"] = f"poolwise.data.write_example(folder, groups={groups}, periods={periods}, seed={seed})"
-    write_json(truth, folder / f"{EXAMPLE}_truth.json")
+    extra = "" if family == "binomial" else f'family="{family}", '
+    truth["call"] = f"poolwise.data.write_example(folder, {extra}groups={groups}, periods={periods}, seed={seed})"
+    write_json(truth, folder / f"{name}_truth.json")
     return target

@@ -39,6 +39,11 @@ class Family:
             return np.exp(eta)
         return eta
 
+    @property
+    def inverse_name(self) -> str:
+        """The inverse link in words, for figure labels."""
+        return {"logit": "inverse logit", "log": "exp", "identity": "identity"}[self.link]
+
     def linked(self, mean: float) -> float:
         """The linear predictor of a mean response (the inverse of ``inverse``)."""
         if self.link == "logit":

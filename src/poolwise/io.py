@@ -193,7 +193,8 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
         raise PoolwiseError(
             f"{path} holds the model {meta['bambi_formula']!r} but this poolwise builds {formula!r} from its formula{made_with}; refit it"
         )
-    terms = model.parameters[model.family.likelihood.parent].terms
+    component = model.parameters[model.family.likelihood.parent]
+    terms = [name for name in component.terms if name not in component.offset_terms]
     expected = set(terms) | {f"{name}_sigma" for name in terms if "|" in name}
     missing = sorted(expected - set(idata["posterior"].data_vars))
     if missing:

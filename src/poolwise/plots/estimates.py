@@ -177,6 +177,13 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
                               sharex=True, sharey=True)
     grey, purple = MODEL_COLORS["none"], MODEL_COLORS["partial"]
     scale = 260 / max(1, table["trials"].max())
+    # Groups without data in a condition sit at their prior mean, which on a log scale can be far
+    # off: the axis spans what data inform, and such points are drawn at its edge.
+    informed = np.r_[table.loc[table["trials"] > 0, "no_pooling"], table["partial"], table["population"]]
+    low, high = float(informed.min()), float(informed.max())
+    pad = 0.05 * ((high - low) or 1.0)
+    low, high = low - pad, high + pad
+    table = table.assign(no_pooling=table["no_pooling"].clip(low, high))
     span = float(np.ptp(table[["no_pooling", "partial"]].to_numpy())) or 1.0
     for panel, condition in zip(axes.flat, conditions):
         rows = table[table["condition"] == condition]
@@ -193,6 +200,7 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
         panel.scatter(rows["no_pooling"][~seen], ys[~seen], s=40, facecolor="white", edgecolor=grey, zorder=2)
         panel.scatter(rows["partial"], ys, s=22, marker="D", color=purple, zorder=3)
         panel.set_title(condition, fontsize="medium")
+        panel.set_xlim(low, high)
         panel.set_xlabel(found["rate"])
         panel.spines[["top", "right"]].set_visible(False)
         panel.grid(axis="y", color="0.93", lw=0.8)
@@ -206,9 +214,10 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
         Line2D([], [], color=purple, ls="--", label=f"Population: typical {found['group'].lower()}"),
     ]
     if (table["trials"] == 0).any():
-        handles.append(Line2D([], [], ls="", marker="o", ms=7, mfc="white", color=grey, label="No data here: prior only"))
+        handles.append(Line2D([], [], ls="", marker="o", ms=7, mfc="white", color=grey, label="No data here: prior mean (at the edge if off the axis)"))
     if ax is None:
-        figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 if len(conditions) < 3 else 4),
+                      frameon=False)
         figure.suptitle(title or f"Each {found['group'].lower()}'s rate: no pooling → partial pooling")
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
@@ -256,7 +265,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     grid = np.linspace(low, high, 300)
     curve = {"logit": "the logistic curve", "log": "the exponential curve", "identity": "the identity line"}[family.link]
     panel.plot(grid, family.inverse(grid), color="0.3", lw=1.5, zorder=1,
-               label=f"{found['rate']} = inverse {family.link} of the linear predictor")
+               label=f"{found['rate']} = {family.inverse_name} of the linear predictor")
     rise = 1.0 if family.link == "logit" else float(np.ptp(family.inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
         panel.scatter(rows["eta"], rows["rate"], color=colour, s=36, zorder=3, edgecolor="white", label=f"{condition}: {found['group'].lower()}'s posterior mean")

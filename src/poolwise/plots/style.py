@@ -65,7 +65,7 @@ def labels_for(spec: FormulaSpec, *, time: str | None = None, overrides: Mapping
     if family.link == "logit":
         rate = f"Rate ({outcome.lower()} / {size.lower()})"
     elif family.link == "log":
-        rate = f"{outcome} per {size.lower().rstrip('s')}" if size == "Rows" else f"{outcome} per unit of {size.lower()}"
+        rate = f"{outcome} per {size.lower().removesuffix('s')}"
     else:
         rate = f"Mean {outcome.lower()}"
     found = {
