@@ -397,3 +397,46 @@ def test_gym_gallery(gym_study, tmp_path):
     assert list(pd.unique(forest.loc[forest["kind"] == "group", "group"])) == [str(g) for g in range(1, 13)]
     shrink = plots.shrinkage_table(gym_study)
     assert shrink["trials"].sum() == gym_study.fits["partial"].data["nTrialCustomers"].sum()
+
+
+# ---------------------------------------------------------------- other families
+
+VISITS = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)"
+
+
+def test_baseline_data_bars_poisson(tmp_path):
+    visits = pw.load_dataset("visits")
+    table = plots.data_bars_table(visits, VISITS)
+    assert table["successes"].sum() == visits["nVisits"].sum() and table["trials"].sum() == visits["memberMonths"].sum()
+    assert np.allclose(table["rate"], table["successes"] / table["trials"])
+    figure = check_baseline(lambda: plots.data_bars(table), "data_bars_poisson", tmp_path)
+    assert {"Visits by gym", "Count", "Visits, with yoga stretch", "Visits, without yoga stretch"} <= texts(figure)
+    assert not any("Member months" in text for text in texts(figure))  # exposure is not drawn as bars
+
+
+def test_baseline_data_points_gaussian(tmp_path):
+    scores, _ = pw.simulate_franchise(6, 4, family="gaussian", seed=3)
+    table = plots.data_bars_table(scores, "satisfaction ~ yogaStretch + (yogaStretch|gymID)")
+    assert len(table) == len(scores) and (table["trials"] == 1).all() and table.attrs["bars"] == "points"
+    figure = check_baseline(lambda: plots.data_bars(table), "data_points_gaussian", tmp_path)
+    assert {"Satisfaction by gym", "Satisfaction", "Satisfaction, with yoga stretch"} <= texts(figure)
+
+
+def synthetic_curve(family: str) -> pd.DataFrame:
+    """A response-curve table of 6 groups on the log scale (rates 2 to 9 per unit of exposure)."""
+    rng = np.random.default_rng(5)
+    eta = np.log(rng.uniform(2, 9, 6))
+    rows = [{"model": "partial", "group": str(g + 1), "condition": condition, "treated": treated,
+             "eta": e + 0.3 * treated, "rate": float(np.exp(e + 0.3 * treated)), "color": (TREATED if treated else UNTREATED)[1]}
+            for treated, condition in ((False, "Without yoga stretch"), (True, "With yoga stretch")) for g, e in enumerate(eta)]
+    table = pd.DataFrame(rows)
+    table.attrs.update(family=family, labels={"group": "Gym", "treatment": "Yoga stretch", "rate": "Visits per member month",
+                                              "model": "Partial pooling"})
+    return table
+
+
+def test_baseline_response_curve_poisson(tmp_path):
+    figure = check_baseline(lambda: plots.logistic(synthetic_curve("poisson")), "response_curve_poisson", tmp_path)
+    assert {"Visits per member month", "Linear predictor α + β · yoga stretch (log scale)",
+            "Visits per member month = exp of the linear predictor",
+            "Where each gym sits on the exponential curve (Partial pooling)"} <= texts(figure)

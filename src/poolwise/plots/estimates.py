@@ -218,7 +218,8 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
     if ax is None:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 if len(conditions) < 3 else 4),
                       frameon=False)
-        figure.suptitle(title or f"Each {found['group'].lower()}'s rate: no pooling → partial pooling")
+        measure = found["rate"].lower() if found.get("link") == "identity" else "rate"
+        figure.suptitle(title or f"Each {found['group'].lower()}'s {measure}: no pooling → partial pooling")
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
     return figure
