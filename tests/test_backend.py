@@ -13,7 +13,8 @@ import xarray as xr
 import poolwise as pw
 from poolwise.data import cache_dir
 from poolwise.results import Fit
-from poolwise.fitting import CACHE_BYTES, _reraise_interrupt, _to_numpy, check_sampling
+from poolwise.adapter import _to_numpy
+from poolwise.fitting import CACHE_BYTES, _reraise_interrupt, check_sampling
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

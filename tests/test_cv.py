@@ -153,8 +153,10 @@ def test_no_pooling_scores_new_groups_with_the_prior(gym_study, gym):
     alpha, beta = terms["C(gymID)"].prior.args, terms["C(gymID):yogaStretch"].prior.args
     log_lik = new_group_log_lik(fit, new, seed=3).reshape(-1, len(new))
     for i, (k, n, x) in enumerate(new[["nSigned", "nTrialCustomers", "yogaStretch"]].itertuples(index=False)):
-        mean = np.array([alpha["mu"][0] + beta["mu"][0] * x])
-        sd = np.array([np.sqrt(alpha["sigma"][0] ** 2 + x**2 * beta["sigma"][0] ** 2)])
+        first = {name: np.atleast_1d(value)[0] for name, value in (("a_mu", alpha["mu"]), ("a_sd", alpha["sigma"]),
+                                                                    ("b_mu", beta["mu"]), ("b_sd", beta["sigma"]))}
+        mean = np.array([first["a_mu"] + first["b_mu"] * x])
+        sd = np.array([np.sqrt(first["a_sd"] ** 2 + x**2 * first["b_sd"] ** 2)])
         exact = _exact_lpd(k, n, mean, sd)
         assert abs(pointwise_elpd(log_lik[:, [i]])[0] - exact) < 4 * _mc_se(log_lik[:, i]) + 0.01, (i, k, n, x)
 

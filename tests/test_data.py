@@ -25,7 +25,7 @@ def test_load_dataset_reads_local_home(monkeypatch, tmp_path, gym):
 
 
 def test_unknown_dataset():
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown dataset 'gyms'; use one of: franchise, gym, or a CSV/Parquet path$"):
+    with pytest.raises(pw.PoolwiseError, match=r"^unknown dataset 'gyms'; use one of: franchise, gym, visits, or a CSV/Parquet path$"):
         pw.load_dataset("gyms")
 
 

@@ -98,7 +98,10 @@ def test_chapter_priors_are_set(gym):
     with pytest.raises(pw.PoolwiseError, match=r"^unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings$"):
         pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors="textbook")
     from poolwise.fitting import build_model
-    model, _, strings = build_model(pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"), gym, "partial", "chapter")
+    from poolwise.priors import resolve_priors
+
+    spec = pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym)
+    model, _, strings = build_model(spec, gym, "partial", resolve_priors("chapter", spec, gym, "partial"))
     assert strings["Intercept"] == "Normal(mu=-1, sigma=1.5)"
     assert model.parameters["p"].terms["Intercept"].prior.args == {"mu": -1, "sigma": 1.5}
 

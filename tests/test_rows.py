@@ -109,7 +109,7 @@ def test_bernoulli_rows_and_binomial_counts_give_the_same_posterior():
         model.set_priors({term: parse_prior(text) for term, text in chapter_priors(spec, "partial").items()})
         rows = model.fit(draws=1000, tune=1000, chains=2, random_seed=5, inference_method="nutpie", progressbar=False)
     cells = len(aggregate(trials, "signed", ["gymID", "yogaStretch"]))
-    assert counted.settings["notes"][0].startswith(f"aggregated {len(trials)} rows of 0/1 signed into {cells} binomial rows")
+    assert counted.settings["notes"][0].startswith(f"aggregated {len(trials)} rows of signed (success: signed = 1) into {cells} binomial rows")
     import arviz as az
 
     names = ["Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma", "1|gymID"]

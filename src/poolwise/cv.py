@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
+from poolwise import adapter
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.results import Fit
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
@@ -220,7 +221,7 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
     variables = _group_variables(fit)
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     if not variables:
-        return _log_lik(fit, posterior, data)
+        return adapter.log_likelihood(fit.model, posterior, data)
     slots = [str(label) for label in posterior[next(iter(variables.values()))].values]
     value_of = {str(value): value for value in fit.data[spec.group].unique()}
     new_groups = list(pd.unique(data[spec.group]))
@@ -247,49 +248,31 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
         rows = data[spec.group].isin(chunk).to_numpy()
         mapped = data[rows].assign(**{spec.group: data.loc[rows, spec.group].map(
             {g: value_of[slots[k]] for k, g in enumerate(chunk)})})
-        out[..., rows] = _log_lik(fit, modified, mapped)
+        out[..., rows] = adapter.log_likelihood(fit.model, modified, mapped)
     return out
 
 
 def _group_variables(fit: Fit) -> dict[str, str]:
     """Posterior variables holding per-group coefficients, each with its group dimension."""
-    group = fit.spec.group
-    if fit.pooling == "complete" or group is None:
+    if fit.pooling == "complete" or fit.spec.group is None:
         return {}
-    component = fit.model.components[fit.model.family.likelihood.parent]
-    if fit.pooling == "none":
-        names = [name for name in component.common_terms if name == f"C({group})" or name.startswith(f"C({group}):")]
-        found = {name: f"{name}_dim" for name in names}
-    else:
-        found = {name: f"{group}__factor_dim" for name in component.group_specific_terms}
-    for name, dim in found.items():
-        if dim not in fit.posterior[name].dims:
-            raise PoolwiseError(f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms")
-    return found
+    return adapter.group_variables(fit.model, fit.pooling, fit.spec.group, fit.posterior)
 
 
 def _population_draw(fit: Fit, posterior: xr.Dataset, var: str, rng: np.random.Generator) -> np.ndarray:
     """One new group's deviation for group-specific term ``var``: mu + sigma * z per posterior draw."""
-    prior = fit.model.components[fit.model.family.likelihood.parent].group_specific_terms[var].prior
+    prior = adapter.term_prior(fit.model, var)
     if prior.name != "Normal":
         raise PoolwiseError(f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms")
-    sigma = posterior[f"{var}_sigma"] if f"{var}_sigma" in posterior else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
+    sd = adapter.sd_of(var)
+    sigma = posterior[sd] if sd in posterior else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
     sigma = sigma.transpose("chain", "draw", ...).to_numpy()
     return float(prior.args.get("mu", 0.0)) + sigma * rng.standard_normal(sigma.shape)
 
 
 def _prior_draws(fit: Fit, variables: list[str], count: int, rng: np.random.Generator) -> xr.Dataset:
     """``count`` prior draws of the given coefficients (no pooling scores new groups by its prior)."""
-    tree = fit.model.prior_predictive(draws=count, var_names=variables, random_seed=int(rng.integers(2**31)))
-    return tree["prior"].to_dataset()
-
-
-def _log_lik(fit: Fit, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
-    """The family's log density of each row of ``data`` (chain, draw, row) under ``posterior``'s draws."""
-    tree = xr.DataTree.from_dict({"posterior": posterior})
-    fit.model.compute_log_likelihood(tree, data=data, inplace=True)
-    values = tree["log_likelihood"].to_dataset()
-    return next(iter(values.data_vars.values())).transpose("chain", "draw", ...).to_numpy()
+    return adapter.prior_draws(fit.model, variables, count, int(rng.integers(2**31)))
 
 
 def _refit_and_score(task: dict) -> dict:

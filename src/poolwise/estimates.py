@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poolwise import adapter
 from poolwise.families import family as find_family
 from poolwise.results import Fit
 
@@ -45,12 +46,12 @@ def group_draws(fit: Fit, treatment: str | None = None) -> xr.Dataset:
     if fit.pooling == "complete":
         alpha, beta = base_alpha, base_beta
     elif fit.pooling == "none":
-        group = f"C({spec.group})"
+        group = adapter.unpooled_intercept(spec.group)
         alpha = _by_group(post[group], labels) if group in post else base_alpha
-        slope = f"{group}:{treatment}"
+        slope = adapter.unpooled_slope(spec.group, treatment)
         beta = _by_group(post[slope], labels) if slope in post else base_beta
     else:
-        intercept, slope = f"1|{spec.group}", f"{treatment}|{spec.group}"
+        intercept, slope = adapter.group_term("Intercept", spec.group), adapter.group_term(treatment, spec.group)
         alpha = base_alpha + (_by_group(post[intercept], labels) if intercept in post else 0)
         beta = base_beta + (_by_group(post[slope], labels) if slope in post else 0)
     alpha, beta = xr.broadcast(alpha, beta, group_coord.assign_coords(group=labels))[:2]
@@ -63,7 +64,7 @@ def population_draws(fit: Fit, treatment: str | None = None) -> xr.Dataset:
     treatment = treatment or spec.treatment
     out = {"alpha": post["Intercept"] if "Intercept" in post else _zero(post),
            "beta": post[treatment] if treatment in post else _zero(post)}
-    for name, var in (("sigma_alpha", f"1|{spec.group}_sigma"), ("sigma_beta", f"{treatment}|{spec.group}_sigma")):
+    for name, var in (("sigma_alpha", adapter.group_sd("Intercept", spec.group)), ("sigma_beta", adapter.group_sd(treatment, spec.group))):
         if var in post:
             out[name] = post[var]
     return xr.Dataset(out)

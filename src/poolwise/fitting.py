@@ -1,7 +1,7 @@
-"""Fit one pooling model with Bambi. This is the only module that talks to Bambi and PyMC."""
+"""Fit one pooling model: check the inputs, build its Bambi model (through ``adapter``), sample,
+check the sampling and wrap the result as a ``Fit``."""
 
 import json
-import os
 import signal
 import threading
 import warnings
@@ -12,6 +12,7 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
+from poolwise import adapter
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
@@ -72,19 +73,14 @@ def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Map
     priors for terms this model lacks are left out.) Returns the model, its formula and the prior
     strings applied.
     """
-    import bambi as bmb
-
     formula = find_pooling(pooling).build(spec)
-    family = find_family(spec.family)
-    # Uncentred predictors: the intercept is the linear predictor at x = 0, which is what the
-    # chapter's priors and the per-group alpha_j mean.
-    model = bmb.Model(formula, data, family=family.bambi, center_predictors=False, extra_namespace=NAMESPACE)
-    known = set(model.parameters[model.family.likelihood.parent].terms) | set(family.aux)
+    model = adapter.new_model(formula, data, find_family(spec.family).bambi, NAMESPACE)
+    known = set(adapter.model_terms(model)) | set(adapter.aux_parameters(model))
     check_terms(required, known, pooling)
     strings = {term: text for term, text in priors.items() if term in known}
-    model.set_priors({term: parse_prior(text) for term, text in strings.items()})
+    parsed = {term: parse_prior(text) for term, text in strings.items()}
     try:
-        model.build()
+        adapter.set_priors(model, parsed)
     except (TypeError, ValueError) as err:
         raise PoolwiseError(f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names") from None
     return model, formula, strings
@@ -157,34 +153,17 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     if pooling == "none" and spec.group is not None:
         _warn_prior_only(spec, data)
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
-    if backend == "nutpie" and any("," in name for name in model.backend.model.coords):
+    if backend == "nutpie" and adapter.has_comma_dimension(model):
         # nutpie 0.16 splits dimension names on commas, and Bambi names C(x, Sum)'s dimension
         # "C(x, Sum)_dim"; PyMC's own sampler handles it.
         backend = "pymc"
         notes = [*notes, "sampled with pymc: nutpie cannot handle the comma in a term such as C(x, Sum)"]
         warnings.warn(PoolwiseWarning(f"{find_pooling(pooling).label}: {notes[-1]}"), stacklevel=3)
-    options = {}
     if backend == "numpyro":
         use_compile_cache()
-        # Computed inside the compiled (and cached) JAX program: Bambi's own computation would
-        # add about half a second per model on the gym data.
-        options["idata_kwargs"] = {"log_likelihood": log_likelihood}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*os.fork.*")
-        with _reraise_interrupt():
-            # compute_convergence_checks=False: check_sampling below does the same checks once, with
-            # advice, instead of PyMC logging its own.
-            idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                              random_seed=seed, inference_method=backend, progressbar=progress,
-                              compute_convergence_checks=False, **options)
-        _to_numpy(idata)
-        if log_likelihood:
-            if "log_likelihood" not in idata:
-                model.compute_log_likelihood(idata)
-            # Bambi leaves the in-sample rate `p` (draws x observations) in the posterior; it is as
-            # large as the log-likelihood, and every figure recomputes it from the coefficients.
-            idata["posterior"] = idata["posterior"].to_dataset().drop_vars(model.family.likelihood.parent, errors="ignore")
+    with _reraise_interrupt():
+        idata = adapter.sample(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=backend,
+                               progress=progress, log_likelihood=log_likelihood)
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "backend": backend,
                 "allow_unidentified": allow_unidentified, "notes": list(notes)}
     idata.attrs["poolwise"] = json.dumps({
@@ -196,17 +175,6 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
     check_sampling(result)
     return result
-
-
-def _to_numpy(idata) -> None:
-    """Replace JAX arrays (NumPyro's draws) with NumPy ones, in place.
-
-    xarray would otherwise compute every mean and quantile in JAX, op by op: slower, and in a
-    different summation order than the same draws loaded back from disk.
-    """
-    for group in idata.children:
-        dataset = idata[group].to_dataset()
-        idata[group] = dataset.copy(data={name: np.array(var.values) for name, var in dataset.data_vars.items()})
 
 
 @contextmanager
@@ -287,8 +255,7 @@ def check_prior_terms(priors: Priors, built: dict) -> None:
     """A user prior must name a term of at least one of the three models."""
     if not isinstance(priors, dict):
         return
-    terms = set().union(*(set(model.parameters[model.family.likelihood.parent].terms) | set(model.family.likelihood.params[1:])
-                          for model, _, _ in built.values()))
+    terms = set().union(*(set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) for model, _, _ in built.values()))
     for term in priors:
         if term != "preset" and term not in terms:
             raise PoolwiseError(f"unknown prior term {term!r}; the models' terms are: {', '.join(sorted(terms))}")

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 from formulae import design_matrices
 
+from poolwise import adapter
 from poolwise.data import prepare_data
 from poolwise.errors import PoolwiseError
 from poolwise.spec import FormulaSpec
@@ -186,8 +187,8 @@ def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str)
     if _adds_rank(found.matrix, indicators):
         return row | {"status": "ok", "message": f"(1|{group}) is identified: the common terms do not separate all {indicators.shape[1]} levels of {group}"}
     joint = np.hstack([found.matrix, indicators])
-    names = [name for name in dependent_terms(joint, found.terms + [f"1|{group}"] * indicators.shape[1])
-             if name not in ("Intercept", f"1|{group}")]
+    names = [name for name in dependent_terms(joint, found.terms + [adapter.group_term("Intercept", group)] * indicators.shape[1])
+             if name not in ("Intercept", adapter.group_term("Intercept", group))]
     if not names:
         message = f"{group} has a single level, so (1|{group}) cannot be told apart from the intercept; drop (1|{group}), {ALLOW}"
     else:
@@ -208,7 +209,7 @@ def _no_pooling_finding(spec: FormulaSpec, data: pd.DataFrame) -> dict:
     fixed = [term for term in spec.common if term not in spec.varying]
     row = {"check": "no-pooling intercepts", "models": "none"}
     found = design(f"{spec.response} ~ 0 + C({group})" + "".join(f" + {term}" for term in fixed), data)
-    names = [name for name in dependent_terms(found.matrix, found.terms) if name != f"C({group})"]
+    names = [name for name in dependent_terms(found.matrix, found.terms) if name != adapter.unpooled_intercept(group)]
     if not names:
         return row | {"status": "ok", "message": f"no common term takes a single value within every {group}"}
     return row | {"status": "error", "message": (
@@ -338,9 +339,9 @@ def _identifying_design(fit: Fit, common: Design) -> Design:
     indicators = pd.get_dummies(fit.data[spec.group])
     if _adds_rank(common.matrix, indicators.to_numpy(dtype=float)):
         return common
-    labels = [f"1|{spec.group}[{level}]" for level in indicators.columns]
+    labels = [f"{adapter.group_term('Intercept', spec.group)}[{level}]" for level in indicators.columns]
     return Design(np.hstack([common.matrix, indicators.to_numpy(dtype=float)]), common.labels + labels,
-                  common.terms + [f"1|{spec.group}"] * len(labels), common.term_objects)
+                  common.terms + [adapter.group_term("Intercept", spec.group)] * len(labels), common.term_objects)
 
 
 def _parameter_identified(fit: Fit, ident: Design, label: str) -> bool:
@@ -348,7 +349,8 @@ def _parameter_identified(fit: Fit, ident: Design, label: str) -> bool:
     if label in ident.labels:
         return ident.identified(ident.unit(label))
     # A group sd is the prior's when its intercepts joined the identifying design.
-    return not (label == f"1|{fit.spec.group}_sigma" and f"1|{fit.spec.group}" in ident.terms)
+    group = fit.spec.group
+    return not (label == adapter.group_sd("Intercept", group) and adapter.group_term("Intercept", group) in ident.terms)
 
 
 def _level_effects(columns: list[xr.DataArray], coded: np.ndarray, levels: list[str]) -> xr.DataArray:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from poolwise import adapter
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.results import Fit
 from poolwise.fitting import build_model, versions
@@ -193,9 +194,8 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
         raise PoolwiseError(
             f"{path} holds the model {meta['bambi_formula']!r} but this poolwise builds {formula!r} from its formula{made_with}; refit it"
         )
-    component = model.parameters[model.family.likelihood.parent]
-    terms = [name for name in component.terms if name not in component.offset_terms]
-    expected = set(terms) | {f"{name}_sigma" for name in terms if "|" in name}
+    terms = adapter.model_terms(model)
+    expected = set(terms) | {adapter.sd_of(name) for name in terms if adapter.is_group_term(name)}
     missing = sorted(expected - set(idata["posterior"].data_vars))
     if missing:
         raise PoolwiseError(f"the draws in {path} lack {', '.join(missing)}, which the rebuilt model has{made_with}; refit it")

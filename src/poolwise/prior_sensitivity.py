@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from poolwise.estimates import PROB, summarise
+from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.results import Fit
 from poolwise.fitting import fit as fit_model
@@ -46,7 +47,7 @@ def widened_priors(fit: Fit, terms: Sequence[str] | None = None, widen: float | 
     wider, or flat with ``widen="flat"`` (common terms only: a flat group term has no group sd)."""
     if fit.model is None:
         raise PoolwiseError("this fit has no Bambi model (it was loaded from disk); pass the formula and data to refit it")
-    model_terms = fit.model.parameters[fit.model.family.likelihood.parent].terms
+    model_terms = adapter.model_terms(fit.model)
     terms = list(terms) if terms is not None else [name for name in model_terms if "|" not in name]
     unknown = [term for term in terms if term not in model_terms]
     if unknown:
@@ -58,7 +59,7 @@ def widened_priors(fit: Fit, terms: Sequence[str] | None = None, widen: float | 
         return dict(fit.priors) | dict.fromkeys(terms, "Flat()")
     if isinstance(widen, str) or not widen > 0:
         raise PoolwiseError(f"widen must be a positive factor such as 10, or 'flat', got {widen!r}")
-    return dict(fit.priors) | {term: prior_text(model_terms[term].prior, float(widen)) for term in terms}
+    return dict(fit.priors) | {term: prior_text(adapter.term_prior(fit.model, term), float(widen)) for term in terms}
 
 
 def _table(rows: list[dict], prob: float) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.spec import FormulaSpec
@@ -64,18 +65,18 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     if spec.intercept:
         priors["Intercept"] = intercept
     if pooling == "none":
-        group = f"C({spec.group})"
+        group = adapter.unpooled_intercept(spec.group)
         for term in spec.varying:
             priors.pop(term, None)
-            priors[f"{group}:{term}"] = f"Normal(mu=0, sigma={_num(slopes[term].mean())})"
+            priors[adapter.unpooled_slope(spec.group, term)] = f"Normal(mu=0, sigma={_num(slopes[term].mean())})"
         if spec.group_intercept:
             priors.pop("Intercept", None)
             priors[group] = intercept
     elif pooling == "partial":
         if spec.group_intercept:
-            priors[f"1|{spec.group}"] = f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy)}))"
+            priors[adapter.group_term("Intercept", spec.group)] = f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy)}))"
         for term in spec.varying:
-            priors[f"{term}|{spec.group}"] = f"Normal(mu=0, sigma=HalfNormal(sigma={_nums(slopes[term])}))"
+            priors[adapter.group_term(term, spec.group)] = f"Normal(mu=0, sigma=HalfNormal(sigma={_nums(slopes[term])}))"
     if family.name == "gaussian":
         priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
     elif family.name == "negativebinomial":
@@ -101,18 +102,18 @@ def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
     if spec.intercept:
         priors["Intercept"] = intercept
     if pooling == "none":
-        group = f"C({spec.group})"
+        group = adapter.unpooled_intercept(spec.group)
         for term in spec.varying:
             priors.pop(term, None)
-            priors[f"{group}:{term}"] = slope
+            priors[adapter.unpooled_slope(spec.group, term)] = slope
         if spec.group_intercept:
             priors.pop("Intercept", None)
             priors[group] = intercept
     elif pooling == "partial":
         if spec.group_intercept:
-            priors[f"1|{spec.group}"] = "Normal(mu=0, sigma=Uniform(lower=0, upper=3))"
+            priors[adapter.group_term("Intercept", spec.group)] = "Normal(mu=0, sigma=Uniform(lower=0, upper=3))"
         for term in spec.varying:
-            priors[f"{term}|{spec.group}"] = "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))"
+            priors[adapter.group_term(term, spec.group)] = "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))"
     return priors
 
 

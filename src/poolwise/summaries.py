@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import PROB, coefficients, summarise
 from poolwise.families import family as find_family
@@ -87,9 +88,9 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     table = table.rename(columns={c: "lower" for c in table.columns if c.endswith("_lb")})
     table = table.rename(columns={c: "upper" for c in table.columns if c.endswith("_ub")})
     table = pd.DataFrame(table[COLUMNS]).astype(float)
-    is_sd = table.index.str.contains("|", regex=False) & table.index.str.endswith("_sigma")
-    is_deviation = table.index.str.contains("|", regex=False) & ~is_sd
-    sds = table[is_sd].rename(index=lambda name: f"sd({_sd_term(name)})")
+    is_sd = table.index.map(adapter.is_group_sd).to_numpy(dtype=bool)
+    is_deviation = table.index.map(lambda name: adapter.is_group_term(name.split("[", 1)[0])).to_numpy(dtype=bool)
+    sds = table[is_sd].rename(index=lambda name: f"sd({adapter.sd_term(name)})")
     stats = fit.idata["sample_stats"]
     return Summary(
         pooling=fit.pooling,
@@ -118,12 +119,6 @@ def _parameters(fit: Fit) -> list[str]:
     """Posterior variables that are parameters, not per-observation means (Bambi's ``p``)."""
     obs_dims = {dim for var in fit.idata["log_likelihood"].data_vars.values() for dim in var.dims} - {"chain", "draw"}
     return [name for name, var in fit.posterior.data_vars.items() if not obs_dims & set(var.dims)]
-
-
-def _sd_term(name: str) -> str:
-    """``1|gymID_sigma`` -> ``Intercept``; ``yogaStretch|gymID_sigma`` -> ``yogaStretch``."""
-    term = name.split("|", 1)[0]
-    return "Intercept" if term == "1" else term
 
 
 def _group_table(fit: Fit, prob: float) -> pd.DataFrame:
@@ -189,16 +184,15 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
     fixed = {}
     for term in fixed_terms:
         fixed.update(_flat(post[term], term))
-    # Bambi names group terms by their expression: "1|g" for the intercept, "x|g" for a slope.
-    varying_terms = ([("Intercept", "1")] if spec.group_intercept else []) + [(t, t) for t in spec.varying]
+    varying_terms = (["Intercept"] if spec.group_intercept else []) + list(spec.varying)
     deviations = {}
-    for term, name in varying_terms:
-        values = post[f"{name}|{factor}"]
-        dim = f"{factor}__factor_dim"
+    for term in varying_terms:
+        values = post[adapter.group_term(term, factor)]
+        dim = adapter.group_dim(factor)
         values = values.rename({dim: "group"}).assign_coords(group=[str(g) for g in values[dim].values])
         deviations.update(_flat(values, term, skip=("group",)))
-    varcorr = [{"factor": factor, "term": term, **_estimate(post[f"{name}|{factor}_sigma"], prob)}
-               for term, name in varying_terms]
+    varcorr = [{"factor": factor, "term": term, **_estimate(post[adapter.group_sd(term, factor)], prob)}
+               for term in varying_terms]
     varcorr = pd.DataFrame(varcorr).rename(columns={"estimate": "sd"})
     labels = [str(g) for g in sorted(fit.data[factor].unique())]
     ranef, coef = [], []

@@ -5,13 +5,12 @@ arviz_plots' ``plot_compare`` shows either elpd or its difference (not both) and
 figure rather than drawing onto a given Axes.
 """
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
+from poolwise import adapter
 from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
 from poolwise.results import Fit
@@ -33,11 +32,7 @@ def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
     # Bambi wants (chain, draw, ...) with both coordinates present: one chain of the picked draws.
     thinned = (flat.isel(sample=picked).drop_vars(["sample", "chain", "draw"]).rename_dims(sample="draw")
                .assign_coords(draw=np.arange(len(picked))).expand_dims(chain=[0]).transpose("chain", "draw", ...))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        predicted = model.predict(xr.DataTree.from_dict({"posterior": thinned}), kind="response", inplace=False, random_seed=seed)
-    values = next(iter(predicted["posterior_predictive"].data_vars.values()))
-    return np.asarray(values).reshape(len(picked), -1)
+    return adapter.predict_outcomes(model, thinned, seed)
 
 
 def ppc_table(

@@ -1,0 +1,188 @@
+"""The one module that knows Bambi's and PyMC's internals: how Bambi names terms, variables and
+dimensions, and every call into a built ``bambi.Model`` (predictions, log-likelihoods, prior
+draws, sampling). Every other stage asks this module, so a Bambi upgrade that renames something
+is mended here alone.
+
+Bambi's names, for the record: a common term's variable is named as the formula writes it
+(``x``, ``C(g)``, ``C(g):x``) with a dimension ``<term>_dim`` when it spans several columns; a
+group-specific term is ``<expr>|<group>`` (``1|g`` for the intercept) with dimension
+``<group>__factor_dim`` and its standard deviation ``<expr>|<group>_sigma``.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from poolwise.errors import PoolwiseError
+
+INTERCEPT = "Intercept"
+
+
+# ---- names ------------------------------------------------------------------------------------
+
+def group_term(term: str, group: str) -> str:
+    """Bambi's name of a group-specific term: ``1|g`` for the intercept, ``x|g`` for a slope."""
+    return f"{'1' if term == INTERCEPT else term}|{group}"
+
+
+def group_sd(term: str, group: str) -> str:
+    """Bambi's name of a group-specific term's standard deviation (``1|g_sigma``)."""
+    return sd_of(group_term(term, group))
+
+
+def sd_of(variable: str) -> str:
+    """The standard deviation's name of a group-specific variable (``1|g`` -> ``1|g_sigma``)."""
+    return f"{variable}_sigma"
+
+
+def group_dim(group: str) -> str:
+    """The dimension of a group-specific term's per-group values (``g__factor_dim``)."""
+    return f"{group}__factor_dim"
+
+
+def unpooled_intercept(group: str) -> str:
+    """No pooling's per-group intercepts, as the template writes them (``C(g)``)."""
+    return f"C({group})"
+
+
+def unpooled_slope(group: str, term: str) -> str:
+    """No pooling's per-group slopes of ``term`` (``C(g):x``)."""
+    return f"{unpooled_intercept(group)}:{term}"
+
+
+def is_group_sd(name: str) -> bool:
+    """Whether a posterior variable is a group-level standard deviation."""
+    return "|" in name and name.endswith("_sigma")
+
+
+def is_group_term(name: str) -> bool:
+    """Whether a posterior variable holds group-specific deviations."""
+    return "|" in name and not name.endswith("_sigma")
+
+
+def sd_term(name: str) -> str:
+    """``1|g_sigma`` -> ``Intercept``; ``x|g_sigma`` -> ``x``."""
+    term = name.split("|", 1)[0]
+    return INTERCEPT if term == "1" else term
+
+
+# ---- a built model ------------------------------------------------------------------------------
+
+def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
+    """A ``bambi.Model`` with uncentred predictors: the intercept is the linear predictor at
+    x = 0, which is what the chapter's priors and the per-group alpha_j mean."""
+    import bambi as bmb
+
+    return bmb.Model(formula, data, family=family, center_predictors=False, extra_namespace=namespace)
+
+
+def _component(model):
+    return model.components[model.family.likelihood.parent]
+
+
+def model_terms(model) -> list[str]:
+    """The model's coefficient terms (Bambi's names), without offsets."""
+    component = _component(model)
+    return [name for name in component.terms if name not in component.offset_terms]
+
+
+def aux_parameters(model) -> list[str]:
+    """The family's own parameters besides the mean (gaussian ``sigma``, negative binomial ``alpha``)."""
+    return list(model.family.likelihood.params[1:])
+
+
+def response_mean(model) -> str:
+    """The name of the per-observation mean Bambi adds to the posterior (``p`` or ``mu``)."""
+    return model.family.likelihood.parent
+
+
+def set_priors(model, priors: dict) -> None:
+    """Set ``bambi.Prior`` objects by term name, then build the PyMC model."""
+    model.set_priors(priors)
+    model.build()
+
+
+def group_variables(model, pooling: str, group: str, posterior: xr.Dataset) -> dict[str, str]:
+    """Posterior variables holding per-group coefficients, each with its group dimension."""
+    component = _component(model)
+    if pooling == "none":
+        names = [name for name in component.common_terms
+                 if name == unpooled_intercept(group) or name.startswith(f"{unpooled_intercept(group)}:")]
+        found = {name: f"{name}_dim" for name in names}
+    else:
+        found = {name: group_dim(group) for name in component.group_specific_terms}
+    for name, dim in found.items():
+        if dim not in posterior[name].dims:
+            raise PoolwiseError(f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms")
+    return found
+
+
+def term_prior(model, term: str):
+    """The ``bambi.Prior`` of a term (a group-specific term's ``sigma`` is its group-sd hyperprior)."""
+    return _component(model).terms[term].prior
+
+
+def prior_draws(model, variables: list[str], count: int, seed: int) -> xr.Dataset:
+    """``count`` prior draws of the given variables (chain 0, draws 0..count-1)."""
+    return model.prior_predictive(draws=count, var_names=variables, random_seed=seed)["prior"].to_dataset()
+
+
+def log_likelihood(model, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
+    """The family's log density of each row of ``data`` (chain, draw, row) under ``posterior``."""
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    model.compute_log_likelihood(tree, data=data, inplace=True)
+    values = tree["log_likelihood"].to_dataset()
+    return next(iter(values.data_vars.values())).transpose("chain", "draw", ...).to_numpy()
+
+
+def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
+    """Posterior predictive outcomes of the fitted rows, (chain * draw, row)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        predicted = model.predict(xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False,
+                                  random_seed=seed)
+    values = next(iter(predicted["posterior_predictive"].data_vars.values()))
+    return np.asarray(values).reshape(posterior.sizes["chain"] * posterior.sizes["draw"], -1)
+
+
+def has_comma_dimension(model) -> bool:
+    """Whether a dimension name holds a comma (``C(x, Sum)_dim``), which nutpie 0.16 cannot name."""
+    return any("," in name for name in model.backend.model.coords)
+
+
+def sample(model, *, draws: int, tune: int, chains: int, seed: int, backend: str, progress: bool,
+           log_likelihood: bool):
+    """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
+
+    PyMC's own convergence checks are off: ``fitting.check_sampling`` does them once, with advice.
+    NumPyro computes the pointwise log-likelihood inside its compiled JAX program.
+    """
+    options = {"idata_kwargs": {"log_likelihood": log_likelihood}} if backend == "numpyro" else {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*os.fork.*")
+        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                          random_seed=seed, inference_method=backend, progressbar=progress,
+                          compute_convergence_checks=False, **options)
+        _to_numpy(idata)
+        if log_likelihood:
+            if "log_likelihood" not in idata:
+                model.compute_log_likelihood(idata)
+            # Bambi leaves the in-sample mean (draws x observations) in the posterior; it is as
+            # large as the log-likelihood, and every figure recomputes it from the coefficients.
+            idata["posterior"] = idata["posterior"].to_dataset().drop_vars(response_mean(model), errors="ignore")
+    return idata
+
+
+def _to_numpy(idata) -> None:
+    """Replace JAX arrays (NumPyro's draws) with NumPy ones, in place.
+
+    xarray would otherwise compute every mean and quantile in JAX, op by op: slower, and in a
+    different summation order than the same draws loaded back from disk.
+    """
+    for group in idata.children:
+        dataset = idata[group].to_dataset()
+        idata[group] = dataset.copy(data={name: np.array(var.values) for name, var in dataset.data_vars.items()})

@@ -1,0 +1,579 @@
+"""A saved comparison as one self-contained HTML report that an analyst can send.
+
+The last stage of the pipeline: a saved study in, one HTML file out. Python computes every number
+and formats it the way its family reads (probabilities as percentages, other scales to three
+significant digits); the Jinja2 template ``templates/report.html.j2`` (its CSS included) only lays
+them out, so a designer can restyle the report without touching a number. Figures are embedded as
+base64 PNGs and the page loads nothing from the network (its Content-Security-Policy forbids it):
+it opens offline, reads on a laptop or a phone, and prints to PDF.
+
+>>> write_report("results", "report.html")   # what ``poolwise report results`` does
+"""
+
+import base64
+import io
+import json
+import os
+import shlex
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poolwise.comparison import Study
+from poolwise.decisions import Decision, decide, unit as size_unit
+from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
+from poolwise.identify import prior_only_messages
+from poolwise.io import atomic_path, check_new, load_study
+from poolwise.pooling import POOLINGS, pooling
+from poolwise.results import Fit
+from poolwise.summaries import summary
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DPI = 120  # figures drawn for the report: sharp on a laptop, small enough to e-mail
+MISSING = "–"  # a number that does not exist (no pooling has no typical group)
+RHAT, ESS = 1.01, 400  # the thresholds poolwise.fitting.check_sampling warns at
+
+
+@dataclass
+class Table:
+    """A table as the template shows it: every cell already formatted; the first column names the row."""
+
+    caption: str
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: list[bool] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """A figure of the report: the file ``poolwise compare --plots`` saves it as, and how to draw it
+    again from the study when the folder has no such file (``needs``: the fits it requires)."""
+
+    file: str
+    title: str
+    caption: str
+    needs: tuple[str, ...]
+    draw: Callable[[Study, int], object]
+
+
+def answering(study: Study) -> Fit:
+    """The fit the decision and per-group numbers come from: partial pooling, else the best by LOO."""
+    return study.fits["partial" if "partial" in study.fits else study.table.index[0]]
+
+
+def _figures() -> tuple[ReportFigure, ...]:
+    from poolwise import plots
+
+    def data(study: Study, seed: int):
+        fit = answering(study)
+        return plots.data_bars(plots.data_bars_table(fit.data, fit.spec))
+
+    return (
+        ReportFigure("data_bars.png", "The data", "Each group's rows, coloured by treatment.", (), data),
+        ReportFigure("forest.png", "Group estimates",
+                     "Each group's intercept and slope (link scale) under no pooling and partial pooling: partial "
+                     "pooling pulls groups with little data towards the population (dashed line).", ("none", "partial"),
+                     lambda study, seed: plots.forest(plots.forest_table({n: study.fits[n] for n in ("none", "partial")}))),
+        ReportFigure("ppc_counts.png", "Posterior predictive check: outcomes",
+                     "The observed outcomes against outcomes simulated from each model: a model that fits the data "
+                     "puts the observed curve among its simulations.", (),
+                     lambda study, seed: plots.ppc(plots.ppc_table(study, seed=seed))),
+        ReportFigure("ppc_rates.png", "Posterior predictive check: rates",
+                     "The same check per unit of each row's size (trials, exposure or rows).", (),
+                     lambda study, seed: plots.ppc(plots.ppc_table(study, scale="rate", seed=seed))),
+        ReportFigure("logistic.png", "Response curve",
+                     "Each group's linear predictor through the inverse link, without and with the treatment: where "
+                     "every group sits on the curve.", ("partial",),
+                     lambda study, seed: plots.logistic(plots.logistic_table(study.fits["partial"]))),
+        ReportFigure("shrinkage.png", "Shrinkage",
+                     "An arrow from each group's no-pooling estimate to its partial-pooling estimate: groups with "
+                     "little data move most.", ("none", "partial"),
+                     lambda study, seed: plots.shrinkage(plots.shrinkage_table(study))),
+        ReportFigure("loo_compare.png", "LOO comparison",
+                     "Each model's elpd_loo with its standard error, and its difference from the best.", (),
+                     lambda study, seed: plots.comparison(plots.comparison_table(study))),
+    )
+
+
+# ---------------------------------------------------------------- numbers as the family reads them
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits without exponents: 0.0123, 4.06, 1,749."""
+    if value is None or not np.isfinite(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    decimals = max(digits - 1 - int(np.floor(np.log10(abs(value)))), 0)
+    return f"{value:,.{decimals}f}"
+
+
+def is_probability(family: str) -> bool:
+    """Whether ``family``'s mean response is a probability (shown as a percentage)."""
+    return find_family(family).scale == "probability"
+
+
+def mean_text(value: float, family: str, *, unit: bool = True) -> str:
+    """A mean response: '32.0%' for a probability (``unit=False``: '32.0'), else three significant digits."""
+    if not np.isfinite(value):
+        return MISSING
+    if is_probability(family):
+        return f"{100 * value:.1f}" + ("%" if unit else "")
+    return significant(value)
+
+
+def change_text(value: float, family: str, *, unit: bool = True) -> str:
+    """A difference of two mean responses: '+6.3 pts' for probabilities (percentage points), else signed digits."""
+    if not np.isfinite(value):
+        return MISSING
+    if is_probability(family):
+        return f"{100 * value:+.1f}" + (" pts" if unit else "")
+    return ("+" if value >= 0 else "-") + significant(abs(value))
+
+
+def estimate_text(row: pd.Series, family: str, quantity: str) -> str:
+    """A mean and its interval, the unit said once: '32.0% (23.5 to 42.0)', '+6.3 pts (-5.1 to +15.1)'."""
+    if not np.isfinite(row["mean"]):
+        return MISSING
+    if quantity == "ratio":
+        return f"{significant(row['mean'])} ({significant(row['lower'])} to {significant(row['upper'])})"
+    show = change_text if quantity == "difference" else mean_text
+    return f"{show(row['mean'], family)} ({show(row['lower'], family, unit=False)} to {show(row['upper'], family, unit=False)})"
+
+
+def _number(value: float, digits: int) -> str:
+    return MISSING if not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------- the sections
+
+def _decision(study: Study, trials: float, groups: int, seed: int) -> tuple[Decision | None, str]:
+    """The decision of partial pooling (else of the best model there is), or why there is none."""
+    fit = answering(study)
+    if fit.spec.treatment is None:
+        return None, (f"The formula {fit.spec.formula} has no treatment term, so there is no with/without decision; "
+                      "add a term such as x + (x|group) to ask one.")
+    return decide(fit, trials=trials, groups=groups, seed=seed), ""
+
+
+def _question(study: Study, decision: Decision | None) -> str:
+    models = " and ".join(", ".join(pooling(name).label.lower() for name in study.fits).rsplit(", ", 1))
+    which = f"which of {models} predicts best?"
+    if decision is None:
+        return which[:1].upper() + which[1:]
+    better = "higher" if decision.higher_is_better else "lower"
+    return f"Does {decision.treatment} help a {decision.factor} ({better} {decision.outcome} is better), and {which}"
+
+
+def _loo_tables(table: pd.DataFrame) -> tuple[Table, Table | None]:
+    loo = Table("LOO comparison (higher elpd_loo predicts better)",
+                ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k > 0.7"],
+                [[pooling(name).label, _number(row["elpd_loo"], 1), _number(row["se"], 1), _number(row["elpd_diff"], 1),
+                  _number(row["dse"], 1), _number(row["p_loo"], 1), _number(row["weight"], 2),
+                  f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}"] for name, row in table.iterrows()],
+                [False] + [True] * 7)
+    if "elpd_cv" not in table.columns:
+        return loo, None
+    ranked = table.sort_values("elpd_cv", ascending=False)
+    cv = Table("Grouped cross-validation (predicting groups left out; higher predicts better)",
+               ["Model", "elpd_cv", "se_cv"],
+               [[pooling(name).label, _number(row["elpd_cv"], 1), _number(row["se_cv"], 1)] for name, row in ranked.iterrows()],
+               [False, True, True])
+    return loo, cv
+
+
+def _rate_table(decision: Decision) -> Table | None:
+    """The typical and the new group, one row each; None when the model has no population."""
+    family, pct, who = decision.family, f"{decision.prob:.0%}", decision.factor
+    frames = {f"Typical {who}": decision.typical, f"New {who}": decision.new_group}
+    if all(frame["mean"].isna().all() for frame in frames.values()):
+        return None
+    titles = {"rate_without": f"Without {decision.treatment}", "rate_with": f"With {decision.treatment}",
+              "difference": "Difference", "ratio": "Ratio"}
+    quantities = [q for q in titles if q in set(decision.typical["quantity"])]
+    rows = []
+    for label, frame in frames.items():
+        by = frame.set_index("quantity")
+        rows.append([label, *(estimate_text(by.loc[q], family, q) for q in quantities),
+                     _number(by.loc["difference", "p_helps"], 2)])
+    return Table(f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval)", ["", *(titles[q] for q in quantities), "P(helps)"],
+                 rows, [False] + [True] * (len(quantities) + 1))
+
+
+def _measure(decision: Decision) -> str:
+    return measure(decision.family, decision.outcome, decision.unit)
+
+
+def measure(family: str, outcome: str, unit: str) -> str:
+    """What the mean response is, in words: 'rate', 'nVisits per unit of memberMonths', 'mean score'."""
+    if is_probability(family):
+        return "rate"
+    if family == "gaussian":
+        return f"mean {outcome}"
+    return f"{outcome} per {'row' if unit == 'rows' else 'unit of ' + unit}"
+
+
+def _expected_table(decision: Decision) -> Table | None:
+    rows = decision.expected.set_index("quantity")
+    if rows["mean"].isna().all():
+        return None
+    total = "Mean" if decision.family == "gaussian" else "Total"
+    labels = {"outcome_without": f"{total} {decision.outcome} without {decision.treatment}",
+              "outcome_with": f"{total} {decision.outcome} with {decision.treatment}", "difference": "Difference"}
+    body = []
+    for q, label in labels.items():
+        sign = "+" if q == "difference" else ""
+        show = _outcome_text(decision.family, sign)
+        body.append([label, show(rows.loc[q, "mean"]), f"{show(rows.loc[q, 'lower'])} to {show(rows.loc[q, 'upper'])}",
+                     _number(rows.loc[q, "p_helps"], 2) if q == "difference" else ""])
+    per = "per observation" if decision.family == "gaussian" else "in total"
+    return Table(f"{decision.groups} new {decision.factor}s × {decision.trials:,g} {decision.unit} each: {decision.outcome} {per}",
+                 ["", "Mean", f"{decision.prob:.0%} interval", "P(helps)"], body, [False, True, True, True])
+
+
+def _outcome_text(family: str, sign: str) -> Callable[[float], str]:
+    """Expected outcomes: whole counts with thousands separators, a gaussian mean to three digits;
+    ``sign="+"`` signs a difference."""
+    def show(value: float) -> str:
+        if not np.isfinite(value):
+            return MISSING
+        if family == "gaussian":
+            return change_text(value, family) if sign else significant(value)
+        return f"{value:{sign},.0f}"
+    return show
+
+
+def _per_group_table(study: Study, decision: Decision | None) -> Table:
+    if decision is None:
+        fit = answering(study)
+        report = summary(fit)
+        family, what = fit.spec.family, measure(fit.spec.family, fit.spec.outcome, size_unit(fit))
+        return Table(f"{pooling(fit.pooling).label}: each {report.group or 'group'}'s {what} ({report.prob:.0%} interval)",
+                     [report.group or "group", what[:1].upper() + what[1:]],
+                     [[str(group), estimate_text(pd.Series({"mean": row["rate_without"], "lower": row["rate_without_lower"],
+                                                            "upper": row["rate_without_upper"]}), family, "rate_without")]
+                      for group, row in report.groups.iterrows()], [False, True])
+    rows = []
+    for group, frame in decision.per_group.groupby("group", sort=False):
+        by = frame.set_index("quantity")
+        rows.append([str(group), *(estimate_text(by.loc[q], decision.family, q) for q in ("rate_without", "rate_with", "difference")),
+                     _number(by.loc["difference", "p_helps"], 2), by.loc["difference", "source"]])
+    return Table(f"{pooling(decision.pooling).label}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
+                 [decision.factor, f"Without {decision.treatment}", f"With {decision.treatment}", "Difference", "P(helps)",
+                  "Informed by"], rows, [False, True, True, True, True, False])
+
+
+def _png(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG from its header; None when ``data`` is not a PNG."""
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _embedded(data: bytes, title: str, caption: str) -> dict:
+    width, height = _png(data)
+    return {"title": title, "caption": caption, "width": width, "height": height,
+            "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
+
+
+def _read_png(path: Path) -> bytes:
+    fix = "redraw the figures (poolwise compare --plots) or delete the file so that the report draws it"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise PoolwiseError(f"cannot read figure {path} ({err.strerror or err}); {fix}") from None
+    if _png(data) is None:
+        raise PoolwiseError(f"figure {path} is not a PNG image; {fix}")
+    return data
+
+
+def _drawn(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _figure_section(study: Study, decision: Decision | None, figures_dir: Path | None, seed: int) -> tuple[list[dict], list[str]]:
+    """The embedded figures (saved PNGs where the folder has them, drawn otherwise) and a sentence
+    for each figure that does not apply. Saved files are all read first, so a bad one fails fast."""
+    entries = _figures()
+    saved = {}
+    if figures_dir is not None:
+        saved = {entry.file: _read_png(figures_dir / entry.file) for entry in entries
+                 if (figures_dir / entry.file).exists() or (figures_dir / entry.file).is_symlink()}
+    shown, skipped = [], []
+    for entry in entries:
+        missing = [name for name in entry.needs if name not in study.fits]
+        if entry.file in saved:
+            shown.append(_embedded(saved[entry.file], entry.title, entry.caption))
+        elif missing:
+            skipped.append(f"{entry.title}: needs the {' and '.join(pooling(n).label.lower() for n in entry.needs)} fits, "
+                           f"and these results have no {pooling(missing[0]).label.lower()} fit.")
+        else:
+            try:
+                shown.append(_embedded(_drawn(entry.draw(study, seed)), entry.title, entry.caption))
+            except PoolwiseError as err:
+                skipped.append(f"{entry.title}: not drawn ({err}).")
+    if decision is None or decision.pooling == "none":
+        skipped.append("Decision densities: they need a treatment and a model with a population (partial or complete pooling).")
+    else:
+        shown.append(_embedded(_drawn(_densities(study.fits[decision.pooling], decision, seed)), "Decision densities",
+                               f"The posterior of the {_measure(decision)} without and with {decision.treatment} for a typical "
+                               f"and a new {decision.factor}, and their difference, shaded where it is positive: that "
+                               "shaded area is P(the difference > 0)."))
+    return shown, skipped
+
+
+def _densities(fit: Fit, decision: Decision, seed: int):
+    from matplotlib.figure import Figure
+
+    from poolwise.decision_plots import plot_rate_densities, rate_density_table
+
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    for ax, scope in zip(figure.subplots(1, 2), ("typical", "new")):
+        plot_rate_densities(rate_density_table(fit, treatment=decision.treatment, scope=scope, seed=seed), ax=ax)
+        ax.set_xlabel(f"{_measure(decision)} ({find_family(decision.family).scale})")
+    return figure
+
+
+def _diagnostics(study: Study) -> tuple[Table, list[str]]:
+    rows, sentences = [], []
+    for name, fit in study.fits.items():
+        report = summary(fit)
+        draws = fit.settings.get("draws", 0) * fit.settings.get("chains", 0)
+        label = pooling(name).label
+        bad_k, n_obs = int(study.table.loc[name, "n_bad_k"]), int(study.table.loc[name, "n_obs"])
+        rows.append([label, str(report.divergences), _number(report.max_r_hat, 3), f"{report.min_ess_bulk:.0f} of {draws}",
+                     f"{bad_k} of {n_obs}"])
+        trouble = []
+        if report.divergences:
+            trouble.append(f"{report.divergences} divergent transitions: the sampler could not explore part of the "
+                           "posterior, so its numbers may be biased (raise --tune, or use priors that keep group sds away from 0)")
+        if report.max_r_hat > RHAT:
+            trouble.append(f"Rhat up to {report.max_r_hat:.2f} (above {RHAT}): the chains disagree, so they have not "
+                           "converged (run more --tune and --draws)")
+        if report.min_ess_bulk < min(ESS, 0.1 * draws):
+            trouble.append(f"as few as {report.min_ess_bulk:.0f} effective draws: intervals are rough (run more --draws)")
+        if bad_k:
+            trouble.append(f"{bad_k} of {n_obs} observations have Pareto k > 0.7: their LOO terms are unreliable, so the "
+                           "LOO comparison is approximate there (grouped cross-validation, --cv group, is the sturdier check)")
+        sentences.append(f"{label}: " + ("; ".join(trouble) if trouble else
+                                        f"no divergences, Rhat at most {RHAT}, enough effective draws and reliable LOO terms") + ".")
+    table = Table("Sampling and LOO diagnostics per model",
+                  ["Model", "Divergences", "Max Rhat", "Min bulk ESS", "Pareto k > 0.7"], rows, [False] + [True] * 4)
+    return table, sentences
+
+
+def _compare_command(study: Study) -> str:
+    """The ``poolwise compare`` call that refits these models, from their saved settings (the data
+    file's name is not saved: DATA stands for it)."""
+    name, fit = next(iter(study.fits.items()))
+    settings = fit.settings
+    # compare seeds model k of POOLINGS with seed + k
+    seed = settings.get("seed", 0) - [entry.name for entry in POOLINGS].index(name)
+    words = ["poolwise", "compare", "DATA", study.formula, "--family", fit.spec.family]
+    for option in ("draws", "tune", "chains", "backend"):
+        if settings.get(option) is not None:
+            words += [f"--{option}", str(settings[option])]
+    words += ["--seed", str(seed)]
+    if settings.get("allow_unidentified"):
+        words.append("--allow-unidentified")
+    if "elpd_cv" in study.table.columns:
+        words += ["--cv", "group"]
+    return shlex.join(words)
+
+
+def _reproducibility(study: Study, command: str | None, study_json: str | None) -> dict:
+    meta = {name: json.loads(fit.idata.attrs.get("poolwise", "{}")) for name, fit in study.fits.items()}
+    fit = next(iter(study.fits.values()))
+    family = find_family(fit.spec.family)
+    models = Table("What each model is and how it was sampled",
+                   ["Model", "Bambi formula", "Priors", "Draws", "Tune", "Chains", "Seed", "Backend"],
+                   [[pooling(name).label, f.formula,
+                     "; ".join(f"{term}: {prior}" for term, prior in f.priors.items()) or "Bambi's defaults",
+                     *(str(f.settings.get(key, MISSING)) for key in ("draws", "tune", "chains", "seed", "backend"))]
+                    for name, f in study.fits.items()],
+                   [False, False, False, True, True, True, True, False])
+    versions = next((m["versions"] for m in meta.values() if m.get("versions")), {})
+    hashes = {m.get("data_hash", MISSING) for m in meta.values()}
+    return {
+        "command": command,
+        "compare": _compare_command(study),
+        "has_priors": any(f.priors for f in study.fits.values()),
+        "family": f"{family.name} ({family.link} link; the mean response is a {family.scale})",
+        "models": models,
+        "data_hash": ", ".join(sorted(hashes)),
+        "versions": ", ".join(f"{package} {version}" for package, version in versions.items()),
+        "study_json": study_json,
+    }
+
+
+# ---------------------------------------------------------------- public API
+
+def render_report(study: Study, *, trials: float = 50, groups: int = 100, seed: int = 0,
+                  figures_dir: str | Path | None = None, study_json: str | None = None,
+                  command: str | None = None) -> str:
+    """The report of ``study`` as one self-contained HTML page.
+
+    Sections: the question and the verdict, the LOO comparison (and grouped CV), decision numbers
+    for a typical group, a new group and ``groups`` new groups, a per-group table, figures,
+    diagnostics, and a reproducibility block. Sections that do not apply become a sentence.
+
+    Parameters
+    ----------
+    study : Study
+        Fits and their LOO comparison, e.g. from ``poolwise.io.load_study``.
+    trials, groups, seed
+        The decision's new-group size, number of new groups and random seed, as in
+        ``poolwise.decide``.
+    figures_dir : path, optional
+        A results folder's ``figures/``: its PNGs are embedded as saved; figures it lacks (all of
+        them without it) are drawn from ``study``.
+    study_json : str, optional
+        The saved ``study.json`` text, shown in the reproducibility block.
+    command : str, optional
+        The command that made the report, shown in the reproducibility block.
+
+    Returns
+    -------
+    str
+        The HTML text: figures embedded as base64 PNGs, no scripts, nothing fetched.
+
+    Raises
+    ------
+    PoolwiseError
+        A saved figure cannot be read or is not a PNG; ``trials`` or ``groups`` are invalid.
+
+    Examples
+    --------
+    >>> html = render_report(load_study("results"), figures_dir="results/figures")  # doctest: +SKIP
+    """
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    decision, why_not = _decision(study, trials, groups, seed)
+    loo, cv = _loo_tables(study.table)
+    figures, skipped = _figure_section(study, decision, Path(figures_dir) if figures_dir is not None else None, seed)
+    diagnostics, sentences = _diagnostics(study)
+    identification = list(dict.fromkeys(m for fit in study.fits.values() for m in prior_only_messages(fit.spec, fit.data)))
+    environment = Environment(loader=PackageLoader("poolwise", "templates"), autoescape=True, undefined=StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+    return environment.get_template("report.html.j2").render(
+        formula=study.formula,
+        question=_question(study, decision),
+        verdict=decision.verdict() if decision is not None else why_not,
+        comparison_verdict=study.verdict(),
+        model=pooling(decision.pooling).label if decision is not None else None,
+        loo=loo, cv=cv,
+        decision=decision,
+        rates=_rate_table(decision) if decision is not None else None,
+        expected=_expected_table(decision) if decision is not None else None,
+        why_not=why_not,
+        per_group=_per_group_table(study, decision),
+        figures=figures, skipped=skipped, saved_figures=figures_dir is not None,
+        diagnostics=diagnostics, diagnostic_sentences=sentences,
+        notes=[_sentence(note) for note in [*study.notes, *(decision.notes if decision is not None else [])]],
+        identification=[_sentence(message) for message in identification],
+        reproducibility=_reproducibility(study, command, study_json),
+    )
+
+
+def _sentence(text: str) -> str:
+    """A note as a sentence: ends with a full stop (its first word may be a column name: kept as is)."""
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def check_output(out: str | Path, *, force: bool = False) -> Path:
+    """Refuse, before any slow work, a report path that exists (unless ``force``) or that cannot
+    be written (its folder is a file, or is read-only). Creates nothing.
+
+    Parameters
+    ----------
+    out : path
+        Where the report will be written.
+    force : bool
+        Allow replacing an existing file.
+
+    Returns
+    -------
+    Path
+        ``out`` as a Path.
+
+    Raises
+    ------
+    PoolwiseError
+        ``out`` exists without ``force``, or it cannot be written.
+
+    Examples
+    --------
+    >>> check_output("report.html")  # doctest: +SKIP
+    PosixPath('report.html')
+    """
+    out = check_new(out, force=force)
+    folder = out.parent.absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise _unwritable(out, f"{folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _unwritable(out, f"{folder} is not writable")
+    return out
+
+
+def _unwritable(out: Path, reason: str) -> PoolwiseError:
+    return PoolwiseError(f"cannot write the report to {out}: {reason}; pass --out a path in a folder you can write to")
+
+
+def write_report(source: str | Path, out: str | Path, *, force: bool = False, trials: float = 50, groups: int = 100,
+                 seed: int = 0) -> Path:
+    """Write the HTML report of the results folder ``source`` to ``out``, atomically.
+
+    The file is written under a temporary name beside ``out`` and renamed into place only once
+    complete, so a failure leaves no partial report.
+
+    Parameters
+    ----------
+    source : path
+        A folder written by ``poolwise compare --out`` (its ``figures/``, when present, are embedded).
+    out : path
+        The HTML file to write.
+    force : bool
+        Replace ``out`` if it exists.
+    trials, groups, seed
+        The decision's new-group size, number of new groups and random seed (``poolwise.decide``).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    PoolwiseError
+        ``source`` is not a saved study, one of its figures cannot be read, ``out`` exists
+        without ``force``, or ``out`` cannot be written.
+
+    Examples
+    --------
+    >>> write_report("results", "report.html", trials=50, groups=100)  # doctest: +SKIP
+    PosixPath('report.html')
+    """
+    out = check_output(out, force=force)
+    source = Path(source)
+    study = load_study(source)
+    trials = int(trials) if float(trials).is_integer() else float(trials)
+    command = shlex.join(["poolwise", "report", str(source), "--out", str(out), "--trials", f"{trials:g}",
+                          "--new-groups", str(groups), "--seed", str(seed)])
+    saved = source / "study.json"
+    html = render_report(study, trials=trials, groups=groups, seed=seed,
+                         figures_dir=source / "figures" if (source / "figures").is_dir() else None,
+                         study_json=saved.read_text(encoding="utf-8") if saved.is_file() else None, command=command)
+    try:
+        with atomic_path(out, force=force) as tmp:
+            tmp.write_text(html, encoding="utf-8")
+    except OSError as err:
+        raise _unwritable(out, err.strerror or str(err)) from None
+    return out
