@@ -27,7 +27,7 @@ TINY = Path(__file__).parent / "data" / "tiny_study"
 README = Path(__file__).resolve().parents[1] / "README.md"
 FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 SIMPLE = "p(k, n) ~ x + (1|g)"
-COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "simulate")
+COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "report", "simulate")
 runner = CliRunner()
 
 
@@ -145,6 +145,7 @@ BAD = {
     "existing simulate output": (["simulate", "{dir}"], "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path"),
     "saved fit missing": (["show", "{dir}/fit.nc"], "file not found: {dir}/fit.nc; pass a fit saved with poolwise fit --out or poolwise compare --out"),
     "plots without --out": (["compare", "{csv}", SIMPLE, "--plots"], "--plots writes figures into the results folder; pass --out DIR as well"),
+    "report without --out": (["compare", "{csv}", SIMPLE, "--report", "{dir}/report.html"], "--report is made from the saved results; pass --out DIR as well"),
     "unknown figure": (["plot", "funnel", str(TINY)], "unknown figure 'funnel'; use one of: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph"),
     "figure needing a study": (["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"], "the loo figure compares models; pass a folder saved by poolwise compare --out, not one fit"),
     "existing figure": (["plot", "forest", str(TINY), "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
@@ -298,6 +299,14 @@ def test_compare_with_plots(tiny_sampler, tmp_path):
     figures = sorted(p.name for p in (tmp_path / "results" / "figures").iterdir())
     assert {"data_bars.png", "forest.png", "ppc_counts.png", "shrinkage.png", "loo_compare.png"} <= set(figures)
     assert result.stdout.splitlines()[-1] == f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json, figures/ ({len(figures)} files)"
+
+
+def test_compare_with_a_report(tiny_sampler, tmp_path):
+    result = run("compare", "franchise", FORMULA, "--out", tmp_path / "results", "--report", tmp_path / "report.html")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"Wrote {tmp_path / 'report.html'}: the report, one HTML file to open in any browser or send."
+    html = (tmp_path / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Partial pooling predicts best" in html
 
 
 @pytest.mark.parametrize("kind", ["data", "forest", "ppc", "ppc-rates", "logistic", "shrinkage", "loo", "graph"])

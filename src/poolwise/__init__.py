@@ -25,6 +25,7 @@ _EXPORTS = {
     "sensitivity": "prior_sensitivity",
     "save_fit": "io", "load_fit": "io", "save_study": "io", "load_study": "io",
     "Summary": "summaries", "summary": "summaries", "lme4_summary": "summaries",
+    "render_report": "report", "write_report": "report",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -194,29 +194,39 @@ def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str
 
 
 def _compare(frame, formula: str, *, out: Path | None, force: bool, plots: bool, as_json: bool, caught: list,
-             **settings):
+             report: Path | None = None, **settings):
     """Fit, compare, write (with figures if ``plots``) and print; returns the study.
 
     Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.comparison``'s keyword arguments.
     """
     from poolwise.comparison import compare
     from poolwise.io import check_new, save_study
+    from poolwise.report import check_output, write_report
 
     if plots and out is None:
         raise PoolwiseError("--plots writes figures into the results folder; pass --out DIR as well")
+    if report is not None and out is None:
+        raise PoolwiseError("--report is made from the saved results; pass --out DIR as well")
     if out is not None:
         check_new(out, force=force)
+    if report is not None:
+        check_output(report, force=force)
     with _sampling(settings["progress"], "Fitting complete, no and partial pooling..."):
         study = compare(formula, frame, **settings)
     files = []
     if out is not None:
         files = save_study(study, out, force=force, extra=_figures(study) if plots else None)
+    if report is not None:
+        with stderr.status("Writing the report...", spinner="dots"):
+            write_report(out, report, force=force)
     if as_json:
         typer.echo(_study_json(study, caught, out, files))
         return study
     _print_study(study)
     if out is not None:
         stdout.print(f"Wrote {escape(str(out))}/: {escape(_listing(files))}")
+    if report is not None:
+        stdout.print(f"Wrote {escape(str(report))}: the report, one HTML file to open in any browser or send.")
     return study
 
 
@@ -352,6 +362,7 @@ def compare_command(
     cv: Annotated[str | None, typer.Option(help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False)] = None,
     folds: Annotated[int | None, typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Parallel refits for --cv group.")] = 2,
+    report: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to this file (needs --out; see 'poolwise report').", show_default=False)] = None,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
 
@@ -360,7 +371,7 @@ def compare_command(
     with _guarded() as caught:
         from poolwise.data import read_data
 
-        _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught,
+        _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught, report=report,
                  family=family, priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
                  progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers)
 
@@ -429,6 +440,29 @@ def show(
             typer.echo(json.dumps({**report.to_dict(), "warnings": _messages(caught)}, indent=2))
         else:
             _print_summary(report, groups=groups)
+
+
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A folder saved by 'compare --out' (its figures/ are used when present).", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    force: Force = False,
+    trials: Annotated[float, typer.Option(help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations.")] = 50,
+    new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
+) -> None:
+    """Write one self-contained HTML report of saved results: verdict, tables, figures, diagnostics.
+
+    It opens offline in any browser, reads on a phone and prints to PDF.
+
+    Example: poolwise report results --out report.html
+    """
+    with _guarded():
+        from poolwise.report import write_report
+
+        with stderr.status("Writing the report...", spinner="dots"):
+            written = write_report(results_dir, out, force=force, trials=trials, groups=new_groups, seed=seed)
+        stdout.print(f"Wrote {escape(str(written))}: one HTML file to open in any browser or send.")
 
 
 @app.command()
