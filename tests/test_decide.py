@@ -247,7 +247,7 @@ def test_saved_fits_decide_without_refitting():
     for name, fit in study.fits.items():
         decision = decide(fit, trials=20, groups=10, seed=12)
         assert decision.per_group.shape == (4 * data["gymID"].nunique(), len(TABLE_COLUMNS)), name
-        assert decision.expected.shape == (3, 10), name
+        assert decision.expected.shape == (3, 11), name
         if name != "complete":
             differences = decision.per_group[decision.per_group["quantity"] == "difference"]
             assert sorted(differences.loc[differences["source"] != "data", "group"]) == never_with, name

@@ -503,8 +503,8 @@ def test_fuzz_counts(rows, formula):
         assert spec.family == "gaussian" and np.isfinite(prepared["k"].to_numpy(dtype=float)).all()
         return
     check_counts(prepared, spec.outcome, spec.trials)
-    total = pd.to_numeric(frame["k"]).sum() if spec.trials == "k_n" else None
-    if total is not None:  # 0/1 rows aggregate to the same number of successes and trials
+    total = (frame["k"].astype(str) == spec.level).sum() if spec.trials == "k_n" else None
+    if total is not None:  # two-valued rows aggregate to the count of the success level and of rows
         assert prepared["k"].sum() == total and prepared["k_n"].sum() == len(frame)
 
 

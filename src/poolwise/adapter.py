@@ -53,6 +53,17 @@ def unpooled_slope(group: str, term: str) -> str:
     return f"{unpooled_intercept(group)}:{term}"
 
 
+def level_dim(term: str, *, grouped: bool = False) -> str:
+    """The dimension of a categorical term's levels: ``<term>_dim`` for a common term,
+    ``<term>__expr_dim`` for the term varying by group (and its sd)."""
+    return f"{term}__expr_dim" if grouped else f"{term}_dim"
+
+
+def unpooled_label(group_label: str, level: str) -> str:
+    """A no-pooling interaction column's label: group ``g`` at level ``l`` of a categorical term."""
+    return f"{group_label}, {level}"
+
+
 def is_group_sd(name: str) -> bool:
     """Whether a posterior variable is a group-level standard deviation."""
     return "|" in name and name.endswith("_sigma")

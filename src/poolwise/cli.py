@@ -2,12 +2,16 @@
 
 Library modules are imported inside the commands, so ``poolwise --help`` never imports pandas,
 Bambi, PyMC or ArviZ. Bad input (a ``PoolwiseError``) is one line on stderr and exit code 2;
-sampling trouble (``PoolwiseWarning``) is printed in yellow and does not fail the command.
+sampling trouble (``PoolwiseWarning``) is printed in yellow and does not fail the command; any
+other error is one line too ("internal error in <stage>: ..."), exit code 1, with the traceback
+only under ``--debug`` (or ``POOLWISE_DEBUG=1``).
 """
 
 import json
 import logging
+import os
 import tempfile
+import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,13 +30,19 @@ GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 
 app = typer.Typer(
     name="poolwise",
-    help="Bayesian multilevel models of rates: complete, no and partial pooling from one formula.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error (also POOLWISE_DEBUG=1).")] = False) -> None:
+    """Bayesian multilevel models: complete, no and partial pooling from one lme4/brms-style formula."""
+    if debug:
+        os.environ["POOLWISE_DEBUG"] = "1"
 
 Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise, visits.", show_default=False)]
 Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{GYM}'.", show_default=False)]
@@ -61,9 +71,29 @@ def _guarded() -> Iterator[list]:
         except PoolwiseError as error:
             stderr.print(f"[bold red]error:[/] {escape(str(error))}")
             raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:  # anything else is our bug: one line, the traceback on request
+            if os.environ.get("POOLWISE_DEBUG") == "1":
+                raise
+            stderr.print(f"[bold red]internal error in {_stage(error)}:[/] {escape(_first_line(error))}; "
+                         "rerun with --debug for the traceback")
+            raise typer.Exit(1) from None
         finally:
             for message in _messages(caught):
                 stderr.print(f"[yellow]warning: {escape(message)}[/]")
+
+
+def _stage(error: Exception) -> str:
+    """The poolwise module (pipeline stage) the error was raised in, or the library under it."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [frame for frame in frames if f"{os.sep}poolwise{os.sep}" in frame.filename]
+    return os.path.splitext(os.path.basename((ours or frames)[-1].filename))[0] if frames else "poolwise"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _messages(caught: list) -> list[str]:
@@ -594,8 +624,9 @@ def decide(
                               groups=new_groups, higher_is_better=not lower_is_better, seed=seed)
         if as_json:
             tables = {name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
-                      for name in ("typical", "new_group", "expected", "per_group")}
-            typer.echo(json.dumps({"model": decision.pooling, "treatment": decision.treatment, "verdict": decision.verdict(),
+                      for name in ("typical", "new_group", "expected", "per_group", "best")}
+            typer.echo(json.dumps({"model": decision.pooling, "treatment": decision.treatment, "reference": decision.reference,
+                                   "arms": decision.arms, "verdict": decision.verdict(),
                                    **tables, "notes": decision.notes, "warnings": _messages(caught)}, indent=2))
             return
         _print_decision(decision, per_group=per_group)
@@ -606,26 +637,38 @@ def _print_decision(decision, *, per_group: bool) -> None:
 
     pct = f"{decision.prob:.0%}"
     link = family(decision.family).link
+    categorical = not decision.best.empty or decision.arms != ["1"]
     what = {"logit": "rates on the probability scale", "identity": f"mean {decision.outcome}",
             "log": f"{decision.outcome} per {'row' if decision.unit == 'rows' else 'unit of ' + decision.unit}"}[link]
-    rates = _table(f"{escape(decision.treatment)}: {escape(what)}, {pct} intervals", gap=1)
+    against = f" (each level against {decision.reference})" if categorical else ""
+    rates = _table(f"{escape(decision.treatment)}: {escape(what)}{escape(against)}, {pct} intervals", gap=1)
     numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")
-    for column in (decision.factor, "Quantity", *numbers, "Source"):
+    columns = (decision.factor, *(["Level"] if categorical else []), "Quantity", *numbers, "Source")
+    for column in columns:
         rates.add_column(escape(column), justify="right" if column in numbers else "left", no_wrap=True)
     frames = [decision.typical, decision.new_group] + ([decision.per_group] if per_group else [])
     for frame in frames:
         for _, row in frame.iterrows():
             digits = ".2f" if row["quantity"] == "ratio" else ".3f" if link == "logit" else ".3g"
             cells = [f"{row[c]:{digits}}" if row[c] == row[c] else "nan" for c in ("mean", "lower", "upper")]
-            rates.add_row(escape(str(row["group"])), row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"]))
+            level = [escape(str(row["arm"]))] if categorical else []
+            rates.add_row(escape(str(row["group"])), *level, row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"]))
     stdout.print(rates)
+    if not decision.best.empty:
+        best = _table("P(best): the probability that each level is the best of all")
+        for column in ("Scope", "Level", "P(best)"):
+            best.add_column(column, justify="right" if column == "P(best)" else "left", no_wrap=True)
+        for _, row in decision.best.iterrows():
+            best.add_row(row["scope"], escape(str(row["level"])), _num(row["p_best"]))
+        stdout.print(best)
     expected = _table(f"Expected {escape(decision.outcome)}: {decision.groups} new {escape(decision.factor)}s x "
                       f"{decision.trials:g} {escape(decision.unit)}")
-    for column in ("Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(helps)"):
-        expected.add_column(column, justify="left" if column == "Quantity" else "right", no_wrap=True)
+    for column in (*(["Level"] if categorical else []), "Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(helps)"):
+        expected.add_column(column, justify="left" if column in ("Quantity", "Level") else "right", no_wrap=True)
     digits = 3 if decision.family == "gaussian" else 0
     for _, row in decision.expected.iterrows():
-        expected.add_row(row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits), _num(row["upper"], digits),
-                         _num(row["p_helps"]))
+        level = [escape(str(row["arm"]))] if categorical else []
+        expected.add_row(*level, row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits),
+                         _num(row["upper"], digits), _num(row["p_helps"]))
     stdout.print(expected)
     stdout.print(f"[bold]{escape(decision.verdict())}[/]")

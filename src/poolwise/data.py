@@ -139,8 +139,14 @@ def _levels(values: pd.Series) -> list:
         return sorted(levels, key=str)
 
 
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing values, including empty or blank text (an empty cell typed into a frame)."""
+    return values.isna() | values.map(lambda value: isinstance(value, str) and not value.strip())
+
+
 def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -> str:
     """The family lme4 would use for an outcome column (see ``formulas.resolve_family``)."""
+    _fail_rows(_blank(values) & values.notna(), f"{name} is empty", "fill or drop those rows")
     levels = _levels(values)
     if len(levels) < 2:
         raise PoolwiseError(f"{name} takes a single value ({one_line(levels[0]) if levels else 'all missing'}), so there "
@@ -234,7 +240,7 @@ def values_constant(values: pd.Series) -> bool:
 
 def as_binary(values: pd.Series, spec: FormulaSpec) -> pd.Series:
     """1 where a bernoulli outcome is its success level (``spec.level``), else 0; missing values refused."""
-    _fail_rows(values.isna(), f"{spec.outcome} is missing (NaN)", "fill or drop those rows")
+    _fail_rows(_blank(values), f"{spec.outcome} is missing (NaN or empty)", "fill or drop those rows")
     return (values.astype(str) == str(spec.level)).astype("int64")
 
 

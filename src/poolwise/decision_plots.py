@@ -72,7 +72,9 @@ def difference_forest_table(decision: Decision) -> pd.DataFrame:
              decision.new_group.assign(kind="new")]
     table = pd.concat(parts, ignore_index=True).query("quantity == 'difference'")
     names = {"observed": f"{decision.factor} ", "typical": f"typical {decision.factor}", "new": f"new {decision.factor}"}
-    labels = [names[kind] + (group if kind == "observed" else "") for kind, group in zip(table["kind"], table["group"])]
+    categorical = decision.arms != ["1"]
+    labels = [names[kind] + (group if kind == "observed" else "") + (f" ({arm})" if categorical else "")
+              for kind, group, arm in zip(table["kind"], table["group"], table["arm"])]
     table = table.assign(label=labels, informed=table["source"] == "data", treatment=decision.treatment,
                          prob=decision.prob, model=decision.pooling)
     return table[["label", "group", "kind", "mean", "lower", "upper", "p_helps", "source", "informed",

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.estimates import PROB, group_draws, population_draws, summarise
+from poolwise.estimates import PROB, arms, group_draws, population_draws, reference_level, summarise
 from poolwise.errors import PoolwiseError
 from poolwise.families import Family, family as find_family
 from poolwise.results import Fit
@@ -35,7 +35,8 @@ from poolwise.identify import prior_only_groups
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")
 OUTCOMES = ("outcome_without", "outcome_with", "difference")
-TABLE_COLUMNS = ["model", "group", "quantity", "mean", "sd", "lower", "upper", "p_helps", "source"]
+TABLE_COLUMNS = ["model", "group", "arm", "quantity", "mean", "sd", "lower", "upper", "p_helps", "source"]
+EXPECTED_COLUMNS = ["model", "arm", "quantity", "groups", "trials", "mean", "sd", "lower", "upper", "p_helps", "source"]
 SCOPES = ("typical", "new")
 # Which quantities a group's data cannot inform, by the reason prior_only_groups() gives.
 _UNINFORMED = {"prior_only": ("rate_with", "difference", "ratio"), "sum_only": ("rate_without", "difference", "ratio")}
@@ -47,12 +48,16 @@ _BORROWED = {"partial": "population", "none": "prior"}
 class Decision:
     """The answers of one fit, as tidy tables (see the module docstring for what each model means).
 
-    ``typical``, ``new_group`` and ``per_group`` share the columns model, group, quantity
-    (rate_without, rate_with, difference and, where the mean is positive, ratio), mean, sd,
-    lower, upper, p_helps (P(the treatment helps): rate_with above rate_without, or below it
-    when lower is better) and source; ``expected`` has quantity (outcome_without, outcome_with,
+    ``typical``, ``new_group`` and ``per_group`` share the columns model, group, arm (the
+    treatment level compared with ``reference``: "1" against "0" for a numeric treatment, each
+    other level of a categorical one), quantity (rate_without: the reference level's mean,
+    rate_with: the arm's, difference and, where the mean is positive, ratio), mean, sd, lower,
+    upper, p_helps (P(the arm helps): its mean above the reference's, or below it when lower is
+    better) and source; ``expected`` has arm, quantity (outcome_without, outcome_with,
     difference), groups, trials (the size of each new group: trials, units of exposure or
-    observations), mean, sd, lower, upper, p_helps, source.
+    observations), mean, sd, lower, upper, p_helps, source. ``best`` (a categorical treatment
+    only) has scope (typical, new), level and p_best: the probability that the level is the best
+    of all, reference included.
     """
 
     pooling: str
@@ -65,10 +70,13 @@ class Decision:
     trials: float
     groups: int
     prob: float
+    reference: str
+    arms: list[str]
     typical: pd.DataFrame
     per_group: pd.DataFrame
     new_group: pd.DataFrame
     expected: pd.DataFrame
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
     def verdict(self) -> str:
@@ -85,7 +93,7 @@ def check_treatment(fit: Fit, treatment: str | None) -> str:
     if treatment is None or treatment not in terms:
         shown = ", ".join(terms) or "none"
         raise PoolwiseError(f"unknown treatment {treatment!r}; the formula's terms are: {shown}. Pass one of them as treatment")
-    if treatment in fit.data.columns and not pd.api.types.is_numeric_dtype(fit.data[treatment]):
+    if treatment in fit.data.columns and not pd.api.types.is_numeric_dtype(fit.data[treatment]) and not arms(fit, treatment):
         raise PoolwiseError(f"treatment {treatment} must be a 0/1 or numeric column to compare without (0) and with (1); recode it")
     return treatment
 
@@ -110,55 +118,67 @@ def unit(fit: Fit) -> str:
     return "observations" if spec.family == "gaussian" else "rows"
 
 
-def new_group_coefficients(fit: Fit, treatment: str, size: int, rng: np.random.Generator) -> xr.Dataset:
-    """Link-scale ``alpha``, ``beta`` of ``size`` unseen groups per posterior draw, dims
-    (chain, draw, new_group).
+def level_etas(fit: Fit, treatment: str, scope: str, rng: np.random.Generator, size: int | None = None) -> xr.DataArray:
+    """Link-scale draws of every treatment level (the reference first), dims (chain, draw,
+    [new_group,] level), for the typical group or ``size`` new groups (``scope``).
 
-    Each is drawn from Normal(population, group sd), independently for intercept and slope as
-    Bambi's group effects are (brms's ``sample_new_levels="gaussian"``). Bambi's own route,
-    ``predict(..., sample_new_groups=True)``, resamples one observed group's deviations per draw
-    and gives every unseen level that same group, so it cannot represent G different new groups.
+    A new group's intercept and each level's slope are drawn from Normal(population, group sd),
+    independently, as Bambi's group effects are (brms's ``sample_new_levels="gaussian"``). Bambi's
+    own route, ``predict(..., sample_new_groups=True)``, resamples one observed group's deviations
+    per draw and gives every unseen level that same group, so it cannot represent G different new
+    groups.
     """
-    pop = population_draws(fit, treatment)
-    drawn = {}
-    for name, sd in (("alpha", "sigma_alpha"), ("beta", "sigma_beta")):
-        centre = pop[name].expand_dims(new_group=size, axis=-1)
-        z = rng.standard_normal(centre.shape)
-        # No group sd (complete pooling, or a term that does not vary): a new group is the typical one.
-        drawn[name] = centre + (pop[sd].values[..., None] * z if sd in pop else 0.0)
-    return xr.Dataset(drawn).transpose("chain", "draw", "new_group")
+    levels = arms(fit, treatment)
+    pops = [population_draws(fit, treatment, arm) for arm in (levels or [None])]
+    alpha, betas = pops[0]["alpha"], [pop["beta"] for pop in pops]
+    if scope == "new":
+        def new(centre: xr.DataArray, sd: str, pop: xr.Dataset) -> xr.DataArray:
+            centre = centre.expand_dims(new_group=size or 1, axis=-1)
+            # No group sd (complete pooling, or a term that does not vary): a new group is the typical one.
+            return centre + (pop[sd].values[..., None] * rng.standard_normal(centre.shape) if sd in pop else 0.0)
+
+        alpha = new(alpha, "sigma_alpha", pops[0])
+        betas = [new(pop["beta"], "sigma_beta", pop) for pop in pops]
+        if size is None:
+            alpha, betas = alpha.isel(new_group=0, drop=True), [b.isel(new_group=0, drop=True) for b in betas]
+    names = [reference_level(fit, treatment), *(levels or ["1"])]
+    etas = [alpha + 0.0 * betas[0]] + [alpha + beta for beta in betas]
+    return xr.concat(etas, dim=pd.Index(names, name="level"))
+
+
+def _level_rates(etas: xr.DataArray, arm: str, family: Family) -> xr.Dataset:
+    """rate_without (the reference level), rate_with (level ``arm``), difference, ratio."""
+    reference = etas.isel(level=0, drop=True)
+    return rates(reference, etas.sel(level=arm, drop=True) - reference, family)
 
 
 def rate_draws(fit: Fit, *, treatment: str | None = None, scope: str = "typical",
-               seed: int | np.random.Generator | None = None) -> xr.Dataset:
+               seed: int | np.random.Generator | None = None, arm: str | None = None) -> xr.Dataset:
     """Draws of rate_without, rate_with, difference and ratio for the typical group or one new
-    group (``scope``), dims (chain, draw). No pooling has no population, so neither exists there."""
+    group (``scope``), dims (chain, draw); ``arm`` is the level of a categorical treatment
+    (default: the first non-reference level). No pooling has no population, so neither exists there."""
     treatment = check_treatment(fit, treatment)
     if scope not in SCOPES:
         raise PoolwiseError(f"unknown scope {scope!r}; use one of: {', '.join(SCOPES)}")
     if fit.pooling == "none":
         raise PoolwiseError("no pooling has no population, so it has no typical or new group; use the partial pooling fit")
-    family = find_family(fit.spec.family)
-    if scope == "typical":
-        pop = population_draws(fit, treatment)
-        return rates(pop["alpha"], pop["beta"], family)
-    new = new_group_coefficients(fit, treatment, 1, np.random.default_rng(seed)).isel(new_group=0, drop=True)
-    return rates(new["alpha"], new["beta"], family)
+    etas = level_etas(fit, treatment, scope, np.random.default_rng(seed))
+    return _level_rates(etas, arm if arm is not None else str(etas["level"].values[1]), find_family(fit.spec.family))
 
 
-def _rows(model: str, group: str, draws: xr.Dataset | None, prob: float, sources: dict[str, str],
+def _rows(model: str, group: str, arm: str, draws: xr.Dataset | None, prob: float, sources: dict[str, str],
           quantities: tuple[str, ...], sign: int) -> list[dict]:
     if draws is None:
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
-        return [{"model": model, "group": group, "quantity": q, **empty, "source": sources[q]} for q in quantities]
+        return [{"model": model, "group": group, "arm": arm, "quantity": q, **empty, "source": sources[q]} for q in quantities]
     p_helps = float((sign * draws["difference"] > 0).mean())
-    return [{"model": model, "group": group, "quantity": q, **summarise(draws[q], prob), "p_helps": p_helps,
+    return [{"model": model, "group": group, "arm": arm, "quantity": q, **summarise(draws[q], prob), "p_helps": p_helps,
              "source": sources[q]} for q in quantities]
 
 
-def _per_group(fit: Fit, treatment: str, prob: float, sign: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _per_group(fit: Fit, treatment: str, arm: str, prob: float, sign: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Each observed group's rates, with the quantities its data cannot inform marked by source."""
-    coefficients = group_draws(fit, treatment)
+    coefficients = group_draws(fit, treatment, arm if arms(fit, treatment) else None)
     draws = rates(coefficients["alpha"], coefficients["beta"], find_family(fit.spec.family))
     quantities = tuple(draws.data_vars)
     # Complete pooling gives every group the shared estimate, so no group is singled out there.
@@ -172,34 +192,47 @@ def _per_group(fit: Fit, treatment: str, prob: float, sign: int) -> tuple[pd.Dat
         for reason, groups in flagged.items():
             if str(label) in groups:
                 sources.update(dict.fromkeys(_UNINFORMED[reason], _BORROWED[fit.pooling]))
-        rows += _rows(fit.pooling, str(label), draws.sel(group=label), prob, sources, quantities, sign)
+        rows += _rows(fit.pooling, str(label), arm, draws.sel(group=label), prob, sources, quantities, sign)
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), flagged
 
 
 def _expected(fit: Fit, treatment: str, trials: float, groups: int, prob: float, rng: np.random.Generator,
               sign: int) -> pd.DataFrame:
     """Posterior predictive of the total outcome of ``groups`` new groups of size ``trials`` each
-    (trials, exposure or observations), the same groups without and with the treatment (different
-    units, so independent outcomes drawn from the family)."""
-    columns = ["model", "quantity", "groups", "trials", "mean", "sd", "lower", "upper", "p_helps", "source"]
+    (trials, exposure or observations), the same groups at the reference level and at each arm
+    (different units, so independent outcomes drawn from the family)."""
+    names = [reference_level(fit, treatment), *(arms(fit, treatment) or ["1"])]
     if fit.pooling == "none":
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
-        return pd.DataFrame([{"model": fit.pooling, "quantity": q, "groups": groups, "trials": trials, **empty,
-                              "source": "undefined"} for q in OUTCOMES], columns=columns)
+        return pd.DataFrame([{"model": fit.pooling, "arm": arm, "quantity": q, "groups": groups, "trials": trials, **empty,
+                              "source": "undefined"} for arm in names[1:] for q in OUTCOMES], columns=EXPECTED_COLUMNS)
     family = find_family(fit.spec.family)
-    new = new_group_coefficients(fit, treatment, groups, rng)
-    p = rates(new["alpha"], new["beta"], family)
+    etas = level_etas(fit, treatment, "new", rng, size=groups)
     aux = {name: fit.posterior[name].values[..., None] for name in family.aux}
-    without = family.simulate(rng, p["rate_without"].values, trials, aux).sum(axis=-1)
-    with_ = family.simulate(rng, p["rate_with"].values, trials, aux).sum(axis=-1)
+    totals = {str(level): family.simulate(rng, family.inverse(etas.sel(level=level).values), trials, aux).sum(axis=-1)
+              for level in etas["level"].values}
     if family.name == "gaussian":  # a measurement's total means little: report the mean per observation
-        without, with_ = without / (groups * trials), with_ / (groups * trials)
-    totals = {"outcome_without": without, "outcome_with": with_, "difference": with_ - without}
-    p_helps = float((sign * totals["difference"] > 0).mean())
+        totals = {level: values / (groups * trials) for level, values in totals.items()}
     source = "new groups from population" if fit.pooling == "partial" else "all groups"
-    return pd.DataFrame([{"model": fit.pooling, "quantity": q, "groups": groups, "trials": trials,
-                          **summarise(values, prob), "p_helps": p_helps, "source": source}
-                         for q, values in totals.items()], columns=columns)
+    rows = []
+    for arm in names[1:]:
+        outcomes = {"outcome_without": totals[names[0]], "outcome_with": totals[arm],
+                    "difference": totals[arm] - totals[names[0]]}
+        p_helps = float((sign * outcomes["difference"] > 0).mean())
+        rows += [{"model": fit.pooling, "arm": arm, "quantity": q, "groups": groups, "trials": trials,
+                  **summarise(values, prob), "p_helps": p_helps, "source": source} for q, values in outcomes.items()]
+    return pd.DataFrame(rows, columns=EXPECTED_COLUMNS)
+
+
+def _best(etas: dict[str, xr.DataArray], sign: int) -> pd.DataFrame:
+    """P(each level is the best of all) per scope, from link-scale draws (the inverse link is
+    monotone, so the best linear predictor is the best mean)."""
+    rows = []
+    for scope, values in etas.items():
+        winner = (sign * values).argmax("level").values.ravel()
+        for index, level in enumerate(values["level"].values):
+            rows.append({"scope": scope, "level": str(level), "p_best": float((winner == index).mean())})
+    return pd.DataFrame(rows, columns=["scope", "level", "p_best"])
 
 
 def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups: int = 100, prob: float = PROB,
@@ -210,7 +243,9 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups
 
     ``trials`` is each new group's size in the data's own unit: trials (binomial, bernoulli),
     units of exposure (poisson, negative binomial with an offset; rows without one) or
-    observations (gaussian: the total is their sum). ``higher_is_better=False`` makes "helps"
+    observations (gaussian: the mean per observation is reported). A categorical treatment is
+    compared level by level against its reference level, with P(best) across all levels.
+    ``higher_is_better=False`` makes "helps"
     mean a lower mean response (fewer defects, shorter reaction times). Intervals are central
     (equal-tailed) ``prob`` intervals, as ArviZ reports them. New groups and outcomes are
     simulated with ``seed``, so the same call gives the same numbers.
@@ -234,29 +269,42 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups
     sign = 1 if higher_is_better else -1
     factor = fit.spec.group or "group"
     quantities = QUANTITIES if family.ratio else QUANTITIES[:-1]
+    levels = arms(fit, treatment)
+    names = levels or ["1"]
+    typical_rows, new_rows, per_group, best = [], [], [], pd.DataFrame(columns=["scope", "level", "p_best"])
     if fit.pooling == "none":
-        typical = new = None
-        typical_source = new_source = "undefined"
+        for arm in names:
+            typical_rows += _rows(fit.pooling, "typical", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign)
+            new_rows += _rows(fit.pooling, "new", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign)
     else:
-        typical = rate_draws(fit, treatment=treatment, scope="typical")
-        new = rate_draws(fit, treatment=treatment, scope="new", seed=rng)
+        etas = {"typical": level_etas(fit, treatment, "typical", rng), "new": level_etas(fit, treatment, "new", rng)}
         typical_source = "population" if fit.pooling == "partial" else "all groups"
         new_source = "new group from population" if fit.pooling == "partial" else "all groups"
-    per_group, flagged = _per_group(fit, treatment, prob, sign)
-    notes = _notes(fit.pooling, treatment, factor, flagged)
-    if treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
+        for arm in names:
+            typical_rows += _rows(fit.pooling, "typical", arm, _level_rates(etas["typical"], arm, family), prob,
+                                  dict.fromkeys(QUANTITIES, typical_source), quantities, sign)
+            new_rows += _rows(fit.pooling, "new", arm, _level_rates(etas["new"], arm, family), prob,
+                              dict.fromkeys(QUANTITIES, new_source), quantities, sign)
+        if levels:
+            best = _best(etas, sign)
+    flagged = {}
+    for arm in names:
+        table, flagged = _per_group(fit, treatment, arm, prob, sign)
+        per_group.append(table)
+    notes = _notes(fit.pooling, treatment, factor, flagged) if not levels else []
+    if not levels and treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
         notes.insert(0, f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
                         "the effect of one unit more")
     trials = int(trials) if whole else float(trials)
     return Decision(
         pooling=fit.pooling, treatment=treatment, factor=factor, outcome=fit.spec.outcome, family=family.name,
         unit=unit(fit), higher_is_better=higher_is_better, trials=trials, groups=int(groups), prob=prob,
-        typical=pd.DataFrame(_rows(fit.pooling, "typical", typical, prob, dict.fromkeys(QUANTITIES, typical_source),
-                                   quantities, sign), columns=TABLE_COLUMNS),
-        per_group=per_group,
-        new_group=pd.DataFrame(_rows(fit.pooling, "new", new, prob, dict.fromkeys(QUANTITIES, new_source),
-                                     quantities, sign), columns=TABLE_COLUMNS),
+        reference=reference_level(fit, treatment), arms=names,
+        typical=pd.DataFrame(typical_rows, columns=TABLE_COLUMNS),
+        per_group=pd.concat(per_group, ignore_index=True),
+        new_group=pd.DataFrame(new_rows, columns=TABLE_COLUMNS),
         expected=_expected(fit, treatment, trials, int(groups), prob, rng, sign),
+        best=best,
         notes=notes,
     )
 
@@ -306,36 +354,54 @@ def _measure(decision: "Decision") -> str:
 
 def verdict(decision: Decision) -> str:
     """E.g. 'yogaStretch raises a typical gymID's rate from 22% to 33% (difference +10 points, 89%
-    interval +2 to +19; P(helps) = 0.97). For a new gymID: ... 100 new gymIDs × 50 trials: ...'."""
+    interval +2 to +19; P(helps) = 0.97). For a new gymID: ... 100 new gymIDs × 50 trials: ...'.
+    A categorical treatment gets one clause per level against the reference level, and P(best)."""
     d, group, treatment = decision, decision.factor, decision.treatment
     helps = "higher" if d.higher_is_better else "lower"
+    categorical = not d.best.empty or d.arms != ["1"]
     if d.pooling == "none":
         diff = d.per_group[d.per_group["quantity"] == "difference"]
         informed = diff[diff["source"] == "data"]
-        likely = informed[informed["p_helps"] > 0.9]["group"].tolist()
+        likely = [f"{row.group} ({row.arm})" if categorical else row.group
+                  for row in informed[informed["p_helps"] > 0.9].itertuples()]
         text = (f"No pooling estimates each {group} on its own and has no population, so it says nothing about a "
                 f"typical or new {group}. {treatment} helps ({helps} is better) with P > 0.9 in {len(likely)} of the "
-                f"{len(informed)} {group}s whose data inform the difference ({', '.join(likely) or 'none'}).")
+                f"{len(informed)} {group}{' and level' if categorical else ''}s whose data inform the difference "
+                f"({', '.join(likely) or 'none'}).")
         return " ".join([text, *(note + "." for note in d.notes)])
-    change, detail = _rate_sentence(d.typical, d.prob, d.family)
-    direction = "raises" if d.typical.set_index("quantity").loc["difference", "mean"] >= 0 else "lowers"
     measure = _measure(d)
+
+    def clauses(table: pd.DataFrame, whose: str) -> str:
+        parts = []
+        for arm in d.arms:
+            change, detail = _rate_sentence(table[table["arm"] == arm], d.prob, d.family)
+            direction = "raises" if table[(table["arm"] == arm) & (table["quantity"] == "difference")]["mean"].iloc[0] >= 0 else "lowers"
+            who = f"{treatment} {arm} (against {d.reference})" if categorical else treatment
+            parts.append(f"{who} {direction} {whose} {measure} {change} ({detail})")
+        return "; ".join(parts)
+
+    def best(scope: str) -> str:
+        rows = d.best[d.best["scope"] == scope]
+        return "" if rows.empty else " P(best): " + ", ".join(f"{row.level} {row.p_best:.2f}" for row in rows.itertuples()) + "."
+
     if d.pooling == "complete":
-        sentences = [f"Complete pooling (one {measure} for every {group}): {treatment} {direction} the {measure} {change} "
-                     f"({detail}). It assumes {group}s do not differ, so a new {group} gets the same answer."]
+        sentences = [f"Complete pooling (one {measure} for every {group}): {clauses(d.typical, 'the')}.{best('typical')} "
+                     f"It assumes {group}s do not differ, so a new {group} gets the same answer."]
     else:
-        new_change, new_detail = _rate_sentence(d.new_group, d.prob, d.family)
-        sentences = [f"{treatment} {direction} a typical {group}'s {measure} {change} ({detail}).",
-                     f"For a new {group}: {new_change} ({new_detail})."]
+        sentences = [f"{clauses(d.typical, f'a typical {group}' + chr(39) + 's')}.{best('typical')}",
+                     f"For a new {group}: {clauses(d.new_group, 'its')}.{best('new')}"]
     if not d.higher_is_better:
         sentences.append("Lower is better here: P(helps) is the probability of a decrease.")
-    rows = d.expected.set_index("quantity")
-    without, with_, diff = rows.loc["outcome_without"], rows.loc["outcome_with"], rows.loc["difference"]
     total, digits = ("mean ", ".3g") if d.family == "gaussian" else ("", ",.0f")
-    sentences.append(
-        f"{d.groups} new {group}s × {d.trials:,g} {d.unit}: {total}{d.outcome} {without['mean']:{digits}} without "
-        f"({without['lower']:{digits}} to {without['upper']:{digits}}) and {with_['mean']:{digits}} with "
-        f"({with_['lower']:{digits}} to {with_['upper']:{digits}}); difference {diff['mean']:+{digits}} "
-        f"({diff['lower']:+{digits}} to {diff['upper']:+{digits}}), P(helps) = {diff['p_helps']:.2f}.")
+    outcomes = []
+    for arm in d.arms:
+        rows = d.expected[d.expected["arm"] == arm].set_index("quantity")
+        without, with_, diff = rows.loc["outcome_without"], rows.loc["outcome_with"], rows.loc["difference"]
+        names = (f" at {d.reference}", f" at {arm}") if categorical else (" without", " with")
+        outcomes.append(
+            f"{total}{d.outcome} {without['mean']:{digits}}{names[0]} ({without['lower']:{digits}} to {without['upper']:{digits}}) "
+            f"and {with_['mean']:{digits}}{names[1]} ({with_['lower']:{digits}} to {with_['upper']:{digits}}); difference "
+            f"{diff['mean']:+{digits}} ({diff['lower']:+{digits}} to {diff['upper']:+{digits}}), P(helps) = {diff['p_helps']:.2f}")
+    sentences.append(f"{d.groups} new {group}s × {d.trials:,g} {d.unit}: {'; '.join(outcomes)}.")
     sentences += [note + "." for note in d.notes]
     return " ".join(sentences)

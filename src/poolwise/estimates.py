@@ -35,38 +35,97 @@ def _zero(posterior: xr.Dataset) -> xr.DataArray:
     return xr.zeros_like(posterior["chain"] * 0.0 + posterior["draw"] * 0.0)
 
 
-def group_draws(fit: Fit, treatment: str | None = None) -> xr.Dataset:
-    """Posterior draws of ``alpha`` and ``beta`` with dims (chain, draw, group)."""
+def arms(fit: Fit, treatment: str | None = None) -> list[str]:
+    """The levels a categorical treatment is compared on, against its reference level (the
+    non-reference levels, as the fit codes them); [] for a numeric treatment."""
+    treatment = treatment or fit.spec.treatment
+    post = fit.posterior
+    if treatment is None or treatment not in post:
+        candidates = [(adapter.group_term(treatment, fit.spec.group), True)] if treatment and fit.spec.group else []
+    else:
+        candidates = [(treatment, False)]
+    for name, grouped in candidates:
+        dim = adapter.level_dim(treatment, grouped=grouped)
+        if name in post and dim in post[name].dims:
+            return [str(level) for level in post[name][dim].values]
+    if treatment is not None and fit.pooling == "none" and fit.spec.group:
+        slope = adapter.unpooled_slope(fit.spec.group, treatment)
+        if slope in post and ", " in str(post[slope][adapter.level_dim(slope)].values[0]):
+            return list(dict.fromkeys(str(label).rsplit(", ", 1)[1] for label in post[slope][adapter.level_dim(slope)].values))
+    return []
+
+
+def reference_level(fit: Fit, treatment: str | None = None) -> str:
+    """The level a treatment's effects are measured against: "0" for a numeric treatment, else
+    the categorical level the fit dropped (the first in sorted order, as formulae codes it)."""
+    treatment = treatment or fit.spec.treatment
+    levels = arms(fit, treatment)
+    if not levels:
+        return "0"
+    column = next((name for name in fit.spec.variables if name in str(treatment) and name in fit.data.columns), None)
+    values = [str(v) for v in sorted(pd.unique(fit.data[column]))] if column else []
+    return next((value for value in values if value not in levels), "reference")
+
+
+def _level(values: xr.DataArray, dim: str, arm: str | None) -> xr.DataArray:
+    """One level's column of a categorical term's draws; a numeric term's draws as they are."""
+    if dim not in values.dims:
+        return values
+    return values.sel({dim: arm}, drop=True)
+
+
+def _unpooled_level(values: xr.DataArray, dim: str, arm: str | None) -> xr.DataArray:
+    """No pooling's per-group slopes of one level: labels "g, level" become "g"."""
+    labels = [str(label) for label in values[dim].values]
+    if arm is None or not any(", " in label for label in labels):
+        return values
+    keep = [label for label in labels if label.endswith(f", {arm}")]
+    return values.sel({dim: keep}).assign_coords({dim: [label.rsplit(", ", 1)[0] for label in keep]})
+
+
+def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:
+    """Posterior draws of ``alpha`` and ``beta`` with dims (chain, draw, group).
+
+    For a categorical treatment, ``beta`` is the effect of level ``arm`` against the reference
+    level (default: the first of ``arms``).
+    """
     spec, post = fit.spec, fit.posterior
     treatment = treatment or spec.treatment
+    if arm is None and arms(fit, treatment):
+        arm = arms(fit, treatment)[0]
     labels = groups(fit)
     group_coord = xr.DataArray(labels, dims="group")
     base_alpha = post["Intercept"] if "Intercept" in post else _zero(post)
-    base_beta = post[treatment] if treatment in post else _zero(post)
+    base_beta = _level(post[treatment], adapter.level_dim(treatment), arm) if treatment in post else _zero(post)
     if fit.pooling == "complete":
         alpha, beta = base_alpha, base_beta
     elif fit.pooling == "none":
         group = adapter.unpooled_intercept(spec.group)
         alpha = _by_group(post[group], labels) if group in post else base_alpha
         slope = adapter.unpooled_slope(spec.group, treatment)
-        beta = _by_group(post[slope], labels) if slope in post else base_beta
+        beta = (_by_group(_unpooled_level(post[slope], adapter.level_dim(slope), arm), labels) if slope in post
+                else base_beta)
     else:
         intercept, slope = adapter.group_term("Intercept", spec.group), adapter.group_term(treatment, spec.group)
         alpha = base_alpha + (_by_group(post[intercept], labels) if intercept in post else 0)
-        beta = base_beta + (_by_group(post[slope], labels) if slope in post else 0)
+        beta = base_beta + (_by_group(_level(post[slope], adapter.level_dim(treatment, grouped=True), arm), labels)
+                            if slope in post else 0)
     alpha, beta = xr.broadcast(alpha, beta, group_coord.assign_coords(group=labels))[:2]
     return xr.Dataset({"alpha": alpha, "beta": beta}).transpose("chain", "draw", "group")
 
 
-def population_draws(fit: Fit, treatment: str | None = None) -> xr.Dataset:
-    """The population (typical-group) intercept and slope, and for partial pooling the group sds."""
+def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:
+    """The population (typical-group) intercept and slope (of level ``arm`` for a categorical
+    treatment), and for partial pooling the group sds."""
     spec, post = fit.spec, fit.posterior
     treatment = treatment or spec.treatment
+    if arm is None and arms(fit, treatment):
+        arm = arms(fit, treatment)[0]
     out = {"alpha": post["Intercept"] if "Intercept" in post else _zero(post),
-           "beta": post[treatment] if treatment in post else _zero(post)}
+           "beta": _level(post[treatment], adapter.level_dim(treatment), arm) if treatment in post else _zero(post)}
     for name, var in (("sigma_alpha", adapter.group_sd("Intercept", spec.group)), ("sigma_beta", adapter.group_sd(treatment, spec.group))):
         if var in post:
-            out[name] = post[var]
+            out[name] = _level(post[var], adapter.level_dim(treatment, grouped=True), arm)
     return xr.Dataset(out)
 
 
@@ -81,17 +140,20 @@ def summarise(draws: xr.DataArray, prob: float = PROB) -> dict[str, float]:
 def coefficients(fit: Fit, *, treatment: str | None = None, prob: float = PROB) -> pd.DataFrame:
     """Tidy table: one row per group and quantity (alpha, beta on the link scale; rate_without,
     rate_with the mean response on its natural scale) with mean, sd and the ``prob`` equal-tailed
-    interval."""
-    draws = group_draws(fit, treatment)
+    interval. A categorical treatment gives ``beta[level]`` and ``rate_with[level]`` per level
+    against the reference level (``rate_without``)."""
     inverse = find_family(fit.spec.family).inverse
-    quantities = {
-        "alpha": draws["alpha"],
-        "beta": draws["beta"],
-        "rate_without": inverse(draws["alpha"]),
-        "rate_with": inverse(draws["alpha"] + draws["beta"]),
-    }
+    levels = arms(fit, treatment)
+    quantities = {}
+    for arm in levels or [None]:
+        draws = group_draws(fit, treatment, arm)
+        suffix = f"[{arm}]" if arm is not None else ""
+        quantities.setdefault("alpha", draws["alpha"])
+        quantities[f"beta{suffix}"] = draws["beta"]
+        quantities.setdefault("rate_without", inverse(draws["alpha"]))
+        quantities[f"rate_with{suffix}"] = inverse(draws["alpha"] + draws["beta"])
     rows = []
-    for group in draws["group"].values:
+    for group in quantities["alpha"]["group"].values:
         for quantity, values in quantities.items():
             rows.append({"model": fit.pooling, "group": str(group), "quantity": quantity,
                          **summarise(values.sel(group=group), prob)})

@@ -192,16 +192,33 @@ def _rate_table(decision: Decision) -> Table | None:
     frames = {f"Typical {who}": decision.typical, f"New {who}": decision.new_group}
     if all(frame["mean"].isna().all() for frame in frames.values()):
         return None
-    titles = {"rate_without": f"Without {decision.treatment}", "rate_with": f"With {decision.treatment}",
-              "difference": "Difference", "ratio": "Ratio"}
+    titles = _titles(decision)
     quantities = [q for q in titles if q in set(decision.typical["quantity"])]
     rows = []
     for label, frame in frames.items():
-        by = frame.set_index("quantity")
-        rows.append([label, *(estimate_text(by.loc[q], family, q) for q in quantities),
-                     _number(by.loc["difference", "p_helps"], 2)])
+        for arm, part in frame.groupby("arm", sort=False):
+            by = part.set_index("quantity")
+            rows.append([label + _arm_label(decision, arm), *(estimate_text(by.loc[q], family, q) for q in quantities),
+                         _number(by.loc["difference", "p_helps"], 2)])
     return Table(f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval)", ["", *(titles[q] for q in quantities), "P(helps)"],
                  rows, [False] + [True] * (len(quantities) + 1))
+
+
+def _categorical(decision: Decision) -> bool:
+    return not decision.best.empty or decision.arms != ["1"]
+
+
+def _arm_label(decision: Decision, arm: str) -> str:
+    """", level B against A" for a categorical treatment's rows; nothing for a numeric one."""
+    return f", {decision.treatment} {arm} against {decision.reference}" if _categorical(decision) else ""
+
+
+def _titles(decision: Decision) -> dict[str, str]:
+    if _categorical(decision):
+        return {"rate_without": f"At {decision.reference}", "rate_with": "At the level", "difference": "Difference",
+                "ratio": "Ratio"}
+    return {"rate_without": f"Without {decision.treatment}", "rate_with": f"With {decision.treatment}",
+            "difference": "Difference", "ratio": "Ratio"}
 
 
 def _measure(decision: Decision) -> str:
@@ -218,18 +235,23 @@ def measure(family: str, outcome: str, unit: str) -> str:
 
 
 def _expected_table(decision: Decision) -> Table | None:
-    rows = decision.expected.set_index("quantity")
-    if rows["mean"].isna().all():
+    if decision.expected["mean"].isna().all():
         return None
     total = "Mean" if decision.family == "gaussian" else "Total"
-    labels = {"outcome_without": f"{total} {decision.outcome} without {decision.treatment}",
-              "outcome_with": f"{total} {decision.outcome} with {decision.treatment}", "difference": "Difference"}
     body = []
-    for q, label in labels.items():
-        sign = "+" if q == "difference" else ""
-        show = _outcome_text(decision.family, sign)
-        body.append([label, show(rows.loc[q, "mean"]), f"{show(rows.loc[q, 'lower'])} to {show(rows.loc[q, 'upper'])}",
-                     _number(rows.loc[q, "p_helps"], 2) if q == "difference" else ""])
+    for arm, part in decision.expected.groupby("arm", sort=False):
+        rows = part.set_index("quantity")
+        if _categorical(decision):
+            labels = {"outcome_without": f"{total} {decision.outcome} at {decision.reference}",
+                      "outcome_with": f"{total} {decision.outcome} at {arm}", "difference": f"Difference, {arm} against {decision.reference}"}
+        else:
+            labels = {"outcome_without": f"{total} {decision.outcome} without {decision.treatment}",
+                      "outcome_with": f"{total} {decision.outcome} with {decision.treatment}", "difference": "Difference"}
+        for q, label in labels.items():
+            sign = "+" if q == "difference" else ""
+            show = _outcome_text(decision.family, sign)
+            body.append([label, show(rows.loc[q, "mean"]), f"{show(rows.loc[q, 'lower'])} to {show(rows.loc[q, 'upper'])}",
+                         _number(rows.loc[q, "p_helps"], 2) if q == "difference" else ""])
     per = "per observation" if decision.family == "gaussian" else "in total"
     return Table(f"{decision.groups} new {decision.factor}s × {decision.trials:,g} {decision.unit} each: {decision.outcome} {per}",
                  ["", "Mean", f"{decision.prob:.0%} interval", "P(helps)"], body, [False, True, True, True])
@@ -258,12 +280,14 @@ def _per_group_table(study: Study, decision: Decision | None) -> Table:
                                                             "upper": row["rate_without_upper"]}), family, "rate_without")]
                       for group, row in report.groups.iterrows()], [False, True])
     rows = []
-    for group, frame in decision.per_group.groupby("group", sort=False):
+    for (group, arm), frame in decision.per_group.groupby(["group", "arm"], sort=False):
         by = frame.set_index("quantity")
-        rows.append([str(group), *(estimate_text(by.loc[q], decision.family, q) for q in ("rate_without", "rate_with", "difference")),
+        rows.append([str(group) + (f" ({arm})" if _categorical(decision) else ""),
+                     *(estimate_text(by.loc[q], decision.family, q) for q in ("rate_without", "rate_with", "difference")),
                      _number(by.loc["difference", "p_helps"], 2), by.loc["difference", "source"]])
+    titles = _titles(decision)
     return Table(f"{pooling(decision.pooling).label}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
-                 [decision.factor, f"Without {decision.treatment}", f"With {decision.treatment}", "Difference", "P(helps)",
+                 [decision.factor, titles["rate_without"], titles["rate_with"], "Difference", "P(helps)",
                   "Informed by"], rows, [False, True, True, True, True, False])
 
 

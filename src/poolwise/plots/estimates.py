@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from poolwise.estimates import PROB, coefficients, groups, group_draws, population_draws, summarise
+from poolwise.estimates import PROB, arms, coefficients, groups, group_draws, population_draws, reference_level, summarise
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.results import Fit
@@ -19,7 +19,6 @@ from poolwise.plots.style import (
     MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
 )
 
-QUANTITIES = ("alpha", "beta")
 
 
 def _labels(fit: Fit, labels: Mapping[str, str] | None, prob: float) -> dict[str, str]:
@@ -35,13 +34,14 @@ def _labels(fit: Fit, labels: Mapping[str, str] | None, prob: float) -> dict[str
 def forest_table(
     fits,
     *,
-    quantities: Sequence[str] = QUANTITIES,
+    quantities: Sequence[str] | None = None,
     prob: float = PROB,
     colors: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Per-group intercepts and slopes of one or several fits, plus each partial-pooling fit's
-    population mean (``kind="population"``, group ``"population"``).
+    population mean (``kind="population"``, group ``"population"``). ``quantities`` defaults to
+    alpha and beta, or alpha and ``beta[level]`` per level of a categorical treatment.
 
     Columns: model, label, color, kind, group, quantity, mean, sd, lower, upper. Groups are in
     their natural order; ``colors`` maps model names to colours (default: no pooling grey,
@@ -49,14 +49,19 @@ def forest_table(
     """
     fits = as_fits(fits)
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
+    levels = arms(next(iter(fits.values())))
+    if quantities is None:
+        quantities = ["alpha", *([f"beta[{arm}]" for arm in levels] if levels else ["beta"])]
     parts = []
     for name, fit in fits.items():
         table = coefficients(fit, prob=prob)
         table = table[table["quantity"].isin(quantities)].assign(kind="group")
         if fit.pooling == "partial":
-            population = population_draws(fit)
-            rows = [{"group": "population", "quantity": q, "kind": "population", **summarise(population[q], prob)}
-                    for q in quantities]
+            rows = []
+            for quantity in quantities:
+                arm = quantity[5:-1] if quantity.startswith("beta[") else None
+                draws = population_draws(fit, arm=arm)["alpha" if quantity == "alpha" else "beta"]
+                rows.append({"group": "population", "quantity": quantity, "kind": "population", **summarise(draws, prob)})
             table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         parts.append(table.assign(model=name, label=model_label(name), color=colours[name]))
     table = pd.concat(parts, ignore_index=True)
@@ -79,7 +84,7 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
     quantities = list(pd.unique(table["quantity"]))
     groups = list(pd.unique(table.loc[table["kind"] == "group", "group"]))
     models = list(pd.unique(table["model"]))
-    figure, axes = new_figure(ax, size=(10, 1.8 + 0.42 * len(groups)), ncols=len(quantities), sharey=True)
+    figure, axes = new_figure(ax, size=(5 * max(2, len(quantities)), 1.8 + 0.42 * len(groups)), ncols=len(quantities), sharey=True)
     y = {group: len(groups) - 1 - i for i, group in enumerate(groups)}
     offsets = np.linspace(0.2, -0.2, len(models)) if len(models) > 1 else [0.0]
     for panel, quantity in zip(axes.flat, quantities):
@@ -94,10 +99,11 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
             ys = own["group"].map(y).to_numpy() + offset
             panel.errorbar(own["mean"], ys, xerr=[own["mean"] - own["lower"], own["upper"] - own["mean"]],
                            fmt="o", ms=4.5, lw=1.6, color=colour, zorder=2)
-        if quantity == "beta":
+        if quantity.startswith("beta"):
             panel.axvline(0, color="0.75", lw=0.8, zorder=0)
-        panel.set_xlabel(found.get(quantity, quantity))
-        panel.set_title({"alpha": "Intercepts", "beta": "Slopes"}.get(quantity, quantity), fontsize="medium")
+        level = quantity[5:-1] if quantity.startswith("beta[") else None
+        panel.set_xlabel(found.get(quantity, f"{found.get('treatment', 'Treatment')} {level} slope β ({found.get('link', 'link')} scale)"))
+        panel.set_title({"alpha": "Intercepts", "beta": "Slopes"}.get(quantity, f"Slopes: {level}"), fontsize="medium")
         panel.spines[["top", "right"]].set_visible(False)
         panel.grid(axis="y", color="0.93", lw=0.8)
     first = axes.flat[0]
@@ -135,22 +141,35 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
     none, partial = fits["none"], fits["partial"]
     spec, data = partial.spec, partial.data
     found = labels_for(spec, overrides=labels)
-    treatment = data[spec.treatment] if spec.treatment in data.columns else None
-    conditions = [("rate_without", False)] + ([("rate_with", True)] if treatment is not None else [])
+    levels = arms(partial)
+    column = next((name for name in spec.variables if spec.treatment and name in spec.treatment and name in data.columns
+                   and name not in (spec.group, spec.outcome, spec.trials, spec.exposure)), None)
+    treatment = data[column] if column is not None else None
+    # (quantity, treated, rows in that condition, title): the reference and every other level.
+    if treatment is None:
+        conditions = [("rate_without", False, slice(None), found["untreated"])]
+    elif levels:
+        text = treatment.astype(str)
+        reference = reference_level(partial)
+        conditions = [("rate_without", False, text == reference, f"{found['treatment']} {reference}")]
+        conditions += [(f"rate_with[{arm}]", True, text == arm, f"{found['treatment']} {arm}") for arm in levels]
+    else:
+        conditions = [("rate_without", False, treatment == 0, found["untreated"]),
+                      ("rate_with", True, treatment != 0, found["treated"])]
     inverse = find_family(spec.family).inverse
     trials = spec.size or "rows"
     data = data.assign(rows=1) if spec.size is None else data
     means = {name: coefficients(fit).pivot(index="group", columns="quantity", values="mean")
              for name, fit in (("none", none), ("partial", partial))}
-    population = population_draws(partial)
     rows = []
-    for quantity, treated in conditions:
-        in_condition = (treatment != 0) == treated if treatment is not None else slice(None)
+    for quantity, treated, in_condition, title in conditions:
         sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.outcome]].sum()
+        arm = quantity[10:-1] if quantity.startswith("rate_with[") else None
+        population = population_draws(partial, arm=arm)
         typical = float(inverse(population["alpha"] + (population["beta"] if treated else 0)).mean())
         for group in groups(partial):
             rows.append({
-                "group": group, "condition": found["treated" if treated else "untreated"], "treated": treated,
+                "group": group, "condition": title, "treated": treated,
                 "trials": float(sums[trials].get(group, 0)), "successes": float(sums[spec.outcome].get(group, 0)),
                 "no_pooling": float(means["none"].loc[group, quantity]),
                 "partial": float(means["partial"].loc[group, quantity]), "population": typical,
