@@ -200,7 +200,8 @@ def _rate_table(decision: Decision) -> Table | None:
             by = part.set_index("quantity")
             rows.append([label + _arm_label(decision, arm), *(estimate_text(by.loc[q], family, q) for q in quantities),
                          _number(by.loc["difference", "p_helps"], 2)])
-    return Table(f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval)", ["", *(titles[q] for q in quantities), "P(helps)"],
+    levels = f", each level of {decision.treatment} against {decision.reference}" if _categorical(decision) else ""
+    return Table(f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval){levels}", ["", *(titles[q] for q in quantities), "P(helps)"],
                  rows, [False] + [True] * (len(quantities) + 1))
 
 
@@ -210,7 +211,7 @@ def _categorical(decision: Decision) -> bool:
 
 def _arm_label(decision: Decision, arm: str) -> str:
     """", level B against A" for a categorical treatment's rows; nothing for a numeric one."""
-    return f", {decision.treatment} {arm} against {decision.reference}" if _categorical(decision) else ""
+    return f": {arm}" if _categorical(decision) else ""
 
 
 def _titles(decision: Decision) -> dict[str, str]:
