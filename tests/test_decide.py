@@ -201,8 +201,8 @@ def test_lme4_summary_tables(gym):
     assert list(summary.varcorr.columns) == ["factor", "term", "sd", "est_error", "lower", "upper"]
     assert summary.varcorr[["factor", "term"]].values.tolist() == [["gymID", "Intercept"], ["gymID", "yogaStretch"]]
     for table in (summary.coef, summary.ranef):
-        assert list(table.columns) == ["group", "term", "estimate", "est_error", "lower", "upper"]
-        assert table.shape == (24, 6)
+        assert list(table.columns) == ["factor", "group", "term", "estimate", "est_error", "lower", "upper"]
+        assert table.shape == (24, 7)
     # coef = fixef + ranef draw by draw, so their means add exactly.
     merged = summary.coef.merge(summary.ranef, on=["group", "term"], suffixes=("", "_ranef")).merge(
         summary.fixef, on="term", suffixes=("", "_fixef"))

@@ -20,6 +20,12 @@ TEMPLATES = [
     ("p(k, n) ~ C(t) + (C(t)|g)", {"complete": "p(k, n) ~ C(t)", "none": "p(k, n) ~ 0 + C(g) + C(g):C(t)", "partial": "p(k, n) ~ C(t) + (1 + C(t)|g)"}),
     ("prop(k, n) ~ x + (x|store_name)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(store_name) + C(store_name):x", "partial": "p(k, n) ~ x + (1 + x|store_name)"}),
     ("signed ~ yoga + (yoga|gym)", {"complete": "signed ~ yoga", "none": "signed ~ 0 + C(gym) + C(gym):yoga", "partial": "signed ~ yoga + (1 + yoga|gym)"}),
+    ("y ~ x + (1|g) + (1|t)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + x", "partial": "y ~ x + (1|g) + (1|t)"}),
+    ("y ~ x + (x|g) + (1|t)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + C(g):x", "partial": "y ~ x + (1 + x|g) + (1|t)"}),
+    ("y ~ 1 + (1|g/t)", {"complete": "y ~ 1", "none": "y ~ 0 + C(g) + C(g_t)", "partial": "y ~ (1|g) + (1|g_t)"}),
+    ("y ~ x + (x||g)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(g):x", "partial": "y ~ x + (1 + x|g)"}),
+    ("y ~ factor(t) + I(z^2) + (1|g)", {"complete": "y ~ C(t) + I(z ** 2)", "none": "y ~ 0 + C(g) + C(t) + I(z ** 2)",
+                                        "partial": "y ~ C(t) + I(z ** 2) + (1|g)"}),
     ("y ~ x + offset(log(e)) + (1|g)", {"complete": "y ~ x + offset(log(e))", "none": "y ~ 0 + C(g) + x + offset(log(e))", "partial": "y ~ x + (1|g) + offset(log(e))"}),
 ]
 
@@ -37,7 +43,6 @@ def test_spec_parts():
 
 
 BAD = [
-    ("k ~ x + (x|g) + (1|t)", "formula has 2 grouping factors (g, t); poolwise's pooling templates need exactly one, e.g. (x|group)"),
     ("p(k, n) x", "formula 'p(k, n) x' has no '~'; write it as y ~ x + (x|group)"),
     ("p(k n) ~ x", "cannot read formula 'p(k n) ~ x' (Expect ')' after arguments.); write it as y ~ x + (x|group)"),
     ("p(k, n) ~ x + (x|", "cannot read formula 'p(k, n) ~ x + (x|' (Don't know how to parse ''); write it as y ~ x + (x|group)"),

@@ -80,6 +80,11 @@ def sd_term(name: str) -> str:
     return INTERCEPT if term == "1" else term
 
 
+def sd_factor(name: str) -> str:
+    """``1|g_sigma`` -> ``g``: the grouping factor of a group-level sd."""
+    return name.split("|", 1)[1].removesuffix("_sigma").split("[", 1)[0]
+
+
 # ---- a built model ------------------------------------------------------------------------------
 
 def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
@@ -124,7 +129,7 @@ def group_variables(model, pooling: str, group: str, posterior: xr.Dataset) -> d
                  if name == unpooled_intercept(group) or name.startswith(f"{unpooled_intercept(group)}:")]
         found = {name: f"{name}_dim" for name in names}
     else:
-        found = {name: group_dim(group) for name in component.group_specific_terms}
+        found = {name: group_dim(group) for name in component.group_specific_terms if name.split("|", 1)[1] == group}
     for name, dim in found.items():
         if dim not in posterior[name].dims:
             raise PoolwiseError(f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms")

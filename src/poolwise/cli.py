@@ -165,8 +165,9 @@ def _print_summary(report, *, groups: bool) -> None:
                  f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
                  f"{settings['backend']}, seed {settings['seed']}.")
     stdout.print(_effects_table(f"Population-level effects ({report.link} scale)", report.population, report.prob))
+    for factor, sds in report.group_sds.groupby("factor", sort=False):
+        stdout.print(_effects_table(f"Group-level effects: ~{factor} ({report.factors.get(factor, '?')} levels)", sds, report.prob))
     if len(report.group_sds):
-        stdout.print(_effects_table(f"Group-level effects: ~{report.group} ({report.n_groups} levels)", report.group_sds, report.prob))
         stdout.print(f"Group-level effects are uncorrelated in Bambi: (...|{report.group}) here is lme4's (...||{report.group}).")
     if groups:
         stdout.print(_groups_table(report))

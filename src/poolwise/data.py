@@ -201,6 +201,20 @@ def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, F
         raise PoolwiseError("the data have no rows; pass a table with one row per group and period (or per trial)")
     if spec.family is None:
         raise PoolwiseError("the model has no family yet; parse the formula with the data (parse_formula(formula, data))")
+    prepared, spec, notes = _prepare_outcome(spec, data)
+    return _nested_factors(prepared, spec), spec, notes
+
+
+def _nested_factors(data: pd.DataFrame, spec: FormulaSpec) -> pd.DataFrame:
+    """A column per nested factor (``a/b`` makes ``a_b``: each b within its a, labelled "a:b")."""
+    nested = {factor.name: list(factor.parts) for factor in spec.factors if len(factor.parts) > 1}
+    if not nested:
+        return data
+    return data.assign(**{name: data[parts].astype(str).agg(":".join, axis=1) for name, parts in nested.items()})
+
+
+def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
+    """Validate the outcome for its family and collapse rows where that is exact."""
     predictors = [name for name in spec.variables if name not in (spec.outcome, spec.trials, spec.exposure)]
     for name in predictors:
         _fail_rows(data[name].isna(), f"{name} is missing (NaN)", "fill or drop those rows")

@@ -20,13 +20,14 @@ from formulae.transforms import TRANSFORMS
 from poolwise.data import infer_family, one_line, success_level
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
-from poolwise.spec import FormulaSpec
+from poolwise.spec import FormulaSpec, GroupFactor
 
 # Functions a formula may call: formulae's own transforms plus elementwise math, evaluated in
 # this explicit namespace rather than the caller's, so `os.remove(...)` can never run.
 NAMESPACE = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 ALLOWED_CALLS = frozenset(TRANSFORMS) | frozenset(NAMESPACE)
 EXAMPLE = "y ~ x + (x|group)"
+_I_CALL = re.compile(r"\bI\((?:[^()]|\([^()]*\))*\)")  # I(...) with one level of parentheses inside
 _OFFSET = re.compile(r"^offset\(log\((\w+)\)\)$")
 _CBIND = re.compile(r"^\s*cbind\(\s*(\w+)\s*,\s*(\w+)\s*-\s*(\w+)\s*\)\s*~")
 _PROPORTION = {"p", "prop", "proportion"}
@@ -55,7 +56,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise PoolwiseError(f"formula {formula!r} has no '~'; write it as {EXAMPLE}")
-    formula = translate_cbind(formula.strip())
+    formula = lme4_spellings(translate_cbind(formula.strip()))
     try:
         tokens = Scanner(formula).scan()
         _refuse_calls(tokens)
@@ -84,18 +85,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
             _check_written_back(term)
     common = tuple(term.name for term in description.common_terms if isinstance(term, Term) and term not in offsets)
     intercept = any(isinstance(term, Intercept) for term in description.common_terms)
-    factors = {term.factor.name for term in description.group_terms}
-    if len(factors) > 1:
-        raise PoolwiseError(
-            f"formula has {len(factors)} grouping factors ({', '.join(sorted(factors))}); "
-            "poolwise's pooling templates need exactly one, e.g. (x|group)"
-        )
-    group = factors.pop() if factors else None
-    if group is not None and not re.fullmatch(r"\w+", group):
-        raise PoolwiseError(f"grouping factor {group!r} must be a plain column name; write (x|column)")
-    varying = tuple(term.expr.name for term in description.group_terms if isinstance(term.expr, Term))
-    group_intercept = any(isinstance(term.expr, Intercept) for term in description.group_terms)
-
+    factors = _factors(description.group_terms)
     variables = tuple(sorted(names - set(ENCODINGS)))
     if data is not None:
         missing = [name for name in (*variables, outcome) if name not in data.columns]
@@ -110,14 +100,38 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
         trials=trials,
         intercept=intercept,
         common=common,
-        group=group,
-        group_intercept=group_intercept,
-        varying=varying,
+        factors=factors,
         variables=variables,
         level=level,
         exposure=exposure,
     )
     return resolve_family(spec, data, family)
+
+
+def _factors(group_terms: list) -> tuple[GroupFactor, ...]:
+    """The grouping factors in formula order, each with its intercept and varying terms; a
+    nested factor (``a/b``, or ``a:b``) is named ``a_b``."""
+    found: dict[str, dict] = {}
+    for term in group_terms:
+        parts = tuple(component.name for component in term.factor.components)
+        for part in parts:
+            if not re.fullmatch(r"\w+", str(part)):
+                raise PoolwiseError(f"grouping factor {part!r} must be a plain column name; write (x|column)")
+        entry = found.setdefault("_".join(parts), {"parts": parts, "intercept": False, "terms": []})
+        if isinstance(term.expr, Intercept):
+            entry["intercept"] = True
+        elif isinstance(term.expr, Term):
+            entry["terms"].append(term.expr.name)
+    return tuple(GroupFactor(name, entry["intercept"], tuple(entry["terms"]), entry["parts"]) for name, entry in found.items())
+
+
+def lme4_spellings(formula: str) -> str:
+    """lme4's spellings in formulae's: ``(x||g)`` is ``(x|g)`` (Bambi's group terms are
+    independent, which is what ``||`` asks for), ``factor(x)`` is ``C(x)`` and ``^`` inside
+    ``I()`` is a power (``I(x^2)`` is ``I(x**2)``)."""
+    formula = formula.replace("||", "|")
+    formula = re.sub(r"\bfactor\s*\(", "C(", formula)
+    return _I_CALL.sub(lambda match: match.group(0).replace("^", "**"), formula)
 
 
 def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | None = None) -> FormulaSpec:

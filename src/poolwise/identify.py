@@ -219,6 +219,22 @@ def _no_pooling_finding(spec: FormulaSpec, data: pd.DataFrame) -> dict:
     )}
 
 
+def _no_pooling_design(spec: FormulaSpec, data: pd.DataFrame) -> dict:
+    """With several factors, no pooling's fixed effects may be linearly dependent (nested levels
+    repeat their parent's indicator, a slope varying over two factors is spanned twice)."""
+    formula = POOLINGS[1].build(spec)
+    found = design(formula, data)
+    terms = dependent_terms(found.matrix, found.terms)
+    row = {"check": "no-pooling design", "models": "none"}
+    if not terms:
+        return row | {"status": "ok", "message": f"{found.matrix.shape[1]} columns of full rank: the data identify every no-pooling coefficient"}
+    return row | {"status": "error", "message": (
+        f"in no pooling ({formula.split('~', 1)[1].strip()}), terms {', '.join(terms)} are linearly dependent "
+        f"(rank {_rank(found.matrix)} for {found.matrix.shape[1]} columns), so the prior decides how a constant splits "
+        f"between them; compare partial pooling alone (pooling='partial') or fit with {ALLOW.removeprefix('or ')}"
+    )}
+
+
 def prior_only_messages(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
     """The no-pooling slopes the data cannot inform, as sentences (see ``prior_only_groups``)."""
     messages = []
@@ -240,8 +256,12 @@ def _findings(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> l
     rows = [_common_finding(spec, data, complete_formula)]
     if spec.group is None:
         return rows
-    if spec.group_intercept:
-        rows.append(_group_finding(spec, data, complete_formula))
+    for factor in spec.factors:
+        if factor.intercept:
+            rows.append(_group_finding(spec.focused(factor.name), data, complete_formula))
+    if len(spec.factors) > 1:
+        rows.append(_no_pooling_design(spec, data))
+    elif spec.group_intercept:
         rows.append(_no_pooling_finding(spec, data))
     if spec.varying:
         messages = prior_only_messages(spec, data)

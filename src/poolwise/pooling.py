@@ -20,20 +20,21 @@ def _complete(spec: FormulaSpec) -> str:
 
 
 def _none(spec: FormulaSpec) -> str:
-    group = f"C({spec.group})"
-    fixed = [term for term in spec.common if term not in spec.varying]
-    if spec.group_intercept:
-        terms = ["0", group]
-    else:
-        terms = [] if spec.intercept else ["0"]
-    terms += fixed + [f"{group}:{term}" for term in spec.varying]
+    """Every factor's terms as fixed effects: the first factor with an intercept gets one per level
+    (``0 + C(a)``), the others reference-coded ``C(b)``; slopes per level ``C(a):x``."""
+    varying = {term for factor in spec.factors for term in factor.terms}
+    fixed = [term for term in spec.common if term not in varying]
+    intercepts = [f"C({factor.name})" for factor in spec.factors if factor.intercept]
+    terms = ["0", *intercepts] if intercepts else ([] if spec.intercept else ["0"])
+    terms += fixed + [f"C({factor.name}):{term}" for factor in spec.factors for term in factor.terms]
     return _join(spec, terms)
 
 
 def _partial(spec: FormulaSpec) -> str:
-    varying = (["1"] if spec.group_intercept else ["0"]) + list(spec.varying)
     terms = ([] if spec.intercept else ["0"]) + list(spec.common)
-    terms.append(f"({' + '.join(varying)}|{spec.group})")
+    for factor in spec.factors:
+        varying = (["1"] if factor.intercept else ["0"]) + list(factor.terms)
+        terms.append(f"({' + '.join(varying)}|{factor.name})")
     return _join(spec, terms)
 
 

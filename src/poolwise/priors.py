@@ -61,26 +61,41 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         slopes[term] = SCALE * sy / np.where(sd > 0, sd, 1.0)
         shift += float(np.sum((slopes[term] * columns.mean(axis=0)) ** 2))
     intercept = f"Normal(mu={_num(family.linked(pooled_mean(spec, data)))}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
-    priors = {term: f"Normal(mu=0, sigma={_nums(slopes[term])})" for term in spec.common}
-    if spec.intercept:
-        priors["Intercept"] = intercept
-    if pooling == "none":
-        group = adapter.unpooled_intercept(spec.group)
-        for term in spec.varying:
-            priors.pop(term, None)
-            priors[adapter.unpooled_slope(spec.group, term)] = f"Normal(mu=0, sigma={_num(slopes[term].mean())})"
-        if spec.group_intercept:
-            priors.pop("Intercept", None)
-            priors[group] = intercept
-    elif pooling == "partial":
-        if spec.group_intercept:
-            priors[adapter.group_term("Intercept", spec.group)] = f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy)}))"
-        for term in spec.varying:
-            priors[adapter.group_term(term, spec.group)] = f"Normal(mu=0, sigma=HalfNormal(sigma={_nums(slopes[term])}))"
+    priors = by_model(spec, pooling, intercept=intercept,
+                      slope=lambda term: f"Normal(mu=0, sigma={_nums(slopes[term])})",
+                      unpooled=lambda term: f"Normal(mu=0, sigma={_num(slopes[term].mean())})",
+                      contrast=f"Normal(mu=0, sigma={_num(SCALE * sy)})",
+                      sd=lambda term: f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy) if term == 'Intercept' else _nums(slopes[term])}))")
     if family.name == "gaussian":
         priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
     elif family.name == "negativebinomial":
         priors["alpha"] = "HalfCauchy(beta=1)"
+    return priors
+
+
+def by_model(spec: FormulaSpec, pooling: str, *, intercept: str, slope, unpooled, contrast: str, sd) -> dict[str, str]:
+    """Place priors on one pooling model's terms: ``intercept`` on the intercept (no pooling: on
+    the first factor's per-level intercepts), ``slope(term)`` on common slopes, ``unpooled(term)``
+    on no pooling's per-level slopes, ``contrast`` on another factor's reference-coded levels (no
+    pooling), and ``sd(term)`` as each group term's prior with its group-sd hyperprior."""
+    priors = {term: slope(term) for term in spec.common}
+    if spec.intercept:
+        priors["Intercept"] = intercept
+    if pooling == "none":
+        first = True
+        for factor in spec.factors:
+            if factor.intercept:
+                priors[adapter.unpooled_intercept(factor.name)] = intercept if first else contrast
+                if first:  # the per-level intercepts replace the common one
+                    priors.pop("Intercept", None)
+                first = False
+            for term in factor.terms:
+                priors.pop(term, None)
+                priors[adapter.unpooled_slope(factor.name, term)] = unpooled(term)
+    elif pooling == "partial":
+        for factor in spec.factors:
+            for term in (["Intercept"] if factor.intercept else []) + list(factor.terms):
+                priors[adapter.group_term(term, factor.name)] = sd(term)
     return priors
 
 
@@ -98,23 +113,9 @@ def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
     and slopes' priors directly.
     """
     intercept, slope = "Normal(mu=-1, sigma=1.5)", "Normal(mu=0, sigma=0.75)"
-    priors = {term: slope for term in spec.common}
-    if spec.intercept:
-        priors["Intercept"] = intercept
-    if pooling == "none":
-        group = adapter.unpooled_intercept(spec.group)
-        for term in spec.varying:
-            priors.pop(term, None)
-            priors[adapter.unpooled_slope(spec.group, term)] = slope
-        if spec.group_intercept:
-            priors.pop("Intercept", None)
-            priors[group] = intercept
-    elif pooling == "partial":
-        if spec.group_intercept:
-            priors[adapter.group_term("Intercept", spec.group)] = "Normal(mu=0, sigma=Uniform(lower=0, upper=3))"
-        for term in spec.varying:
-            priors[adapter.group_term(term, spec.group)] = "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))"
-    return priors
+    return by_model(spec, pooling, intercept=intercept, slope=lambda term: slope, unpooled=lambda term: slope,
+                    contrast=slope, sd=lambda term: "Normal(mu=0, sigma=Uniform(lower=0, upper=3))" if term == "Intercept"
+                    else "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))")
 
 
 def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, str]:

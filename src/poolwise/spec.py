@@ -4,7 +4,19 @@ A leaf module (no poolwise imports), so the data, formula, pooling and fitting s
 name it without importing each other.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class GroupFactor:
+    """One grouping factor and the terms that vary over it: ``(1 + x|g)`` is GroupFactor("g",
+    True, ("x",)). A nested factor ``a/b`` gives ``a`` and ``a_b`` (each b within its a), whose
+    ``parts`` are ("a", "b"); the data stage makes that column."""
+
+    name: str
+    intercept: bool
+    terms: tuple[str, ...]
+    parts: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -15,7 +27,9 @@ class FormulaSpec:
     column of ``p(k, n)`` (also set once bernoulli rows are aggregated to counts); ``level`` the
     outcome's success level for a two-valued outcome; ``exposure`` the column of
     ``offset(log(exposure))``; ``family`` a name in ``poolwise.families.FAMILIES``, None until
-    the data or the user decide it.
+    the data or the user decide it. ``factors`` are the grouping factors in formula order;
+    ``focus`` names the one that per-group tables, figures, decisions and grouped CV speak about
+    (default: the first), which ``group``, ``group_intercept`` and ``varying`` describe.
     """
 
     formula: str
@@ -23,13 +37,41 @@ class FormulaSpec:
     trials: str | None
     intercept: bool
     common: tuple[str, ...]
-    group: str | None
-    group_intercept: bool
-    varying: tuple[str, ...]
+    factors: tuple[GroupFactor, ...]
     variables: tuple[str, ...]
     family: str | None = None
     level: str | None = None
     exposure: str | None = None
+    focus: str | None = None
+
+    @property
+    def factor(self) -> GroupFactor | None:
+        """The grouping factor in focus."""
+        found = [f for f in self.factors if f.name == self.focus] or list(self.factors[:1])
+        return found[0] if found else None
+
+    @property
+    def group(self) -> str | None:
+        """The name (data column) of the grouping factor in focus."""
+        return self.factor.name if self.factor else None
+
+    @property
+    def group_intercept(self) -> bool:
+        return bool(self.factor and self.factor.intercept)
+
+    @property
+    def varying(self) -> tuple[str, ...]:
+        """The terms that vary over the factor in focus."""
+        return self.factor.terms if self.factor else ()
+
+    def focused(self, factor: str | None) -> "FormulaSpec":
+        """This spec with ``factor`` in focus (None: unchanged); ValueError naming the factors if unknown."""
+        if factor is None:
+            return self
+        names = [f.name for f in self.factors]
+        if factor not in names:
+            raise ValueError(f"{factor!r} is not a grouping factor of {self.formula!r}; its factors are: {', '.join(names) or 'none'}")
+        return replace(self, focus=factor)
 
     @property
     def response(self) -> str:
@@ -48,7 +90,7 @@ class FormulaSpec:
 
     @property
     def treatment(self) -> str | None:
-        """The term whose effect the decisions and figures report: the first group-varying slope,
-        else the first common term."""
-        candidates = self.varying or self.common
+        """The term whose effect the decisions and figures report: the first group-varying slope
+        (of any factor, in formula order), else the first common term."""
+        candidates = [term for f in self.factors for term in f.terms] or list(self.common)
         return candidates[0] if candidates else None

@@ -27,6 +27,7 @@ class Summary:
     """What ``poolwise fit`` prints: tables of posterior summaries and the diagnostics.
 
     ``population`` and ``group_sds`` have one row per parameter and the columns ``COLUMNS``
+    (``group_sds`` also ``factor``; with several grouping factors its rows are ``sd(g:term)``)
     (``lower``/``upper`` bound the central ``prob`` interval, on the link scale; the family's own
     parameters such as gaussian ``sigma`` or negative binomial ``alpha`` are in ``population``);
     ``groups`` has one row per group with each group's intercept ``alpha``, treatment slope
@@ -44,6 +45,7 @@ class Summary:
     treatment: str | None
     n_rows: int
     n_groups: int
+    factors: dict[str, int]
     data_hash: str
     settings: dict
     prob: float
@@ -67,6 +69,7 @@ class Summary:
             "model": self.pooling, "label": self.label, "formula": self.formula, "family": self.family,
             "link": self.link, "level": self.level, "bambi_formula": self.bambi_formula,
             "group": self.group, "treatment": self.treatment, "n_rows": self.n_rows, "n_groups": self.n_groups,
+            "factors": self.factors,
             "data_hash": self.data_hash, "settings": self.settings, "prob": self.prob, **tables,
             "divergences": self.divergences,
             "max_r_hat": None if np.isnan(self.max_r_hat) else self.max_r_hat,
@@ -90,7 +93,10 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     table = pd.DataFrame(table[COLUMNS]).astype(float)
     is_sd = table.index.map(adapter.is_group_sd).to_numpy(dtype=bool)
     is_deviation = table.index.map(lambda name: adapter.is_group_term(name.split("[", 1)[0])).to_numpy(dtype=bool)
-    sds = table[is_sd].rename(index=lambda name: f"sd({adapter.sd_term(name)})")
+    sds = table[is_sd]
+    several = len(fit.spec.factors) > 1
+    sds = sds.assign(factor=[adapter.sd_factor(name) for name in sds.index]).rename(
+        index=lambda name: f"sd({adapter.sd_factor(name)}:{adapter.sd_term(name)})" if several else f"sd({adapter.sd_term(name)})")
     stats = fit.idata["sample_stats"]
     return Summary(
         pooling=fit.pooling,
@@ -103,6 +109,7 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
         treatment=fit.spec.treatment,
         n_rows=len(fit.data),
         n_groups=int(fit.data[fit.spec.group].nunique()) if fit.spec.group else 1,
+        factors={factor.name: int(fit.data[factor.name].nunique()) for factor in fit.spec.factors},
         data_hash=_saved(fit).get("data_hash", ""),
         settings={key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend")},
         prob=prob,
@@ -146,8 +153,9 @@ class Lme4Summary:
 
     ``fixef``: term, estimate (posterior mean), est_error (posterior sd), lower, upper.
     ``varcorr``: factor, term, sd (posterior mean of the group-level sd), est_error, lower, upper.
-    ``coef``: group, term, estimate, ...: population + deviation per group (lme4's ``coef``).
-    ``ranef``: group, term, estimate, ...: the deviations alone (lme4's ``ranef``).
+    ``coef``: factor, group, term, estimate, ...: population + deviation per level of each
+    grouping factor (lme4's ``coef``).
+    ``ranef``: factor, group, term, estimate, ...: the deviations alone (lme4's ``ranef``).
     """
 
     fixef: pd.DataFrame
@@ -179,29 +187,29 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
     if fit.pooling != "partial":
         raise PoolwiseError(f"lme4_summary describes a multilevel model, not {fit.pooling} pooling; pass the partial pooling fit")
     spec, post = fit.spec, fit.posterior
-    factor = spec.group
     fixed_terms = (["Intercept"] if spec.intercept else []) + list(spec.common)
     fixed = {}
     for term in fixed_terms:
         fixed.update(_flat(post[term], term))
-    varying_terms = (["Intercept"] if spec.group_intercept else []) + list(spec.varying)
-    deviations = {}
-    for term in varying_terms:
-        values = post[adapter.group_term(term, factor)]
-        dim = adapter.group_dim(factor)
-        values = values.rename({dim: "group"}).assign_coords(group=[str(g) for g in values[dim].values])
-        deviations.update(_flat(values, term, skip=("group",)))
-    varcorr = [{"factor": factor, "term": term, **_estimate(post[adapter.group_sd(term, factor)], prob)}
-               for term in varying_terms]
+    varcorr, ranef, coef = [], [], []
+    for factor in spec.factors:
+        varying_terms = (["Intercept"] if factor.intercept else []) + list(factor.terms)
+        deviations = {}
+        for term in varying_terms:
+            values = post[adapter.group_term(term, factor.name)]
+            dim = adapter.group_dim(factor.name)
+            values = values.rename({dim: "group"}).assign_coords(group=[str(g) for g in values[dim].values])
+            deviations.update(_flat(values, term, skip=("group",)))
+            varcorr.append({"factor": factor.name, "term": term, **_estimate(post[adapter.group_sd(term, factor.name)], prob)})
+        for label in (str(g) for g in sorted(fit.data[factor.name].unique())):
+            for term in dict.fromkeys([*fixed, *deviations]):
+                deviation = deviations[term].sel(group=label, drop=True) if term in deviations else 0.0
+                if term in deviations:
+                    ranef.append({"factor": factor.name, "group": label, "term": term, **_estimate(deviation, prob)})
+                coef.append({"factor": factor.name, "group": label, "term": term,
+                             **_estimate(fixed.get(term, 0.0) + deviation, prob)})
     varcorr = pd.DataFrame(varcorr).rename(columns={"estimate": "sd"})
-    labels = [str(g) for g in sorted(fit.data[factor].unique())]
-    ranef, coef = [], []
-    for label in labels:
-        for term in dict.fromkeys([*fixed, *deviations]):
-            deviation = deviations[term].sel(group=label, drop=True) if term in deviations else 0.0
-            if term in deviations:
-                ranef.append({"group": label, "term": term, **_estimate(deviation, prob)})
-            coef.append({"group": label, "term": term, **_estimate(fixed.get(term, 0.0) + deviation, prob)})
+    factor = " / ".join(f.name for f in spec.factors)
     return Lme4Summary(
         fixef=pd.DataFrame([{"term": term, **_estimate(values, prob)} for term, values in fixed.items()]),
         varcorr=varcorr,
