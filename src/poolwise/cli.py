@@ -57,6 +57,7 @@ Seed = Annotated[int | None, typer.Option(help="Random seed, for identical numbe
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
+Group = Annotated[str | None, typer.Option("--group", help="With several grouping factors, the one that per-group tables, figures and decisions speak about (default: the first in the formula).", show_default=False)]
 AllowUnidentified = Annotated[bool, typer.Option("--allow-unidentified", help="Fit even when the data cannot identify some coefficients (the priors decide them).")]
 
 
@@ -393,6 +394,7 @@ def compare_command(
     cv: Annotated[str | None, typer.Option(help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False)] = None,
     folds: Annotated[int | None, typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False)] = None,
     workers: Annotated[int, typer.Option(help="Parallel refits for --cv group.")] = 2,
+    by: Annotated[str | None, typer.Option(help="The grouping factor --cv group leaves out (default: the first in the formula).", show_default=False)] = None,
     report: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to this file (needs --out; see 'poolwise report').", show_default=False)] = None,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
@@ -404,7 +406,7 @@ def compare_command(
 
         _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught, report=report,
                  family=family, priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
-                 progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers)
+                 progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers, by=by)
 
 
 @app.command()
@@ -569,6 +571,7 @@ def plot(
     formula: Annotated[str | None, typer.Option(help="The formula, to draw 'data' straight from a data file.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(help="Image file to write (default: KIND.png; .svg and .pdf work too).", show_default=False)] = None,
     force: Force = False,
+    group: Group = None,
 ) -> None:
     """Draw one figure from saved results (no refitting) or, for 'data', from a data file.
 
@@ -589,7 +592,7 @@ def plot(
 
             loaded = (read_data(source), formula)
         else:
-            loaded = load(source)
+            loaded = load(source).focused(group)
         with stderr.status(f"Drawing {kind}...", spinner="dots"):
             written = _draw(kind, loaded, target)
         stdout.print(f"Wrote {escape(str(written))}: {FIGURES[kind][0]}.")
@@ -605,6 +608,7 @@ def decide(
     new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
     per_group: Annotated[bool, typer.Option("--per-group", help="Also print each observed group's rates.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
+    group: Group = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer the business question on the response scale: does the treatment help?
@@ -619,7 +623,7 @@ def decide(
         from poolwise.io import load
         from poolwise.pooling import pooling
 
-        saved = load(source)
+        saved = load(source).focused(group)
         fit = saved.fits[pooling(model).name] if hasattr(saved, "fits") else saved
         decision = decide_fit(fit, treatment=treatment, trials=int(trials) if float(trials).is_integer() else trials,
                               groups=new_groups, higher_is_better=not lower_is_better, seed=seed)

@@ -3,7 +3,7 @@
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,10 @@ class Study:
     def verdict(self) -> str:
         """One plain-language sentence about which model predicts best and how clearly."""
         return verdict(self.table)
+
+    def focused(self, factor: str | None) -> "Study":
+        """The study with grouping factor ``factor`` in focus in every fit (see ``Fit.focused``)."""
+        return self if factor is None else replace(self, fits={name: fit.focused(factor) for name, fit in self.fits.items()})
 
 
 def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -91,13 +95,14 @@ def compare(
     folds: int | Sequence[Sequence] | None = None,
     workers: int = 2,
     executor: Executor | str | None = None,
+    by: str | None = None,
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
     ``study.table`` holds elpd_loo, se, elpd_diff, dse, p_loo, weight and the count of Pareto
     k > 0.7 per model; ``study.fits[name]`` each fit. Models are fitted one after another with
     seeds derived from ``seed``, so the same call gives the same numbers. ``cv="group"`` adds
-    grouped cross-validation (``folds``, ``workers``, ``executor`` as in ``poolwise.cv.group_cv``):
+    grouped cross-validation (``folds``, ``workers``, ``executor``, ``by`` as in ``poolwise.cv.group_cv``):
     ``study.cv`` holds it and ``study.table`` gains its elpd_cv and se_cv.
     """
     if cv is not None and cv != "group":
@@ -111,7 +116,7 @@ def compare(
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
     if cv is not None:
         check_workers(workers)
-        cv_folds = group_folds(prepared[spec.group], folds, seed=seed)
+        cv_folds = group_folds(prepared[spec.focused(by).group], folds, seed=seed)
     resolved = {entry.name: resolve_priors(priors, spec, prepared, entry.name) for entry in POOLINGS}
     built = {name: build_model(spec, prepared, name, strings) for name, strings in resolved.items()}
     check_prior_terms(priors, built)
@@ -123,7 +128,7 @@ def compare(
     table, loos = loo_table(fits)
     result = None
     if cv is not None:
-        result = run_folds(spec, prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
+        result = run_folds(spec.focused(by), prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
                            seed=seed, backend=backend, priors=resolved, allow_unidentified=allow_unidentified,
                            workers=workers, executor=executor)
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))

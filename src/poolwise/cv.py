@@ -98,10 +98,12 @@ def group_cv(
     allow_unidentified: bool = False,
     workers: int = DEFAULT_WORKERS,
     executor: Executor | str | None = None,
+    by: str | None = None,
 ) -> CV:
     """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
 
-    ``folds=None`` is leave-one-group-out. Refits run in parallel: a process pool of ``workers``
+    ``folds=None`` is leave-one-group-out; ``by`` names the grouping factor whose levels are left
+    out (default: the first in the formula; the others' levels are seen in every fold). Refits run in parallel: a process pool of ``workers``
     on this machine (``workers=1`` runs them here, one after another), or ``executor``: any
     ``concurrent.futures.Executor``, or a cluster address (``ray://host:10001`` for Ray, otherwise
     a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
@@ -111,6 +113,7 @@ def group_cv(
                                                     backend=backend, allow_unidentified=allow_unidentified)
     if spec.group is None:
         raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
+    spec = spec.focused(by)
     check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)

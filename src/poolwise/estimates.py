@@ -83,6 +83,22 @@ def _unpooled_level(values: xr.DataArray, dim: str, arm: str | None) -> xr.DataA
     return values.sel({dim: keep}).assign_coords({dim: [label.rsplit(", ", 1)[0] for label in keep]})
 
 
+def _unpooled_intercepts(fit: Fit, labels: list[str], base: xr.DataArray) -> xr.DataArray:
+    """No pooling's per-level intercepts of the factor in focus. The template gives the first
+    factor one intercept per level (``0 + C(a)``) and codes later factors against their first
+    level (``C(b)``); a later factor's level then sits at the first factor's average level."""
+    spec, post = fit.spec, fit.posterior
+    name = adapter.unpooled_intercept(spec.group)
+    if name not in post:
+        return base
+    first = next(factor.name for factor in spec.factors if factor.intercept)
+    if first == spec.group:
+        return _by_group(post[name], labels)
+    values = post[name].rename({adapter.level_dim(name): "group"})
+    values = values.assign_coords(group=[str(g) for g in values["group"].values]).reindex(group=labels, fill_value=0.0)
+    return values + post[adapter.unpooled_intercept(first)].mean(adapter.level_dim(adapter.unpooled_intercept(first)))
+
+
 def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:
     """Posterior draws of ``alpha`` and ``beta`` with dims (chain, draw, group).
 
@@ -100,8 +116,7 @@ def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) 
     if fit.pooling == "complete":
         alpha, beta = base_alpha, base_beta
     elif fit.pooling == "none":
-        group = adapter.unpooled_intercept(spec.group)
-        alpha = _by_group(post[group], labels) if group in post else base_alpha
+        alpha = _unpooled_intercepts(fit, labels, base_alpha)
         slope = adapter.unpooled_slope(spec.group, treatment)
         beta = (_by_group(_unpooled_level(post[slope], adapter.level_dim(slope), arm), labels) if slope in post
                 else base_beta)

@@ -231,7 +231,7 @@ def _no_pooling_design(spec: FormulaSpec, data: pd.DataFrame) -> dict:
     return row | {"status": "error", "message": (
         f"in no pooling ({formula.split('~', 1)[1].strip()}), terms {', '.join(terms)} are linearly dependent "
         f"(rank {_rank(found.matrix)} for {found.matrix.shape[1]} columns), so the prior decides how a constant splits "
-        f"between them; compare partial pooling alone (pooling='partial') or fit with {ALLOW.removeprefix('or ')}"
+        f"between them; fit partial pooling alone (pooling='partial'), {ALLOW}"
     )}
 
 

@@ -4,7 +4,7 @@ A leaf module, so every stage that reads fits (estimates, summaries, decisions, 
 the type without importing the sampler.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -28,3 +28,8 @@ class Fit:
     def posterior(self):
         """The posterior group of ``idata`` as an xarray Dataset."""
         return self.idata["posterior"].to_dataset()
+
+    def focused(self, factor: str | None) -> "Fit":
+        """This fit with grouping factor ``factor`` in focus for per-group tables, figures and
+        decisions (the draws are shared, not copied)."""
+        return self if factor is None else replace(self, spec=self.spec.focused(factor))

@@ -1,10 +1,12 @@
 """The model specification every stage reads: what a formula says, with its family once decided.
 
-A leaf module (no poolwise imports), so the data, formula, pooling and fitting stages can all
+A leaf module (it imports only the error type), so the data, formula, pooling and fitting stages can all
 name it without importing each other.
 """
 
 from dataclasses import dataclass, replace
+
+from poolwise.errors import PoolwiseError
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,12 @@ class FormulaSpec:
         return self.factor.terms if self.factor else ()
 
     def focused(self, factor: str | None) -> "FormulaSpec":
-        """This spec with ``factor`` in focus (None: unchanged); ValueError naming the factors if unknown."""
+        """This spec with ``factor`` in focus (None: unchanged); a one-line error naming the factors if unknown."""
         if factor is None:
             return self
         names = [f.name for f in self.factors]
         if factor not in names:
-            raise ValueError(f"{factor!r} is not a grouping factor of {self.formula!r}; its factors are: {', '.join(names) or 'none'}")
+            raise PoolwiseError(f"{factor!r} is not a grouping factor of {self.formula!r}; its factors are: {', '.join(names) or 'none'}")
         return replace(self, focus=factor)
 
     @property
