@@ -68,7 +68,10 @@ def test_no_group_term_for_templates():
 
 ATTACKS = ["os.getpid()", 'os.remove("results.nc")', 'shutil.rmtree("/")', 'subprocess.run("ls")', 'open("f")',
            'eval("1")', "exec(x)", "getattr(x, y)", "x.__class__()", 'C(x, levels=eval("[1]"))', "scale(np.log(z))",
-           "print(x)", "globals()", "sys.exit(1)"]
+           "print(x)", "globals()", "sys.exit(1)",
+           # lme4's spellings are translated before the checks, so they cannot smuggle a call in
+           "factor(os.getpid())", "I(os.getpid()^2)", "I(x^os.getpid())", 'factor(x, levels=eval("[1]"))',
+           "(x||os.getpid())", "(1|g/os.getpid())"]
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

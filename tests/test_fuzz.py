@@ -262,6 +262,7 @@ BAD_CALLS = ["os.remove", "open", "eval", "exec", "getattr", "np.log", "__import
 TOKENS = NAMES + ["~", "+", "-", "*", "/", ":", "|", "**", "%", "//", "(", ")", "{", "}", "[", "]", ",", "=", "==", "!",
                   "0", "1", "-1", "2.5", "1e3", '"a"', "'b'", "`k`", "`a b`", '`os.remove("f")`', "`", '"', "'", ".", ";",
                   "p(k, n)", "cbind(k, n - k)", "prop(", "C(", "log(", "scale(", "os.remove(", "open(", "lambda", "for",
+                  "||", "factor(", "I(", "^", "offset(log(", "(1|g/t)", "(x||g)", "[", "k[1]",
                   "\n", "\t", "\r", "\x00", "é", "\u2028", "\ufeff", "🙂", "ｘ"]
 soup = st.lists(st.tuples(st.sampled_from(TOKENS) | st.text(max_size=3), st.sampled_from(["", " "])), max_size=12).map(
     lambda parts: "".join(token + sep for token, sep in parts))
@@ -301,10 +302,11 @@ def grammar_formulas(draw) -> tuple[str, bool]:
     response = draw(st.sampled_from(["p(k, n)", "p(k, n)", "prop(k, n)", "cbind(k, n - k)", "k", "cbind(k, n)", "p(k)", None]))
     response = expr(1) if response is None else response
     terms = [expr(1) for _ in range(draw(st.integers(0, 3)))]
-    if draw(st.integers(0, 3)):
-        group = draw(st.sampled_from(["g", "g", "t", "x"])) if draw(st.integers(0, 3)) else leaf()
-        terms.append(f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}|{group})"
-                     if draw(st.booleans()) else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z']))}|{group})")
+    for _ in range(draw(st.integers(0, 2)) if draw(st.integers(0, 3)) else 0):
+        group = draw(st.sampled_from(["g", "g", "t", "x", "g/t", "g:t"])) if draw(st.integers(0, 3)) else leaf()
+        bar = draw(st.sampled_from(["|", "|", "||"]))
+        terms.append(f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}{bar}{group})"
+                     if draw(st.booleans()) else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z', 'factor(t)', 'I(x^2)']))}{bar}{group})")
     return f"{response} ~ {' + '.join(terms) or '1'}", any(bad)
 
 
@@ -329,8 +331,11 @@ def check_formula(formula: str) -> None:
         event("parsed, no group term")
         return
     event("parsed, templates read back")
+    # A nested factor a/b is fitted as the column a_b, which the data stage adds.
+    nested = DATA.assign(**{factor.name: DATA[list(factor.parts)].astype(str).agg(":".join, axis=1)
+                            for factor in spec.factors if len(factor.parts) > 1})
     for template in templates.values():
-        again = pw.parse_formula(template, DATA, family=spec.family)
+        again = pw.parse_formula(template, nested, family=spec.family)
         assert (again.outcome, again.trials, again.exposure, again.family) == (spec.outcome, spec.trials, spec.exposure, spec.family)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from poolwise.data import aggregate, as_binary, prepare_data
 from poolwise.errors import PoolwiseError
 from poolwise.spec import FormulaSpec
-from poolwise.plots.style import TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
+from poolwise.plots.style import ARMS, TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
 
 COLUMNS = ["group", "x", "trials", "successes", "rate", "treated", "condition", "light", "dark"]
 
@@ -64,6 +64,14 @@ def data_bars_table(
     table["condition"] = np.where(table["treated"], found["treated"], found["untreated"]) if column else found["trials"]
     table["light"] = np.where(table["treated"], TREATED[0], UNTREATED[0])
     table["dark"] = np.where(table["treated"], TREATED[1], UNTREATED[1])
+    levels = sorted(counts[column].astype(str).unique()) if column and treatment is None else []
+    if len(levels) > 2 and not pd.api.types.is_numeric_dtype(counts[column]):
+        # A treatment with several arms: one colour pair per level (the reference keeps the untreated pair).
+        text = counts[column].astype(str).to_numpy()
+        pairs = dict(zip(levels, [UNTREATED, TREATED, *ARMS]))
+        table["condition"] = [f"{found['treatment']} {level}" for level in text]
+        table["light"] = [pairs[level][0] for level in text]
+        table["dark"] = [pairs[level][1] for level in text]
     order = {str(g): i for i, g in enumerate(sorted(group.unique()))}
     table = table.sort_values(["group", "x"], key=lambda s: s.map(order) if s.name == "group" else s, kind="stable")
     table = table[COLUMNS].reset_index(drop=True)

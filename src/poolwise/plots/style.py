@@ -26,6 +26,9 @@ EXTRA_COLORS = ("#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
 # (light, dark) fills of the data bars: trials light, successes dark on top.
 TREATED = ("thistle", "darkorchid")
 UNTREATED = ("powderblue", "cadetblue")
+# Further arms of a categorical treatment, light and dark, after the two above.
+ARMS = (("navajowhite", "darkorange"), ("palegreen", "seagreen"), ("lightpink", "crimson"), ("khaki", "olive"),
+        ("lightsteelblue", "steelblue"), ("wheat", "saddlebrown"))
 TIME_WORDS = ("time", "period", "date", "week", "month", "year", "day", "quarter", "wave")
 
 
