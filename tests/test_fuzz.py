@@ -632,3 +632,34 @@ def test_intercept_only_rows_aggregate_to_one_row():
     check_counts(prepared, "signed", "signed_n")
     assert notes == ["aggregated 5 rows of signed (success: signed = 1) into 1 binomial rows (exact: same likelihood up to a constant)"]
 
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Hypothesis: categorical levels and several grouping factors, up to the Bambi model
+# ---------------------------------------------------------------------------------------------
+
+LEVELS = st.sampled_from(["A", "B", "c d", "é", "ß ü", "1", "01", "2.0", "True", "🙂", " x ", "NA", "-1"])
+LAYOUTS = ["p(k, n) ~ arm + (1|g)", "p(k, n) ~ arm + (arm|g)", "p(k, n) ~ arm + (1|g) + (1|h)",
+           "p(k, n) ~ arm + (1|g/h)", "y ~ arm + (1|g) + (1|h)", "y ~ factor(arm) + (1|g:h)", "y[A] ~ arm + (1|g)",
+           "k ~ arm + offset(log(n)) + (1|g) + (1|h)", "y ~ arm + (1 + arm||g)"]
+
+
+@fuzz(150)
+@given(st.lists(st.tuples(LEVELS, LEVELS, LEVELS, st.integers(0, 5), st.integers(5, 9), st.sampled_from(["A", "B"])),
+                min_size=1, max_size=14),
+       st.sampled_from(LAYOUTS))
+def test_fuzz_levels_and_factors(rows, formula):
+    """Odd level labels, unbalanced and singleton groups, nested ids and two factors: every
+    formula either builds all three Bambi models or is refused in one line (no sampling)."""
+    frame = pd.DataFrame(rows, columns=["arm", "g", "h", "k", "n", "y"])
+    try:
+        spec = pw.parse_formula(formula, frame)
+        prepared, spec, _ = prepare_data(spec, frame)
+        pw.check(formula, frame)
+        for pooling in ("complete", "none", "partial"):
+            fitting_module().build_model(spec, prepared, pooling, {})
+    except Exception as err:  # noqa: BLE001 - the property is about which exceptions escape
+        event(f"refused: {kind(assert_one_line(err))}")
+        return
+    event(f"built {spec.family}, {len(spec.factors)} factor(s)")
+    assert {factor.name for factor in spec.factors} <= set(prepared.columns)

@@ -202,6 +202,14 @@ def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, F
     if spec.family is None:
         raise PoolwiseError("the model has no family yet; parse the formula with the data (parse_formula(formula, data))")
     prepared, spec, notes = _prepare_outcome(spec, data)
+    for factor in spec.factors:
+        levels = pd.unique(prepared[list(factor.parts)].astype(str).agg(":".join, axis=1))
+        if len(levels) < 2:
+            raise PoolwiseError(f"grouping factor {factor.name} has a single level ({one_line(levels[0])}), so there is "
+                                f"nothing to pool; drop its (...|{factor.name}) term or add data from more groups")
+    if len(prepared) < 2:
+        raise PoolwiseError(f"the data give {len(prepared)} row to fit{' after aggregating' if notes else ''}; "
+                            "a model needs at least two: pass more rows")
     return _nested_factors(prepared, spec), spec, notes
 
 

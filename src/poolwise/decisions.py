@@ -371,13 +371,14 @@ def verdict(decision: Decision) -> str:
         return " ".join([text, *(note + "." for note in d.notes)])
     measure = _measure(d)
 
-    def clauses(table: pd.DataFrame, whose: str) -> str:
+    def clauses(table: pd.DataFrame, whose: str | None) -> str:
+        """One clause per arm; ``whose`` None gives the short form ('from 22% to 33% (...)')."""
         parts = []
         for arm in d.arms:
             change, detail = _rate_sentence(table[table["arm"] == arm], d.prob, d.family)
             direction = "raises" if table[(table["arm"] == arm) & (table["quantity"] == "difference")]["mean"].iloc[0] >= 0 else "lowers"
             who = f"{treatment} {arm} (against {d.reference})" if categorical else treatment
-            parts.append(f"{who} {direction} {whose} {measure} {change} ({detail})")
+            parts.append(f"{change} ({detail})" if whose is None else f"{who} {direction} {whose} {measure} {change} ({detail})")
         return "; ".join(parts)
 
     def best(scope: str) -> str:
@@ -389,7 +390,7 @@ def verdict(decision: Decision) -> str:
                      f"It assumes {group}s do not differ, so a new {group} gets the same answer."]
     else:
         sentences = [f"{clauses(d.typical, f'a typical {group}' + chr(39) + 's')}.{best('typical')}",
-                     f"For a new {group}: {clauses(d.new_group, 'its')}.{best('new')}"]
+                     f"For a new {group}: {clauses(d.new_group, 'its' if categorical else None)}.{best('new')}"]
     if not d.higher_is_better:
         sentences.append("Lower is better here: P(helps) is the probability of a decrease.")
     total, digits = ("mean ", ".3g") if d.family == "gaussian" else ("", ",.0f")

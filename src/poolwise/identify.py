@@ -19,7 +19,7 @@ import xarray as xr
 from formulae import design_matrices
 
 from poolwise import adapter
-from poolwise.data import prepare_data
+from poolwise.data import one_line, prepare_data
 from poolwise.errors import PoolwiseError
 from poolwise.spec import FormulaSpec
 from poolwise.formulas import NAMESPACE, parse_formula
@@ -73,7 +73,11 @@ class Design:
 
 def design(formula: str, data: pd.DataFrame) -> Design:
     """The common-effects design of ``formula`` on ``data``, built by formulae as Bambi builds it."""
-    common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
+    try:
+        common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
+    except ValueError as err:  # formulae's word on a term the data cannot code (one level, ...)
+        raise PoolwiseError(f"cannot code the terms of {formula.split('~', 1)[-1].strip()!r} on these data "
+                            f"({one_line(str(err).strip().splitlines()[0])}); drop or recode that term") from None
     if common is None:
         return Design(np.zeros((len(data), 0)), [], [], {})
     labels, terms, keep = [], [], []
