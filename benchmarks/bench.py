@@ -40,9 +40,16 @@ def run(kind: str, backend: str, dataset: str, groups: int, compiledir: str) -> 
     models = result["models"].values()
     sampling = sum(m["sampling_s"] or 0 for m in models)
     ess = min(m["min_ess"] for m in models)
-    return {"wall_s": wall, "import_s": result["import_s"], "sampling_s": sampling, "rest_s": wall - sampling,
-            "min_ess": ess, "ess_per_s": ess / wall, "peak_mb": result["peak_mb"],
-            "elpd": {name: round(m["elpd_loo"], 1) for name, m in result["models"].items()}}
+    return {
+        "wall_s": wall,
+        "import_s": result["import_s"],
+        "sampling_s": sampling,
+        "rest_s": wall - sampling,
+        "min_ess": ess,
+        "ess_per_s": ess / wall,
+        "peak_mb": result["peak_mb"],
+        "elpd": {name: round(m["elpd_loo"], 1) for name, m in result["models"].items()},
+    }
 
 
 def median_row(rows: list[dict]) -> dict:
@@ -68,19 +75,24 @@ def main() -> None:
     print("-" * len(header))
     for dataset, groups in cases:
         for kind in args.kinds:
-            for backend in (["numpyro"] if kind == "numpyro-ref" else args.backends):
+            for backend in ["numpyro"] if kind == "numpyro-ref" else args.backends:
                 with tempfile.TemporaryDirectory() as compiledir:
                     for cache in ("cold", "warm"):
-                        rows = [run(kind, backend, dataset, groups, compiledir)
-                                for _ in range(1 if cache == "cold" else args.repeats)]
+                        rows = [
+                            run(kind, backend, dataset, groups, compiledir)
+                            for _ in range(1 if cache == "cold" else args.repeats)
+                        ]
                         row = median_row(rows)
                         label = dataset if not groups else f"{dataset}-{groups}"
                         if "error" in row:
                             print(f"{label:<15}{kind:<12}{backend:<9}{cache:<6}  {row['error']}")
                             continue
-                        print(f"{label:<15}{kind:<12}{backend:<9}{cache:<6}{row['wall_s']:>8.1f}{row['import_s']:>9.1f}"
-                              f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['ess_per_s']:>7.0f}"
-                              f"{row['peak_mb']:>9.0f}  {row['elpd']}", flush=True)
+                        print(
+                            f"{label:<15}{kind:<12}{backend:<9}{cache:<6}{row['wall_s']:>8.1f}{row['import_s']:>9.1f}"
+                            f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['ess_per_s']:>7.0f}"
+                            f"{row['peak_mb']:>9.0f}  {row['elpd']}",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

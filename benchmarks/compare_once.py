@@ -38,8 +38,14 @@ def run_poolwise(backend: str, frame) -> dict:
     import poolwise as pw
 
     study = pw.compare(FORMULA, frame, seed=1, backend=backend)
-    return {name: {"sampling_s": fit.idata["posterior"].attrs.get("sampling_time"), "min_ess": min_ess(fit.idata),
-                   "elpd_loo": float(study.table.loc[name, "elpd_loo"])} for name, fit in study.fits.items()}
+    return {
+        name: {
+            "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
+            "min_ess": min_ess(fit.idata),
+            "elpd_loo": float(study.table.loc[name, "elpd_loo"]),
+        }
+        for name, fit in study.fits.items()
+    }
 
 
 def run_partial(backend: str, frame) -> dict:
@@ -47,8 +53,13 @@ def run_partial(backend: str, frame) -> dict:
     import poolwise as pw
 
     fit = pw.fit(FORMULA, frame, seed=1, backend=backend)
-    return {"partial": {"sampling_s": fit.idata["posterior"].attrs.get("sampling_time"), "min_ess": min_ess(fit.idata),
-                        "elpd_loo": float("nan")}}
+    return {
+        "partial": {
+            "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
+            "min_ess": min_ess(fit.idata),
+            "elpd_loo": float("nan"),
+        }
+    }
 
 
 def run_plain(backend: str, frame) -> dict:
@@ -59,11 +70,18 @@ def run_plain(backend: str, frame) -> dict:
     fits = {}
     for name, formula in PLAIN.items():
         model = bmb.Model(formula, frame, family="binomial")
-        fits[name] = model.fit(random_seed=1, inference_method=backend, progressbar=False,
-                               idata_kwargs={"log_likelihood": True})
+        fits[name] = model.fit(
+            random_seed=1, inference_method=backend, progressbar=False, idata_kwargs={"log_likelihood": True}
+        )
     table = az.compare(fits, round_to="none")
-    return {name: {"sampling_s": fit["posterior"].attrs.get("sampling_time"), "min_ess": min_ess(fit),
-                   "elpd_loo": float(table.loc[name, "elpd"])} for name, fit in fits.items()}
+    return {
+        name: {
+            "sampling_s": fit["posterior"].attrs.get("sampling_time"),
+            "min_ess": min_ess(fit),
+            "elpd_loo": float(table.loc[name, "elpd"]),
+        }
+        for name, fit in fits.items()
+    }
 
 
 def run_numpyro_reference(backend: str, frame) -> dict:
@@ -123,8 +141,10 @@ def run_numpyro_reference(backend: str, frame) -> dict:
         fits[name] = az.from_numpyro(mcmc, log_likelihood=loglik)
         seconds[name] = time.perf_counter() - start
     table = az.compare(fits, round_to="none")
-    return {name: {"sampling_s": seconds[name], "min_ess": min_ess(fit), "elpd_loo": float(table.loc[name, "elpd"])}
-            for name, fit in fits.items()}
+    return {
+        name: {"sampling_s": seconds[name], "min_ess": min_ess(fit), "elpd_loo": float(table.loc[name, "elpd"])}
+        for name, fit in fits.items()
+    }
 
 
 def main() -> None:

@@ -116,8 +116,14 @@ pw.contrasts(over)
 # roughly four times as much.
 
 # %%
-centred = pw.fit(OVER, indicators, pooling="complete", allow_unidentified=True,
-                 priors=ANALYST | {"Intercept": "Normal(mu=0, sigma=0.1)"}, **SETTINGS)
+centred = pw.fit(
+    OVER,
+    indicators,
+    pooling="complete",
+    allow_unidentified=True,
+    priors=ANALYST | {"Intercept": "Normal(mu=0, sigma=0.1)"},
+    **SETTINGS,
+)
 pw.contrasts(centred).query("kind == 'coefficient'")
 
 # %% [markdown]
@@ -191,8 +197,12 @@ pw.contrasts(grouped)
 # %%
 CENTRED = {"1|distribution": "Normal(mu=0, sigma=HalfNormal(sigma=0.25), noncentered=False)"}
 grouped_centred = pw.fit(GROUPED, email, pooling="partial", priors=CENTRED, **SETTINGS)
-pd.concat([pw.contrasts(grouped).assign(prior="Bambi default, non-centred"),
-           pw.contrasts(grouped_centred).assign(prior="HalfNormal(0.25) sd, centred")]).query("kind == 'contrast'")
+pd.concat(
+    [
+        pw.contrasts(grouped).assign(prior="Bambi default, non-centred"),
+        pw.contrasts(grouped_centred).assign(prior="HalfNormal(0.25) sd, centred"),
+    ]
+).query("kind == 'contrast'")
 
 # %% [markdown]
 # Correlation alone is not proof of trouble. In the reference-coded model the intercept is the
@@ -202,8 +212,12 @@ pd.concat([pw.contrasts(grouped).assign(prior="Bambi default, non-centred"),
 # model has no such pairs at all.
 
 # %%
-pd.concat([pw.correlated_pairs(reference).assign(model="reference coding"),
-           pw.correlated_pairs(grouped).assign(model="partial pooling")])
+pd.concat(
+    [
+        pw.correlated_pairs(reference).assign(model="reference coding"),
+        pw.correlated_pairs(grouped).assign(model="partial pooling"),
+    ]
+)
 
 # %% [markdown]
 # ## Side by side
@@ -212,19 +226,26 @@ pd.concat([pw.correlated_pairs(reference).assign(model="reference coding"),
 # trial/control contrast. Only the over-parameterised fits disagree about the channels, and only
 # by what their priors chose.
 
+
 # %%
 def summary_row(name: str, fit) -> dict:
     table = pw.contrasts(fit)
     channel = table[table["set"].str.contains("distribution") & (table["kind"] == "coefficient")]
     trial = table[(table["set"] == "trial_control") & (table["kind"] == "contrast")].iloc[0]
-    return {"model": name, "channel coefficients (mean)": channel["mean"].mean(),
-            "channel coefficients identified": bool(channel["identified"].all()),
-            "trial - control": trial["mean"], "trial - control sd": trial["sd"]}
+    return {
+        "model": name,
+        "channel coefficients (mean)": channel["mean"].mean(),
+        "channel coefficients identified": bool(channel["identified"].all()),
+        "trial - control": trial["mean"],
+        "trial - control sd": trial["sd"],
+    }
 
 
-pd.DataFrame([
-    summary_row("one coefficient per level, intercept Normal(-1.39, 0.1)", over),
-    summary_row("one coefficient per level, intercept Normal(0, 0.1)", centred),
-    summary_row("reference coding: trial_control + C(distribution)", reference),
-    summary_row("partial pooling: trial_control + (1|distribution)", grouped),
-])
+pd.DataFrame(
+    [
+        summary_row("one coefficient per level, intercept Normal(-1.39, 0.1)", over),
+        summary_row("one coefficient per level, intercept Normal(0, 0.1)", centred),
+        summary_row("reference coding: trial_control + C(distribution)", reference),
+        summary_row("partial pooling: trial_control + (1|distribution)", grouped),
+    ]
+)

@@ -53,8 +53,10 @@ DATA = Path(os.environ.get("POOLWISE_DATA") or Path.cwd().resolve().parents[1] /
 if (DATA / "gym.csv").is_file():
     gym = pw.read_data(DATA / "gym.csv")
 else:
-    print(f"Note: {DATA / 'gym.csv'} not found, so this notebook uses the bundled simulated franchise "
-          "(pw.load_dataset('franchise')); its numbers differ from the chapter's.")
+    print(
+        f"Note: {DATA / 'gym.csv'} not found, so this notebook uses the bundled simulated franchise "
+        "(pw.load_dataset('franchise')); its numbers differ from the chapter's."
+    )
     gym = pw.load_dataset("franchise")
 gym.head()
 
@@ -114,8 +116,10 @@ fit = pw.fit(LME4, gym, pooling="partial", **SETTINGS)
 
 # %%
 summary = pw.summary(fit)
-print(f"{summary.label}: {summary.n_rows} rows, {summary.n_groups} groups; {summary.divergences} divergences, "
-      f"max r_hat {summary.max_r_hat:.3f}, min bulk ESS {summary.min_ess_bulk:.0f}")
+print(
+    f"{summary.label}: {summary.n_rows} rows, {summary.n_groups} groups; {summary.divergences} divergences, "
+    f"max r_hat {summary.max_r_hat:.3f}, min bulk ESS {summary.min_ess_bulk:.0f}"
+)
 pd.concat([summary.population, summary.group_sds])
 
 # %%
@@ -180,15 +184,16 @@ except pw.PoolwiseError as err:
 # %%
 posterior = fit.posterior
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True, layout="constrained")
-for ax, (name, title) in zip(axes, [("1|gymID_sigma", "sd of the gyms' intercepts"),
-                                    ("yogaStretch|gymID_sigma", "sd of the gyms' yoga slopes")]):
+for ax, (name, title) in zip(
+    axes, [("1|gymID_sigma", "sd of the gyms' intercepts"), ("yogaStretch|gymID_sigma", "sd of the gyms' yoga slopes")]
+):
     draws = posterior[name].values.ravel()
     ax.hist(draws, bins=40, color="#762A83", alpha=0.7)
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_title(f"{title}: P(sd < 0.1) = {(draws < 0.1).mean():.2f}", fontsize="medium")
     ax.set_xlabel("logit scale")
 axes[0].set_ylabel("posterior draws")
-fig.suptitle("Group-level sds: a distribution, not a point on the boundary");
+fig.suptitle("Group-level sds: a distribution, not a point on the boundary")
 
 # %% [markdown]
 # ### 3. Intervals for each gym
@@ -219,7 +224,9 @@ rates.swaplevel(axis=1)[["rate_without", "rate_with"]].reindex(pd.unique(tidy["g
 
 # %%
 decision = pw.decide(fit, treatment="yogaStretch", trials=50, groups=100, seed=1)
-pd.concat([decision.typical, decision.new_group]).query("quantity == 'difference'").set_index("group").drop(columns="source")
+pd.concat([decision.typical, decision.new_group]).query("quantity == 'difference'").set_index("group").drop(
+    columns="source"
+)
 
 # %%
 print(decision.verdict())

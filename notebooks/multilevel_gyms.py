@@ -65,8 +65,10 @@ DATA = Path(os.environ.get("POOLWISE_DATA") or Path.cwd().resolve().parents[1] /
 if (DATA / "gym.csv").is_file():
     gym = pw.read_data(DATA / "gym.csv")
 else:
-    print(f"Note: {DATA / 'gym.csv'} not found, so this notebook uses the bundled simulated franchise "
-          "(pw.load_dataset('franchise')); its numbers differ from the chapter's.")
+    print(
+        f"Note: {DATA / 'gym.csv'} not found, so this notebook uses the bundled simulated franchise "
+        "(pw.load_dataset('franchise')); its numbers differ from the chapter's."
+    )
     gym = pw.load_dataset("franchise")
 print(f"{len(gym)} rows, {gym['gymID'].nunique()} gyms, {gym['nTrialCustomers'].sum():,} trial customers")
 gym.head()
@@ -163,7 +165,9 @@ plots.ppc(plots.ppc_table(complete))
 
 # %%
 conditions = gym.groupby("gymID")["yogaStretch"].agg(months="size", months_with_yoga="sum")
-conditions["slope informed by data"] = (conditions["months_with_yoga"] > 0) & (conditions["months_with_yoga"] < conditions["months"])
+conditions["slope informed by data"] = (conditions["months_with_yoga"] > 0) & (
+    conditions["months_with_yoga"] < conditions["months"]
+)
 slopes = pw.coefficients(none).query("quantity == 'beta'").set_index("group")[["mean", "sd", "lower", "upper"]]
 slopes.index = slopes.index.astype(conditions.index.dtype)
 conditions.join(slopes.add_prefix("slope "))
@@ -268,10 +272,10 @@ decision.expected.drop(columns="source")
 # two cases: the shaded area of the dashed difference curve is P(helps).
 
 # %%
-decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="typical"));
+decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="typical"))
 
 # %%
-decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="new", seed=1));
+decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="new", seed=1))
 
 # %% [markdown]
 # Per gym, the difference with its interval, and the typical and new gym below them. Hollow dots
@@ -280,4 +284,4 @@ decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, sc
 # gym's own rate: a gym that converts few customers (2, 12) gains only a few points from it.
 
 # %%
-decision_plots.plot_difference_forest(decision_plots.difference_forest_table(decision));
+decision_plots.plot_difference_forest(decision_plots.difference_forest_table(decision))

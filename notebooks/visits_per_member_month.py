@@ -95,7 +95,9 @@ population = pw.population_draws(study.fits["partial"])
 for name in ("alpha", "beta", "sigma_alpha", "sigma_beta"):
     values = population[name].values.ravel()
     low, high = np.quantile(values, [0.055, 0.945])
-    print(f"{name:12s} truth {truth['population'][name]:6.2f}   estimate {values.mean():6.2f}  (89% interval {low:.2f} to {high:.2f})")
+    print(
+        f"{name:12s} truth {truth['population'][name]:6.2f}   estimate {values.mean():6.2f}  (89% interval {low:.2f} to {high:.2f})"
+    )
 
 # %% [markdown]
 # ## Figures

@@ -54,8 +54,19 @@ def test_cli_on_a_three_arm_test_and_on_crossed_factors(tmp_path):
     path = tmp_path / "abc.csv"
     data.to_csv(path, index=False)
     common = ["--draws", "200", "--tune", "200", "--chains", "2", "--seed", "1"]
-    result = runner.invoke(app, ["compare", str(path), "p(orders, visitors) ~ variant + (1|store) + (1|week)",
-                                 "--out", str(tmp_path / "res"), "--plots", *common], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            str(path),
+            "p(orders, visitors) ~ variant + (1|store) + (1|week)",
+            "--out",
+            str(tmp_path / "res"),
+            "--plots",
+            *common,
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     figures = {p.name for p in (tmp_path / "res" / "figures").glob("*.png")}
     assert {"forest.png", "shrinkage.png", "logistic.png", "data_bars.png", "ppc_counts.png"} <= figures
@@ -66,22 +77,40 @@ def test_cli_on_a_three_arm_test_and_on_crossed_factors(tmp_path):
     assert "P(best)" in decision["verdict"]
     result = runner.invoke(app, ["decide", str(tmp_path / "res"), "--group", "week"], catch_exceptions=False)
     assert result.exit_code == 0 and "new week" in result.stdout, result.output
-    result = runner.invoke(app, ["plot", "forest", str(tmp_path / "res"), "--group", "week", "--out", str(tmp_path / "f.png")],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        ["plot", "forest", str(tmp_path / "res"), "--group", "week", "--out", str(tmp_path / "f.png")],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["decide", str(tmp_path / "res"), "--group", "day"], catch_exceptions=False)
     assert result.exit_code == 2
-    assert result.stderr.strip() == ("error: 'day' is not a grouping factor of 'p(orders, visitors) ~ variant + (1|store) + "
-                                     "(1|week)'; its factors are: store, week")
+    assert result.stderr.strip() == (
+        "error: 'day' is not a grouping factor of 'p(orders, visitors) ~ variant + (1|store) + "
+        "(1|week)'; its factors are: store, week"
+    )
     result = runner.invoke(app, ["show", str(tmp_path / "res" / "partial.nc")], catch_exceptions=False)
-    assert "Group-level effects: ~store (10 levels)" in result.stdout and "Group-level effects: ~week (2 levels)" in result.stdout
+    assert (
+        "Group-level effects: ~store (10 levels)" in result.stdout
+        and "Group-level effects: ~week (2 levels)" in result.stdout
+    )
 
 
 def test_grouped_cv_leaves_out_the_factor_asked_for():
     data, _ = three_arm_test(3, stores=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
-        result = pw.group_cv("p(orders, visitors) ~ variant + (1|store) + (1|week)", data, by="store", folds=4,
-                             poolings=["partial"], draws=150, tune=150, chains=1, seed=2, workers=1)
+        result = pw.group_cv(
+            "p(orders, visitors) ~ variant + (1|store) + (1|week)",
+            data,
+            by="store",
+            folds=4,
+            poolings=["partial"],
+            draws=150,
+            tune=150,
+            chains=1,
+            seed=2,
+            workers=1,
+        )
     assert sorted(label for fold in result.folds for label in fold) == sorted(data["store"].unique())
     assert np.isfinite(result.table.loc["partial", "elpd_cv"])

@@ -11,10 +11,10 @@ import pytest
 import xarray as xr
 
 import poolwise as pw
-from poolwise.data import cache_dir
-from poolwise.results import Fit
 from poolwise.adapter import _to_numpy
+from poolwise.data import cache_dir
 from poolwise.fitting import CACHE_BYTES, _reraise_interrupt, check_sampling
+from poolwise.results import Fit
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -31,8 +31,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 def _jax_cache_settings(env: dict, before: str = "") -> dict:
     """JAX's cache settings after use_compile_cache, in a fresh interpreter (they are process-wide)."""
     code = (
-        "import json, jax\n" + before +
-        "from poolwise.fitting import use_compile_cache\n"
+        "import json, jax\n" + before + "from poolwise.fitting import use_compile_cache\n"
         "use_compile_cache(); use_compile_cache()\n"
         "c = jax.config\n"
         "print(json.dumps([c.jax_compilation_cache_dir, c.jax_compilation_cache_max_size,"
@@ -56,15 +55,20 @@ def test_compile_cache_leaves_a_folder_the_user_chose(tmp_path):
 
 
 def test_jax_draws_become_numpy_with_coords_and_attrs_kept():
-    import pymc.sampling.jax  # noqa: F401  (gives JAX its CPU devices first, as a real fit does)
     import jax.numpy as jnp
+    import pymc.sampling.jax  # noqa: F401  (gives JAX its CPU devices first, as a real fit does)
 
     values = np.arange(12.0).reshape(2, 3, 2)
-    tree = xr.DataTree.from_dict({
-        "posterior": xr.Dataset({"a": (("chain", "draw", "g"), jnp.asarray(values))},
-                                coords={"g": ["x", "y"]}, attrs={"sampling_time": 1.5}),
-        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), jnp.zeros((2, 3), dtype=bool))}),
-    })
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {"a": (("chain", "draw", "g"), jnp.asarray(values))},
+                coords={"g": ["x", "y"]},
+                attrs={"sampling_time": 1.5},
+            ),
+            "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), jnp.zeros((2, 3), dtype=bool))}),
+        }
+    )
     _to_numpy(tree)
     a = tree["posterior"]["a"]
     assert type(a.variable._data) is np.ndarray and a.values.flags.writeable
@@ -79,11 +83,19 @@ def test_diagnostics_span_variables_with_different_group_dimensions():
     intercepts = rng.normal(size=(2, 200, 30))
     slopes = rng.normal(size=(2, 200, 40))
     slopes[1, :, 7] += 3.0  # one group's slope: the two chains disagree
-    posterior = xr.Dataset({"C(g)": (("chain", "draw", "C(g)_dim"), intercepts),
-                            "C(g):x": (("chain", "draw", "C(g):x_dim"), slopes)})
+    posterior = xr.Dataset(
+        {"C(g)": (("chain", "draw", "C(g)_dim"), intercepts), "C(g):x": (("chain", "draw", "C(g):x_dim"), slopes)}
+    )
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 200), dtype=bool))})
-    fit = Fit("none", "y ~ 0 + C(g) + C(g):x", None, {}, xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats}),
-              None, {"draws": 200, "chains": 2})
+    fit = Fit(
+        "none",
+        "y ~ 0 + C(g) + C(g):x",
+        None,
+        {},
+        xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats}),
+        None,
+        {"draws": 200, "chains": 2},
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pw.PoolwiseWarning)
         check_sampling(fit)

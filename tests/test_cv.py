@@ -45,13 +45,16 @@ def test_given_folds_are_used_as_a_partition():
     assert group_folds([1, 2, 3], [["1", "2"], ["3"]]) == [[1, 2], [3]]  # labels as the CLI reads them
 
 
-@pytest.mark.parametrize("folds, message", [
-    (1, r"^folds must be between 2 and the number of groups \(3\), got 1"),
-    (4, r"^folds must be between 2 and the number of groups \(3\), got 4"),
-    ([["a", "b"], ["b", "c"]], r"repeated: \['b'\]"),
-    ([["a"], ["b"]], r"missing: \['c'\]"),
-    ([["a", "b", "c", "d"], []], r"unknown: \['d'\]"),
-])
+@pytest.mark.parametrize(
+    "folds, message",
+    [
+        (1, r"^folds must be between 2 and the number of groups \(3\), got 1"),
+        (4, r"^folds must be between 2 and the number of groups \(3\), got 4"),
+        ([["a", "b"], ["b", "c"]], r"repeated: \['b'\]"),
+        ([["a"], ["b"]], r"missing: \['c'\]"),
+        ([["a", "b", "c", "d"], []], r"unknown: \['d'\]"),
+    ],
+)
 def test_bad_folds(folds, message):
     with pytest.raises(pw.PoolwiseError, match=message):
         group_folds(["a", "b", "c"], folds)
@@ -71,11 +74,15 @@ def test_bad_cv_settings_fail_before_sampling(gym):
 def test_cluster_addresses_need_their_packages(gym, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(pw.PoolwiseError, match=r"^cluster address 'tcp://127.0.0.1:8786' needs Dask: pip install distributed"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^cluster address 'tcp://127.0.0.1:8786' needs Dask: pip install distributed"
+    ):
         group_cv(GYM_FORMULA, gym, folds=2, executor="tcp://127.0.0.1:8786")
     with pytest.raises(pw.PoolwiseError, match=r"^a ray:// address needs Ray: pip install 'ray\[default\]'$"):
         group_cv(GYM_FORMULA, gym, folds=2, executor="ray://127.0.0.1:10001")
-    with pytest.raises(pw.PoolwiseError, match=r"^executor must be a concurrent.futures.Executor or a cluster address, got int$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^executor must be a concurrent.futures.Executor or a cluster address, got int$"
+    ):
         group_cv(GYM_FORMULA, gym, folds=2, executor=4)
 
 
@@ -126,7 +133,10 @@ def _new_gyms(gym: pd.DataFrame) -> pd.DataFrame:
 def test_complete_pooling_scores_new_groups_with_the_shared_rate(gym_study, gym):
     fit, new = gym_study.fits["complete"], _new_gyms(gym)
     post = fit.posterior
-    eta = post["Intercept"].to_numpy()[..., None] + post["yogaStretch"].to_numpy()[..., None] * new["yogaStretch"].to_numpy()
+    eta = (
+        post["Intercept"].to_numpy()[..., None]
+        + post["yogaStretch"].to_numpy()[..., None] * new["yogaStretch"].to_numpy()
+    )
     expected = binom.logpmf(new["nSigned"].to_numpy(), new["nTrialCustomers"].to_numpy(), expit(eta))
     np.testing.assert_allclose(new_group_log_lik(fit, new, seed=1), expected, rtol=1e-8)
 
@@ -136,8 +146,10 @@ def test_partial_pooling_scores_new_groups_from_the_population(gym_study, gym):
     """A new gym's intercept and slope deviations are N(0, sigma) per posterior draw, so its logit
     rate at x is N(alpha + beta x, sqrt(sigma_a^2 + x^2 sigma_b^2)): integrate that on a grid."""
     fit, new = gym_study.fits["partial"], _new_gyms(gym)
-    post = {name: fit.posterior[name].to_numpy().reshape(-1) for name in
-            ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma")}
+    post = {
+        name: fit.posterior[name].to_numpy().reshape(-1)
+        for name in ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma")
+    }
     log_lik = new_group_log_lik(fit, new, seed=2).reshape(-1, len(new))
     for i, (k, n, x) in enumerate(new[["nSigned", "nTrialCustomers", "yogaStretch"]].itertuples(index=False)):
         mean = post["Intercept"] + post["yogaStretch"] * x
@@ -153,8 +165,15 @@ def test_no_pooling_scores_new_groups_with_the_prior(gym_study, gym):
     alpha, beta = terms["C(gymID)"].prior.args, terms["C(gymID):yogaStretch"].prior.args
     log_lik = new_group_log_lik(fit, new, seed=3).reshape(-1, len(new))
     for i, (k, n, x) in enumerate(new[["nSigned", "nTrialCustomers", "yogaStretch"]].itertuples(index=False)):
-        first = {name: np.atleast_1d(value)[0] for name, value in (("a_mu", alpha["mu"]), ("a_sd", alpha["sigma"]),
-                                                                    ("b_mu", beta["mu"]), ("b_sd", beta["sigma"]))}
+        first = {
+            name: np.atleast_1d(value)[0]
+            for name, value in (
+                ("a_mu", alpha["mu"]),
+                ("a_sd", alpha["sigma"]),
+                ("b_mu", beta["mu"]),
+                ("b_sd", beta["sigma"]),
+            )
+        }
         mean = np.array([first["a_mu"] + first["b_mu"] * x])
         sd = np.array([np.sqrt(first["a_sd"] ** 2 + x**2 * first["b_sd"] ** 2)])
         exact = _exact_lpd(k, n, mean, sd)

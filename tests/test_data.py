@@ -25,12 +25,17 @@ def test_load_dataset_reads_local_home(monkeypatch, tmp_path, gym):
 
 
 def test_unknown_dataset():
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown dataset 'gyms'; use one of: franchise, gym, visits, or a CSV/Parquet path$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^unknown dataset 'gyms'; use one of: franchise, gym, visits, or a CSV/Parquet path$"
+    ):
         pw.load_dataset("gyms")
 
 
 COUNTS = [
-    ({"k": [1, 5], "n": [3, 4]}, "k > n in row 2; k counts successes out of n; check the column order in p(successes, trials)"),
+    (
+        {"k": [1, 5], "n": [3, 4]},
+        "k > n in row 2; k counts successes out of n; check the column order in p(successes, trials)",
+    ),
     ({"k": [1, -1], "n": [3, 4]}, "k is negative in row 2; counts must be >= 0"),
     ({"k": [1, 1.5], "n": [3, 4]}, "k is not a whole number in row 2; counts must be integers"),
     ({"k": [1, np.nan, np.nan], "n": [3, 4, 5]}, "k is missing (NaN) in rows 2, 3; fill or drop those rows"),
@@ -55,8 +60,17 @@ def test_bundled_example_is_reproducible(tmp_path):
 
 
 def test_simulation_matches_its_truth():
-    frame, truth = pw.simulate_franchise(groups=400, periods=2, treated_share=1.0, sigma_alpha=0.0, sigma_beta=0.0,
-                                         alpha=-1.0, beta=0.0, trials=(50, 50), seed=3)
+    frame, truth = pw.simulate_franchise(
+        groups=400,
+        periods=2,
+        treated_share=1.0,
+        sigma_alpha=0.0,
+        sigma_beta=0.0,
+        alpha=-1.0,
+        beta=0.0,
+        trials=(50, 50),
+        seed=3,
+    )
     rate = frame["nSigned"].sum() / frame["nTrialCustomers"].sum()
     assert abs(rate - 1 / (1 + np.exp(1.0))) < 0.01  # 40,000 trials: se 0.0023
     assert set(truth["groups"]) == {str(g) for g in range(1, 401)}
@@ -71,5 +85,8 @@ def test_aggregate_rows_to_counts():
 
 
 def test_missing_file():
-    with pytest.raises(pw.PoolwiseError, match=r"^file not found: nowhere.csv; pass an existing CSV/Parquet path or a dataset name \(gym\)$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=r"^file not found: nowhere.csv; pass an existing CSV/Parquet path or a dataset name \(gym\)$",
+    ):
         pw.read_data("nowhere.csv")

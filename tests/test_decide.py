@@ -13,15 +13,20 @@ import xarray as xr
 from scipy.special import expit
 
 import poolwise as pw
+from poolwise.decision_plots import (
+    difference_forest_table,
+    plot_difference_forest,
+    plot_rate_densities,
+    rate_density_table,
+)
 from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, rate_draws
-from poolwise.summaries import lme4_summary
-from poolwise.decision_plots import (difference_forest_table, plot_difference_forest, plot_rate_densities,
-                                     rate_density_table)
 from poolwise.estimates import coefficients
-from poolwise.results import Fit
-from poolwise.fitting import build_model, fit as fit_model
-from poolwise.io import load_study
+from poolwise.fitting import build_model
+from poolwise.fitting import fit as fit_model
 from poolwise.formulas import parse_formula
+from poolwise.io import load_study
+from poolwise.results import Fit
+from poolwise.summaries import lme4_summary
 
 GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
@@ -61,16 +66,29 @@ def fake_fit(data: pd.DataFrame, pooling: str, *, draws: int = 4000, seed: int =
     elif pooling == "partial":
         dims = (*scalar, "gymID__factor_dim")
         coords["gymID__factor_dim"] = labels
-        variables = {"Intercept": (scalar, normal(-1.2, 0.3)), "yogaStretch": (scalar, normal(0.5, 0.2)),
-                     "1|gymID_sigma": (scalar, np.abs(normal(1.0, 0.2))),
-                     "yogaStretch|gymID_sigma": (scalar, np.abs(normal(0.4, 0.2))),
-                     "1|gymID": (dims, normal(0, 1.0, len(labels))), "yogaStretch|gymID": (dims, normal(0, 0.4, len(labels)))}
+        variables = {
+            "Intercept": (scalar, normal(-1.2, 0.3)),
+            "yogaStretch": (scalar, normal(0.5, 0.2)),
+            "1|gymID_sigma": (scalar, np.abs(normal(1.0, 0.2))),
+            "yogaStretch|gymID_sigma": (scalar, np.abs(normal(0.4, 0.2))),
+            "1|gymID": (dims, normal(0, 1.0, len(labels))),
+            "yogaStretch|gymID": (dims, normal(0, 0.4, len(labels))),
+        }
     else:
         coords |= {"C(gymID)_dim": labels, "C(gymID):yogaStretch_dim": labels}
-        variables = {"C(gymID)": ((*scalar, "C(gymID)_dim"), normal(-1.2, 0.5, len(labels))),
-                     "C(gymID):yogaStretch": ((*scalar, "C(gymID):yogaStretch_dim"), normal(0.4, 0.5, len(labels)))}
+        variables = {
+            "C(gymID)": ((*scalar, "C(gymID)_dim"), normal(-1.2, 0.5, len(labels))),
+            "C(gymID):yogaStretch": ((*scalar, "C(gymID):yogaStretch_dim"), normal(0.4, 0.5, len(labels))),
+        }
     posterior = xr.Dataset(variables, coords=coords)
-    return Fit(pooling, GYM_FORMULA, parse_formula(GYM_FORMULA, data), {}, xr.DataTree.from_dict({"posterior": posterior}), data)
+    return Fit(
+        pooling,
+        GYM_FORMULA,
+        parse_formula(GYM_FORMULA, data),
+        {},
+        xr.DataTree.from_dict({"posterior": posterior}),
+        data,
+    )
 
 
 def flat(values) -> np.ndarray:
@@ -154,8 +172,18 @@ def test_gyms_without_both_conditions_are_flagged(gym, pooling, borrowed):
     assert table.groupby("group", sort=False).size().to_dict() == {str(g): 4 for g in range(1, 13)}
     source = table.set_index(["group", "quantity"])["source"]
     for group in NEVER_WITH:
-        assert source[group].to_dict() == {"rate_without": "data", "rate_with": borrowed, "difference": borrowed, "ratio": borrowed}
-    assert source["10"].to_dict() == {"rate_without": borrowed, "rate_with": "data", "difference": borrowed, "ratio": borrowed}
+        assert source[group].to_dict() == {
+            "rate_without": "data",
+            "rate_with": borrowed,
+            "difference": borrowed,
+            "ratio": borrowed,
+        }
+    assert source["10"].to_dict() == {
+        "rate_without": borrowed,
+        "rate_with": "data",
+        "difference": borrowed,
+        "ratio": borrowed,
+    }
     others = [str(g) for g in range(1, 13) if str(g) not in NEVER_WITH + NEVER_WITHOUT]
     assert (source.loc[others] == "data").all()
     assert decision.notes[0].startswith("gymID 10 never ran without yogaStretch: rate_without and the difference")
@@ -170,12 +198,18 @@ def test_same_seed_same_numbers(gym):
     assert first.verdict() == second.verdict()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"treatment": "stretching"}, "unknown treatment 'stretching'; the formula's terms are: yogaStretch. Pass one of them as treatment"),
-    ({"trials": 0}, "trials (each new group's size) must be a whole number >= 1, got 0"),
-    ({"groups": 2.5}, "groups must be a whole number >= 1, got 2.5"),
-    ({"prob": 89}, "prob must be between 0 and 1 (e.g. 0.89), got 89"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"treatment": "stretching"},
+            "unknown treatment 'stretching'; the formula's terms are: yogaStretch. Pass one of them as treatment",
+        ),
+        ({"trials": 0}, "trials (each new group's size) must be a whole number >= 1, got 0"),
+        ({"groups": 2.5}, "groups must be a whole number >= 1, got 2.5"),
+        ({"prob": 89}, "prob must be between 0 and 1 (e.g. 0.89), got 89"),
+    ],
+)
 def test_bad_input_is_one_line(gym, kwargs, message):
     with pytest.raises(pw.PoolwiseError) as err:
         decide(fake_fit(gym, "partial"), **kwargs)
@@ -184,13 +218,16 @@ def test_bad_input_is_one_line(gym, kwargs, message):
 
 def test_treatment_must_be_numeric(gym):
     fit = fake_fit(gym.assign(yogaStretch=gym["yogaStretch"] * 2), "partial")
-    assert decide(fit).notes[0] == ("yogaStretch is not 0/1: 'without' is yogaStretch = 0 and 'with' is yogaStretch = 1, "
-                                    "the effect of one unit more")
+    assert decide(fit).notes[0] == (
+        "yogaStretch is not 0/1: 'without' is yogaStretch = 0 and 'with' is yogaStretch = 1, "
+        "the effect of one unit more"
+    )
     fit.data = fit.data.assign(yogaStretch=fit.data["yogaStretch"].map({0: "no", 2: "yes"}))
     with pytest.raises(pw.PoolwiseError) as err:
         decide(fit)
-    assert str(err.value) == ("treatment yogaStretch must be a 0/1 or numeric column to compare without (0) and with (1); "
-                              "recode it")
+    assert str(err.value) == (
+        "treatment yogaStretch must be a 0/1 or numeric column to compare without (0) and with (1); recode it"
+    )
 
 
 def test_lme4_summary_tables(gym):
@@ -205,7 +242,8 @@ def test_lme4_summary_tables(gym):
         assert table.shape == (24, 7)
     # coef = fixef + ranef draw by draw, so their means add exactly.
     merged = summary.coef.merge(summary.ranef, on=["group", "term"], suffixes=("", "_ranef")).merge(
-        summary.fixef, on="term", suffixes=("", "_fixef"))
+        summary.fixef, on="term", suffixes=("", "_fixef")
+    )
     np.testing.assert_allclose(merged["estimate"], merged["estimate_ranef"] + merged["estimate_fixef"], atol=1e-12)
     assert summary.fixef.loc[1, "estimate"] == pytest.approx(float(fit.posterior["yogaStretch"].mean()))
     assert "uncorrelated" in summary.note
@@ -216,7 +254,11 @@ def test_lme4_summary_tables(gym):
 def test_density_table_and_figure(gym):
     fit = fake_fit(gym, "partial")
     table = rate_density_table(fit)
-    assert table.groupby("quantity", sort=False).size().to_dict() == {"rate_without": 256, "rate_with": 256, "difference": 256}
+    assert table.groupby("quantity", sort=False).size().to_dict() == {
+        "rate_without": 256,
+        "rate_with": 256,
+        "difference": 256,
+    }
     for quantity, part in table.groupby("quantity"):
         assert np.trapezoid(part["density"], part["x"]) == pytest.approx(1, abs=0.02), quantity
     diff = table[table["quantity"] == "difference"]
@@ -231,7 +273,13 @@ def test_forest_table_and_figure(gym):
     assert table["label"].tolist() == [f"gymID {g}" for g in range(1, 13)] + ["typical gymID", "new gymID"]
     assert table["kind"].value_counts().to_dict() == {"observed": 12, "typical": 1, "new": 1}
     assert (table["lower"] <= table["mean"]).all() and (table["mean"] <= table["upper"]).all()
-    assert sorted(table.loc[~table["informed"] & (table["kind"] == "observed"), "group"], key=int) == ["2", "8", "10", "11", "12"]
+    assert sorted(table.loc[~table["informed"] & (table["kind"] == "observed"), "group"], key=int) == [
+        "2",
+        "8",
+        "10",
+        "11",
+        "12",
+    ]
     fig, ax = plt.subplots()
     assert plot_difference_forest(table, ax=ax) is fig
 
@@ -303,8 +351,12 @@ def test_gym_lme4_summary_agrees_with_coefficients(gym_study):
     table = coefficients(fit).set_index(["group", "quantity"])
     coef = summary.coef.set_index(["group", "term"])
     for group in map(str, range(1, 13)):
-        assert coef.loc[(group, "Intercept"), "estimate"] == pytest.approx(table.loc[(group, "alpha"), "mean"], abs=1e-12)
-        assert coef.loc[(group, "yogaStretch"), "estimate"] == pytest.approx(table.loc[(group, "beta"), "mean"], abs=1e-12)
+        assert coef.loc[(group, "Intercept"), "estimate"] == pytest.approx(
+            table.loc[(group, "alpha"), "mean"], abs=1e-12
+        )
+        assert coef.loc[(group, "yogaStretch"), "estimate"] == pytest.approx(
+            table.loc[(group, "beta"), "mean"], abs=1e-12
+        )
     assert 0.5 < summary.varcorr.set_index("term").loc["Intercept", "sd"] < 1.8
 
 
@@ -314,15 +366,26 @@ def test_gaussian_new_group_agrees_with_bambi(gym_study):
     are different estimators of the same thing: they should agree to a few points."""
     fit = gym_study.fits["partial"]
     model = fit.model or build_model(fit.spec, fit.data, "partial")[0]
-    new = pd.DataFrame({"gymID": ["new a", "new a", "new b", "new b"], "yogaStretch": [0, 1, 0, 1],
-                        "nTrialCustomers": 50, "nSigned": 0})
+    new = pd.DataFrame(
+        {
+            "gymID": ["new a", "new a", "new b", "new b"],
+            "yogaStretch": [0, 1, 0, 1],
+            "nTrialCustomers": 50,
+            "nSigned": 0,
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = model.predict(fit.idata, data=new, kind="response_params", inplace=False,
-                                  sample_new_groups=True, random_seed=10)
+        predicted = model.predict(
+            fit.idata, data=new, kind="response_params", inplace=False, sample_new_groups=True, random_seed=10
+        )
     p = predicted["posterior"]["p"].values.reshape(-1, 4)
     ours = rate_draws(fit, scope="new", seed=10)
-    for column, quantity in ((p[:, 0], ours["rate_without"]), (p[:, 1], ours["rate_with"]), (p[:, 1] - p[:, 0], ours["difference"])):
+    for column, quantity in (
+        (p[:, 0], ours["rate_without"]),
+        (p[:, 1], ours["rate_with"]),
+        (p[:, 1] - p[:, 0], ours["difference"]),
+    ):
         assert abs(np.median(column) - float(quantity.median())) < 0.05
     # Why decide() draws its own new groups: Bambi gives every unseen level the same observed
     # group's deviations per draw, so "new a" and "new b" are identical. If this starts failing,

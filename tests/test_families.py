@@ -10,59 +10,118 @@ from poolwise.data import prepare_data
 from poolwise.families import FAMILIES, family
 from poolwise.priors import default_priors
 
-ROWS = pd.DataFrame({
-    "yes": ["Y", "N", "N", "Y", "Y", "N"], "flag": [True, False, True, True, False, False],
-    "k": [0, 1, 1, 0, 1, 1], "count": [3, 0, 7, 2, 2, 5], "value": [1.5, 2.25, -0.5, 3.0, 2.0, 1.0],
-    "three": ["a", "b", "c", "a", "b", "c"], "days": [1.0, 2.0, 0.5, 1.0, 2.0, 0.5],
-    "x": [0, 1, 0, 1, 0, 1], "g": ["u", "u", "u", "v", "v", "v"],
-})
+ROWS = pd.DataFrame(
+    {
+        "yes": ["Y", "N", "N", "Y", "Y", "N"],
+        "flag": [True, False, True, True, False, False],
+        "k": [0, 1, 1, 0, 1, 1],
+        "count": [3, 0, 7, 2, 2, 5],
+        "value": [1.5, 2.25, -0.5, 3.0, 2.0, 1.0],
+        "three": ["a", "b", "c", "a", "b", "c"],
+        "days": [1.0, 2.0, 0.5, 1.0, 2.0, 0.5],
+        "x": [0, 1, 0, 1, 0, 1],
+        "g": ["u", "u", "u", "v", "v", "v"],
+    }
+)
 
 
-@pytest.mark.parametrize(("formula", "family_name", "level"), [
-    ("p(k, x) ~ 1 + (1|g)", "binomial", None),
-    ("cbind(count, days - count) ~ (1|g)", "binomial", None),
-    ("yes ~ x + (1|g)", "bernoulli", "Y"),
-    ("yes[N] ~ x + (1|g)", "bernoulli", "N"),
-    ("flag ~ x + (1|g)", "bernoulli", "True"),
-    ("k ~ x + (1|g)", "bernoulli", "1"),
-    ("value ~ x + (1|g)", "gaussian", None),
-    ("count ~ x + offset(log(days)) + (1|g)", "poisson", None),
-])
+@pytest.mark.parametrize(
+    ("formula", "family_name", "level"),
+    [
+        ("p(k, x) ~ 1 + (1|g)", "binomial", None),
+        ("cbind(count, days - count) ~ (1|g)", "binomial", None),
+        ("yes ~ x + (1|g)", "bernoulli", "Y"),
+        ("yes[N] ~ x + (1|g)", "bernoulli", "N"),
+        ("flag ~ x + (1|g)", "bernoulli", "True"),
+        ("k ~ x + (1|g)", "bernoulli", "1"),
+        ("value ~ x + (1|g)", "gaussian", None),
+        ("count ~ x + offset(log(days)) + (1|g)", "poisson", None),
+    ],
+)
 def test_the_family_is_read_as_lme4_would(formula, family_name, level):
     spec = pw.parse_formula(formula, ROWS)
     assert (spec.family, spec.level) == (family_name, level)
 
 
-@pytest.mark.parametrize(("formula", "family_name", "message"), [
-    ("count ~ x + (1|g)", None, "count holds counts (whole numbers >= 0 with more than two values), which poolwise will not "
-                                "guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"),
-    ("three ~ x + (1|g)", None, "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-                                "counts or numbers (bernoulli, binomial, poisson, negativebinomial, gaussian): recode it, "
-                                "e.g. to 0/1 for one level against the rest"),
-    ("three ~ x + (1|g)", "bernoulli", "three has 3 values (a, b, c), but a bernoulli outcome has two; recode it to two "
-                                       "levels or choose another --family"),
-    ("yes[maybe] ~ x + (1|g)", None, "yes[maybe] names a level yes does not have; its levels are: N, Y"),
-    ("count ~ x + (1|g)", "weibull", "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, "
-                                     "negativebinomial, gaussian"),
-    ("p(k, x) ~ (1|g)", "poisson", "p(k, x) is a count of successes out of trials, which only the binomial family models; "
-                                   "drop --family poisson or write the outcome alone"),
-    ("value ~ x + offset(log(days)) + (1|g)", "gaussian",
-     "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; "
-     "use --family poisson or drop the offset"),
-])
+@pytest.mark.parametrize(
+    ("formula", "family_name", "message"),
+    [
+        (
+            "count ~ x + (1|g)",
+            None,
+            "count holds counts (whole numbers >= 0 with more than two values), which poolwise will not "
+            "guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)",
+        ),
+        (
+            "three ~ x + (1|g)",
+            None,
+            "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
+            "counts or numbers (bernoulli, binomial, poisson, negativebinomial, gaussian): recode it, "
+            "e.g. to 0/1 for one level against the rest",
+        ),
+        (
+            "three ~ x + (1|g)",
+            "bernoulli",
+            "three has 3 values (a, b, c), but a bernoulli outcome has two; recode it to two "
+            "levels or choose another --family",
+        ),
+        ("yes[maybe] ~ x + (1|g)", None, "yes[maybe] names a level yes does not have; its levels are: N, Y"),
+        (
+            "count ~ x + (1|g)",
+            "weibull",
+            "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, "
+            "negativebinomial, gaussian",
+        ),
+        (
+            "p(k, x) ~ (1|g)",
+            "poisson",
+            "p(k, x) is a count of successes out of trials, which only the binomial family models; "
+            "drop --family poisson or write the outcome alone",
+        ),
+        (
+            "value ~ x + offset(log(days)) + (1|g)",
+            "gaussian",
+            "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; "
+            "use --family poisson or drop the offset",
+        ),
+    ],
+)
 def test_a_family_the_data_cannot_have_is_refused_in_one_line(formula, family_name, message):
     with pytest.raises(pw.PoolwiseError) as err:
         pw.parse_formula(formula, ROWS, family=family_name)
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize(("column", "values", "family_name", "message"), [
-    ("count", [3, 0, -7, 2, 2, 5], "poisson", "count is negative in row 3; poisson counts must be >= 0 (use --family gaussian for signed numbers)"),
-    ("count", [3, 0, 7, 2.5, 2, 5], "negativebinomial", "count is not a whole number in row 4; negativebinomial counts must be integers (use --family gaussian for measurements)"),
-    ("days", [1.0, 0.0, 0.5, -1.0, 2.0, 0.5], "poisson", "exposure days is <= 0 in rows 2, 4; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column"),
-    ("value", [2.0] * 6, "gaussian", "value takes a single value (2.0) on every row, so there is nothing to model; check the column or the rows selected"),
-    ("value", [1.5, "a", 1, 2, 3, 4], "gaussian", "value is not a number in row 2; fix or drop those rows"),
-])
+@pytest.mark.parametrize(
+    ("column", "values", "family_name", "message"),
+    [
+        (
+            "count",
+            [3, 0, -7, 2, 2, 5],
+            "poisson",
+            "count is negative in row 3; poisson counts must be >= 0 (use --family gaussian for signed numbers)",
+        ),
+        (
+            "count",
+            [3, 0, 7, 2.5, 2, 5],
+            "negativebinomial",
+            "count is not a whole number in row 4; negativebinomial counts must be integers (use --family gaussian for measurements)",
+        ),
+        (
+            "days",
+            [1.0, 0.0, 0.5, -1.0, 2.0, 0.5],
+            "poisson",
+            "exposure days is <= 0 in rows 2, 4; a rate per unit of exposure needs exposure > 0: drop those rows or fix the column",
+        ),
+        (
+            "value",
+            [2.0] * 6,
+            "gaussian",
+            "value takes a single value (2.0) on every row, so there is nothing to model; check the column or the rows selected",
+        ),
+        ("value", [1.5, "a", 1, 2, 3, 4], "gaussian", "value is not a number in row 2; fix or drop those rows"),
+    ],
+)
 def test_data_the_family_cannot_hold_are_refused_naming_the_rows(column, values, family_name, message):
     data = ROWS.assign(**{column: values})
     outcome = "value" if family_name == "gaussian" else "count"
@@ -77,7 +136,9 @@ def test_a_factor_outcome_becomes_binomial_counts_of_its_success_level():
     assert (spec.family, spec.trials, spec.response) == ("bernoulli", "yes_n", "p(yes, yes_n)")
     expected = ROWS.assign(y=ROWS["yes"] == "Y").groupby(["g", "x"])["y"].agg(["sum", "size"]).reset_index()
     assert prepared[["g", "x", "yes", "yes_n"]].values.tolist() == expected.values.tolist()
-    assert notes == ["aggregated 6 rows of yes (success: yes = Y) into 4 binomial rows (exact: same likelihood up to a constant)"]
+    assert notes == [
+        "aggregated 6 rows of yes (success: yes = Y) into 4 binomial rows (exact: same likelihood up to a constant)"
+    ]
 
 
 def test_poisson_rows_collapse_to_summed_counts_and_exposures():

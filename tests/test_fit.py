@@ -41,7 +41,10 @@ def test_complete_pooling_recovers_raw_rates(gym_study, gym):
     model = gym_study.fits["complete"].model
     prior = {name: model.parameters["p"].terms[name].prior.args for name in ("Intercept", "yogaStretch")}
     ref_without, ref_with = grid_posterior_means(
-        gym, (prior["Intercept"]["mu"], prior["Intercept"]["sigma"]), (prior["yogaStretch"]["mu"], prior["yogaStretch"]["sigma"]))
+        gym,
+        (prior["Intercept"]["mu"], prior["Intercept"]["sigma"]),
+        (prior["yogaStretch"]["mu"], prior["yogaStretch"]["sigma"]),
+    )
     assert abs(fit.loc["rate_without", "mean"] - ref_without) < 4 * _mcse(without)
     assert abs(fit.loc["rate_with", "mean"] - ref_with) < 4 * _mcse(with_)
     assert abs(fit.loc["rate_without", "mean"] - 400 / 1675) < 0.003
@@ -55,7 +58,12 @@ def test_partial_pooling_slope_and_tables(gym_study):
     assert summarise(pw.population_draws(partial)["beta"], 0.89)["lower"] > 0
     for name, fit in gym_study.fits.items():
         table = pw.coefficients(fit)
-        assert table.groupby("quantity").size().to_dict() == {"alpha": 12, "beta": 12, "rate_with": 12, "rate_without": 12}, name
+        assert table.groupby("quantity").size().to_dict() == {
+            "alpha": 12,
+            "beta": 12,
+            "rate_with": 12,
+            "rate_without": 12,
+        }, name
         assert (table["lower"] <= table["mean"]).all() and (table["mean"] <= table["upper"]).all()
         assert table["group"].unique().tolist() == [str(g) for g in range(1, 13)]
 
@@ -72,10 +80,20 @@ def test_loo_table(gym_study):
 
 def test_no_pooling_warns_about_prior_only_gyms(gym):
     with pytest.warns(pw.PoolwiseWarning) as record:
-        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, pooling="unpooled",
-               draws=100, tune=100, chains=1, seed=1)
+        pw.fit(
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            gym,
+            pooling="unpooled",
+            draws=100,
+            tune=100,
+            chains=1,
+            seed=1,
+        )
     messages = [str(w.message) for w in record if issubclass(w.category, pw.PoolwiseWarning)]
-    assert "no pooling: gymID 2, 8, 11, 12 never had yogaStretch != 0, so their yogaStretch slopes are the prior, not data; partial pooling borrows them from the population instead" in messages
+    assert (
+        "no pooling: gymID 2, 8, 11, 12 never had yogaStretch != 0, so their yogaStretch slopes are the prior, not data; partial pooling borrows them from the population instead"
+        in messages
+    )
     assert any(m.startswith("no pooling: gymID 10 only ever had one value of yogaStretch") for m in messages)
 
 
@@ -91,11 +109,22 @@ def test_parameter_recovery_on_simulated_franchise():
 
 def test_chapter_priors_are_set(gym):
     bad = {"yogaStretch": "Normal(mu=0, sigma=0.75)", "gym": "Normal(mu=0, sigma=1)"}
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown prior term 'gym' for the partial model; its terms are: 1\|gymID, Intercept, yogaStretch, yogaStretch\|gymID$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=r"^unknown prior term 'gym' for the partial model; its terms are: 1\|gymID, Intercept, yogaStretch, yogaStretch\|gymID$",
+    ):
         pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors=bad)
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown prior distribution 'Normall' in 'Normall\(mu=0\)'; use a PyMC distribution"):
-        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors={"yogaStretch": "Normall(mu=0)"})
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^unknown prior distribution 'Normall' in 'Normall\(mu=0\)'; use a PyMC distribution"
+    ):
+        pw.fit(
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            gym,
+            priors={"yogaStretch": "Normall(mu=0)"},
+        )
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings$"
+    ):
         pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors="textbook")
     from poolwise.fitting import build_model
     from poolwise.priors import resolve_priors
@@ -108,8 +137,16 @@ def test_chapter_priors_are_set(gym):
 
 def test_sum_coding_falls_back_from_nutpie(email):
     with pytest.warns(pw.PoolwiseWarning, match="sampled with pymc: nutpie cannot handle the comma"):
-        fit = pw.fit("p(opens, sent) ~ trial_control + C(distribution, Sum)", email, pooling="complete",
-                     draws=100, tune=100, chains=1, seed=1, backend="nutpie")
+        fit = pw.fit(
+            "p(opens, sent) ~ trial_control + C(distribution, Sum)",
+            email,
+            pooling="complete",
+            draws=100,
+            tune=100,
+            chains=1,
+            seed=1,
+            backend="nutpie",
+        )
     assert fit.settings["backend"] == "pymc"
     assert fit.posterior["C(distribution, Sum)"].shape[-1] == 2
 
@@ -123,8 +160,15 @@ def test_backends_agree_within_monte_carlo_error(gym_study, gym, backend):
     default = gym_study.fits["partial"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
-        other = pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
-                       backend=backend, draws=500, tune=500, chains=2, seed=5)
+        other = pw.fit(
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            gym,
+            backend=backend,
+            draws=500,
+            tune=500,
+            chains=2,
+            seed=5,
+        )
     assert (default.settings["backend"], other.settings["backend"]) == ("numpyro", backend)
     for name in ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma"):
         a, b = default.posterior[name], other.posterior[name]
@@ -138,7 +182,8 @@ def test_backends_agree_within_monte_carlo_error(gym_study, gym, backend):
 def test_compare_without_seed_records_one_base_seed(gym):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
-        study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym,
-                           draws=50, tune=50, chains=1)
+        study = pw.compare(
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, draws=50, tune=50, chains=1
+        )
     seeds = [study.fits[name].settings["seed"] for name in ("complete", "none", "partial")]
     assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]

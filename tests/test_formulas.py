@@ -7,26 +7,89 @@ from poolwise.formulas import ALLOWED_CALLS
 DATA = pd.DataFrame({"k": [1, 2], "n": [3, 4], "x": [0, 1], "z": [0.5, 1.5], "g": ["a", "b"], "t": ["u", "v"]})
 
 TEMPLATES = [
-    ("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
-     {"complete": "p(nSigned, nTrialCustomers) ~ yogaStretch",
-      "none": "p(nSigned, nTrialCustomers) ~ 0 + C(gymID) + C(gymID):yogaStretch",
-      "partial": "p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)"}),
+    (
+        "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+        {
+            "complete": "p(nSigned, nTrialCustomers) ~ yogaStretch",
+            "none": "p(nSigned, nTrialCustomers) ~ 0 + C(gymID) + C(gymID):yogaStretch",
+            "partial": "p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)",
+        },
+    ),
     ("p(k, n) ~ 1 + (1|g)", {"complete": "p(k, n) ~ 1", "none": "p(k, n) ~ 0 + C(g)", "partial": "p(k, n) ~ (1|g)"}),
-    ("p(k, n) ~ x + (1|g)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + x", "partial": "p(k, n) ~ x + (1|g)"}),
-    ("p(k, n) ~ x + (0 + x|g)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ C(g):x", "partial": "p(k, n) ~ x + (0 + x|g)"}),
-    ("cbind(k, n - k) ~ x + (x|g)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + C(g):x", "partial": "p(k, n) ~ x + (1 + x|g)"}),
-    ("p(k, n) ~ x + (1 + x|g)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + C(g):x", "partial": "p(k, n) ~ x + (1 + x|g)"}),
-    ("p(k, n) ~ x + z + (x|g)", {"complete": "p(k, n) ~ x + z", "none": "p(k, n) ~ 0 + C(g) + z + C(g):x", "partial": "p(k, n) ~ x + z + (1 + x|g)"}),
-    ("p(k, n) ~ C(t) + (C(t)|g)", {"complete": "p(k, n) ~ C(t)", "none": "p(k, n) ~ 0 + C(g) + C(g):C(t)", "partial": "p(k, n) ~ C(t) + (1 + C(t)|g)"}),
-    ("prop(k, n) ~ x + (x|store_name)", {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(store_name) + C(store_name):x", "partial": "p(k, n) ~ x + (1 + x|store_name)"}),
-    ("signed ~ yoga + (yoga|gym)", {"complete": "signed ~ yoga", "none": "signed ~ 0 + C(gym) + C(gym):yoga", "partial": "signed ~ yoga + (1 + yoga|gym)"}),
-    ("y ~ x + (1|g) + (1|t)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + x", "partial": "y ~ x + (1|g) + (1|t)"}),
-    ("y ~ x + (x|g) + (1|t)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + C(g):x", "partial": "y ~ x + (1 + x|g) + (1|t)"}),
+    (
+        "p(k, n) ~ x + (1|g)",
+        {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + x", "partial": "p(k, n) ~ x + (1|g)"},
+    ),
+    (
+        "p(k, n) ~ x + (0 + x|g)",
+        {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ C(g):x", "partial": "p(k, n) ~ x + (0 + x|g)"},
+    ),
+    (
+        "cbind(k, n - k) ~ x + (x|g)",
+        {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + C(g):x", "partial": "p(k, n) ~ x + (1 + x|g)"},
+    ),
+    (
+        "p(k, n) ~ x + (1 + x|g)",
+        {"complete": "p(k, n) ~ x", "none": "p(k, n) ~ 0 + C(g) + C(g):x", "partial": "p(k, n) ~ x + (1 + x|g)"},
+    ),
+    (
+        "p(k, n) ~ x + z + (x|g)",
+        {
+            "complete": "p(k, n) ~ x + z",
+            "none": "p(k, n) ~ 0 + C(g) + z + C(g):x",
+            "partial": "p(k, n) ~ x + z + (1 + x|g)",
+        },
+    ),
+    (
+        "p(k, n) ~ C(t) + (C(t)|g)",
+        {
+            "complete": "p(k, n) ~ C(t)",
+            "none": "p(k, n) ~ 0 + C(g) + C(g):C(t)",
+            "partial": "p(k, n) ~ C(t) + (1 + C(t)|g)",
+        },
+    ),
+    (
+        "prop(k, n) ~ x + (x|store_name)",
+        {
+            "complete": "p(k, n) ~ x",
+            "none": "p(k, n) ~ 0 + C(store_name) + C(store_name):x",
+            "partial": "p(k, n) ~ x + (1 + x|store_name)",
+        },
+    ),
+    (
+        "signed ~ yoga + (yoga|gym)",
+        {
+            "complete": "signed ~ yoga",
+            "none": "signed ~ 0 + C(gym) + C(gym):yoga",
+            "partial": "signed ~ yoga + (1 + yoga|gym)",
+        },
+    ),
+    (
+        "y ~ x + (1|g) + (1|t)",
+        {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + x", "partial": "y ~ x + (1|g) + (1|t)"},
+    ),
+    (
+        "y ~ x + (x|g) + (1|t)",
+        {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(t) + C(g):x", "partial": "y ~ x + (1 + x|g) + (1|t)"},
+    ),
     ("y ~ 1 + (1|g/t)", {"complete": "y ~ 1", "none": "y ~ 0 + C(g) + C(g_t)", "partial": "y ~ (1|g) + (1|g_t)"}),
     ("y ~ x + (x||g)", {"complete": "y ~ x", "none": "y ~ 0 + C(g) + C(g):x", "partial": "y ~ x + (1 + x|g)"}),
-    ("y ~ factor(t) + I(z^2) + (1|g)", {"complete": "y ~ C(t) + I(z ** 2)", "none": "y ~ 0 + C(g) + C(t) + I(z ** 2)",
-                                        "partial": "y ~ C(t) + I(z ** 2) + (1|g)"}),
-    ("y ~ x + offset(log(e)) + (1|g)", {"complete": "y ~ x + offset(log(e))", "none": "y ~ 0 + C(g) + x + offset(log(e))", "partial": "y ~ x + (1|g) + offset(log(e))"}),
+    (
+        "y ~ factor(t) + I(z^2) + (1|g)",
+        {
+            "complete": "y ~ C(t) + I(z ** 2)",
+            "none": "y ~ 0 + C(g) + C(t) + I(z ** 2)",
+            "partial": "y ~ C(t) + I(z ** 2) + (1|g)",
+        },
+    ),
+    (
+        "y ~ x + offset(log(e)) + (1|g)",
+        {
+            "complete": "y ~ x + offset(log(e))",
+            "none": "y ~ 0 + C(g) + x + offset(log(e))",
+            "partial": "y ~ x + (1|g) + offset(log(e))",
+        },
+    ),
 ]
 
 
@@ -45,12 +108,30 @@ def test_spec_parts():
 BAD = [
     ("p(k, n) x", "formula 'p(k, n) x' has no '~'; write it as y ~ x + (x|group)"),
     ("p(k n) ~ x", "cannot read formula 'p(k n) ~ x' (Expect ')' after arguments.); write it as y ~ x + (x|group)"),
-    ("p(k, n) ~ x + (x|", "cannot read formula 'p(k, n) ~ x + (x|' (Don't know how to parse ''); write it as y ~ x + (x|group)"),
-    ("p(k, n) ~ w + (x|g)", "column 'w' is not in the data; the columns are: k, n, x, z, g, t. Fix the formula or the data"),
-    ("cbind(k, f) ~ x", "cbind() is read only as cbind(successes, trials - successes); write it that way or use p(successes, trials)"),
-    ("log(k) ~ x", "response log(k) is not a column or a count pair; write y, p(successes, trials) or cbind(successes, trials - successes), and compute transformed outcomes as a data column"),
-    ("k ~ x + offset(e) + (1|g)", "poolwise reads offsets only as offset(log(exposure)), not offset(e); pass the exposure itself (a time, population or count of units > 0) inside log()"),
-    ("p(k, n) ~ x + offset(log(z))", "offset(log(z)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset"),
+    (
+        "p(k, n) ~ x + (x|",
+        "cannot read formula 'p(k, n) ~ x + (x|' (Don't know how to parse ''); write it as y ~ x + (x|group)",
+    ),
+    (
+        "p(k, n) ~ w + (x|g)",
+        "column 'w' is not in the data; the columns are: k, n, x, z, g, t. Fix the formula or the data",
+    ),
+    (
+        "cbind(k, f) ~ x",
+        "cbind() is read only as cbind(successes, trials - successes); write it that way or use p(successes, trials)",
+    ),
+    (
+        "log(k) ~ x",
+        "response log(k) is not a column or a count pair; write y, p(successes, trials) or cbind(successes, trials - successes), and compute transformed outcomes as a data column",
+    ),
+    (
+        "k ~ x + offset(e) + (1|g)",
+        "poolwise reads offsets only as offset(log(exposure)), not offset(e); pass the exposure itself (a time, population or count of units > 0) inside log()",
+    ),
+    (
+        "p(k, n) ~ x + offset(log(z))",
+        "offset(log(z)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset",
+    ),
 ]
 
 
@@ -62,16 +143,35 @@ def test_bad_formulas(formula, message):
 
 
 def test_no_group_term_for_templates():
-    with pytest.raises(pw.PoolwiseError, match=r"^formula 'p\(k, n\) ~ x' has no group term; add one such as \(1\|group\)"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^formula 'p\(k, n\) ~ x' has no group term; add one such as \(1\|group\)"
+    ):
         pw.templates("p(k, n) ~ x")
 
 
-ATTACKS = ["os.getpid()", 'os.remove("results.nc")', 'shutil.rmtree("/")', 'subprocess.run("ls")', 'open("f")',
-           'eval("1")', "exec(x)", "getattr(x, y)", "x.__class__()", 'C(x, levels=eval("[1]"))', "scale(np.log(z))",
-           "print(x)", "globals()", "sys.exit(1)",
-           # lme4's spellings are translated before the checks, so they cannot smuggle a call in
-           "factor(os.getpid())", "I(os.getpid()^2)", "I(x^os.getpid())", 'factor(x, levels=eval("[1]"))',
-           "(x||os.getpid())", "(1|g/os.getpid())"]
+ATTACKS = [
+    "os.getpid()",
+    'os.remove("results.nc")',
+    'shutil.rmtree("/")',
+    'subprocess.run("ls")',
+    'open("f")',
+    'eval("1")',
+    "exec(x)",
+    "getattr(x, y)",
+    "x.__class__()",
+    'C(x, levels=eval("[1]"))',
+    "scale(np.log(z))",
+    "print(x)",
+    "globals()",
+    "sys.exit(1)",
+    # lme4's spellings are translated before the checks, so they cannot smuggle a call in
+    "factor(os.getpid())",
+    "I(os.getpid()^2)",
+    "I(x^os.getpid())",
+    'factor(x, levels=eval("[1]"))',
+    "(x||os.getpid())",
+    "(1|g/os.getpid())",
+]
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

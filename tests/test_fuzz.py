@@ -31,14 +31,27 @@ from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import check_terms, parse_prior, prior_strings
 
 runner = CliRunner()
-DATA = pd.DataFrame({"k": [1, 2, 3, 4], "n": [5, 5, 6, 6], "x": [0, 1, 0, 1], "z": [0.5, 1.5, 2.5, 0.1],
-                     "g": ["a", "a", "b", "b"], "t": ["u", "v", "u", "v"]})
+DATA = pd.DataFrame(
+    {
+        "k": [1, 2, 3, 4],
+        "n": [5, 5, 6, 6],
+        "x": [0, 1, 0, 1],
+        "z": [0.5, 1.5, 2.5, 0.1],
+        "g": ["a", "a", "b", "b"],
+        "t": ["u", "v", "u", "v"],
+    }
+)
 
 
 def fuzz(examples: int) -> settings:
     """Hypothesis settings: ``examples`` cases, no per-case deadline (the first case imports Bambi)."""
-    return settings(max_examples=examples, deadline=None, database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def fitting_module():
@@ -69,9 +82,12 @@ ATTACKS = {
     "os.mkdir": ('p(k, n) ~ x + os.mkdir("{new}") + (1|g)', CALLS.format("os.mkdir")),
     "shutil.rmtree": ('p(k, n) ~ x + shutil.rmtree("{keep}") + (1|g)', CALLS.format("shutil.rmtree")),
     "subprocess.run list": ('p(k, n) ~ x + subprocess.run(["touch", "{new}"]) + (1|g)', CALLS.format("subprocess.run")),
-    "subprocess.call shell": ('p(k, n) ~ x + subprocess.call("touch {new}", shell=True) + (1|g)', CALLS.format("subprocess.call")),
+    "subprocess.call shell": (
+        'p(k, n) ~ x + subprocess.call("touch {new}", shell=True) + (1|g)',
+        CALLS.format("subprocess.call"),
+    ),
     "open": ('p(k, n) ~ x + open("{new}", "w") + (1|g)', CALLS.format("open")),
-    "eval": ('p(k, n) ~ x + eval("__import__(\'os\').remove(\'{victim}\')") + (1|g)', CALLS.format("eval")),
+    "eval": ("p(k, n) ~ x + eval(\"__import__('os').remove('{victim}')\") + (1|g)", CALLS.format("eval")),
     "eval plain": ('p(k, n) ~ x + eval("1") + (1|g)', CALLS.format("eval")),
     "exec": ('p(k, n) ~ x + exec("import os") + (1|g)', CALLS.format("exec")),
     "compile": ('p(k, n) ~ x + compile("1", "f", "eval") + (1|g)', CALLS.format("compile")),
@@ -81,16 +97,18 @@ ATTACKS = {
     "setattr": ('p(k, n) ~ x + setattr(np, "log", print) + (1|g)', CALLS.format("setattr")),
     "numpy attribute chain": ('p(k, n) ~ x + np.lib.npyio.save("{new}", x) + (1|g)', CALLS.format("np.lib.npyio.save")),
     "pandas method chain": ('p(k, n) ~ x + pd.DataFrame(x).to_csv("{new}") + (1|g)', CALLS.format("pd.DataFrame")),
-    "dunder chain call": ('p(k, n) ~ x + x.__class__.__base__.__subclasses__() + (1|g)',
-                          CALLS.format("x.__class__.__base__.__subclasses__")),
-    "dunder name": ('p(k, n) ~ x + x.__class__ + (1|g)', "column 'x.__class__' is not in the data"),
-    "print": ('p(k, n) ~ x + print(x) + (1|g)', CALLS.format("print")),
+    "dunder chain call": (
+        "p(k, n) ~ x + x.__class__.__base__.__subclasses__() + (1|g)",
+        CALLS.format("x.__class__.__base__.__subclasses__"),
+    ),
+    "dunder name": ("p(k, n) ~ x + x.__class__ + (1|g)", "column 'x.__class__' is not in the data"),
+    "print": ("p(k, n) ~ x + print(x) + (1|g)", CALLS.format("print")),
     "globals subscript": ('p(k, n) ~ x + globals()["os"] + (1|g)', CALLS.format("globals")),
-    "breakpoint": ('p(k, n) ~ x + breakpoint() + (1|g)', CALLS.format("breakpoint")),
-    "sys.exit": ('p(k, n) ~ x + sys.exit(3) + (1|g)', CALLS.format("sys.exit")),
+    "breakpoint": ("p(k, n) ~ x + breakpoint() + (1|g)", CALLS.format("breakpoint")),
+    "sys.exit": ("p(k, n) ~ x + sys.exit(3) + (1|g)", CALLS.format("sys.exit")),
     "lambda": ('p(k, n) ~ x + (lambda: os.remove("{victim}")) + (1|g)', CALLS.format("os.remove")),
-    "list comprehension": ('p(k, n) ~ x + [os.remove(f) for f in x] + (1|g)', CALLS.format("os.remove")),
-    "generator": ('p(k, n) ~ x + (os.remove(f) for f in x) + (1|g)', CALLS.format("os.remove")),
+    "list comprehension": ("p(k, n) ~ x + [os.remove(f) for f in x] + (1|g)", CALLS.format("os.remove")),
+    "generator": ("p(k, n) ~ x + (os.remove(f) for f in x) + (1|g)", CALLS.format("os.remove")),
     "dict literal": ('p(k, n) ~ x + {{"a": os.remove("{victim}")}} + (1|g)', CALLS.format("os.remove")),
     "braces": ('p(k, n) ~ x + {{os.remove("{victim}")}} + (1|g)', CALLS.format("os.remove")),
     "brackets": ('p(k, n) ~ x + [os.remove("{victim}")] + (1|g)', CALLS.format("os.remove")),
@@ -98,7 +116,10 @@ ATTACKS = {
     "operator inside I()": ('p(k, n) ~ I(x + os.remove("{victim}")) + (1|g)', CALLS.format("os.remove")),
     "quoted name": ('p(k, n) ~ x + `os.remove("{victim}")` + (1|g)', NOT_PLAIN.format('os.remove("{victim}")')),
     "quoted module": ('p(k, n) ~ x + `os`.remove("{victim}") + (1|g)', CALLS.format("remove")),
-    "quoted name in C()": ('p(k, n) ~ x + C(`os.remove("{victim}")`) + (1|g)', NOT_PLAIN.format('os.remove("{victim}")')),
+    "quoted name in C()": (
+        'p(k, n) ~ x + C(`os.remove("{victim}")`) + (1|g)',
+        NOT_PLAIN.format('os.remove("{victim}")'),
+    ),
     "quoted name in p()": ('p(`os.remove("{victim}")`, n) ~ x + (1|g)', NOT_PLAIN.format('os.remove("{victim}")')),
     "quoted group": ('p(k, n) ~ x + (1|`os.mkdir("{new}")`)', NOT_PLAIN.format('os.mkdir("{new}")')),
     "C() levels": ('p(k, n) ~ x + C(g, levels=open("{new}", "w")) + (1|g)', CALLS.format("open")),
@@ -111,20 +132,26 @@ ATTACKS = {
     "p() keyword": ('p(k, n, trials=open("{new}", "w")) ~ x + (1|g)', CALLS.format("open")),
     "prop() argument": ('prop(k, os.remove("{victim}")) ~ x + (1|g)', CALLS.format("os.remove")),
     "cbind() tail": ('cbind(k, n - k) ~ x + os.remove("{victim}") + (1|g)', CALLS.format("os.remove")),
-    "cbind() argument": ('cbind(os.remove("{victim}"), n - k) ~ x + (1|g)', "cbind() is read only as cbind(successes, trials - successes)"),
+    "cbind() argument": (
+        'cbind(os.remove("{victim}"), n - k) ~ x + (1|g)',
+        "cbind() is read only as cbind(successes, trials - successes)",
+    ),
     "group factor": ('p(k, n) ~ x + (1|os.remove("{victim}"))', CALLS.format("os.remove")),
     "group term": ('p(k, n) ~ x + (os.remove("{victim}")|g)', CALLS.format("os.remove")),
     "removed term": ('p(k, n) ~ x - os.remove("{victim}") + (1|g)', CALLS.format("os.remove")),
     "quoted callee": ('p(k, n) ~ x + `os.remove`("{victim}") + (1|g)', CALLS.format("`os.remove`")),
     "interaction": ('p(k, n) ~ x:os.remove("{victim}") + (1|g)', CALLS.format("os.remove")),
     "trailing text": ('p(k, n) ~ x + (1|g) os.remove("{victim}")', CALLS.format("os.remove")),
-    "unclosed string": ('p(k, n) ~ C(g, levels="a\\") + os.remove("{victim}") + C(g, levels="b") + (1|g)', CALLS.format("os.remove")),
+    "unclosed string": (
+        'p(k, n) ~ C(g, levels="a\\") + os.remove("{victim}") + C(g, levels="b") + (1|g)',
+        CALLS.format("os.remove"),
+    ),
     "fullwidth os": ('p(k, n) ~ x + ｏｓ.remove("{victim}") + (1|g)', CALLS.format("ｏｓ.remove")),
     "newline": ('p(k, n) ~ x\n+ os.remove("{victim}") + (1|g)', CALLS.format("os.remove")),
     "null byte": ('p(k, n) ~ x + os.remove("{victim}")\x00 + (1|g)', UNREADABLE),
-    "semicolon": ('p(k, n) ~ x + (1|g); import os', UNREADABLE),
+    "semicolon": ("p(k, n) ~ x + (1|g); import os", UNREADABLE),
     "walrus": ('p(k, n) ~ x + (f := os.remove("{victim}")) + (1|g)', CALLS.format("os.remove")),
-    "f-string": ('p(k, n) ~ x + f"{{os.remove(\'{victim}\')}}" + (1|g)', UNREADABLE),
+    "f-string": ("p(k, n) ~ x + f\"{{os.remove('{victim}')}}\" + (1|g)", UNREADABLE),
 }
 
 
@@ -141,7 +168,8 @@ def targets(tmp_path):
     def untouched() -> None:
         assert victim.read_text() == "precious" and (keep / "inside.txt").read_text() == "also precious"
         assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == sorted(
-            ["keep", "keep/inside.txt", "victim.txt", *extra]), "an attack changed tmp_path"
+            ["keep", "keep/inside.txt", "victim.txt", *extra]
+        ), "an attack changed tmp_path"
 
     extra: list[str] = []
     return paths, untouched, extra
@@ -241,7 +269,7 @@ def test_templates_carry_exactly_what_was_checked():
         with pytest.raises(pw.PoolwiseError) as err:
             pw.templates(formula)
         assert assert_one_line(err.value).startswith(start), formula
-    fine = pw.templates("p(k, n) ~ `x` + x.1 + I((x + 1)) + {x / 2} + log(x + 1) + C(t, levels=\"v\") + (`x`|g)")
+    fine = pw.templates('p(k, n) ~ `x` + x.1 + I((x + 1)) + {x / 2} + log(x + 1) + C(t, levels="v") + (`x`|g)')
     assert fine["partial"] == 'p(k, n) ~ x + x.1 + I(x + 1) + I(x / 2) + log(x + 1) + C(t, levels="v") + (1 + x|g)'
 
 
@@ -249,7 +277,10 @@ def test_column_listing_stays_on_one_line():
     data = pd.DataFrame({"k\nx": [1], "n": [2], "g\r": ["a"]})
     with pytest.raises(pw.PoolwiseError) as err:
         pw.parse_formula("p(k, n) ~ (1|g)", data)
-    assert assert_one_line(err.value) == "column 'g' is not in the data; the columns are: k\\nx, n, g\\r. Fix the formula or the data"
+    assert (
+        assert_one_line(err.value)
+        == "column 'g' is not in the data; the columns are: k\\nx, n, g\\r. Fix the formula or the data"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,14 +289,87 @@ def test_column_listing_stays_on_one_line():
 
 COLUMNS = ["k", "n", "x", "z", "g", "t"]
 NAMES = COLUMNS + ["w", "größe", "x.1", "os", "np", "Treatment", "True", "_x", "1x"]
-BAD_CALLS = ["os.remove", "open", "eval", "exec", "getattr", "np.log", "__import__", "x.__class__", "print", "Treatment", "ｏｓ.remove"]
-TOKENS = NAMES + ["~", "+", "-", "*", "/", ":", "|", "**", "%", "//", "(", ")", "{", "}", "[", "]", ",", "=", "==", "!",
-                  "0", "1", "-1", "2.5", "1e3", '"a"', "'b'", "`k`", "`a b`", '`os.remove("f")`', "`", '"', "'", ".", ";",
-                  "p(k, n)", "cbind(k, n - k)", "prop(", "C(", "log(", "scale(", "os.remove(", "open(", "lambda", "for",
-                  "||", "factor(", "I(", "^", "offset(log(", "(1|g/t)", "(x||g)", "[", "k[1]",
-                  "\n", "\t", "\r", "\x00", "é", "\u2028", "\ufeff", "🙂", "ｘ"]
+BAD_CALLS = [
+    "os.remove",
+    "open",
+    "eval",
+    "exec",
+    "getattr",
+    "np.log",
+    "__import__",
+    "x.__class__",
+    "print",
+    "Treatment",
+    "ｏｓ.remove",
+]
+TOKENS = NAMES + [
+    "~",
+    "+",
+    "-",
+    "*",
+    "/",
+    ":",
+    "|",
+    "**",
+    "%",
+    "//",
+    "(",
+    ")",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "=",
+    "==",
+    "!",
+    "0",
+    "1",
+    "-1",
+    "2.5",
+    "1e3",
+    '"a"',
+    "'b'",
+    "`k`",
+    "`a b`",
+    '`os.remove("f")`',
+    "`",
+    '"',
+    "'",
+    ".",
+    ";",
+    "p(k, n)",
+    "cbind(k, n - k)",
+    "prop(",
+    "C(",
+    "log(",
+    "scale(",
+    "os.remove(",
+    "open(",
+    "lambda",
+    "for",
+    "||",
+    "factor(",
+    "I(",
+    "^",
+    "offset(log(",
+    "(1|g/t)",
+    "(x||g)",
+    "[",
+    "k[1]",
+    "\n",
+    "\t",
+    "\r",
+    "\x00",
+    "é",
+    "\u2028",
+    "\ufeff",
+    "🙂",
+    "ｘ",
+]
 soup = st.lists(st.tuples(st.sampled_from(TOKENS) | st.text(max_size=3), st.sampled_from(["", " "])), max_size=12).map(
-    lambda parts: "".join(token + sep for token, sep in parts))
+    lambda parts: "".join(token + sep for token, sep in parts)
+)
 # Random token sequences, most with one '~' between two of them.
 formula_soup = st.one_of(soup, st.tuples(soup, soup).map(" ~ ".join), st.tuples(soup, soup).map(" ~ ".join))
 
@@ -279,11 +383,16 @@ def grammar_formulas(draw) -> tuple[str, bool]:
     def leaf():
         if draw(st.integers(0, 2)):
             return draw(st.sampled_from(COLUMNS))
-        return draw(st.sampled_from(NAMES) | st.sampled_from(["1", "0", "2.5", '"u"', "`x`", "`a b`", "`os.getpid()`"])
-                    | st.from_regex(r"[a-zA-Z][a-zA-Z0-9_.]{0,5}", fullmatch=True))
+        return draw(
+            st.sampled_from(NAMES)
+            | st.sampled_from(["1", "0", "2.5", '"u"', "`x`", "`a b`", "`os.getpid()`"])
+            | st.from_regex(r"[a-zA-Z][a-zA-Z0-9_.]{0,5}", fullmatch=True)
+        )
 
     def expr(depth: int) -> str:
-        kind = draw(st.sampled_from(["leaf", "leaf", "call", "op", "paren", "brace", "interaction"] if depth < 3 else ["leaf"]))
+        kind = draw(
+            st.sampled_from(["leaf", "leaf", "call", "op", "paren", "brace", "interaction"] if depth < 3 else ["leaf"])
+        )
         if kind == "leaf":
             return leaf()
         if kind == "call":
@@ -299,14 +408,19 @@ def grammar_formulas(draw) -> tuple[str, bool]:
             return f"{expr(depth + 1)}:{expr(depth + 1)}"
         return f"({expr(depth + 1)})" if kind == "paren" else f"{{{expr(depth + 1)}}}"
 
-    response = draw(st.sampled_from(["p(k, n)", "p(k, n)", "prop(k, n)", "cbind(k, n - k)", "k", "cbind(k, n)", "p(k)", None]))
+    response = draw(
+        st.sampled_from(["p(k, n)", "p(k, n)", "prop(k, n)", "cbind(k, n - k)", "k", "cbind(k, n)", "p(k)", None])
+    )
     response = expr(1) if response is None else response
     terms = [expr(1) for _ in range(draw(st.integers(0, 3)))]
     for _ in range(draw(st.integers(0, 2)) if draw(st.integers(0, 3)) else 0):
         group = draw(st.sampled_from(["g", "g", "t", "x", "g/t", "g:t"])) if draw(st.integers(0, 3)) else leaf()
         bar = draw(st.sampled_from(["|", "|", "||"]))
-        terms.append(f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}{bar}{group})"
-                     if draw(st.booleans()) else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z', 'factor(t)', 'I(x^2)']))}{bar}{group})")
+        terms.append(
+            f"({draw(st.sampled_from(['1', '0', 'x', '1 + x']))} + {expr(2)}{bar}{group})"
+            if draw(st.booleans())
+            else f"({draw(st.sampled_from(['1', 'x', '1 + x', '0 + z', 'factor(t)', 'I(x^2)']))}{bar}{group})"
+        )
     return f"{response} ~ {' + '.join(terms) or '1'}", any(bad)
 
 
@@ -332,11 +446,21 @@ def check_formula(formula: str) -> None:
         return
     event("parsed, templates read back")
     # A nested factor a/b is fitted as the column a_b, which the data stage adds.
-    nested = DATA.assign(**{factor.name: DATA[list(factor.parts)].astype(str).agg(":".join, axis=1)
-                            for factor in spec.factors if len(factor.parts) > 1})
+    nested = DATA.assign(
+        **{
+            factor.name: DATA[list(factor.parts)].astype(str).agg(":".join, axis=1)
+            for factor in spec.factors
+            if len(factor.parts) > 1
+        }
+    )
     for template in templates.values():
         again = pw.parse_formula(template, nested, family=spec.family)
-        assert (again.outcome, again.trials, again.exposure, again.family) == (spec.outcome, spec.trials, spec.exposure, spec.family)
+        assert (again.outcome, again.trials, again.exposure, again.family) == (
+            spec.outcome,
+            spec.trials,
+            spec.exposure,
+            spec.family,
+        )
 
 
 @fuzz(1500)
@@ -379,14 +503,60 @@ def test_fuzz_cli_templates(formula):
 # 2. Hypothesis: CSV files, counts, priors
 # ---------------------------------------------------------------------------------------------
 
-HEADER_NAMES = st.sampled_from(["k", "n", "g", "x", " k", "k ", "a b", "größe", "a,b", 'a"b', "", "k.1", "Unnamed: 0",
-                                "ünï cödé", "🙂", "x\ny", "\ufeffk", "1", "nan", "True", "k;n"]) | st.text(max_size=6)
+HEADER_NAMES = st.sampled_from(
+    [
+        "k",
+        "n",
+        "g",
+        "x",
+        " k",
+        "k ",
+        "a b",
+        "größe",
+        "a,b",
+        'a"b',
+        "",
+        "k.1",
+        "Unnamed: 0",
+        "ünï cödé",
+        "🙂",
+        "x\ny",
+        "\ufeffk",
+        "1",
+        "nan",
+        "True",
+        "k;n",
+    ]
+) | st.text(max_size=6)
 CELLS = st.one_of(
     st.integers(-3, 60).map(str),
     st.integers(2**53 - 2, 10**30).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["", "NA", "nan", "inf", "-inf", "True", "false", "x", "1e3", "1,5", "1.0", "-0", " 7 ", "٣", "0x10",
-                     "18446744073709551616", "9223372036854775808", '"3"', '"', "a\nb", "1;2"]),
+    st.sampled_from(
+        [
+            "",
+            "NA",
+            "nan",
+            "inf",
+            "-inf",
+            "True",
+            "false",
+            "x",
+            "1e3",
+            "1,5",
+            "1.0",
+            "-0",
+            " 7 ",
+            "٣",
+            "0x10",
+            "18446744073709551616",
+            "9223372036854775808",
+            '"3"',
+            '"',
+            "a\nb",
+            "1;2",
+        ]
+    ),
     st.text(max_size=4),
 )
 
@@ -400,16 +570,22 @@ def csv_files(draw) -> tuple[bytes, str]:
         return draw(st.binary(max_size=120)), draw(st.sampled_from([".csv", ".parquet", ".txt"]))
     if mode == "wild":
         columns = draw(st.lists(HEADER_NAMES, max_size=5))
-        rows = [[draw(CELLS) for _ in range(max(0, len(columns) + draw(st.integers(-1, 1)) * draw(st.integers(0, 1))))]
-                for _ in range(draw(st.integers(0, 6)))]
+        rows = [
+            [draw(CELLS) for _ in range(max(0, len(columns) + draw(st.integers(-1, 1)) * draw(st.integers(0, 1))))]
+            for _ in range(draw(st.integers(0, 6)))
+        ]
     else:  # the shape of real data (k of n per group and treatment), with a few things wrong
         columns = draw(st.permutations(["k", "n", "g", "x"]))[: draw(st.integers(2, 4))]
         columns += [draw(HEADER_NAMES)] if draw(st.integers(0, 3)) == 0 else []
         rows = []
         for _ in range(draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 6, 6]))):
             n = draw(st.integers(1, 50))
-            cells = {"k": str(draw(st.integers(0, n))), "n": str(n), "g": draw(st.sampled_from(["a", "b", "ü ü", "1"])),
-                     "x": draw(st.sampled_from(["0", "1"]))}
+            cells = {
+                "k": str(draw(st.integers(0, n))),
+                "n": str(n),
+                "g": draw(st.sampled_from(["a", "b", "ü ü", "1"])),
+                "x": draw(st.sampled_from(["0", "1"])),
+            }
             rows.append([cells.get(name, draw(CELLS)) for name in columns])
         for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
             if rows and columns:
@@ -420,7 +596,12 @@ def csv_files(draw) -> tuple[bytes, str]:
     newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     if draw(st.booleans()):
         buffer = io.StringIO()
-        csv.writer(buffer, delimiter=sep, lineterminator=newline, quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))).writerows([columns, *rows])
+        csv.writer(
+            buffer,
+            delimiter=sep,
+            lineterminator=newline,
+            quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL])),
+        ).writerows([columns, *rows])
         text = buffer.getvalue()
     else:
         text = newline.join(sep.join(row) for row in [columns, *rows]) + draw(st.sampled_from(["", newline]))
@@ -465,9 +646,13 @@ def test_fuzz_csv_files(scratch, case, data):
     if len(columns) < 2:
         event("file read, < 2 columns")
         return
-    k, n, g = (name if name in columns and data.draw(st.integers(0, 3)) else data.draw(st.sampled_from(columns))
-               for name in ("k", "n", "g"))
-    formula = data.draw(st.sampled_from([f"p({quoted(k)}, {quoted(n)}) ~ 1 + (1|{quoted(g)})", f"{quoted(k)} ~ (1|{quoted(g)})"]))
+    k, n, g = (
+        name if name in columns and data.draw(st.integers(0, 3)) else data.draw(st.sampled_from(columns))
+        for name in ("k", "n", "g")
+    )
+    formula = data.draw(
+        st.sampled_from([f"p({quoted(k)}, {quoted(n)}) ~ 1 + (1|{quoted(g)})", f"{quoted(k)} ~ (1|{quoted(g)})"])
+    )
     try:
         spec = pw.parse_formula(formula, frame)
         prepared, spec, _ = prepare_data(spec, frame)
@@ -487,14 +672,29 @@ def mostly(usual: st.SearchStrategy, odd: st.SearchStrategy) -> st.SearchStrateg
     return st.integers(0, 3).flatmap(lambda i: odd if i == 0 else usual)
 
 
-VALUES = st.one_of(st.integers(-5, 40), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-                   st.booleans(), st.none(), st.text(max_size=3), st.sampled_from([np.nan, pd.NA, "7", "1e2", 2**63, 2**64 - 1]))
+VALUES = st.one_of(
+    st.integers(-5, 40),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.sampled_from([np.nan, pd.NA, "7", "1e2", 2**63, 2**64 - 1]),
+)
 
 
 @fuzz(600)
-@given(st.lists(st.tuples(mostly(st.integers(0, 9), VALUES), mostly(st.integers(9, 30), VALUES),
-                          mostly(st.sampled_from(["a", "b"]), st.sampled_from([None, np.nan, 1, 2.5, ""]))), max_size=8),
-       st.sampled_from(["p(k, n) ~ 1 + (1|g)", "cbind(k, n - k) ~ (1|g)", "k ~ (1|g)", "p(k, n) ~ g"]))
+@given(
+    st.lists(
+        st.tuples(
+            mostly(st.integers(0, 9), VALUES),
+            mostly(st.integers(9, 30), VALUES),
+            mostly(st.sampled_from(["a", "b"]), st.sampled_from([None, np.nan, 1, 2.5, ""])),
+        ),
+        max_size=8,
+    ),
+    st.sampled_from(["p(k, n) ~ 1 + (1|g)", "cbind(k, n - k) ~ (1|g)", "k ~ (1|g)", "p(k, n) ~ g"]),
+)
 def test_fuzz_counts(rows, formula):
     frame = pd.DataFrame(rows, columns=["k", "n", "g"])
     try:
@@ -513,10 +713,49 @@ def test_fuzz_counts(rows, formula):
         assert prepared["k"].sum() == total and prepared["k_n"].sum() == len(frame)
 
 
-DISTRIBUTIONS = ["Normal", "HalfNormal", "StudentT", "Uniform", "Flat", "Beta", "Distribution", "normal", "os", "eval",
-                 "__class__", "Prior", "Model", "Data", "sample", "Normal.dist"]
-PRIOR_VALUES = st.sampled_from(["0", "1", "-1.5", "1e400", "nan", '"a"', "None", "[1, 2]", "(1,)", "{1: 2}", "{[]: 1}", "{1, []}",
-                                "x", "os.getpid()", "lambda: 0", "10**9", "1_0", "True", "1j", "'" + "9" * 5000 + "'", "9" * 5000])
+DISTRIBUTIONS = [
+    "Normal",
+    "HalfNormal",
+    "StudentT",
+    "Uniform",
+    "Flat",
+    "Beta",
+    "Distribution",
+    "normal",
+    "os",
+    "eval",
+    "__class__",
+    "Prior",
+    "Model",
+    "Data",
+    "sample",
+    "Normal.dist",
+]
+PRIOR_VALUES = st.sampled_from(
+    [
+        "0",
+        "1",
+        "-1.5",
+        "1e400",
+        "nan",
+        '"a"',
+        "None",
+        "[1, 2]",
+        "(1,)",
+        "{1: 2}",
+        "{[]: 1}",
+        "{1, []}",
+        "x",
+        "os.getpid()",
+        "lambda: 0",
+        "10**9",
+        "1_0",
+        "True",
+        "1j",
+        "'" + "9" * 5000 + "'",
+        "9" * 5000,
+    ]
+)
 
 
 @st.composite
@@ -529,9 +768,27 @@ def prior_texts(draw) -> str:
             args.append(f"{name}={value}" if name and not name.startswith("*") else f"{name}{value}")
         return f"{draw(st.sampled_from(DISTRIBUTIONS))}({', '.join(args)})"
 
-    return draw(st.one_of(st.builds(dist, st.just(0)), st.text(max_size=30), st.sampled_from(
-        ["", "Normal", "Normal(", "Normal(mu=0", "Normal(mu=0))", "\x00", "Normal(mu=0)\x00", "(" * 300 + ")" * 300,
-         "Normal(mu=" * 120 + "0" + ")" * 120, "Normal(mu=0); import os", "Normal(**{'mu': 0})"])))
+    return draw(
+        st.one_of(
+            st.builds(dist, st.just(0)),
+            st.text(max_size=30),
+            st.sampled_from(
+                [
+                    "",
+                    "Normal",
+                    "Normal(",
+                    "Normal(mu=0",
+                    "Normal(mu=0))",
+                    "\x00",
+                    "Normal(mu=0)\x00",
+                    "(" * 300 + ")" * 300,
+                    "Normal(mu=" * 120 + "0" + ")" * 120,
+                    "Normal(mu=0); import os",
+                    "Normal(**{'mu': 0})",
+                ]
+            ),
+        )
+    )
 
 
 @fuzz(300)
@@ -548,10 +805,21 @@ def test_fuzz_prior_strings(text):
 
 
 @fuzz(300)
-@given(st.one_of(st.none(), st.text(max_size=8), st.sampled_from(["chapter", "Chapter", "preset"]), st.integers(), st.lists(st.text(max_size=3)),
-                 st.dictionaries(st.one_of(st.sampled_from(["preset", "Intercept", "x", "1|g", "x|g", "C(g)"]), st.text(max_size=4)),
-                                 st.one_of(st.sampled_from(["chapter", "Normal(mu=0, sigma=1)", "nope"]), st.integers(), st.none()), max_size=4)),
-       st.sampled_from(["complete", "none", "partial"]))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=8),
+        st.sampled_from(["chapter", "Chapter", "preset"]),
+        st.integers(),
+        st.lists(st.text(max_size=3)),
+        st.dictionaries(
+            st.one_of(st.sampled_from(["preset", "Intercept", "x", "1|g", "x|g", "C(g)"]), st.text(max_size=4)),
+            st.one_of(st.sampled_from(["chapter", "Normal(mu=0, sigma=1)", "nope"]), st.integers(), st.none()),
+            max_size=4,
+        ),
+    ),
+    st.sampled_from(["complete", "none", "partial"]),
+)
 def test_fuzz_prior_settings(priors, pooling):
     """Priors as a user passes them (None, a preset, a dict, or the wrong type): resolved to term ->
     string for one model, or refused in one line; unknown terms are refused by check_terms."""
@@ -592,11 +860,20 @@ def test_fuzz_cli_check(scratch, case, formula):
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
 
 
-@pytest.mark.parametrize(("cell", "message"), [
-    ("99999999999999999999999", "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column"),
-    ("18446744073709551615", "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column"),
-    ("1e300", "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column"),
-])
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (
+            "99999999999999999999999",
+            "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column",
+        ),
+        (
+            "18446744073709551615",
+            "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column",
+        ),
+        ("1e300", "k is larger than 2**53 in row 1; counts that large cannot be held exactly; check the column"),
+    ],
+)
 def test_huge_counts_are_refused(tmp_path, cell, message):
     """Regression (issue 10 fuzzing): counts beyond int64 used to wrap to negative numbers and pass."""
     path = tmp_path / "huge.csv"
@@ -607,13 +884,22 @@ def test_huge_counts_are_refused(tmp_path, cell, message):
     assert assert_one_line(err.value) == message
 
 
-@pytest.mark.parametrize(("priors", "message"), [
-    ({"x": "Normal(**{})"}, "prior 'Normal(**{})' has unnamed arguments; name them, e.g. Normal(mu=0, sigma=1)"),
-    ({"x": "Normal(mu={[]: 1})"}, "prior 'Normal(mu={[]: 1})': mu must be a number or a distribution"),
-    ({"x": None}, "priors map term names to distribution strings, got str -> NoneType; write e.g. {'x': 'Normal(mu=0, sigma=1)'}"),
-    ({1: "Normal()"}, "priors map term names to distribution strings, got int -> str; write e.g. {'x': 'Normal(mu=0, sigma=1)'}"),
-    (["chapter"], "priors must be a preset name or a dict of term -> distribution string, not a list"),
-])
+@pytest.mark.parametrize(
+    ("priors", "message"),
+    [
+        ({"x": "Normal(**{})"}, "prior 'Normal(**{})' has unnamed arguments; name them, e.g. Normal(mu=0, sigma=1)"),
+        ({"x": "Normal(mu={[]: 1})"}, "prior 'Normal(mu={[]: 1})': mu must be a number or a distribution"),
+        (
+            {"x": None},
+            "priors map term names to distribution strings, got str -> NoneType; write e.g. {'x': 'Normal(mu=0, sigma=1)'}",
+        ),
+        (
+            {1: "Normal()"},
+            "priors map term names to distribution strings, got int -> str; write e.g. {'x': 'Normal(mu=0, sigma=1)'}",
+        ),
+        (["chapter"], "priors must be a preset name or a dict of term -> distribution string, not a list"),
+    ],
+)
 def test_prior_input_errors(priors, message):
     """Regression (issue 10 fuzzing): these raised TypeError/AttributeError deep in priors or Bambi."""
     spec = pw.parse_formula("p(k, n) ~ x + (x|g)", DATA)
@@ -625,13 +911,15 @@ def test_prior_input_errors(priors, message):
 
 def test_intercept_only_rows_aggregate_to_one_row():
     """Regression (issue 10 fuzzing): a 0/1 outcome with no predictors (signed ~ 1) raised pandas'
-    'No group keys passed!' instead of aggregating to one binomial row."""
+    'No group keys passed!'; it aggregates to one binomial count, which Bambi cannot fit, so it is
+    refused in one line with the rate itself."""
     rows = pd.DataFrame({"signed": [0, 1, 1, 0, 1]})
-    prepared, _, notes = prepare_data(pw.parse_formula("signed ~ 1", rows), rows)
-    assert prepared.to_dict("list") == {"signed": [3], "signed_n": [5]}
-    check_counts(prepared, "signed", "signed_n")
-    assert notes == ["aggregated 5 rows of signed (success: signed = 1) into 1 binomial rows (exact: same likelihood up to a constant)"]
-
+    with pytest.raises(pw.PoolwiseError) as err:
+        prepare_data(pw.parse_formula("signed ~ 1", rows), rows)
+    assert assert_one_line(err.value) == (
+        "all 5 rows collapse into one count (the formula has no predictor or group that tells them apart); the rate "
+        "is simply 3 / 5: add a predictor or group term to model it"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,15 +927,28 @@ def test_intercept_only_rows_aggregate_to_one_row():
 # ---------------------------------------------------------------------------------------------
 
 LEVELS = st.sampled_from(["A", "B", "c d", "é", "ß ü", "1", "01", "2.0", "True", "🙂", " x ", "NA", "-1"])
-LAYOUTS = ["p(k, n) ~ arm + (1|g)", "p(k, n) ~ arm + (arm|g)", "p(k, n) ~ arm + (1|g) + (1|h)",
-           "p(k, n) ~ arm + (1|g/h)", "y ~ arm + (1|g) + (1|h)", "y ~ factor(arm) + (1|g:h)", "y[A] ~ arm + (1|g)",
-           "k ~ arm + offset(log(n)) + (1|g) + (1|h)", "y ~ arm + (1 + arm||g)"]
+LAYOUTS = [
+    "p(k, n) ~ arm + (1|g)",
+    "p(k, n) ~ arm + (arm|g)",
+    "p(k, n) ~ arm + (1|g) + (1|h)",
+    "p(k, n) ~ arm + (1|g/h)",
+    "y ~ arm + (1|g) + (1|h)",
+    "y ~ factor(arm) + (1|g:h)",
+    "y[A] ~ arm + (1|g)",
+    "k ~ arm + offset(log(n)) + (1|g) + (1|h)",
+    "y ~ arm + (1 + arm||g)",
+]
 
 
 @fuzz(150)
-@given(st.lists(st.tuples(LEVELS, LEVELS, LEVELS, st.integers(0, 5), st.integers(5, 9), st.sampled_from(["A", "B"])),
-                min_size=1, max_size=14),
-       st.sampled_from(LAYOUTS))
+@given(
+    st.lists(
+        st.tuples(LEVELS, LEVELS, LEVELS, st.integers(0, 5), st.integers(5, 9), st.sampled_from(["A", "B"])),
+        min_size=1,
+        max_size=14,
+    ),
+    st.sampled_from(LAYOUTS),
+)
 def test_fuzz_levels_and_factors(rows, formula):
     """Odd level labels, unbalanced and singleton groups, nested ids and two factors: every
     formula either builds all three Bambi models or is refused in one line (no sampling)."""

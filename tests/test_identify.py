@@ -15,9 +15,9 @@ import xarray as xr
 from scipy.special import logit
 
 import poolwise as pw
-from poolwise.results import Fit
-from poolwise.identify import check_design, dependent_terms, indicator_sets, design
+from poolwise.identify import check_design, dependent_terms, design, indicator_sets
 from poolwise.pooling import POOLINGS
+from poolwise.results import Fit
 
 LEVELS = ["trial_control_0", "trial_control_1", "distribution_0", "distribution_1", "distribution_2"]
 OVER = "p(opens, sent) ~ " + " + ".join(LEVELS)
@@ -49,7 +49,9 @@ def indicators(email):
     return email.join(pd.get_dummies(email[["trial_control", "distribution"]].astype(str), dtype=int))
 
 
-def laplace(data: pd.DataFrame, formula: str, priors: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def laplace(
+    data: pd.DataFrame, formula: str, priors: dict[str, tuple[float, float]]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Mean and covariance of the Gaussian approximation to the posterior of a binomial GLM with
     independent Normal priors: prior precision plus the binomial information at the observed logits.
     With 66,600 emails the approximation is accurate to well below the Monte Carlo error."""
@@ -75,8 +77,10 @@ def indexed(table: pd.DataFrame) -> pd.DataFrame:
 def fake_fit(data: pd.DataFrame, formula: str, mean: np.ndarray, cov: np.ndarray, labels: list[str]) -> Fit:
     """A complete-pooling Fit whose posterior is 2 x 1000 draws from N(mean, cov): no sampler involved."""
     draws = np.random.default_rng(5).multivariate_normal(mean, cov, size=(2, 1000))
-    posterior = xr.Dataset({label: (("chain", "draw"), draws[..., i]) for i, label in enumerate(labels)},
-                           coords={"chain": [0, 1], "draw": np.arange(1000)})
+    posterior = xr.Dataset(
+        {label: (("chain", "draw"), draws[..., i]) for i, label in enumerate(labels)},
+        coords={"chain": [0, 1], "draw": np.arange(1000)},
+    )
     spec = pw.parse_formula(formula, data)
     return Fit("complete", POOLINGS[0].build(spec), spec, {}, xr.DataTree.from_dict({"posterior": posterior}), data)
 
@@ -90,18 +94,29 @@ def test_rank_check_names_the_indicator_sets(indicators):
 
 
 def test_rank_check_one_indicator_set_offers_dropping_the_intercept(indicators):
-    message = pw.check("p(opens, sent) ~ trial_control + distribution_0 + distribution_1 + distribution_2", indicators).loc[0, "message"]
-    assert message.startswith("terms Intercept, distribution_0, distribution_1, distribution_2 are linearly dependent "
-                              "(design rank 4 for 5 columns: distribution_0 + distribution_1 + distribution_2 adds up to 1 on every row)")
+    message = pw.check(
+        "p(opens, sent) ~ trial_control + distribution_0 + distribution_1 + distribution_2", indicators
+    ).loc[0, "message"]
+    assert message.startswith(
+        "terms Intercept, distribution_0, distribution_1, distribution_2 are linearly dependent "
+        "(design rank 4 for 5 columns: distribution_0 + distribution_1 + distribution_2 adds up to 1 on every row)"
+    )
     assert "write C(distribution) instead of the indicator columns" in message
     assert "or drop the intercept with 0 + ...;" in message
-    assert (pw.check("p(opens, sent) ~ 0 + trial_control + distribution_0 + distribution_1 + distribution_2", indicators)["status"] == "ok").all()
+    assert (
+        pw.check("p(opens, sent) ~ 0 + trial_control + distribution_0 + distribution_1 + distribution_2", indicators)[
+            "status"
+        ]
+        == "ok"
+    ).all()
 
 
 def test_rank_check_without_indicator_sets(email):
     data = email.assign(double=2 * email["trial_control"])
     message = pw.check("p(opens, sent) ~ trial_control + double", data).loc[0, "message"]
-    assert message.startswith("terms trial_control, double are linearly dependent (design rank 2 for 3 columns), so the priors")
+    assert message.startswith(
+        "terms trial_control, double are linearly dependent (design rank 2 for 3 columns), so the priors"
+    )
     assert "drop or recode one of them" in message
 
 
@@ -118,8 +133,15 @@ def test_group_factor_confounded_with_common_terms(email):
     check_design(spec, email, POOLINGS[0].build(spec), pooling="none")
 
 
-@pytest.mark.parametrize("formula", [REFERENCE, GROUPED, "p(opens, sent) ~ C(trial_control) + C(distribution, Sum)",
-                                     "p(opens, sent) ~ 0 + C(trial_control) + C(distribution)"])
+@pytest.mark.parametrize(
+    "formula",
+    [
+        REFERENCE,
+        GROUPED,
+        "p(opens, sent) ~ C(trial_control) + C(distribution, Sum)",
+        "p(opens, sent) ~ 0 + C(trial_control) + C(distribution)",
+    ],
+)
 def test_identified_formulas_pass(email, formula):
     report = pw.check(formula, email)
     assert (report["status"] == "ok").all(), report["message"].tolist()
@@ -131,7 +153,8 @@ def test_group_level_predictor_is_refused_for_no_pooling_only(gym):
     report = pw.check(formula, data).set_index("check")
     assert report.loc["no-pooling intercepts", "status"] == "error"
     assert report.loc["no-pooling intercepts", "message"].startswith(
-        "region takes one value per gymID, so the no-pooling model's per-gymID intercepts absorb it; fit partial pooling alone")
+        "region takes one value per gymID, so the no-pooling model's per-gymID intercepts absorb it; fit partial pooling alone"
+    )
     assert report.loc["group levels", "status"] == "ok"
     spec = pw.parse_formula(formula, data)
     check_design(spec, data, POOLINGS[0].build(spec), pooling="partial")
@@ -148,7 +171,8 @@ def test_check_reports_no_pooling_prior_only_slopes(gym):
     assert report["status"].tolist() == ["ok", "ok", "ok", "warning", "warning"]
     assert report["message"].iloc[3] == (
         "no pooling: gymID 2, 8, 11, 12 never had yogaStretch != 0, so their yogaStretch slopes are the prior, "
-        "not data; partial pooling borrows them from the population instead")
+        "not data; partial pooling borrows them from the population instead"
+    )
 
 
 def test_dependent_terms_and_indicator_sets(indicators):
@@ -172,7 +196,9 @@ def test_contrasts_and_flags_on_laplace_draws(indicators):
     assert table.loc[("distribution", "contrast"), :].index.tolist() == ["1 - 0", "2 - 0", "2 - 1"]
     assert abs(table.loc[("trial_control", "contrast", "1 - 0"), "mean"] - CONTRAST) < 0.01
     pairs = pw.correlated_pairs(fake_fit(indicators, OVER, mean, cov, labels))
-    assert {"trial_control_0", "trial_control_1"} in [set(pair) for pair in pairs[["parameter_1", "parameter_2"]].values]
+    assert {"trial_control_0", "trial_control_1"} in [
+        set(pair) for pair in pairs[["parameter_1", "parameter_2"]].values
+    ]
     assert not pairs["identified"].any()
 
 
@@ -184,37 +210,55 @@ def test_confounded_group_marks_what_the_priors_decide(email):
     spec = pw.parse_formula(formula, email)
     rng = np.random.default_rng(2)
     posterior = xr.Dataset(
-        {"Intercept": (("chain", "draw"), rng.normal(size=(2, 50))),
-         "trial_control": (("chain", "draw"), rng.normal(size=(2, 50))),
-         "C(distribution)": (("chain", "draw", "C(distribution)_dim"), rng.normal(size=(2, 50, 2))),
-         "1|distribution_sigma": (("chain", "draw"), rng.gamma(2.0, size=(2, 50))),
-         "1|distribution": (("chain", "draw", "distribution__factor_dim"), rng.normal(size=(2, 50, 3)))},
-        coords={"C(distribution)_dim": ["1", "2"], "distribution__factor_dim": ["0", "1", "2"]})
+        {
+            "Intercept": (("chain", "draw"), rng.normal(size=(2, 50))),
+            "trial_control": (("chain", "draw"), rng.normal(size=(2, 50))),
+            "C(distribution)": (("chain", "draw", "C(distribution)_dim"), rng.normal(size=(2, 50, 2))),
+            "1|distribution_sigma": (("chain", "draw"), rng.gamma(2.0, size=(2, 50))),
+            "1|distribution": (("chain", "draw", "distribution__factor_dim"), rng.normal(size=(2, 50, 3))),
+        },
+        coords={"C(distribution)_dim": ["1", "2"], "distribution__factor_dim": ["0", "1", "2"]},
+    )
     fit = Fit("partial", POOLINGS[2].build(spec), spec, {}, xr.DataTree.from_dict({"posterior": posterior}), email)
     from poolwise.identify import estimates
 
     identified = {f"{row['set']}: {row['name']}": row["identified"] for row in estimates(fit, parameters=True)}
     assert {name for name, ok in identified.items() if ok} == {"trial_control: trial_control", "trial_control: 1 - 0"}
-    assert len(identified) == 2 + 2 + (2 + 3) + (3 + 3)  # Intercept, sd; trial_control; C(d), 1|d: coefficients + contrasts
+    assert len(identified) == 2 + 2 + (2 + 3) + (
+        3 + 3
+    )  # Intercept, sd; trial_control; C(d), 1|d: coefficients + contrasts
 
 
 def test_sensitivity_argument_errors(email, indicators):
+    import bambi as bmb
+
     from poolwise.fitting import build_model
     from poolwise.prior_sensitivity import prior_text, widened_priors
 
-    import bambi as bmb
-
-    assert prior_text(bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=2.5)), 10) == "Normal(mu=0.0, sigma=HalfNormal(sigma=25.0))"
+    assert (
+        prior_text(bmb.Prior("Normal", mu=0, sigma=bmb.Prior("HalfNormal", sigma=2.5)), 10)
+        == "Normal(mu=0.0, sigma=HalfNormal(sigma=25.0))"
+    )
     assert prior_text(bmb.Prior("Exponential", lam=1.0), 10) == "Exponential(lam=0.1)"
     spec = pw.parse_formula(GROUPED, email)
     model, formula, strings = build_model(spec, email, "partial", {"trial_control": "Normal(mu=0, sigma=1)"})
     fit = Fit("partial", formula, spec, strings, None, email, {}, model)
-    assert widened_priors(fit, ["Intercept"], "flat") == {"trial_control": "Normal(mu=0, sigma=1)", "Intercept": "Flat()"}
+    assert widened_priors(fit, ["Intercept"], "flat") == {
+        "trial_control": "Normal(mu=0, sigma=1)",
+        "Intercept": "Flat()",
+    }
     assert widened_priors(fit)["trial_control"] == "Normal(mu=0.0, sigma=10.0)"
-    assert widened_priors(fit, ["1|distribution"], 2)["1|distribution"].startswith("Normal(mu=0.0, sigma=HalfNormal(sigma=")
-    with pytest.raises(pw.PoolwiseError, match=r"^a flat prior on group term 1\|distribution leaves its group sd undefined"):
+    assert widened_priors(fit, ["1|distribution"], 2)["1|distribution"].startswith(
+        "Normal(mu=0.0, sigma=HalfNormal(sigma="
+    )
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^a flat prior on group term 1\|distribution leaves its group sd undefined"
+    ):
         widened_priors(fit, ["1|distribution"], "flat")
-    with pytest.raises(pw.PoolwiseError, match=r"^unknown term 'distribution'; the partial model's terms are: 1\|distribution, Intercept, trial_control$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=r"^unknown term 'distribution'; the partial model's terms are: 1\|distribution, Intercept, trial_control$",
+    ):
         widened_priors(fit, ["distribution"])
     with pytest.raises(pw.PoolwiseError, match="^widen must be a positive factor"):
         widened_priors(fit, None, 0)
@@ -224,6 +268,7 @@ def test_sensitivity_argument_errors(email, indicators):
 
 
 # ---- fits ---------------------------------------------------------------------------------------
+
 
 def _quiet_fit(*args, **kwargs):
     with warnings.catch_warnings():
@@ -280,7 +325,9 @@ def test_flat_intercept_moves_the_levels_not_the_contrasts(over_fit):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("formula, pooling, effects", [(REFERENCE, "complete", "distribution"), (GROUPED, "partial", "1|distribution")])
+@pytest.mark.parametrize(
+    "formula, pooling, effects", [(REFERENCE, "complete", "distribution"), (GROUPED, "partial", "1|distribution")]
+)
 def test_identified_models_give_no_distribution_effect(email, formula, pooling, effects):
     fit = _quiet_fit(formula, email, pooling=pooling)
     table = indexed(pw.contrasts(fit))

@@ -86,8 +86,19 @@ class Run:
         self.marks, self.stdout, self.stderr = home / "marks.txt", home / "stdout.txt", home / "stderr.txt"
         script = home / "wrapper.py"
         script.write_text(WRAPPER)
-        command = [sys.executable, str(script), str(self.marks), str(pause), "compare", "franchise", FORMULA,
-                   *TINY_DRAWS, "--out", str(out), *extra]
+        command = [
+            sys.executable,
+            str(script),
+            str(self.marks),
+            str(pause),
+            "compare",
+            "franchise",
+            FORMULA,
+            *TINY_DRAWS,
+            "--out",
+            str(out),
+            *extra,
+        ]
         with self.stdout.open("w") as stdout, self.stderr.open("w") as stderr:
             self.process = subprocess.Popen(command, stdout=stdout, stderr=stderr, start_new_session=True)
 
@@ -117,8 +128,9 @@ class Run:
             self.process.wait(timeout=timeout)
         finally:
             self.stop()
-        return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.stdout.read_text(),
-                                           self.stderr.read_text())
+        return subprocess.CompletedProcess(
+            self.process.args, self.process.returncode, self.stdout.read_text(), self.stderr.read_text()
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -148,7 +160,10 @@ def test_existing_output_is_untouched_without_force(tmp_path):
     run = Run(tmp_path, out)
     result = run.finish(timeout=300)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == f"error: {out} already exists; pass --force (force=True) to overwrite it, or choose another path\n"
+    assert (
+        result.stderr
+        == f"error: {out} already exists; pass --force (force=True) to overwrite it, or choose another path\n"
+    )
     assert run.lines() == []  # refused before any sampling
     assert snapshot(out) == before and leftovers(out) == []
 

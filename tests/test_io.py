@@ -54,7 +54,12 @@ def test_round_trip_gives_identical_summary(tiny, tmp_path, name):
     assert_same_summary(summary(fit), summary(again))
     xr.testing.assert_identical(fit.idata["posterior"].to_dataset(), again.idata["posterior"].to_dataset())
     pd.testing.assert_frame_equal(fit.data, again.data)
-    assert (again.pooling, again.formula, again.priors, again.settings) == (fit.pooling, fit.formula, fit.priors, fit.settings)
+    assert (again.pooling, again.formula, again.priors, again.settings) == (
+        fit.pooling,
+        fit.formula,
+        fit.priors,
+        fit.settings,
+    )
     assert again.model is not None and again.model.formula.main == fit.model.formula.main
     assert "poolwise_data" not in again.idata.children and "poolwise_format" not in again.idata.attrs
     assert leftovers(tmp_path) == []
@@ -83,7 +88,10 @@ def test_summary_tables(tiny):
 def test_existing_file_is_kept_without_force(tiny, tmp_path):
     target = tmp_path / "fit.nc"
     target.write_text("keep me")
-    with pytest.raises(pw.PoolwiseError, match=f"^{re.escape(str(target))} already exists; pass --force \\(force=True\\) to overwrite it, or choose another path$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=f"^{re.escape(str(target))} already exists; pass --force \\(force=True\\) to overwrite it, or choose another path$",
+    ):
         save_fit(tiny["partial"], target)
     assert target.read_text() == "keep me"
     save_fit(tiny["partial"], target, force=True)
@@ -106,7 +114,14 @@ def test_study_folder_round_trip(tiny, tmp_path):
     saved = pd.read_csv(TINY / "loo.csv").set_index("model")
     pd.testing.assert_frame_equal(study.table, saved, check_exact=False, rtol=1e-12)
     written = save_study(study, tmp_path / "out")
-    assert [str(p) for p in written] == ["coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
+    assert [str(p) for p in written] == [
+        "coefficients.csv",
+        "complete.nc",
+        "loo.csv",
+        "none.nc",
+        "partial.nc",
+        "study.json",
+    ]
     meta = json.loads((tmp_path / "out" / "study.json").read_text())
     assert meta["verdict"] == study.verdict() and meta["models"]["partial"] == "partial.nc"
     assert len(pd.read_csv(tmp_path / "out" / "coefficients.csv")) == 3 * 12 * 4
@@ -127,7 +142,14 @@ def test_study_folder_is_replaced_whole_or_not_at_all(tiny, tmp_path):
         save_study(study, out, force=True, extra=broken_figures)
     assert [p.name for p in out.iterdir()] == ["old.txt"]
     save_study(study, out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "coefficients.csv",
+        "complete.nc",
+        "loo.csv",
+        "none.nc",
+        "partial.nc",
+        "study.json",
+    ]
     assert leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -139,15 +161,25 @@ def test_atomic_folder_refuses_existing(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(pw.PoolwiseError, match=r"^file not found: .*nope\.nc; pass a fit saved with poolwise fit --out or poolwise compare --out$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=r"^file not found: .*nope\.nc; pass a fit saved with poolwise fit --out or poolwise compare --out$",
+    ):
         load_fit(tmp_path / "nope.nc")
     (tmp_path / "text.nc").write_text("not netcdf")
-    with pytest.raises(pw.PoolwiseError, match=r"^cannot read .*text\.nc as a saved fit \(.*\); pass a \.nc file written by poolwise$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^cannot read .*text\.nc as a saved fit \(.*\); pass a \.nc file written by poolwise$"
+    ):
         load_fit(tmp_path / "text.nc")
     xr.DataTree(xr.Dataset({"a": ("x", [1.0])})).to_netcdf(tmp_path / "other.nc", engine=ENGINE)
-    with pytest.raises(pw.PoolwiseError, match=r"^.*other\.nc is not a saved poolwise fit; save fits with poolwise fit --out or poolwise\.save_fit$"):
+    with pytest.raises(
+        pw.PoolwiseError,
+        match=r"^.*other\.nc is not a saved poolwise fit; save fits with poolwise fit --out or poolwise\.save_fit$",
+    ):
         load_fit(tmp_path / "other.nc")
-    with pytest.raises(pw.PoolwiseError, match=r"^folder not found: .*; pass a folder written by poolwise compare --out$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^folder not found: .*; pass a folder written by poolwise compare --out$"
+    ):
         load_study(tmp_path / "missing")
 
 
@@ -156,7 +188,9 @@ def test_damaged_data_are_refused(tmp_path):
         tree["poolwise_data"]["nSigned"][0] = 0
 
     path = rewrite(TINY / "partial.nc", tmp_path / "damaged.nc", damage)
-    with pytest.raises(pw.PoolwiseError, match=r"do not match their saved hash; the file is damaged: refit and save it again$"):
+    with pytest.raises(
+        pw.PoolwiseError, match=r"do not match their saved hash; the file is damaged: refit and save it again$"
+    ):
         load_fit(path)
 
 
@@ -176,7 +210,8 @@ def test_other_bambi_version_warns(tmp_path):
         fit = load_fit(path)
     assert str(record[0].message) == (
         f"{path} was made with bambi 0.17.2 (installed: 0.21.0); its draws load as saved but its model is rebuilt "
-        "with the installed versions: refit if predictions or figures look wrong")
+        "with the installed versions: refit if predictions or figures look wrong"
+    )
     assert_same_summary(summary(fit), summary(load_fit(TINY / "partial.nc")))
 
 
@@ -187,10 +222,14 @@ def test_model_that_no_longer_matches_is_an_error(tmp_path):
     path = rewrite(TINY / "partial.nc", tmp_path / "old.nc", older)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
-        with pytest.raises(pw.PoolwiseError, match=re.escape(
+        with pytest.raises(
+            pw.PoolwiseError,
+            match=re.escape(
                 "holds the model 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' but this poolwise builds "
                 "'p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)' from its formula (made with bambi 0.17.2 "
-                "(installed: 0.21.0)); refit it")):
+                "(installed: 0.21.0)); refit it"
+            ),
+        ):
             load_fit(path)
 
     def renamed(tree):

@@ -15,9 +15,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from conftest import shared_csv
+from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.py"))
@@ -34,8 +33,13 @@ def client(notebook: nbformat.NotebookNode) -> NotebookClient:
     spec's bare ``python`` with ``sys.executable``, so the kernel is this environment's Python:
     ``test_kernel_is_this_environment`` checks that.
     """
-    return NotebookClient(notebook, kernel_name=KERNEL, timeout=CELL_TIMEOUT, allow_errors=False,
-                          resources={"metadata": {"path": str(NOTEBOOKS)}})
+    return NotebookClient(
+        notebook,
+        kernel_name=KERNEL,
+        timeout=CELL_TIMEOUT,
+        allow_errors=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
 
 
 def test_kernel_is_this_environment():
@@ -79,5 +83,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
     assert sorted(os.listdir(NOTEBOOKS)) == before, "the notebook wrote files into notebooks/"
     if "%matplotlib inline" in text:
-        figures = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+        figures = sum(
+            "image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", [])
+        )
         assert figures, f"{path.name} asks for inline figures but shows none"

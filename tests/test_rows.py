@@ -58,8 +58,10 @@ def test_only_the_formula_columns_are_read(trial_rows, tmp_path, monkeypatch):
     counts, formula, notes = read_rows(path, ROW_FORMULA)
     assert asked == [["signed", "gymID", "yogaStretch"]]
     assert formula == "p(signed, signed_n) ~ yogaStretch + (yogaStretch|gymID)"
-    assert notes == [f"aggregated {len(trial_rows)} rows of 0/1 signed into {len(counts)} binomial rows while reading "
-                     f"{path} (exact: same likelihood up to a constant)"]
+    assert notes == [
+        f"aggregated {len(trial_rows)} rows of 0/1 signed into {len(counts)} binomial rows while reading "
+        f"{path} (exact: same likelihood up to a constant)"
+    ]
     assert pw.parse_formula(formula, counts).trials == "signed_n"
 
 
@@ -71,12 +73,21 @@ def test_read_rows_of_counts_reads_their_columns(tmp_path, gym):
     assert formula == "p(nSigned, nTrialCustomers) ~ yogaStretch + (1|gymID)"
 
 
-@pytest.mark.parametrize("frame, message", [
-    (pd.DataFrame({"g": [1, None, 2], "signed": [0, 1, 1]}), r"^g is missing in row 2 \(and maybe others\); fill or drop those rows$"),
-    (pd.DataFrame({"g": [1, 2, 2], "signed": [0, 1, 2]}), r"^signed is missing or not 0/1 in row 3"),
-    (pd.DataFrame({"g": [1, 2, 2], "signed": [True, None, False]}), r"^signed is missing or not 0/1 in row 2"),
-    (pd.DataFrame({"h": [1, 2, 2], "signed": [0, 1, 1]}), r"^column 'g' is not in .*; its columns are: h, signed\. Fix the formula or the data$"),
-])
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (
+            pd.DataFrame({"g": [1, None, 2], "signed": [0, 1, 1]}),
+            r"^g is missing in row 2 \(and maybe others\); fill or drop those rows$",
+        ),
+        (pd.DataFrame({"g": [1, 2, 2], "signed": [0, 1, 2]}), r"^signed is missing or not 0/1 in row 3"),
+        (pd.DataFrame({"g": [1, 2, 2], "signed": [True, None, False]}), r"^signed is missing or not 0/1 in row 2"),
+        (
+            pd.DataFrame({"h": [1, 2, 2], "signed": [0, 1, 1]}),
+            r"^column 'g' is not in .*; its columns are: h, signed\. Fix the formula or the data$",
+        ),
+    ],
+)
 def test_bad_rows(tmp_path, frame, message):
     path = tmp_path / "bad.parquet"
     frame.to_parquet(path)
@@ -109,7 +120,9 @@ def test_bernoulli_rows_and_binomial_counts_give_the_same_posterior():
         model.set_priors({term: parse_prior(text) for term, text in chapter_priors(spec, "partial").items()})
         rows = model.fit(draws=1000, tune=1000, chains=2, random_seed=5, inference_method="nutpie", progressbar=False)
     cells = len(aggregate(trials, "signed", ["gymID", "yogaStretch"]))
-    assert counted.settings["notes"][0].startswith(f"aggregated {len(trials)} rows of signed (success: signed = 1) into {cells} binomial rows")
+    assert counted.settings["notes"][0].startswith(
+        f"aggregated {len(trials)} rows of signed (success: signed = 1) into {cells} binomial rows"
+    )
     import arviz as az
 
     names = ["Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma", "1|gymID"]

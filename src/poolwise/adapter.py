@@ -23,6 +23,7 @@ INTERCEPT = "Intercept"
 
 # ---- names ------------------------------------------------------------------------------------
 
+
 def group_term(term: str, group: str) -> str:
     """Bambi's name of a group-specific term: ``1|g`` for the intercept, ``x|g`` for a slope."""
     return f"{'1' if term == INTERCEPT else term}|{group}"
@@ -87,6 +88,7 @@ def sd_factor(name: str) -> str:
 
 # ---- a built model ------------------------------------------------------------------------------
 
+
 def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
     """A ``bambi.Model`` with uncentred predictors: the intercept is the linear predictor at
     x = 0, which is what the chapter's priors and the per-group alpha_j mean."""
@@ -125,14 +127,19 @@ def group_variables(model, pooling: str, group: str, posterior: xr.Dataset) -> d
     """Posterior variables holding per-group coefficients, each with its group dimension."""
     component = _component(model)
     if pooling == "none":
-        names = [name for name in component.common_terms
-                 if name == unpooled_intercept(group) or name.startswith(f"{unpooled_intercept(group)}:")]
+        names = [
+            name
+            for name in component.common_terms
+            if name == unpooled_intercept(group) or name.startswith(f"{unpooled_intercept(group)}:")
+        ]
         found = {name: f"{name}_dim" for name in names}
     else:
         found = {name: group_dim(group) for name in component.group_specific_terms if name.split("|", 1)[1] == group}
     for name, dim in found.items():
         if dim not in posterior[name].dims:
-            raise PoolwiseError(f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms")
+            raise PoolwiseError(
+                f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms"
+            )
     return found
 
 
@@ -158,8 +165,9 @@ def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
     """Posterior predictive outcomes of the fitted rows, (chain * draw, row)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        predicted = model.predict(xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False,
-                                  random_seed=seed)
+        predicted = model.predict(
+            xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False, random_seed=seed
+        )
     values = next(iter(predicted["posterior_predictive"].data_vars.values()))
     return np.asarray(values).reshape(posterior.sizes["chain"] * posterior.sizes["draw"], -1)
 
@@ -169,8 +177,7 @@ def has_comma_dimension(model) -> bool:
     return any("," in name for name in model.backend.model.coords)
 
 
-def sample(model, *, draws: int, tune: int, chains: int, seed: int, backend: str, progress: bool,
-           log_likelihood: bool):
+def sample(model, *, draws: int, tune: int, chains: int, seed: int, backend: str, progress: bool, log_likelihood: bool):
     """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
 
     PyMC's own convergence checks are off: ``fitting.check_sampling`` does them once, with advice.
@@ -180,9 +187,17 @@ def sample(model, *, draws: int, tune: int, chains: int, seed: int, backend: str
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")
-        idata = model.fit(draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-                          random_seed=seed, inference_method=backend, progressbar=progress,
-                          compute_convergence_checks=False, **options)
+        idata = model.fit(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=min(chains, os.cpu_count() or 1),
+            random_seed=seed,
+            inference_method=backend,
+            progressbar=progress,
+            compute_convergence_checks=False,
+            **options,
+        )
         _to_numpy(idata)
         if log_likelihood:
             if "log_likelihood" not in idata:

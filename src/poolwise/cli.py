@@ -39,15 +39,33 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error (also POOLWISE_DEBUG=1).")] = False) -> None:
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an internal error (also POOLWISE_DEBUG=1).")
+    ] = False,
+) -> None:
     """Bayesian multilevel models: complete, no and partial pooling from one lme4/brms-style formula."""
     if debug:
         os.environ["POOLWISE_DEBUG"] = "1"
 
-Data = Annotated[str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise, visits.", show_default=False)]
+
+Data = Annotated[
+    str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise, visits.", show_default=False)
+]
 Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{GYM}'.", show_default=False)]
-Family = Annotated[str | None, typer.Option(help="Outcome family: bernoulli, binomial, poisson, negativebinomial or gaussian (default: read from the formula and data, as lme4 would).", show_default=False)]
-Prior = Annotated[list[str] | None, typer.Option("--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False)]
+Family = Annotated[
+    str | None,
+    typer.Option(
+        help="Outcome family: bernoulli, binomial, poisson, negativebinomial or gaussian (default: read from the formula and data, as lme4 would).",
+        show_default=False,
+    ),
+]
+Prior = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False
+    ),
+]
 Preset = Annotated[str | None, typer.Option("--priors", help="Start from a prior preset: chapter.", show_default=False)]
 Backend = Annotated[str | None, typer.Option(help="Sampler: numpyro (default), nutpie or pymc.", show_default=False)]
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
@@ -57,8 +75,21 @@ Seed = Annotated[int | None, typer.Option(help="Random seed, for identical numbe
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
-Group = Annotated[str | None, typer.Option("--group", help="With several grouping factors, the one that per-group tables, figures and decisions speak about (default: the first in the formula).", show_default=False)]
-AllowUnidentified = Annotated[bool, typer.Option("--allow-unidentified", help="Fit even when the data cannot identify some coefficients (the priors decide them).")]
+Group = Annotated[
+    str | None,
+    typer.Option(
+        "--group",
+        help="With several grouping factors, the one that per-group tables, figures and decisions speak about (default: the first in the formula).",
+        show_default=False,
+    ),
+]
+AllowUnidentified = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unidentified",
+        help="Fit even when the data cannot identify some coefficients (the priors decide them).",
+    ),
+]
 
 
 @contextmanager
@@ -77,8 +108,10 @@ def _guarded() -> Iterator[list]:
         except Exception as error:  # anything else is our bug: one line, the traceback on request
             if os.environ.get("POOLWISE_DEBUG") == "1":
                 raise
-            stderr.print(f"[bold red]internal error in {_stage(error)}:[/] {escape(_first_line(error))}; "
-                         "rerun with --debug for the traceback")
+            stderr.print(
+                f"[bold red]internal error in {_stage(error)}:[/] {escape(_first_line(error))}; "
+                "rerun with --debug for the traceback"
+            )
             raise typer.Exit(1) from None
         finally:
             for message in _messages(caught):
@@ -108,7 +141,9 @@ def _sampling(progress: bool, what: str) -> Iterator[None]:
         yield
         return
     # Child loggers: importing pymc (which happens later, lazily) resets the level of "pymc" itself.
-    quiet = [logging.getLogger(name) for name in ("pymc.sampling.mcmc", "pymc.sampling.forward", "pymc.stats.convergence")]
+    quiet = [
+        logging.getLogger(name) for name in ("pymc.sampling.mcmc", "pymc.sampling.forward", "pymc.stats.convergence")
+    ]
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.WARNING)
@@ -128,15 +163,23 @@ def _priors(pairs: list[str] | None, preset: str | None):
     for pair in pairs:
         term, sep, dist = pair.partition("=")
         if not sep or not term.strip() or not dist.strip():
-            raise PoolwiseError(f"--prior {pair!r} is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'")
+            raise PoolwiseError(
+                f"--prior {pair!r} is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'"
+            )
         priors[term.strip()] = dist.strip()
     return priors
 
 
 def _table(title: str, *, gap: int = 2) -> Table:
     """A compact, R-like table: a rule under the header, ``gap`` spaces between columns."""
-    return Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
-                 padding=(0, gap - 1, 0, 0), show_edge=False)
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, gap - 1, 0, 0),
+        show_edge=False,
+    )
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -151,8 +194,16 @@ def _effects_table(title: str, frame, prob: float) -> Table:
     for column in ("Estimate", "Est.Error", f"l-{pct}", f"u-{pct}", "Rhat", "Bulk_ESS", "Tail_ESS"):
         table.add_column(column, justify="right", no_wrap=True)
     for name, row in frame.iterrows():
-        table.add_row(escape(str(name)), _num(row["mean"]), _num(row["sd"]), _num(row["lower"]), _num(row["upper"]),
-                      _num(row["r_hat"]), f"{row['ess_bulk']:.0f}", f"{row['ess_tail']:.0f}")
+        table.add_row(
+            escape(str(name)),
+            _num(row["mean"]),
+            _num(row["sd"]),
+            _num(row["lower"]),
+            _num(row["upper"]),
+            _num(row["r_hat"]),
+            f"{row['ess_bulk']:.0f}",
+            f"{row['ess_tail']:.0f}",
+        )
     return table
 
 
@@ -162,18 +213,28 @@ def _print_summary(report, *, groups: bool) -> None:
     stdout.print(f"[bold]{report.label}[/]  {escape(report.bambi_formula)}")
     grouping = f", {report.n_groups} levels of {report.group}" if report.group else ""
     success = f", success: {escape(str(report.level))}" if report.level is not None else ""
-    stdout.print(f"Family: {report.family} ({report.link} link{success}). Data: {report.n_rows} rows{grouping}. "
-                 f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
-                 f"{settings['backend']}, seed {settings['seed']}.")
+    stdout.print(
+        f"Family: {report.family} ({report.link} link{success}). Data: {report.n_rows} rows{grouping}. "
+        f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
+        f"{settings['backend']}, seed {settings['seed']}."
+    )
     stdout.print(_effects_table(f"Population-level effects ({report.link} scale)", report.population, report.prob))
     for factor, sds in report.group_sds.groupby("factor", sort=False):
-        stdout.print(_effects_table(f"Group-level effects: ~{factor} ({report.factors.get(factor, '?')} levels)", sds, report.prob))
+        stdout.print(
+            _effects_table(
+                f"Group-level effects: ~{factor} ({report.factors.get(factor, '?')} levels)", sds, report.prob
+            )
+        )
     if len(report.group_sds):
-        stdout.print(f"Group-level effects are uncorrelated in Bambi: (...|{report.group}) here is lme4's (...||{report.group}).")
+        stdout.print(
+            f"Group-level effects are uncorrelated in Bambi: (...|{report.group}) here is lme4's (...||{report.group})."
+        )
     if groups:
         stdout.print(_groups_table(report))
-    stdout.print(f"Divergences: {report.divergences}. Max Rhat {_num(report.max_r_hat)}, "
-                 f"min bulk ESS {report.min_ess_bulk:.0f} (of {settings['chains'] * settings['draws']} draws).")
+    stdout.print(
+        f"Divergences: {report.divergences}. Max Rhat {_num(report.max_r_hat)}, "
+        f"min bulk ESS {report.min_ess_bulk:.0f} (of {settings['chains'] * settings['draws']} draws)."
+    )
 
 
 def _groups_table(report) -> Table:
@@ -203,8 +264,16 @@ def _print_study(study) -> None:
     for column in ("Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k>0.7"):
         loo.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
     for name, row in table.iterrows():
-        loo.add_row(pooling(name).label, _num(row["elpd_loo"], 1), _num(row["se"], 1), _num(row["elpd_diff"], 1),
-                    _num(row["dse"], 1), _num(row["p_loo"], 1), _num(row["weight"]), f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}")
+        loo.add_row(
+            pooling(name).label,
+            _num(row["elpd_loo"], 1),
+            _num(row["se"], 1),
+            _num(row["elpd_diff"], 1),
+            _num(row["dse"], 1),
+            _num(row["p_loo"], 1),
+            _num(row["weight"]),
+            f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}",
+        )
     stdout.print(loo)
     if "elpd_cv" in table.columns:
         cv = _table("Grouped cross-validation (predicting groups left out)")
@@ -220,13 +289,32 @@ def _print_study(study) -> None:
 
 def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str:
     table = json.loads(study.table.reset_index().to_json(orient="records", double_precision=15))
-    return json.dumps({"formula": study.formula, "verdict": study.verdict(), "table": table, "notes": study.notes,
-                       "warnings": _messages(caught), "out": None if out is None else str(out),
-                       "files": [str(f) for f in files]}, indent=2)
+    return json.dumps(
+        {
+            "formula": study.formula,
+            "verdict": study.verdict(),
+            "table": table,
+            "notes": study.notes,
+            "warnings": _messages(caught),
+            "out": None if out is None else str(out),
+            "files": [str(f) for f in files],
+        },
+        indent=2,
+    )
 
 
-def _compare(frame, formula: str, *, out: Path | None, force: bool, plots: bool, as_json: bool, caught: list,
-             report: Path | None = None, **settings):
+def _compare(
+    frame,
+    formula: str,
+    *,
+    out: Path | None,
+    force: bool,
+    plots: bool,
+    as_json: bool,
+    caught: list,
+    report: Path | None = None,
+    **settings,
+):
     """Fit, compare, write (with figures if ``plots``) and print; returns the study.
 
     Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.comparison``'s keyword arguments.
@@ -291,7 +379,8 @@ def templates(formula: Formula) -> None:
     Example: poolwise templates 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
     """
     with _guarded():
-        from poolwise.pooling import POOLINGS, templates as build
+        from poolwise.pooling import POOLINGS
+        from poolwise.pooling import templates as build
 
         formulas = build(formula)
         for entry in POOLINGS:
@@ -318,8 +407,10 @@ def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson =
         else:
             colours = {"ok": "green", "warning": "yellow", "error": "bold red"}
             for _, row in report.iterrows():
-                stdout.print(f"[{colours.get(row['status'], 'bold')}]{row['status']:>7}[/]  {escape(row['check'])} "
-                             f"({escape(row['models'])}): {escape(row['message'])}")
+                stdout.print(
+                    f"[{colours.get(row['status'], 'bold')}]{row['status']:>7}[/]  {escape(row['check'])} "
+                    f"({escape(row['models'])}): {escape(row['message'])}"
+                )
     if (report["status"] == "error").any():
         raise typer.Exit(1)
 
@@ -328,7 +419,9 @@ def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson =
 def fit_command(
     data: Data,
     formula: Formula,
-    pooling: Annotated[str, typer.Option(help="partial, none or complete (aliases: hierarchical, unpooled, pooled).")] = "partial",
+    pooling: Annotated[
+        str, typer.Option(help="partial, none or complete (aliases: hierarchical, unpooled, pooled).")
+    ] = "partial",
     family: Family = None,
     prior: Prior = None,
     priors: Preset = None,
@@ -358,15 +451,30 @@ def fit_command(
             check_new(out, force=force)
         frame = read_data(data)
         with _sampling(progress, f"Fitting the {pooling} pooling model..."):
-            result = fit(formula, frame, pooling=pooling, family=family, draws=draws, tune=tune, chains=chains, seed=seed,
-                         backend=backend, priors=_priors(prior, priors), allow_unidentified=allow_unidentified,
-                         progress=progress)
+            result = fit(
+                formula,
+                frame,
+                pooling=pooling,
+                family=family,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                backend=backend,
+                priors=_priors(prior, priors),
+                allow_unidentified=allow_unidentified,
+                progress=progress,
+            )
         report = summary(result)
         if out is not None:
             save_fit(result, out, force=force)
         if as_json:
-            typer.echo(json.dumps({**report.to_dict(), "warnings": _messages(caught),
-                                   "out": None if out is None else str(out)}, indent=2))
+            typer.echo(
+                json.dumps(
+                    {**report.to_dict(), "warnings": _messages(caught), "out": None if out is None else str(out)},
+                    indent=2,
+                )
+            )
             return
         _print_summary(report, groups=groups)
         if out is not None:
@@ -377,9 +485,14 @@ def fit_command(
 def compare_command(
     data: Data,
     formula: Formula,
-    out: Annotated[Path | None, typer.Option(help="Write fits (.nc), tables (.csv) and study.json into this new folder.", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write fits (.nc), tables (.csv) and study.json into this new folder.", show_default=False),
+    ] = None,
     force: Force = False,
-    plots: Annotated[bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")
+    ] = False,
     family: Family = None,
     prior: Prior = None,
     priors: Preset = None,
@@ -391,11 +504,30 @@ def compare_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
-    cv: Annotated[str | None, typer.Option(help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False)] = None,
-    folds: Annotated[int | None, typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False)] = None,
+    cv: Annotated[
+        str | None,
+        typer.Option(
+            help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False
+        ),
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Parallel refits for --cv group.")] = 2,
-    by: Annotated[str | None, typer.Option(help="The grouping factor --cv group leaves out (default: the first in the formula).", show_default=False)] = None,
-    report: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report to this file (needs --out; see 'poolwise report').", show_default=False)] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="The grouping factor --cv group leaves out (default: the first in the formula).", show_default=False
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a self-contained HTML report to this file (needs --out; see 'poolwise report').",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
 
@@ -404,14 +536,36 @@ def compare_command(
     with _guarded() as caught:
         from poolwise.data import read_data
 
-        _compare(read_data(data), formula, out=out, force=force, plots=plots, as_json=as_json, caught=caught, report=report,
-                 family=family, priors=_priors(prior, priors), backend=backend, draws=draws, tune=tune, chains=chains, seed=seed,
-                 progress=progress, allow_unidentified=allow_unidentified, cv=cv, folds=folds, workers=workers, by=by)
+        _compare(
+            read_data(data),
+            formula,
+            out=out,
+            force=force,
+            plots=plots,
+            as_json=as_json,
+            caught=caught,
+            report=report,
+            family=family,
+            priors=_priors(prior, priors),
+            backend=backend,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+            allow_unidentified=allow_unidentified,
+            cv=cv,
+            folds=folds,
+            workers=workers,
+            by=by,
+        )
 
 
 @app.command()
 def demo(
-    out: Annotated[Path | None, typer.Option(help="Folder for the results (default: a new temporary folder).", show_default=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the results (default: a new temporary folder).", show_default=False)
+    ] = None,
     force: Force = False,
     draws: Draws = 1000,
     tune: Tune = 1000,
@@ -429,24 +583,43 @@ def demo(
     Example: poolwise demo --out demo-results
     """
     with _guarded() as caught:
-        from poolwise.estimates import population_draws, summarise
         from poolwise.data import EXAMPLE, example_path, load_dataset
+        from poolwise.estimates import population_draws, summarise
 
         truth = json.loads(example_path().with_name(f"{EXAMPLE}_truth.json").read_text())
         target = out if out is not None else Path(tempfile.mkdtemp(prefix="poolwise-demo-")) / "results"
         if not as_json:
             stdout.print(f"Demo: {truth['formula']} on {example_path()} ({EXAMPLE}, simulated)")
-        study = _compare(load_dataset(EXAMPLE), truth["formula"], out=target, force=force, plots=plots, as_json=as_json,
-                         caught=caught, draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
+        study = _compare(
+            load_dataset(EXAMPLE),
+            truth["formula"],
+            out=target,
+            force=force,
+            plots=plots,
+            as_json=as_json,
+            caught=caught,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+        )
         if not as_json:
             slope = summarise(population_draws(study.fits["partial"])["beta"])
-            stdout.print(f"Truth: population yogaStretch slope {truth['population']['beta']:.2f}; partial pooling "
-                         f"estimates {slope['mean']:.2f} (89% interval {slope['lower']:.2f} to {slope['upper']:.2f}).")
+            stdout.print(
+                f"Truth: population yogaStretch slope {truth['population']['beta']:.2f}; partial pooling "
+                f"estimates {slope['mean']:.2f} (89% interval {slope['lower']:.2f} to {slope['upper']:.2f})."
+            )
 
 
 @app.command()
 def show(
-    path: Annotated[Path, typer.Argument(help="A fit saved by 'fit --out' (.nc) or a folder saved by 'compare --out'.", show_default=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A fit saved by 'fit --out' (.nc) or a folder saved by 'compare --out'.", show_default=False
+        ),
+    ],
     groups: Annotated[bool, typer.Option("--groups", help="Also print each group's coefficients and rates.")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -477,10 +650,20 @@ def show(
 
 @app.command()
 def report(
-    results_dir: Annotated[Path, typer.Argument(help="A folder saved by 'compare --out' (its figures/ are used when present).", show_default=False)],
+    results_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder saved by 'compare --out' (its figures/ are used when present).", show_default=False
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
     force: Force = False,
-    trials: Annotated[float, typer.Option(help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations.")] = 50,
+    trials: Annotated[
+        float,
+        typer.Option(
+            help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations."
+        ),
+    ] = 50,
     new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
 ) -> None:
@@ -500,8 +683,19 @@ def report(
 
 @app.command()
 def simulate(
-    folder: Annotated[Path, typer.Argument(help="Folder to write the data (e.g. franchise.csv) and its truth (franchise_truth.json) into.", show_default=False)],
-    family: Annotated[str, typer.Option(help="binomial (signups of trial customers: franchise.csv), poisson (visits per member-month: visits.csv), negativebinomial (visits_overdispersed.csv) or gaussian (satisfaction scores: satisfaction.csv).")] = "binomial",
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder to write the data (e.g. franchise.csv) and its truth (franchise_truth.json) into.",
+            show_default=False,
+        ),
+    ],
+    family: Annotated[
+        str,
+        typer.Option(
+            help="binomial (signups of trial customers: franchise.csv), poisson (visits per member-month: visits.csv), negativebinomial (visits_overdispersed.csv) or gaussian (satisfaction scores: satisfaction.csv)."
+        ),
+    ] = "binomial",
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
     periods: Annotated[int, typer.Option(min=2, help="Periods per gym (the treatment starts halfway).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
@@ -521,8 +715,10 @@ def simulate(
         for file in (f"{name}.csv", f"{name}_truth.json"):
             check_new(folder / file, force=force)
         path = write_example(folder, family=family, groups=groups, periods=periods, seed=seed)
-        stdout.print(f"Wrote {escape(str(path))} ({groups} gyms x {periods} periods) and its truth "
-                     f"{escape(str(path.with_name(f'{name}_truth.json')))}.")
+        stdout.print(
+            f"Wrote {escape(str(path))} ({groups} gyms x {periods} periods) and its truth "
+            f"{escape(str(path.with_name(f'{name}_truth.json')))}."
+        )
         option = "" if family in ("binomial", "poisson", "gaussian") else f" --family {family}"
         stdout.print(f"Next: poolwise compare {escape(str(path))} '{SIMULATIONS[family]['formula']}'{option}")
 
@@ -548,11 +744,16 @@ def _draw(kind: str, source, out: Path):
     if isinstance(source, tuple):
         return save(plots.data_bars(plots.data_bars_table(*source)), out)
     if FIGURES[kind][1] and not hasattr(source, "fits"):
-        raise PoolwiseError(f"the {kind} figure compares models; pass a folder saved by poolwise compare --out, not one fit")
+        raise PoolwiseError(
+            f"the {kind} figure compares models; pass a folder saved by poolwise compare --out, not one fit"
+        )
     draw = {
         "data": lambda: plots.data_bars(plots.data_bars_table(pick_fit(source).data, pick_fit(source).spec)),
-        "forest": lambda: plots.forest(plots.forest_table(
-            {name: source.fits[name] for name in ("none", "partial")} if hasattr(source, "fits") else source)),
+        "forest": lambda: plots.forest(
+            plots.forest_table(
+                {name: source.fits[name] for name in ("none", "partial")} if hasattr(source, "fits") else source
+            )
+        ),
         "ppc": lambda: plots.ppc(plots.ppc_table(source)),
         "ppc-rates": lambda: plots.ppc(plots.ppc_table(source, scale="rate")),
         "logistic": lambda: plots.logistic(plots.logistic_table(source)),
@@ -567,9 +768,20 @@ def _draw(kind: str, source, out: Path):
 @app.command()
 def plot(
     kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(FIGURES) + ".", show_default=False)],
-    source: Annotated[str, typer.Argument(help="A results folder (compare --out), a saved fit (.nc), or with --formula a CSV/Parquet file or dataset name.", show_default=False)],
-    formula: Annotated[str | None, typer.Option(help="The formula, to draw 'data' straight from a data file.", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(help="Image file to write (default: KIND.png; .svg and .pdf work too).", show_default=False)] = None,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A results folder (compare --out), a saved fit (.nc), or with --formula a CSV/Parquet file or dataset name.",
+            show_default=False,
+        ),
+    ],
+    formula: Annotated[
+        str | None, typer.Option(help="The formula, to draw 'data' straight from a data file.", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Image file to write (default: KIND.png; .svg and .pdf work too).", show_default=False),
+    ] = None,
     force: Force = False,
     group: Group = None,
 ) -> None:
@@ -587,7 +799,9 @@ def plot(
         target = check_new(out if out is not None else Path(f"{kind}.png"), force=force)
         if formula is not None:
             if kind != "data":
-                raise PoolwiseError(f"--formula draws the data figure only; draw {kind} from saved results (compare --out DIR)")
+                raise PoolwiseError(
+                    f"--formula draws the data figure only; draw {kind} from saved results (compare --out DIR)"
+                )
             from poolwise.data import read_data
 
             loaded = (read_data(source), formula)
@@ -600,11 +814,26 @@ def plot(
 
 @app.command()
 def decide(
-    source: Annotated[Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)],
+    source: Annotated[
+        Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)
+    ],
     model: Annotated[str, typer.Option(help="Which model of a results folder: partial, none or complete.")] = "partial",
-    treatment: Annotated[str | None, typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False)] = None,
-    trials: Annotated[float, typer.Option(help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations.")] = 50,
-    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="The treatment helps when it lowers the mean (e.g. defects, reaction time).")] = False,
+    treatment: Annotated[
+        str | None,
+        typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False),
+    ] = None,
+    trials: Annotated[
+        float,
+        typer.Option(
+            help="Size of each new group for the expected outcomes: trials (binomial), units of exposure (poisson with an offset) or observations."
+        ),
+    ] = 50,
+    lower_is_better: Annotated[
+        bool,
+        typer.Option(
+            "--lower-is-better", help="The treatment helps when it lowers the mean (e.g. defects, reaction time)."
+        ),
+    ] = False,
     new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
     per_group: Annotated[bool, typer.Option("--per-group", help="Also print each observed group's rates.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
@@ -625,14 +854,34 @@ def decide(
 
         saved = load(source).focused(group)
         fit = saved.fits[pooling(model).name] if hasattr(saved, "fits") else saved
-        decision = decide_fit(fit, treatment=treatment, trials=int(trials) if float(trials).is_integer() else trials,
-                              groups=new_groups, higher_is_better=not lower_is_better, seed=seed)
+        decision = decide_fit(
+            fit,
+            treatment=treatment,
+            trials=int(trials) if float(trials).is_integer() else trials,
+            groups=new_groups,
+            higher_is_better=not lower_is_better,
+            seed=seed,
+        )
         if as_json:
-            tables = {name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
-                      for name in ("typical", "new_group", "expected", "per_group", "best")}
-            typer.echo(json.dumps({"model": decision.pooling, "treatment": decision.treatment, "reference": decision.reference,
-                                   "arms": decision.arms, "verdict": decision.verdict(),
-                                   **tables, "notes": decision.notes, "warnings": _messages(caught)}, indent=2))
+            tables = {
+                name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
+                for name in ("typical", "new_group", "expected", "per_group", "best")
+            }
+            typer.echo(
+                json.dumps(
+                    {
+                        "model": decision.pooling,
+                        "treatment": decision.treatment,
+                        "reference": decision.reference,
+                        "arms": decision.arms,
+                        "verdict": decision.verdict(),
+                        **tables,
+                        "notes": decision.notes,
+                        "warnings": _messages(caught),
+                    },
+                    indent=2,
+                )
+            )
             return
         _print_decision(decision, per_group=per_group)
 
@@ -643,8 +892,11 @@ def _print_decision(decision, *, per_group: bool) -> None:
     pct = f"{decision.prob:.0%}"
     link = family(decision.family).link
     categorical = not decision.best.empty or decision.arms != ["1"]
-    what = {"logit": "rates on the probability scale", "identity": f"mean {decision.outcome}",
-            "log": f"{decision.outcome} per {'row' if decision.unit == 'rows' else 'unit of ' + decision.unit}"}[link]
+    what = {
+        "logit": "rates on the probability scale",
+        "identity": f"mean {decision.outcome}",
+        "log": f"{decision.outcome} per {'row' if decision.unit == 'rows' else 'unit of ' + decision.unit}",
+    }[link]
     against = f" (each level against {decision.reference})" if categorical else ""
     rates = _table(f"{escape(decision.treatment)}: {escape(what)}{escape(against)}, {pct} intervals", gap=1)
     numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")
@@ -657,7 +909,9 @@ def _print_decision(decision, *, per_group: bool) -> None:
             digits = ".2f" if row["quantity"] == "ratio" else ".3f" if link == "logit" else ".3g"
             cells = [f"{row[c]:{digits}}" if row[c] == row[c] else "nan" for c in ("mean", "lower", "upper")]
             level = [escape(str(row["arm"]))] if categorical else []
-            rates.add_row(escape(str(row["group"])), *level, row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"]))
+            rates.add_row(
+                escape(str(row["group"])), *level, row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"])
+            )
     stdout.print(rates)
     if not decision.best.empty:
         best = _table("P(best): the probability that each level is the best of all")
@@ -666,14 +920,22 @@ def _print_decision(decision, *, per_group: bool) -> None:
         for _, row in decision.best.iterrows():
             best.add_row(row["scope"], escape(str(row["level"])), _num(row["p_best"]))
         stdout.print(best)
-    expected = _table(f"Expected {escape(decision.outcome)}: {decision.groups} new {escape(decision.factor)}s x "
-                      f"{decision.trials:g} {escape(decision.unit)}")
+    expected = _table(
+        f"Expected {escape(decision.outcome)}: {decision.groups} new {escape(decision.factor)}s x "
+        f"{decision.trials:g} {escape(decision.unit)}"
+    )
     for column in (*(["Level"] if categorical else []), "Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(helps)"):
         expected.add_column(column, justify="left" if column in ("Quantity", "Level") else "right", no_wrap=True)
     digits = 3 if decision.family == "gaussian" else 0
     for _, row in decision.expected.iterrows():
         level = [escape(str(row["arm"]))] if categorical else []
-        expected.add_row(*level, row["quantity"], _num(row["mean"], digits), _num(row["lower"], digits),
-                         _num(row["upper"], digits), _num(row["p_helps"]))
+        expected.add_row(
+            *level,
+            row["quantity"],
+            _num(row["mean"], digits),
+            _num(row["lower"], digits),
+            _num(row["upper"], digits),
+            _num(row["p_helps"]),
+        )
     stdout.print(expected)
     stdout.print(f"[bold]{escape(decision.verdict())}[/]")

@@ -10,10 +10,10 @@ import pandas as pd
 
 from poolwise.cv import check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.results import Fit
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
 from poolwise.pooling import POOLINGS, pooling
 from poolwise.priors import Priors, resolve_priors
+from poolwise.results import Fit
 
 PARETO_K = 0.7
 
@@ -35,7 +35,11 @@ class Study:
 
     def focused(self, factor: str | None) -> "Study":
         """The study with grouping factor ``factor`` in focus in every fit (see ``Fit.focused``)."""
-        return self if factor is None else replace(self, fits={name: fit.focused(factor) for name, fit in self.fits.items()})
+        return (
+            self
+            if factor is None
+            else replace(self, fits={name: fit.focused(factor) for name, fit in self.fits.items()})
+        )
 
 
 def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -50,17 +54,19 @@ def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
     best = max(loos, key=lambda name: loos[name].elpd)
     rows = []
     for name, loo in loos.items():
-        rows.append({
-            "model": name,
-            "elpd_loo": float(loo.elpd),
-            "se": float(loo.se),
-            "elpd_diff": float(loo.elpd - loos[best].elpd),
-            "dse": float(compared.loc[name, "dse"]),
-            "p_loo": float(loo.p),
-            "weight": float(compared.loc[name, "weight"]),
-            "n_bad_k": int((loo.pareto_k.values > PARETO_K).sum()),
-            "n_obs": int(loo.n_data_points),
-        })
+        rows.append(
+            {
+                "model": name,
+                "elpd_loo": float(loo.elpd),
+                "se": float(loo.se),
+                "elpd_diff": float(loo.elpd - loos[best].elpd),
+                "dse": float(compared.loc[name, "dse"]),
+                "p_loo": float(loo.p),
+                "weight": float(compared.loc[name, "weight"]),
+                "n_bad_k": int((loo.pareto_k.values > PARETO_K).sum()),
+                "n_obs": int(loo.n_data_points),
+            }
+        )
     table = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False).set_index("model")
     return table, loos
 
@@ -107,10 +113,20 @@ def compare(
     """
     if cv is not None and cv != "group":
         raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
-    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
-                                                    backend=backend, allow_unidentified=allow_unidentified)
+    spec, prepared, notes, backend = checked_inputs(
+        formula,
+        data,
+        family=family,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        backend=backend,
+        allow_unidentified=allow_unidentified,
+    )
     if spec.group is None:
-        raise PoolwiseError(f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling")
+        raise PoolwiseError(
+            f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling"
+        )
     # One base seed for everything, drawn here when not given, so the study records a seed that
     # reproduces all three fits (model k uses seed + k) and the CV folds.
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
@@ -122,21 +138,47 @@ def compare(
     check_prior_terms(priors, built)
     fits = {}
     for offset, (name, model) in enumerate(built.items()):
-        fits[name] = sample(spec, prepared, name, model, notes=notes, draws=draws, tune=tune, chains=chains,
-                            seed=seed + offset, backend=backend,
-                            allow_unidentified=allow_unidentified, progress=progress)
+        fits[name] = sample(
+            spec,
+            prepared,
+            name,
+            model,
+            notes=notes,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed + offset,
+            backend=backend,
+            allow_unidentified=allow_unidentified,
+            progress=progress,
+        )
     table, loos = loo_table(fits)
     result = None
     if cv is not None:
-        result = run_folds(spec.focused(by), prepared, cv_folds, poolings=list(fits), draws=draws, tune=tune, chains=chains,
-                           seed=seed, backend=backend, priors=resolved, allow_unidentified=allow_unidentified,
-                           workers=workers, executor=executor)
+        result = run_folds(
+            spec.focused(by),
+            prepared,
+            cv_folds,
+            poolings=list(fits),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            backend=backend,
+            priors=resolved,
+            allow_unidentified=allow_unidentified,
+            workers=workers,
+            executor=executor,
+        )
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():
         if row["n_bad_k"]:
-            warnings.warn(PoolwiseWarning(
-                f"{pooling(name).label}: {int(row['n_bad_k'])} of {int(row['n_obs'])} observations have Pareto k > {PARETO_K}; "
-                "leaving one out moves the posterior a lot (each row carries much of its group's information), "
-                "so their LOO terms are unreliable; grouped cross-validation (cv='group') is the sturdier check"
-            ), stacklevel=2)
+            warnings.warn(
+                PoolwiseWarning(
+                    f"{pooling(name).label}: {int(row['n_bad_k'])} of {int(row['n_obs'])} observations have Pareto k > {PARETO_K}; "
+                    "leaving one out moves the posterior a lot (each row carries much of its group's information), "
+                    "so their LOO terms are unreliable; grouped cross-validation (cv='group') is the sturdier check"
+                ),
+                stacklevel=2,
+            )
     return Study(spec.formula, fits, table, loos, notes, result)

@@ -24,11 +24,12 @@ from scipy.special import logsumexp
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.results import Fit
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
-from poolwise.spec import FormulaSpec
-from poolwise.pooling import POOLINGS, pooling as find_pooling
+from poolwise.pooling import POOLINGS
+from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, resolve_priors
+from poolwise.results import Fit
+from poolwise.spec import FormulaSpec
 
 DEFAULT_WORKERS = 2
 
@@ -52,7 +53,9 @@ class CV:
     notes: list[str] = field(default_factory=list)
 
 
-def group_folds(groups: Sequence, folds: int | Sequence[Sequence] | None = None, *, seed: int | None = None) -> list[list]:
+def group_folds(
+    groups: Sequence, folds: int | Sequence[Sequence] | None = None, *, seed: int | None = None
+) -> list[list]:
     """Partition the distinct ``groups`` into folds: each group in exactly one fold.
 
     ``None`` leaves one group out per fold; an integer K deals the groups, shuffled with ``seed``,
@@ -65,7 +68,9 @@ def group_folds(groups: Sequence, folds: int | Sequence[Sequence] | None = None,
         return [[label] for label in labels]
     if isinstance(folds, (int, np.integer)) and not isinstance(folds, bool):
         if not 2 <= folds <= len(labels):
-            raise PoolwiseError(f"folds must be between 2 and the number of groups ({len(labels)}), got {folds}; or None for leave-one-group-out")
+            raise PoolwiseError(
+                f"folds must be between 2 and the number of groups ({len(labels)}), got {folds}; or None for leave-one-group-out"
+            )
         order = np.random.default_rng(seed).permutation(len(labels))
         return [[labels[i] for i in part] for part in np.array_split(order, int(folds))]
     given = [list(fold) for fold in folds]
@@ -109,10 +114,20 @@ def group_cv(
     a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
     ``seed``, so serial and parallel runs give the same numbers.
     """
-    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
-                                                    backend=backend, allow_unidentified=allow_unidentified)
+    spec, prepared, notes, backend = checked_inputs(
+        formula,
+        data,
+        family=family,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        backend=backend,
+        allow_unidentified=allow_unidentified,
+    )
     if spec.group is None:
-        raise PoolwiseError(f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)")
+        raise PoolwiseError(
+            f"formula {formula!r} has no group term; grouped cross-validation needs one such as (1|group)"
+        )
     spec = spec.focused(by)
     check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
@@ -123,16 +138,41 @@ def group_cv(
     resolved = {name: resolve_priors(priors, spec, prepared, name) for name in names}
     if priors is not None:  # a typo in a term or preset fails here, not in every worker
         check_prior_terms(priors, {name: build_model(spec, prepared, name, resolved[name]) for name in names})
-    result = run_folds(spec, prepared, folds, poolings=names,
-                       draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, priors=resolved,
-                       allow_unidentified=allow_unidentified, workers=workers, executor=executor)
+    result = run_folds(
+        spec,
+        prepared,
+        folds,
+        poolings=names,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        backend=backend,
+        priors=resolved,
+        allow_unidentified=allow_unidentified,
+        workers=workers,
+        executor=executor,
+    )
     result.notes[:0] = notes
     return result
 
 
-def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, poolings: Sequence[str], draws: int,
-              tune: int, chains: int, seed: int, backend: str, priors: dict[str, dict[str, str]],
-              allow_unidentified: bool, workers: int = DEFAULT_WORKERS, executor: Executor | str | None = None) -> CV:
+def run_folds(
+    spec: FormulaSpec,
+    data: pd.DataFrame,
+    folds: list[list],
+    *,
+    poolings: Sequence[str],
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    backend: str,
+    priors: dict[str, dict[str, str]],
+    allow_unidentified: bool,
+    workers: int = DEFAULT_WORKERS,
+    executor: Executor | str | None = None,
+) -> CV:
     """Refit every model without each fold's groups and score the held-out rows (inputs already
     checked: ``data`` and ``spec`` as ``prepare_data`` returns them, ``folds`` a partition,
     ``priors`` each model's resolved prior strings)."""
@@ -151,17 +191,30 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
             fit_seed, score_seed = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(2)
             # Every task refers to the same DataFrame and slices it in the worker, so the parent
             # holds one copy of the data however many refits are queued.
-            tasks.append({"spec": spec, "pooling": name, "fold": number, "priors": priors[name], "data": data,
-                          "rows": np.flatnonzero(held_out), "seed": int(fit_seed), "score_seed": int(score_seed),
-                          "allow_unidentified": allow_unidentified, **settings})
+            tasks.append(
+                {
+                    "spec": spec,
+                    "pooling": name,
+                    "fold": number,
+                    "priors": priors[name],
+                    "data": data,
+                    "rows": np.flatnonzero(held_out),
+                    "seed": int(fit_seed),
+                    "score_seed": int(score_seed),
+                    "allow_unidentified": allow_unidentified,
+                    **settings,
+                }
+            )
     started = time.perf_counter()
     with _executor(executor, workers) as pool:
         try:
-            results = list(pool.map(_refit_and_score, tasks)) if pool is not None else [_refit_and_score(t) for t in tasks]
+            results = (
+                list(pool.map(_refit_and_score, tasks)) if pool is not None else [_refit_and_score(t) for t in tasks]
+            )
         except BrokenProcessPool:
             raise PoolwiseError(
                 "a cross-validation worker process died: in a script, put the code that calls poolwise under "
-                "`if __name__ == \"__main__\":` (worker processes re-import it); if memory ran out, use fewer workers"
+                '`if __name__ == "__main__":` (worker processes re-import it); if memory ran out, use fewer workers'
             ) from None
     log_lik = {}
     for name in poolings:
@@ -169,24 +222,41 @@ def run_folds(spec: FormulaSpec, data: pd.DataFrame, folds: list[list], *, pooli
         for task, result in zip(tasks, results):
             if task["pooling"] == name:
                 values[..., task["rows"]] = result["log_lik"]
-        log_lik[name] = xr.DataArray(values, dims=("chain", "draw", "obs"),
-                                     coords={"obs": np.arange(len(data)), "group": ("obs", data[spec.group].to_numpy())})
+        log_lik[name] = xr.DataArray(
+            values,
+            dims=("chain", "draw", "obs"),
+            coords={"obs": np.arange(len(data)), "group": ("obs", data[spec.group].to_numpy())},
+        )
     pointwise = pd.DataFrame({"group": data[spec.group].to_numpy(), "fold": fold_of})
     for name, values in log_lik.items():
         pointwise[name] = pointwise_elpd(values.to_numpy())
     notes = _sampling_notes(results)
     for note in notes:
         warnings.warn(PoolwiseWarning(note), stacklevel=3)
-    settings.update(seed=seed, folds=len(folds), refits=len(tasks), seconds=round(time.perf_counter() - started, 1),
-                    executor=_describe(executor, workers))
-    return CV(spec.formula, folds, cv_table(pointwise[list(poolings)], n_folds=len(folds)), pointwise, log_lik,
-              settings, notes)
+    settings.update(
+        seed=seed,
+        folds=len(folds),
+        refits=len(tasks),
+        seconds=round(time.perf_counter() - started, 1),
+        executor=_describe(executor, workers),
+    )
+    return CV(
+        spec.formula,
+        folds,
+        cv_table(pointwise[list(poolings)], n_folds=len(folds)),
+        pointwise,
+        log_lik,
+        settings,
+        notes,
+    )
 
 
 def check_workers(workers: int) -> None:
     """Refuse a worker count that is not a whole number >= 1 before any sampling."""
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
-        raise PoolwiseError(f"workers must be a whole number >= 1 (1 runs the refits one after another), got {workers!r}")
+        raise PoolwiseError(
+            f"workers must be a whole number >= 1 (1 runs the refits one after another), got {workers!r}"
+        )
 
 
 def pointwise_elpd(log_lik: np.ndarray) -> np.ndarray:
@@ -205,9 +275,17 @@ def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataF
     rows = []
     for name in pointwise.columns:
         diff = pointwise[name] - pointwise[best]
-        rows.append({"model": name, "elpd_cv": float(elpd[name]), "se": float(np.sqrt(n * np.var(pointwise[name].to_numpy()))),
-                     "elpd_diff": float(diff.sum()), "dse": float(np.sqrt(n * np.var(diff.to_numpy()))), "n_obs": n,
-                     "n_folds": n_folds})
+        rows.append(
+            {
+                "model": name,
+                "elpd_cv": float(elpd[name]),
+                "se": float(np.sqrt(n * np.var(pointwise[name].to_numpy()))),
+                "elpd_diff": float(diff.sum()),
+                "dse": float(np.sqrt(n * np.var(diff.to_numpy()))),
+                "n_obs": n,
+                "n_folds": n_folds,
+            }
+        )
     return pd.DataFrame(rows).sort_values("elpd_cv", ascending=False).set_index("model")
 
 
@@ -232,9 +310,11 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
     # Each new group borrows one fitted group's slot, its coefficients overwritten; groups beyond
     # the number of slots go in further rounds.
     for start in range(0, len(new_groups), len(slots)):
-        chunk = new_groups[start:start + len(slots)]
+        chunk = new_groups[start : start + len(slots)]
         modified = posterior.copy()
-        prior = _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
+        prior = (
+            _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
+        )
         for var, dim in variables.items():
             values = posterior[var]
             order = [d for d in values.dims if d != dim] + [dim]
@@ -245,12 +325,13 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
                 if prior is None:
                     array[..., slot] = _population_draw(fit, posterior, var, rng)
                 else:
-                    block = prior[var].to_numpy()[0, k * shape[0] * shape[1]:(k + 1) * shape[0] * shape[1]]
+                    block = prior[var].to_numpy()[0, k * shape[0] * shape[1] : (k + 1) * shape[0] * shape[1]]
                     array[..., slot] = block[..., slot].reshape(shape + array.shape[2:-1])
             modified[var] = (order, array)
         rows = data[spec.group].isin(chunk).to_numpy()
-        mapped = data[rows].assign(**{spec.group: data.loc[rows, spec.group].map(
-            {g: value_of[slots[k]] for k, g in enumerate(chunk)})})
+        mapped = data[rows].assign(
+            **{spec.group: data.loc[rows, spec.group].map({g: value_of[slots[k]] for k, g in enumerate(chunk)})}
+        )
         out[..., rows] = adapter.log_likelihood(fit.model, modified, mapped)
     return out
 
@@ -266,9 +347,15 @@ def _population_draw(fit: Fit, posterior: xr.Dataset, var: str, rng: np.random.G
     """One new group's deviation for group-specific term ``var``: mu + sigma * z per posterior draw."""
     prior = adapter.term_prior(fit.model, var)
     if prior.name != "Normal":
-        raise PoolwiseError(f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms")
+        raise PoolwiseError(
+            f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms"
+        )
     sd = adapter.sd_of(var)
-    sigma = posterior[sd] if sd in posterior else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
+    sigma = (
+        posterior[sd]
+        if sd in posterior
+        else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
+    )
     sigma = sigma.transpose("chain", "draw", ...).to_numpy()
     return float(prior.args.get("mu", 0.0)) + sigma * rng.standard_normal(sigma.shape)
 
@@ -288,13 +375,30 @@ def _refit_and_score(task: dict) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoolwiseWarning)
         built = build_model(task["spec"], train, task["pooling"], task["priors"])
-        fit = sample(task["spec"], train, task["pooling"], built, notes=[], draws=task["draws"], tune=task["tune"],
-                     chains=task["chains"], seed=task["seed"], backend=task["backend"],
-                     allow_unidentified=task["allow_unidentified"], progress=False, log_likelihood=False)
+        fit = sample(
+            task["spec"],
+            train,
+            task["pooling"],
+            built,
+            notes=[],
+            draws=task["draws"],
+            tune=task["tune"],
+            chains=task["chains"],
+            seed=task["seed"],
+            backend=task["backend"],
+            allow_unidentified=task["allow_unidentified"],
+            progress=False,
+            log_likelihood=False,
+        )
         log_lik = new_group_log_lik(fit, test, seed=task["score_seed"])
     messages = [str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)]
-    return {"pooling": task["pooling"], "fold": task["fold"], "log_lik": log_lik, "messages": messages,
-            "seconds": time.perf_counter() - started}
+    return {
+        "pooling": task["pooling"],
+        "fold": task["fold"],
+        "log_lik": log_lik,
+        "messages": messages,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def _sampling_notes(results: list[dict]) -> list[str]:
@@ -304,8 +408,10 @@ def _sampling_notes(results: list[dict]) -> list[str]:
         warned = [r for r in results if r["pooling"] == name and r["messages"]]
         if warned:
             first = warned[0]["messages"][0]
-            notes.append(f"grouped CV, {find_pooling(name).label.lower()}: {len(warned)} of "
-                         f"{sum(r['pooling'] == name for r in results)} refits warned, e.g. fold {warned[0]['fold'] + 1}: {first}")
+            notes.append(
+                f"grouped CV, {find_pooling(name).label.lower()}: {len(warned)} of "
+                f"{sum(r['pooling'] == name for r in results)} refits warned, e.g. fold {warned[0]['fold'] + 1}: {first}"
+            )
     return notes
 
 
@@ -328,11 +434,15 @@ def _executor(executor: Executor | str | None, workers: int):
         try:
             from distributed import Client
         except ImportError:
-            raise PoolwiseError(f"cluster address {executor!r} needs Dask: pip install distributed (or use ray://... for Ray)") from None
+            raise PoolwiseError(
+                f"cluster address {executor!r} needs Dask: pip install distributed (or use ray://... for Ray)"
+            ) from None
         with Client(executor) as client:
             yield client.get_executor()
     elif executor is not None:
-        raise PoolwiseError(f"executor must be a concurrent.futures.Executor or a cluster address, got {type(executor).__name__}")
+        raise PoolwiseError(
+            f"executor must be a concurrent.futures.Executor or a cluster address, got {type(executor).__name__}"
+        )
     elif workers == 1:
         yield None
     else:

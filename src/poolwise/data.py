@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from poolwise.errors import PoolwiseError
-from poolwise.families import FAMILIES, NAMES as FAMILY_NAMES
+from poolwise.families import FAMILIES
+from poolwise.families import NAMES as FAMILY_NAMES
 from poolwise.spec import FormulaSpec
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
@@ -80,7 +81,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with one-line errors for the usual ways it goes wrong."""
     path = Path(path)
     if not path.is_file():
-        raise PoolwiseError(f"file not found: {one_line(path)}; pass an existing CSV/Parquet path or a dataset name (gym)")
+        raise PoolwiseError(
+            f"file not found: {one_line(path)}; pass an existing CSV/Parquet path or a dataset name (gym)"
+        )
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             frame = pd.read_parquet(path)
@@ -88,8 +91,13 @@ def read_csv(path: str | Path) -> pd.DataFrame:
             frame = pd.read_csv(path, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PoolwiseError(f"cannot read {one_line(path)}: {first}; check that it is a comma-separated CSV with a header row") from None
-    if frame.columns.duplicated().any() or any(str(c).endswith(tuple(f".{i}" for i in range(1, 10))) and str(c).rsplit(".", 1)[0] in frame.columns for c in frame.columns):
+        raise PoolwiseError(
+            f"cannot read {one_line(path)}: {first}; check that it is a comma-separated CSV with a header row"
+        ) from None
+    if frame.columns.duplicated().any() or any(
+        str(c).endswith(tuple(f".{i}" for i in range(1, 10))) and str(c).rsplit(".", 1)[0] in frame.columns
+        for c in frame.columns
+    ):
         raise PoolwiseError(f"{one_line(path)} has duplicated column names; rename them so each column is unique")
     return frame
 
@@ -119,11 +127,23 @@ def validate_counts(data: pd.DataFrame, successes: str, trials: str) -> pd.DataF
         _fail_rows(data[column].notna() & values.isna(), f"{column} is not a number", "fix or drop those rows")
         _fail_rows(values.isna(), f"{column} is missing (NaN)", "fill or drop those rows")
         _fail_rows(values < 0, f"{column} is negative", "counts must be >= 0")
-        _fail_rows(~np.isfinite(values) | (values != np.round(values)), f"{column} is not a whole number", "counts must be integers")
-        _fail_rows(values > MAX_COUNT, f"{column} is larger than 2**53", "counts that large cannot be held exactly; check the column")
+        _fail_rows(
+            ~np.isfinite(values) | (values != np.round(values)),
+            f"{column} is not a whole number",
+            "counts must be integers",
+        )
+        _fail_rows(
+            values > MAX_COUNT,
+            f"{column} is larger than 2**53",
+            "counts that large cannot be held exactly; check the column",
+        )
         data[column] = values.astype("int64")
     _fail_rows(data[trials] == 0, f"{trials} is 0", "drop rows with no trials")
-    _fail_rows(data[successes] > data[trials], f"{successes} > {trials}", f"{successes} counts successes out of {trials}; check the column order in p(successes, trials)")
+    _fail_rows(
+        data[successes] > data[trials],
+        f"{successes} > {trials}",
+        f"{successes} counts successes out of {trials}; check the column order in p(successes, trials)",
+    )
     return data
 
 
@@ -149,8 +169,10 @@ def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -
     _fail_rows(_blank(values) & values.notna(), f"{name} is empty", "fill or drop those rows")
     levels = _levels(values)
     if len(levels) < 2:
-        raise PoolwiseError(f"{name} takes a single value ({one_line(levels[0]) if levels else 'all missing'}), so there "
-                            "is nothing to model; check the column or the rows selected")
+        raise PoolwiseError(
+            f"{name} takes a single value ({one_line(levels[0]) if levels else 'all missing'}), so there "
+            "is nothing to model; check the column or the rows selected"
+        )
     if exposure is not None:
         return "poisson"
     numeric = pd.to_numeric(values, errors="coerce")
@@ -158,13 +180,17 @@ def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -
     if len(levels) == 2 and (text or set(numeric.dropna().unique()) <= {0, 1}):
         return "bernoulli"
     if text:
-        raise PoolwiseError(f"{name} has {len(levels)} distinct non-numeric values; poolwise models a two-level outcome "
-                            f"(bernoulli), counts or numbers ({', '.join(FAMILY_NAMES)}): recode it, e.g. to 0/1 for one "
-                            "level against the rest")
+        raise PoolwiseError(
+            f"{name} has {len(levels)} distinct non-numeric values; poolwise models a two-level outcome "
+            f"(bernoulli), counts or numbers ({', '.join(FAMILY_NAMES)}): recode it, e.g. to 0/1 for one "
+            "level against the rest"
+        )
     whole = np.isfinite(numeric) & (numeric == np.round(numeric))
     if whole.all() and (numeric >= 0).all():
-        raise PoolwiseError(f"{name} holds counts (whole numbers >= 0 with more than two values), which poolwise "
-                            f"will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)")
+        raise PoolwiseError(
+            f"{name} holds counts (whole numbers >= 0 with more than two values), which poolwise "
+            f"will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"
+        )
     if numeric.isna().any():
         _fail_rows(numeric.isna(), f"{name} is missing (NaN)", "fill or drop those rows")
     return "gaussian"
@@ -176,11 +202,15 @@ def success_level(values: pd.Series, name: str, level: str | None = None) -> str
     levels = _levels(values)
     shown = ", ".join(one_line(v) for v in levels[:5]) + (", ..." if len(levels) > 5 else "")
     if len(levels) > 2:
-        raise PoolwiseError(f"{name} has {len(levels)} values ({shown}), but a bernoulli outcome has two; "
-                            "recode it to two levels or choose another --family")
+        raise PoolwiseError(
+            f"{name} has {len(levels)} values ({shown}), but a bernoulli outcome has two; "
+            "recode it to two levels or choose another --family"
+        )
     if level is not None:
         if level not in [str(v) for v in levels]:
-            raise PoolwiseError(f"{name}[{one_line(level)}] names a level {name} does not have; its levels are: {shown}")
+            raise PoolwiseError(
+                f"{name}[{one_line(level)}] names a level {name} does not have; its levels are: {shown}"
+            )
         return level
     if len(levels) < 2:
         raise PoolwiseError(f"{name} takes a single value ({shown}), so there is nothing to model; check the column")
@@ -200,16 +230,25 @@ def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, F
     if len(data) == 0:
         raise PoolwiseError("the data have no rows; pass a table with one row per group and period (or per trial)")
     if spec.family is None:
-        raise PoolwiseError("the model has no family yet; parse the formula with the data (parse_formula(formula, data))")
+        raise PoolwiseError(
+            "the model has no family yet; parse the formula with the data (parse_formula(formula, data))"
+        )
     prepared, spec, notes = _prepare_outcome(spec, data)
     for factor in spec.factors:
         levels = pd.unique(prepared[list(factor.parts)].astype(str).agg(":".join, axis=1))
         if len(levels) < 2:
-            raise PoolwiseError(f"grouping factor {factor.name} has a single level ({one_line(levels[0])}), so there is "
-                                f"nothing to pool; drop its (...|{factor.name}) term or add data from more groups")
+            raise PoolwiseError(
+                f"grouping factor {factor.name} has a single level ({one_line(levels[0])}), so there is "
+                f"nothing to pool; drop its (...|{factor.name}) term or add data from more groups"
+            )
+    if len(prepared) < 2 and len(data) > 1:
+        raise PoolwiseError(
+            f"all {len(data)} rows collapse into one count (the formula has no predictor or group that tells them "
+            f"apart); the rate is simply {int(prepared[spec.outcome].sum())} / {prepared[spec.size].sum():g}: add a "
+            "predictor or group term to model it"
+        )
     if len(prepared) < 2:
-        raise PoolwiseError(f"the data give {len(prepared)} row to fit{' after aggregating' if notes else ''}; "
-                            "a model needs at least two: pass more rows")
+        raise PoolwiseError("the data have one row; a model needs at least two: pass more rows")
     return _nested_factors(prepared, spec), spec, notes
 
 
@@ -231,25 +270,43 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
     if spec.family == "bernoulli":
         before = len(data)
         counts = aggregate(data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome, predictors)
-        note = (f"aggregated {before} rows of {spec.outcome} (success: {spec.outcome} = {spec.level}) into {len(counts)} "
-                "binomial rows (exact: same likelihood up to a constant)")
+        note = (
+            f"aggregated {before} rows of {spec.outcome} (success: {spec.outcome} = {spec.level}) into {len(counts)} "
+            "binomial rows (exact: same likelihood up to a constant)"
+        )
         return counts, replace(spec, trials=f"{spec.outcome}_n"), [note]
     data = data.copy()
     data[spec.outcome] = _numbers(data[spec.outcome], spec.outcome)
     if spec.exposure is not None:
         data[spec.exposure] = _numbers(data[spec.exposure], spec.exposure)
-        _fail_rows(data[spec.exposure] <= 0, f"exposure {spec.exposure} is <= 0",
-                   "a rate per unit of exposure needs exposure > 0: drop those rows or fix the column")
+        _fail_rows(
+            data[spec.exposure] <= 0,
+            f"exposure {spec.exposure} is <= 0",
+            "a rate per unit of exposure needs exposure > 0: drop those rows or fix the column",
+        )
     if spec.family in ("poisson", "negativebinomial"):
         values = data[spec.outcome]
-        _fail_rows(values < 0, f"{spec.outcome} is negative", f"{spec.family} counts must be >= 0 (use --family gaussian for signed numbers)")
-        _fail_rows(values != np.round(values), f"{spec.outcome} is not a whole number",
-                   f"{spec.family} counts must be integers (use --family gaussian for measurements)")
-        _fail_rows(values > MAX_COUNT, f"{spec.outcome} is larger than 2**53", "counts that large cannot be held exactly; check the column")
+        _fail_rows(
+            values < 0,
+            f"{spec.outcome} is negative",
+            f"{spec.family} counts must be >= 0 (use --family gaussian for signed numbers)",
+        )
+        _fail_rows(
+            values != np.round(values),
+            f"{spec.outcome} is not a whole number",
+            f"{spec.family} counts must be integers (use --family gaussian for measurements)",
+        )
+        _fail_rows(
+            values > MAX_COUNT,
+            f"{spec.outcome} is larger than 2**53",
+            "counts that large cannot be held exactly; check the column",
+        )
         data[spec.outcome] = values.astype("int64")
     if values_constant(data[spec.outcome]):
-        raise PoolwiseError(f"{spec.outcome} takes a single value ({data[spec.outcome].iloc[0]}) on every row, so there is "
-                            "nothing to model; check the column or the rows selected")
+        raise PoolwiseError(
+            f"{spec.outcome} takes a single value ({data[spec.outcome].iloc[0]}) on every row, so there is "
+            "nothing to model; check the column or the rows selected"
+        )
     if spec.family == "poisson":
         return _collapse_poisson(data, spec, predictors)
     return data, spec, []
@@ -269,7 +326,9 @@ def as_binary(values: pd.Series, spec: FormulaSpec) -> pd.Series:
 def _numbers(values: pd.Series, name: str) -> pd.Series:
     """A numeric column, refusing text, missing and infinite values row by row."""
     if pd.api.types.is_bool_dtype(values):
-        raise PoolwiseError(f"{name} is true/false; a two-valued outcome is bernoulli: drop --family or pass --family bernoulli")
+        raise PoolwiseError(
+            f"{name} is true/false; a two-valued outcome is bernoulli: drop --family or pass --family bernoulli"
+        )
     numbers = pd.to_numeric(values, errors="coerce")
     _fail_rows(values.notna() & numbers.isna(), f"{name} is not a number", "fix or drop those rows")
     _fail_rows(numbers.isna(), f"{name} is missing (NaN)", "fill or drop those rows")
@@ -277,7 +336,9 @@ def _numbers(values: pd.Series, name: str) -> pd.Series:
     return numbers
 
 
-def _collapse_poisson(data: pd.DataFrame, spec: FormulaSpec, predictors: list[str]) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
+def _collapse_poisson(
+    data: pd.DataFrame, spec: FormulaSpec, predictors: list[str]
+) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
     """Sum the Poisson counts of rows with identical predictors, group and exposure: a sum of
     Poisson counts with one rate is Poisson with the summed exposure, so the likelihood is the
     same up to a constant. Rows are merged only when that at least halves them (row-level data,
@@ -292,9 +353,11 @@ def _collapse_poisson(data: pd.DataFrame, spec: FormulaSpec, predictors: list[st
     summed = sized.groupby(keys, sort=True, dropna=False, observed=True)[[spec.outcome, exposure]].sum()
     summed = summed.reset_index(level=[key for key in keys if key != spec.exposure], drop=False).reset_index(drop=True)
     per = f"summed exposure {exposure}" if spec.exposure else f"the number of rows merged as exposure {exposure}"
-    note = (f"collapsed {len(data)} poisson rows with identical predictors, group and exposure into {len(summed)} rows "
-            f"of summed {spec.outcome} with {per} (exact: same likelihood up to a constant; LOO then leaves out "
-            "these merged rows)")
+    note = (
+        f"collapsed {len(data)} poisson rows with identical predictors, group and exposure into {len(summed)} rows "
+        f"of summed {spec.outcome} with {per} (exact: same likelihood up to a constant; LOO then leaves out "
+        "these merged rows)"
+    )
     return summed, replace(spec, exposure=exposure), [note]
 
 
@@ -314,18 +377,38 @@ def _fail_rows(mask: pd.Series, problem: str, fix: str) -> None:
 # Each family's simulated franchise: file name, columns, formula and default truth. The gyms'
 # intercepts and slopes are on the family's link scale (logit, log, identity).
 SIMULATIONS = {
-    "binomial": {"name": "franchise", "outcome": "nSigned", "size": "nTrialCustomers", "sizes": (20, 80),
-                 "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
-                 "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3}},
-    "poisson": {"name": "visits", "outcome": "nVisits", "size": "memberMonths", "sizes": (20, 80),
-                "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
-                "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2}},
-    "negativebinomial": {"name": "visits_overdispersed", "outcome": "nVisits", "size": "memberMonths", "sizes": (20, 80),
-                         "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
-                         "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0}},
-    "gaussian": {"name": "satisfaction", "outcome": "satisfaction", "size": None, "sizes": (3, 8),
-                 "formula": "satisfaction ~ yogaStretch + (yogaStretch|gymID)",
-                 "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0}},
+    "binomial": {
+        "name": "franchise",
+        "outcome": "nSigned",
+        "size": "nTrialCustomers",
+        "sizes": (20, 80),
+        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+        "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3},
+    },
+    "poisson": {
+        "name": "visits",
+        "outcome": "nVisits",
+        "size": "memberMonths",
+        "sizes": (20, 80),
+        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+        "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2},
+    },
+    "negativebinomial": {
+        "name": "visits_overdispersed",
+        "outcome": "nVisits",
+        "size": "memberMonths",
+        "sizes": (20, 80),
+        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+        "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0},
+    },
+    "gaussian": {
+        "name": "satisfaction",
+        "outcome": "satisfaction",
+        "size": None,
+        "sizes": (3, 8),
+        "formula": "satisfaction ~ yogaStretch + (yogaStretch|gymID)",
+        "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
+    },
 }
 
 
@@ -387,7 +470,10 @@ def simulate_franchise(
         "family": family,
         "formula": setup["formula"],
         "population": population,
-        "groups": {str(j + 1): {"alpha": round(float(alpha_j[j]), 6), "beta": round(float(beta_j[j]), 6)} for j in range(groups)},
+        "groups": {
+            str(j + 1): {"alpha": round(float(alpha_j[j]), 6), "beta": round(float(beta_j[j]), 6)}
+            for j in range(groups)
+        },
     }
     if family == "binomial":  # the bundled franchise's truth file predates families; keep it byte for byte
         del truth["family"]
@@ -417,8 +503,9 @@ def write_json(payload: dict, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_example(folder: Path, *, family: str = "binomial", groups: int = 12, periods: int = 4,
-                  seed: int = 2024) -> Path:
+def write_example(
+    folder: Path, *, family: str = "binomial", groups: int = 12, periods: int = 4, seed: int = 2024
+) -> Path:
     """Simulate a franchise into ``folder``/<name>.csv with its truth beside it (<name>_truth.json),
     <name> being the family's example name (franchise, visits, ...). This is how data/ in the
     repository was made."""

@@ -12,15 +12,16 @@ import numpy as np
 import pandas as pd
 
 from poolwise.decisions import Decision, check_treatment, rate_draws
-from poolwise.results import Fit
 from poolwise.pooling import pooling
+from poolwise.results import Fit
 
 GRID = 256
 COLOURS = {"rate_without": "#4c72b0", "rate_with": "#dd8452", "difference": "#55a868"}
 
 
-def rate_density_table(fit: Fit, *, treatment: str | None = None, scope: str = "typical",
-                       seed: int | None = None) -> pd.DataFrame:
+def rate_density_table(
+    fit: Fit, *, treatment: str | None = None, scope: str = "typical", seed: int | None = None
+) -> pd.DataFrame:
     """Kernel density estimates (ArviZ's ``kde``) of rate_without, rate_with and difference for the
     typical or a new group: columns quantity, label, x, density, positive (x > 0), p_helps."""
     import arviz as az
@@ -29,14 +30,28 @@ def rate_density_table(fit: Fit, *, treatment: str | None = None, scope: str = "
     draws = rate_draws(fit, treatment=treatment, scope=scope, seed=seed)
     factor = fit.spec.group or "group"
     who = f"{'typical' if scope == 'typical' else 'new'} {factor}"
-    labels = {"rate_without": f"rate without {treatment}", "rate_with": f"rate with {treatment}",
-              "difference": "difference (with − without)"}
+    labels = {
+        "rate_without": f"rate without {treatment}",
+        "rate_with": f"rate with {treatment}",
+        "difference": "difference (with − without)",
+    }
     p_helps = float((draws["difference"] > 0).mean())
     frames = []
     for quantity, label in labels.items():
         grid, density, _ = az.kde(np.asarray(draws[quantity]).reshape(-1), grid_len=GRID)
-        frames.append(pd.DataFrame({"quantity": quantity, "label": label, "x": grid, "density": density,
-                                    "positive": grid > 0, "p_helps": p_helps, "scope": who}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "quantity": quantity,
+                    "label": label,
+                    "x": grid,
+                    "density": density,
+                    "positive": grid > 0,
+                    "p_helps": p_helps,
+                    "scope": who,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -50,8 +65,14 @@ def plot_rate_densities(table: pd.DataFrame, *, ax=None):
         colour = COLOURS[quantity]
         if quantity == "difference":
             ax.plot(part["x"], part["density"], color=colour, linestyle="--", label=part["label"].iloc[0])
-            ax.fill_between(part["x"], part["density"], where=part["positive"], color=colour, alpha=0.35,
-                            label=f"difference > 0: P(helps) = {part['p_helps'].iloc[0]:.2f}")
+            ax.fill_between(
+                part["x"],
+                part["density"],
+                where=part["positive"],
+                color=colour,
+                alpha=0.35,
+                label=f"difference > 0: P(helps) = {part['p_helps'].iloc[0]:.2f}",
+            )
         else:
             ax.plot(part["x"], part["density"], color=colour, label=part["label"].iloc[0])
             ax.fill_between(part["x"], part["density"], color=colour, alpha=0.12)
@@ -68,17 +89,45 @@ def difference_forest_table(decision: Decision) -> pd.DataFrame:
     """The difference (rate with − without) per observed group, then the typical and a new group:
     columns label, group, kind (observed, typical, new), mean, lower, upper, p_helps, source,
     informed (False where the group's own data cannot inform the difference)."""
-    parts = [decision.per_group.assign(kind="observed"), decision.typical.assign(kind="typical"),
-             decision.new_group.assign(kind="new")]
+    parts = [
+        decision.per_group.assign(kind="observed"),
+        decision.typical.assign(kind="typical"),
+        decision.new_group.assign(kind="new"),
+    ]
     table = pd.concat(parts, ignore_index=True).query("quantity == 'difference'")
-    names = {"observed": f"{decision.factor} ", "typical": f"typical {decision.factor}", "new": f"new {decision.factor}"}
+    names = {
+        "observed": f"{decision.factor} ",
+        "typical": f"typical {decision.factor}",
+        "new": f"new {decision.factor}",
+    }
     categorical = decision.arms != ["1"]
-    labels = [names[kind] + (group if kind == "observed" else "") + (f" ({arm})" if categorical else "")
-              for kind, group, arm in zip(table["kind"], table["group"], table["arm"])]
-    table = table.assign(label=labels, informed=table["source"] == "data", treatment=decision.treatment,
-                         prob=decision.prob, model=decision.pooling)
-    return table[["label", "group", "kind", "mean", "lower", "upper", "p_helps", "source", "informed",
-                  "treatment", "prob", "model"]].reset_index(drop=True)
+    labels = [
+        names[kind] + (group if kind == "observed" else "") + (f" ({arm})" if categorical else "")
+        for kind, group, arm in zip(table["kind"], table["group"], table["arm"])
+    ]
+    table = table.assign(
+        label=labels,
+        informed=table["source"] == "data",
+        treatment=decision.treatment,
+        prob=decision.prob,
+        model=decision.pooling,
+    )
+    return table[
+        [
+            "label",
+            "group",
+            "kind",
+            "mean",
+            "lower",
+            "upper",
+            "p_helps",
+            "source",
+            "informed",
+            "treatment",
+            "prob",
+            "model",
+        ]
+    ].reset_index(drop=True)
 
 
 def plot_difference_forest(table: pd.DataFrame, *, ax=None):

@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.estimates import PROB, arms, group_draws, population_draws, reference_level, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.families import Family, family as find_family
-from poolwise.results import Fit
+from poolwise.estimates import PROB, arms, group_draws, population_draws, reference_level, summarise
+from poolwise.families import Family
+from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
+from poolwise.results import Fit
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")
 OUTCOMES = ("outcome_without", "outcome_with", "difference")
@@ -92,9 +93,17 @@ def check_treatment(fit: Fit, treatment: str | None) -> str:
     treatment = treatment or spec.treatment
     if treatment is None or treatment not in terms:
         shown = ", ".join(terms) or "none"
-        raise PoolwiseError(f"unknown treatment {treatment!r}; the formula's terms are: {shown}. Pass one of them as treatment")
-    if treatment in fit.data.columns and not pd.api.types.is_numeric_dtype(fit.data[treatment]) and not arms(fit, treatment):
-        raise PoolwiseError(f"treatment {treatment} must be a 0/1 or numeric column to compare without (0) and with (1); recode it")
+        raise PoolwiseError(
+            f"unknown treatment {treatment!r}; the formula's terms are: {shown}. Pass one of them as treatment"
+        )
+    if (
+        treatment in fit.data.columns
+        and not pd.api.types.is_numeric_dtype(fit.data[treatment])
+        and not arms(fit, treatment)
+    ):
+        raise PoolwiseError(
+            f"treatment {treatment} must be a 0/1 or numeric column to compare without (0) and with (1); recode it"
+        )
     return treatment
 
 
@@ -132,6 +141,7 @@ def level_etas(fit: Fit, treatment: str, scope: str, rng: np.random.Generator, s
     pops = [population_draws(fit, treatment, arm) for arm in (levels or [None])]
     alpha, betas = pops[0]["alpha"], [pop["beta"] for pop in pops]
     if scope == "new":
+
         def new(centre: xr.DataArray, sd: str, pop: xr.Dataset) -> xr.DataArray:
             centre = centre.expand_dims(new_group=size or 1, axis=-1)
             # No group sd (complete pooling, or a term that does not vary): a new group is the typical one.
@@ -152,8 +162,14 @@ def _level_rates(etas: xr.DataArray, arm: str, family: Family) -> xr.Dataset:
     return rates(reference, etas.sel(level=arm, drop=True) - reference, family)
 
 
-def rate_draws(fit: Fit, *, treatment: str | None = None, scope: str = "typical",
-               seed: int | np.random.Generator | None = None, arm: str | None = None) -> xr.Dataset:
+def rate_draws(
+    fit: Fit,
+    *,
+    treatment: str | None = None,
+    scope: str = "typical",
+    seed: int | np.random.Generator | None = None,
+    arm: str | None = None,
+) -> xr.Dataset:
     """Draws of rate_without, rate_with, difference and ratio for the typical group or one new
     group (``scope``), dims (chain, draw); ``arm`` is the level of a categorical treatment
     (default: the first non-reference level). No pooling has no population, so neither exists there."""
@@ -161,19 +177,42 @@ def rate_draws(fit: Fit, *, treatment: str | None = None, scope: str = "typical"
     if scope not in SCOPES:
         raise PoolwiseError(f"unknown scope {scope!r}; use one of: {', '.join(SCOPES)}")
     if fit.pooling == "none":
-        raise PoolwiseError("no pooling has no population, so it has no typical or new group; use the partial pooling fit")
+        raise PoolwiseError(
+            "no pooling has no population, so it has no typical or new group; use the partial pooling fit"
+        )
     etas = level_etas(fit, treatment, scope, np.random.default_rng(seed))
     return _level_rates(etas, arm if arm is not None else str(etas["level"].values[1]), find_family(fit.spec.family))
 
 
-def _rows(model: str, group: str, arm: str, draws: xr.Dataset | None, prob: float, sources: dict[str, str],
-          quantities: tuple[str, ...], sign: int) -> list[dict]:
+def _rows(
+    model: str,
+    group: str,
+    arm: str,
+    draws: xr.Dataset | None,
+    prob: float,
+    sources: dict[str, str],
+    quantities: tuple[str, ...],
+    sign: int,
+) -> list[dict]:
     if draws is None:
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
-        return [{"model": model, "group": group, "arm": arm, "quantity": q, **empty, "source": sources[q]} for q in quantities]
+        return [
+            {"model": model, "group": group, "arm": arm, "quantity": q, **empty, "source": sources[q]}
+            for q in quantities
+        ]
     p_helps = float((sign * draws["difference"] > 0).mean())
-    return [{"model": model, "group": group, "arm": arm, "quantity": q, **summarise(draws[q], prob), "p_helps": p_helps,
-             "source": sources[q]} for q in quantities]
+    return [
+        {
+            "model": model,
+            "group": group,
+            "arm": arm,
+            "quantity": q,
+            **summarise(draws[q], prob),
+            "p_helps": p_helps,
+            "source": sources[q],
+        }
+        for q in quantities
+    ]
 
 
 def _per_group(fit: Fit, treatment: str, arm: str, prob: float, sign: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
@@ -196,31 +235,62 @@ def _per_group(fit: Fit, treatment: str, arm: str, prob: float, sign: int) -> tu
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), flagged
 
 
-def _expected(fit: Fit, treatment: str, trials: float, groups: int, prob: float, rng: np.random.Generator,
-              sign: int) -> pd.DataFrame:
+def _expected(
+    fit: Fit, treatment: str, trials: float, groups: int, prob: float, rng: np.random.Generator, sign: int
+) -> pd.DataFrame:
     """Posterior predictive of the total outcome of ``groups`` new groups of size ``trials`` each
     (trials, exposure or observations), the same groups at the reference level and at each arm
     (different units, so independent outcomes drawn from the family)."""
     names = [reference_level(fit, treatment), *(arms(fit, treatment) or ["1"])]
     if fit.pooling == "none":
         empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
-        return pd.DataFrame([{"model": fit.pooling, "arm": arm, "quantity": q, "groups": groups, "trials": trials, **empty,
-                              "source": "undefined"} for arm in names[1:] for q in OUTCOMES], columns=EXPECTED_COLUMNS)
+        return pd.DataFrame(
+            [
+                {
+                    "model": fit.pooling,
+                    "arm": arm,
+                    "quantity": q,
+                    "groups": groups,
+                    "trials": trials,
+                    **empty,
+                    "source": "undefined",
+                }
+                for arm in names[1:]
+                for q in OUTCOMES
+            ],
+            columns=EXPECTED_COLUMNS,
+        )
     family = find_family(fit.spec.family)
     etas = level_etas(fit, treatment, "new", rng, size=groups)
     aux = {name: fit.posterior[name].values[..., None] for name in family.aux}
-    totals = {str(level): family.simulate(rng, family.inverse(etas.sel(level=level).values), trials, aux).sum(axis=-1)
-              for level in etas["level"].values}
+    totals = {
+        str(level): family.simulate(rng, family.inverse(etas.sel(level=level).values), trials, aux).sum(axis=-1)
+        for level in etas["level"].values
+    }
     if family.name == "gaussian":  # a measurement's total means little: report the mean per observation
         totals = {level: values / (groups * trials) for level, values in totals.items()}
     source = "new groups from population" if fit.pooling == "partial" else "all groups"
     rows = []
     for arm in names[1:]:
-        outcomes = {"outcome_without": totals[names[0]], "outcome_with": totals[arm],
-                    "difference": totals[arm] - totals[names[0]]}
+        outcomes = {
+            "outcome_without": totals[names[0]],
+            "outcome_with": totals[arm],
+            "difference": totals[arm] - totals[names[0]],
+        }
         p_helps = float((sign * outcomes["difference"] > 0).mean())
-        rows += [{"model": fit.pooling, "arm": arm, "quantity": q, "groups": groups, "trials": trials,
-                  **summarise(values, prob), "p_helps": p_helps, "source": source} for q, values in outcomes.items()]
+        rows += [
+            {
+                "model": fit.pooling,
+                "arm": arm,
+                "quantity": q,
+                "groups": groups,
+                "trials": trials,
+                **summarise(values, prob),
+                "p_helps": p_helps,
+                "source": source,
+            }
+            for q, values in outcomes.items()
+        ]
     return pd.DataFrame(rows, columns=EXPECTED_COLUMNS)
 
 
@@ -235,8 +305,16 @@ def _best(etas: dict[str, xr.DataArray], sign: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scope", "level", "p_best"])
 
 
-def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups: int = 100, prob: float = PROB,
-           higher_is_better: bool = True, seed: int | None = None) -> Decision:
+def decide(
+    fit: Fit,
+    *,
+    treatment: str | None = None,
+    trials: float = 50,
+    groups: int = 100,
+    prob: float = PROB,
+    higher_is_better: bool = True,
+    seed: int | None = None,
+) -> Decision:
     """Turn a fit into decisions on the response scale: the treatment's effect for a typical
     group, each observed group and a new group, and the total outcome ``groups`` new groups of
     size ``trials`` each should expect without and with it.
@@ -257,8 +335,13 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups
     treatment = check_treatment(fit, treatment)
     family = find_family(fit.spec.family)
     whole = family.name in ("binomial", "bernoulli")
-    if isinstance(trials, bool) or not isinstance(trials, (int, float, np.integer, np.floating)) or not trials > 0 \
-            or (whole and trials != int(trials)) or not np.isfinite(trials):
+    if (
+        isinstance(trials, bool)
+        or not isinstance(trials, (int, float, np.integer, np.floating))
+        or not trials > 0
+        or (whole and trials != int(trials))
+        or not np.isfinite(trials)
+    ):
         kind = "a whole number >= 1" if whole else "a number > 0"
         raise PoolwiseError(f"trials (each new group's size) must be {kind}, got {trials!r}")
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
@@ -274,17 +357,37 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups
     typical_rows, new_rows, per_group, best = [], [], [], pd.DataFrame(columns=["scope", "level", "p_best"])
     if fit.pooling == "none":
         for arm in names:
-            typical_rows += _rows(fit.pooling, "typical", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign)
-            new_rows += _rows(fit.pooling, "new", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign)
+            typical_rows += _rows(
+                fit.pooling, "typical", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign
+            )
+            new_rows += _rows(
+                fit.pooling, "new", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign
+            )
     else:
         etas = {"typical": level_etas(fit, treatment, "typical", rng), "new": level_etas(fit, treatment, "new", rng)}
         typical_source = "population" if fit.pooling == "partial" else "all groups"
         new_source = "new group from population" if fit.pooling == "partial" else "all groups"
         for arm in names:
-            typical_rows += _rows(fit.pooling, "typical", arm, _level_rates(etas["typical"], arm, family), prob,
-                                  dict.fromkeys(QUANTITIES, typical_source), quantities, sign)
-            new_rows += _rows(fit.pooling, "new", arm, _level_rates(etas["new"], arm, family), prob,
-                              dict.fromkeys(QUANTITIES, new_source), quantities, sign)
+            typical_rows += _rows(
+                fit.pooling,
+                "typical",
+                arm,
+                _level_rates(etas["typical"], arm, family),
+                prob,
+                dict.fromkeys(QUANTITIES, typical_source),
+                quantities,
+                sign,
+            )
+            new_rows += _rows(
+                fit.pooling,
+                "new",
+                arm,
+                _level_rates(etas["new"], arm, family),
+                prob,
+                dict.fromkeys(QUANTITIES, new_source),
+                quantities,
+                sign,
+            )
         if levels:
             best = _best(etas, sign)
     flagged = {}
@@ -293,13 +396,25 @@ def decide(fit: Fit, *, treatment: str | None = None, trials: float = 50, groups
         per_group.append(table)
     notes = _notes(fit.pooling, treatment, factor, flagged) if not levels else []
     if not levels and treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
-        notes.insert(0, f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
-                        "the effect of one unit more")
+        notes.insert(
+            0,
+            f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
+            "the effect of one unit more",
+        )
     trials = int(trials) if whole else float(trials)
     return Decision(
-        pooling=fit.pooling, treatment=treatment, factor=factor, outcome=fit.spec.outcome, family=family.name,
-        unit=unit(fit), higher_is_better=higher_is_better, trials=trials, groups=int(groups), prob=prob,
-        reference=reference_level(fit, treatment), arms=names,
+        pooling=fit.pooling,
+        treatment=treatment,
+        factor=factor,
+        outcome=fit.spec.outcome,
+        family=family.name,
+        unit=unit(fit),
+        higher_is_better=higher_is_better,
+        trials=trials,
+        groups=int(groups),
+        prob=prob,
+        reference=reference_level(fit, treatment),
+        arms=names,
         typical=pd.DataFrame(typical_rows, columns=TABLE_COLUMNS),
         per_group=pd.concat(per_group, ignore_index=True),
         new_group=pd.DataFrame(new_rows, columns=TABLE_COLUMNS),
@@ -314,11 +429,15 @@ def _notes(pooling: str, treatment: str, factor: str, flagged: dict[str, list[st
     never_without, never_with = flagged.get("sum_only", []), flagged.get("prior_only", [])
     where = {"partial": "borrowed from the population", "none": "the prior's, not data"}.get(pooling)
     if never_without:
-        notes.append(f"{factor} {', '.join(never_without)} never ran without {treatment}: rate_without and the "
-                     f"difference there are {where}")
+        notes.append(
+            f"{factor} {', '.join(never_without)} never ran without {treatment}: rate_without and the "
+            f"difference there are {where}"
+        )
     if never_with:
-        notes.append(f"{factor} {', '.join(never_with)} never ran with {treatment}: rate_with and the difference "
-                     f"there are {where}")
+        notes.append(
+            f"{factor} {', '.join(never_with)} never ran with {treatment}: rate_with and the difference "
+            f"there are {where}"
+        )
     return notes
 
 
@@ -337,9 +456,13 @@ def _rate_sentence(table: pd.DataFrame, prob: float, family: str) -> tuple[str, 
     rows = table.set_index("quantity")
     diff = rows.loc["difference"]
     points = " points" if family in ("binomial", "bernoulli") else ""
-    change = f"from {_value(rows.loc['rate_without', 'mean'], family)} to {_value(rows.loc['rate_with', 'mean'], family)}"
-    detail = (f"difference {_change(diff['mean'], family)}{points}, {prob:.0%} interval {_change(diff['lower'], family)} to "
-              f"{_change(diff['upper'], family)}; P(helps) = {diff['p_helps']:.2f}")
+    change = (
+        f"from {_value(rows.loc['rate_without', 'mean'], family)} to {_value(rows.loc['rate_with', 'mean'], family)}"
+    )
+    detail = (
+        f"difference {_change(diff['mean'], family)}{points}, {prob:.0%} interval {_change(diff['lower'], family)} to "
+        f"{_change(diff['upper'], family)}; P(helps) = {diff['p_helps']:.2f}"
+    )
     return change, detail
 
 
@@ -349,7 +472,9 @@ def _measure(decision: "Decision") -> str:
         return "rate"
     if decision.family == "gaussian":
         return f"mean {decision.outcome}"
-    return f"{decision.outcome} per {decision.unit.rstrip('s') if decision.unit == 'rows' else 'unit of ' + decision.unit}"
+    return (
+        f"{decision.outcome} per {decision.unit.rstrip('s') if decision.unit == 'rows' else 'unit of ' + decision.unit}"
+    )
 
 
 def verdict(decision: Decision) -> str:
@@ -362,12 +487,16 @@ def verdict(decision: Decision) -> str:
     if d.pooling == "none":
         diff = d.per_group[d.per_group["quantity"] == "difference"]
         informed = diff[diff["source"] == "data"]
-        likely = [f"{row.group} ({row.arm})" if categorical else row.group
-                  for row in informed[informed["p_helps"] > 0.9].itertuples()]
-        text = (f"No pooling estimates each {group} on its own and has no population, so it says nothing about a "
-                f"typical or new {group}. {treatment} helps ({helps} is better) with P > 0.9 in {len(likely)} of the "
-                f"{len(informed)} {group}{' and level' if categorical else ''}s whose data inform the difference "
-                f"({', '.join(likely) or 'none'}).")
+        likely = [
+            f"{row.group} ({row.arm})" if categorical else row.group
+            for row in informed[informed["p_helps"] > 0.9].itertuples()
+        ]
+        text = (
+            f"No pooling estimates each {group} on its own and has no population, so it says nothing about a "
+            f"typical or new {group}. {treatment} helps ({helps} is better) with P > 0.9 in {len(likely)} of the "
+            f"{len(informed)} {group}{' and level' if categorical else ''}s whose data inform the difference "
+            f"({', '.join(likely) or 'none'})."
+        )
         return " ".join([text, *(note + "." for note in d.notes)])
     measure = _measure(d)
 
@@ -376,21 +505,35 @@ def verdict(decision: Decision) -> str:
         parts = []
         for arm in d.arms:
             change, detail = _rate_sentence(table[table["arm"] == arm], d.prob, d.family)
-            direction = "raises" if table[(table["arm"] == arm) & (table["quantity"] == "difference")]["mean"].iloc[0] >= 0 else "lowers"
+            direction = (
+                "raises"
+                if table[(table["arm"] == arm) & (table["quantity"] == "difference")]["mean"].iloc[0] >= 0
+                else "lowers"
+            )
             who = f"{treatment} {arm} (against {d.reference})" if categorical else treatment
-            parts.append(f"{change} ({detail})" if whose is None else f"{who} {direction} {whose} {measure} {change} ({detail})")
+            parts.append(
+                f"{change} ({detail})" if whose is None else f"{who} {direction} {whose} {measure} {change} ({detail})"
+            )
         return "; ".join(parts)
 
     def best(scope: str) -> str:
         rows = d.best[d.best["scope"] == scope]
-        return "" if rows.empty else " P(best): " + ", ".join(f"{row.level} {row.p_best:.2f}" for row in rows.itertuples()) + "."
+        return (
+            ""
+            if rows.empty
+            else " P(best): " + ", ".join(f"{row.level} {row.p_best:.2f}" for row in rows.itertuples()) + "."
+        )
 
     if d.pooling == "complete":
-        sentences = [f"Complete pooling (one {measure} for every {group}): {clauses(d.typical, 'the')}.{best('typical')} "
-                     f"It assumes {group}s do not differ, so a new {group} gets the same answer."]
+        sentences = [
+            f"Complete pooling (one {measure} for every {group}): {clauses(d.typical, 'the')}.{best('typical')} "
+            f"It assumes {group}s do not differ, so a new {group} gets the same answer."
+        ]
     else:
-        sentences = [f"{clauses(d.typical, f'a typical {group}' + chr(39) + 's')}.{best('typical')}",
-                     f"For a new {group}: {clauses(d.new_group, 'its' if categorical else None)}.{best('new')}"]
+        sentences = [
+            f"{clauses(d.typical, f'a typical {group}' + chr(39) + 's')}.{best('typical')}",
+            f"For a new {group}: {clauses(d.new_group, 'its' if categorical else None)}.{best('new')}",
+        ]
     if not d.higher_is_better:
         sentences.append("Lower is better here: P(helps) is the probability of a decrease.")
     total, digits = ("mean ", ".3g") if d.family == "gaussian" else ("", ",.0f")
@@ -402,7 +545,8 @@ def verdict(decision: Decision) -> str:
         outcomes.append(
             f"{total}{d.outcome} {without['mean']:{digits}}{names[0]} ({without['lower']:{digits}} to {without['upper']:{digits}}) "
             f"and {with_['mean']:{digits}}{names[1]} ({with_['lower']:{digits}} to {with_['upper']:{digits}}); difference "
-            f"{diff['mean']:+{digits}} ({diff['lower']:+{digits}} to {diff['upper']:+{digits}}), P(helps) = {diff['p_helps']:.2f}")
+            f"{diff['mean']:+{digits}} ({diff['lower']:+{digits}} to {diff['upper']:+{digits}}), P(helps) = {diff['p_helps']:.2f}"
+        )
     sentences.append(f"{d.groups} new {group}s × {d.trials:,g} {d.unit}: {'; '.join(outcomes)}.")
     sentences += [note + "." for note in d.notes]
     return " ".join(sentences)

@@ -51,7 +51,9 @@ def arms(fit: Fit, treatment: str | None = None) -> list[str]:
     if treatment is not None and fit.pooling == "none" and fit.spec.group:
         slope = adapter.unpooled_slope(fit.spec.group, treatment)
         if slope in post and ", " in str(post[slope][adapter.level_dim(slope)].values[0]):
-            return list(dict.fromkeys(str(label).rsplit(", ", 1)[1] for label in post[slope][adapter.level_dim(slope)].values))
+            return list(
+                dict.fromkeys(str(label).rsplit(", ", 1)[1] for label in post[slope][adapter.level_dim(slope)].values)
+            )
     return []
 
 
@@ -118,13 +120,19 @@ def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) 
     elif fit.pooling == "none":
         alpha = _unpooled_intercepts(fit, labels, base_alpha)
         slope = adapter.unpooled_slope(spec.group, treatment)
-        beta = (_by_group(_unpooled_level(post[slope], adapter.level_dim(slope), arm), labels) if slope in post
-                else base_beta)
+        beta = (
+            _by_group(_unpooled_level(post[slope], adapter.level_dim(slope), arm), labels)
+            if slope in post
+            else base_beta
+        )
     else:
         intercept, slope = adapter.group_term("Intercept", spec.group), adapter.group_term(treatment, spec.group)
         alpha = base_alpha + (_by_group(post[intercept], labels) if intercept in post else 0)
-        beta = base_beta + (_by_group(_level(post[slope], adapter.level_dim(treatment, grouped=True), arm), labels)
-                            if slope in post else 0)
+        beta = base_beta + (
+            _by_group(_level(post[slope], adapter.level_dim(treatment, grouped=True), arm), labels)
+            if slope in post
+            else 0
+        )
     alpha, beta = xr.broadcast(alpha, beta, group_coord.assign_coords(group=labels))[:2]
     return xr.Dataset({"alpha": alpha, "beta": beta}).transpose("chain", "draw", "group")
 
@@ -136,9 +144,14 @@ def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = N
     treatment = treatment or spec.treatment
     if arm is None and arms(fit, treatment):
         arm = arms(fit, treatment)[0]
-    out = {"alpha": post["Intercept"] if "Intercept" in post else _zero(post),
-           "beta": _level(post[treatment], adapter.level_dim(treatment), arm) if treatment in post else _zero(post)}
-    for name, var in (("sigma_alpha", adapter.group_sd("Intercept", spec.group)), ("sigma_beta", adapter.group_sd(treatment, spec.group))):
+    out = {
+        "alpha": post["Intercept"] if "Intercept" in post else _zero(post),
+        "beta": _level(post[treatment], adapter.level_dim(treatment), arm) if treatment in post else _zero(post),
+    }
+    for name, var in (
+        ("sigma_alpha", adapter.group_sd("Intercept", spec.group)),
+        ("sigma_beta", adapter.group_sd(treatment, spec.group)),
+    ):
         if var in post:
             out[name] = _level(post[var], adapter.level_dim(treatment, grouped=True), arm)
     return xr.Dataset(out)
@@ -170,6 +183,12 @@ def coefficients(fit: Fit, *, treatment: str | None = None, prob: float = PROB) 
     rows = []
     for group in quantities["alpha"]["group"].values:
         for quantity, values in quantities.items():
-            rows.append({"model": fit.pooling, "group": str(group), "quantity": quantity,
-                         **summarise(values.sel(group=group), prob)})
+            rows.append(
+                {
+                    "model": fit.pooling,
+                    "group": str(group),
+                    "quantity": quantity,
+                    **summarise(values.sel(group=group), prob),
+                }
+            )
     return pd.DataFrame(rows)

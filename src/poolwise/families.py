@@ -52,8 +52,9 @@ class Family:
             return float(np.log(mean))
         return float(mean)
 
-    def simulate(self, rng: np.random.Generator, mean: np.ndarray, size: float | np.ndarray,
-                 aux: dict[str, np.ndarray]) -> np.ndarray:
+    def simulate(
+        self, rng: np.random.Generator, mean: np.ndarray, size: float | np.ndarray, aux: dict[str, np.ndarray]
+    ) -> np.ndarray:
         """Outcomes of units with mean response ``mean`` and ``size`` trials / exposure /
         observations each; a gaussian outcome is the sum of ``size`` observations."""
         if self.name in ("binomial", "bernoulli"):
@@ -68,7 +69,8 @@ class Family:
 
 
 FAMILIES = {
-    family.name: family for family in (
+    family.name: family
+    for family in (
         Family("bernoulli", "binomial", "logit", "probability", (), True, True),
         Family("binomial", "binomial", "logit", "probability", (), True, True),
         Family("poisson", "poisson", "log", "events per unit of exposure", (), True, True),

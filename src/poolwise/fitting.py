@@ -16,12 +16,13 @@ from poolwise import adapter
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
-from poolwise.spec import FormulaSpec
 from poolwise.formulas import NAMESPACE, parse_formula
 from poolwise.identify import check_design, prior_only_groups
-from poolwise.pooling import POOLINGS, pooling as find_pooling
-from poolwise.results import Fit
+from poolwise.pooling import POOLINGS
+from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, check_terms, parse_prior, prior_strings, resolve_priors
+from poolwise.results import Fit
+from poolwise.spec import FormulaSpec
 
 BACKENDS = ("numpyro", "nutpie", "pymc")
 DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
@@ -63,8 +64,9 @@ def use_compile_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
-def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Mapping[str, str], *,
-                required: Collection[str] = ()):
+def build_model(
+    spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Mapping[str, str], *, required: Collection[str] = ()
+):
     """The ``bambi.Model`` of one pooling template with the resolved ``priors`` (term ->
     distribution string, from ``resolve_priors``) set.
 
@@ -82,13 +84,24 @@ def build_model(spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Map
     try:
         adapter.set_priors(model, parsed)
     except (TypeError, ValueError) as err:
-        raise PoolwiseError(f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names") from None
+        raise PoolwiseError(
+            f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names"
+        ) from None
     return model, formula, strings
 
 
-def checked_inputs(formula: str, data: pd.DataFrame, *, family: str | None, draws: int, tune: int, chains: int,
-                   backend: str | None, allow_unidentified: bool,
-                   pooling: str | None = None) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
+def checked_inputs(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    family: str | None,
+    draws: int,
+    tune: int,
+    chains: int,
+    backend: str | None,
+    allow_unidentified: bool,
+    pooling: str | None = None,
+) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
     """The checks every entry point runs before building a model: formula and family, data,
     sampler settings and, unless ``allow_unidentified``, the design's identifiability (for
     ``pooling``, or all three).
@@ -131,19 +144,58 @@ def fit(
     >>> fit("Reaction ~ Days + (Days|Subject)", sleepstudy, family="gaussian")  # doctest: +SKIP
     """
     name = find_pooling(pooling).name
-    spec, prepared, notes, backend = checked_inputs(formula, data, family=family, draws=draws, tune=tune, chains=chains,
-                                                    backend=backend, allow_unidentified=allow_unidentified, pooling=name)
+    spec, prepared, notes, backend = checked_inputs(
+        formula,
+        data,
+        family=family,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        backend=backend,
+        allow_unidentified=allow_unidentified,
+        pooling=name,
+    )
     if name != "complete" and spec.group is None:
         raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")
-    built = build_model(spec, prepared, name, resolve_priors(priors, spec, prepared, name),
-                        required=list(prior_strings(priors, spec, name)))
-    return sample(spec, prepared, name, built, notes=notes, draws=draws, tune=tune, chains=chains, seed=seed,
-                  backend=backend, allow_unidentified=allow_unidentified, progress=progress)
+    built = build_model(
+        spec,
+        prepared,
+        name,
+        resolve_priors(priors, spec, prepared, name),
+        required=list(prior_strings(priors, spec, name)),
+    )
+    return sample(
+        spec,
+        prepared,
+        name,
+        built,
+        notes=notes,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        backend=backend,
+        allow_unidentified=allow_unidentified,
+        progress=progress,
+    )
 
 
-def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *, notes: list[str], draws: int,
-           tune: int, chains: int, seed: int | None, backend: str, allow_unidentified: bool, progress: bool,
-           log_likelihood: bool = True) -> Fit:
+def sample(
+    spec: FormulaSpec,
+    data: pd.DataFrame,
+    pooling: str,
+    built: tuple,
+    *,
+    notes: list[str],
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int | None,
+    backend: str,
+    allow_unidentified: bool,
+    progress: bool,
+    log_likelihood: bool = True,
+) -> Fit:
     """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result.
 
     ``log_likelihood=False`` skips the in-sample pointwise log-likelihood (LOO needs it; a
@@ -162,16 +214,37 @@ def sample(spec: FormulaSpec, data: pd.DataFrame, pooling: str, built: tuple, *,
     if backend == "numpyro":
         use_compile_cache()
     with _reraise_interrupt():
-        idata = adapter.sample(model, draws=draws, tune=tune, chains=chains, seed=seed, backend=backend,
-                               progress=progress, log_likelihood=log_likelihood)
-    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "backend": backend,
-                "allow_unidentified": allow_unidentified, "notes": list(notes)}
-    idata.attrs["poolwise"] = json.dumps({
-        "pooling": pooling, "formula": spec.formula,
-        "spec": {"family": spec.family, "level": spec.level, "trials": spec.trials, "exposure": spec.exposure},
-        "bambi_formula": formula, "priors": strings,
-        "settings": settings, "data_hash": data_hash(data), "versions": versions(),
-    })
+        idata = adapter.sample(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            backend=backend,
+            progress=progress,
+            log_likelihood=log_likelihood,
+        )
+    settings = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": seed,
+        "backend": backend,
+        "allow_unidentified": allow_unidentified,
+        "notes": list(notes),
+    }
+    idata.attrs["poolwise"] = json.dumps(
+        {
+            "pooling": pooling,
+            "formula": spec.formula,
+            "spec": {"family": spec.family, "level": spec.level, "trials": spec.trials, "exposure": spec.exposure},
+            "bambi_formula": formula,
+            "priors": strings,
+            "settings": settings,
+            "data_hash": data_hash(data),
+            "versions": versions(),
+        }
+    )
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
     check_sampling(result)
     return result
@@ -211,15 +284,21 @@ def versions() -> dict[str, str]:
 def _warn_prior_only(spec: FormulaSpec, data: pd.DataFrame) -> None:
     for term, found in prior_only_groups(spec, data).items():
         if found["prior_only"]:
-            warnings.warn(PoolwiseWarning(
-                f"no pooling: {spec.group} {', '.join(found['prior_only'])} never had {term} != 0, so their "
-                f"{term} slopes are the prior, not data; partial pooling borrows them from the population instead"
-            ), stacklevel=3)
+            warnings.warn(
+                PoolwiseWarning(
+                    f"no pooling: {spec.group} {', '.join(found['prior_only'])} never had {term} != 0, so their "
+                    f"{term} slopes are the prior, not data; partial pooling borrows them from the population instead"
+                ),
+                stacklevel=3,
+            )
         if found["sum_only"]:
-            warnings.warn(PoolwiseWarning(
-                f"no pooling: {spec.group} {', '.join(found['sum_only'])} only ever had one value of {term}, so the "
-                f"data identify only the sum of intercept and {term} slope there; the prior splits it"
-            ), stacklevel=3)
+            warnings.warn(
+                PoolwiseWarning(
+                    f"no pooling: {spec.group} {', '.join(found['sum_only'])} only ever had one value of {term}, so the "
+                    f"data identify only the sum of intercept and {term} slope there; the prior splits it"
+                ),
+                stacklevel=3,
+            )
 
 
 def check_sampling(result: Fit) -> None:
@@ -235,11 +314,22 @@ def check_sampling(result: Fit) -> None:
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:
-        warnings.warn(PoolwiseWarning(f"{label}: {divergent} divergent transition{'s' if divergent > 1 else ''}; raise tune, or use priors that keep group sds away from 0"), stacklevel=3)
+        warnings.warn(
+            PoolwiseWarning(
+                f"{label}: {divergent} divergent transition{'s' if divergent > 1 else ''}; raise tune, or use priors that keep group sds away from 0"
+            ),
+            stacklevel=3,
+        )
     if worst_rhat > 1.01:
-        warnings.warn(PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"), stacklevel=3)
+        warnings.warn(
+            PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"),
+            stacklevel=3,
+        )
     if min_ess < min(400, 0.1 * draws):
-        warnings.warn(PoolwiseWarning(f"{label}: bulk ESS as low as {min_ess:.0f}; run more draws before trusting the tails"), stacklevel=3)
+        warnings.warn(
+            PoolwiseWarning(f"{label}: bulk ESS as low as {min_ess:.0f}; run more draws before trusting the tails"),
+            stacklevel=3,
+        )
 
 
 def _all_values(stats) -> np.ndarray:
@@ -255,7 +345,9 @@ def check_prior_terms(priors: Priors, built: dict) -> None:
     """A user prior must name a term of at least one of the three models."""
     if not isinstance(priors, dict):
         return
-    terms = set().union(*(set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) for model, _, _ in built.values()))
+    terms = set().union(
+        *(set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) for model, _, _ in built.values())
+    )
     for term in priors:
         if term != "preset" and term not in terms:
             raise PoolwiseError(f"unknown prior term {term!r}; the models' terms are: {', '.join(sorted(terms))}")

@@ -24,7 +24,15 @@ from poolwise.spec import FormulaSpec, GroupFactor
 
 # Functions a formula may call: formulae's own transforms plus elementwise math, evaluated in
 # this explicit namespace rather than the caller's, so `os.remove(...)` can never run.
-NAMESPACE = {"log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
+NAMESPACE = {
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
 ALLOWED_CALLS = frozenset(TRANSFORMS) | frozenset(NAMESPACE)
 EXAMPLE = "y ~ x + (x|group)"
 _I_CALL = re.compile(r"\bI\((?:[^()]|\([^()]*\))*\)")  # I(...) with one level of parentheses inside
@@ -43,7 +51,7 @@ def translate_cbind(formula: str) -> str:
             "cbind() is read only as cbind(successes, trials - successes); write it that way or use p(successes, trials)"
         )
     k, n = match.group(1), match.group(2)
-    return f"p({k}, {n}) ~" + formula[match.end():]
+    return f"p({k}, {n}) ~" + formula[match.end() :]
 
 
 def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str | None = None) -> FormulaSpec:
@@ -69,7 +77,9 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PoolwiseError(f"cannot read formula {formula!r} ({one_line(detail)}); write it as {EXAMPLE}") from None
     if not parser.at_end():  # formulae stops at the first token it cannot place and drops the rest
-        raise PoolwiseError(f"cannot read formula {formula!r} from {parser.peek().lexeme!r} on (a missing '+'?); write it as {EXAMPLE}")
+        raise PoolwiseError(
+            f"cannot read formula {formula!r} from {parser.peek().lexeme!r} on (a missing '+'?); write it as {EXAMPLE}"
+        )
     if description.response is None:
         raise PoolwiseError(f"formula {formula!r} has no response; write it as {EXAMPLE}")
 
@@ -122,7 +132,9 @@ def _factors(group_terms: list) -> tuple[GroupFactor, ...]:
             entry["intercept"] = True
         elif isinstance(term.expr, Term):
             entry["terms"].append(term.expr.name)
-    return tuple(GroupFactor(name, entry["intercept"], tuple(entry["terms"]), entry["parts"]) for name, entry in found.items())
+    return tuple(
+        GroupFactor(name, entry["intercept"], tuple(entry["terms"]), entry["parts"]) for name, entry in found.items()
+    )
 
 
 def lme4_spellings(formula: str) -> str:
@@ -152,11 +164,15 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
     elif spec.level is not None:
         family = "bernoulli"
     if spec.trials is not None and family != "binomial":
-        raise PoolwiseError(f"{spec.response} is a count of successes out of trials, which only the binomial family models; "
-                            f"drop --family {family} or write the outcome alone")
+        raise PoolwiseError(
+            f"{spec.response} is a count of successes out of trials, which only the binomial family models; "
+            f"drop --family {family} or write the outcome alone"
+        )
     if spec.exposure is not None and family not in (None, "poisson", "negativebinomial"):
-        raise PoolwiseError(f"offset(log({spec.exposure})) makes a rate per unit of exposure, which poolwise supports for "
-                            f"poisson and negativebinomial only; use --family poisson or drop the offset")
+        raise PoolwiseError(
+            f"offset(log({spec.exposure})) makes a rate per unit of exposure, which poolwise supports for "
+            f"poisson and negativebinomial only; use --family poisson or drop the offset"
+        )
     if data is None:
         return replace(spec, family=family)
     values = data[spec.outcome]
@@ -166,6 +182,7 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
     if family == "bernoulli":
         level = success_level(values, spec.outcome, level)
     return replace(spec, family=family, level=level)
+
 
 def _response(term: Term, formula: str) -> tuple[str, str | None, str | None]:
     """(outcome, trials, success level) of the response."""
@@ -193,8 +210,10 @@ def _exposure(offsets: list[Term]) -> str | None:
         return None
     match = _OFFSET.match(offsets[0].name.replace(" ", ""))
     if match is None:
-        raise PoolwiseError(f"poolwise reads offsets only as offset(log(exposure)), not {offsets[0].name}; "
-                            "pass the exposure itself (a time, population or count of units > 0) inside log()")
+        raise PoolwiseError(
+            f"poolwise reads offsets only as offset(log(exposure)), not {offsets[0].name}; "
+            "pass the exposure itself (a time, population or count of units > 0) inside log()"
+        )
     return match.group(1)
 
 
@@ -229,7 +248,11 @@ def _refuse_calls(tokens: list) -> None:
     """Refuse every name written as a call that is not an allowed transform, before parsing: this
     also covers text that never becomes a term (``x - os.remove("f")`` removes a term)."""
     for token, following in zip(tokens, tokens[1:]):
-        if following.kind == "LEFT_PAREN" and token.kind in ("IDENTIFIER", "BQNAME") and token.lexeme not in ALLOWED_CALLS:
+        if (
+            following.kind == "LEFT_PAREN"
+            and token.kind in ("IDENTIFIER", "BQNAME")
+            and token.lexeme not in ALLOWED_CALLS
+        ):
             _refuse_call(token.lexeme)
 
 
@@ -241,7 +264,12 @@ def _refuse_call(callee: str) -> None:
 def _plain(name: str) -> bool:
     """Whether formulae reads ``name`` unquoted as this one variable. The pooling templates write
     names unquoted, so a backquoted name such as `os.remove("f")` would come back as a call."""
-    return isinstance(name, str) and name[:1].isalpha() and all(ch.isalnum() or ch in "._" for ch in name) and name not in ("True", "False", "None")
+    return (
+        isinstance(name, str)
+        and name[:1].isalpha()
+        and all(ch.isalnum() or ch in "._" for ch in name)
+        and name not in ("True", "False", "None")
+    )
 
 
 def _check_written_back(term: Term) -> None:

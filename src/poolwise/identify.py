@@ -21,10 +21,10 @@ from formulae import design_matrices
 from poolwise import adapter
 from poolwise.data import one_line, prepare_data
 from poolwise.errors import PoolwiseError
-from poolwise.spec import FormulaSpec
 from poolwise.formulas import NAMESPACE, parse_formula
 from poolwise.pooling import POOLINGS
 from poolwise.results import Fit
+from poolwise.spec import FormulaSpec
 
 POOLING_NAMES = tuple(entry.name for entry in POOLINGS)
 ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
@@ -76,8 +76,10 @@ def design(formula: str, data: pd.DataFrame) -> Design:
     try:
         common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
     except ValueError as err:  # formulae's word on a term the data cannot code (one level, ...)
-        raise PoolwiseError(f"cannot code the terms of {formula.split('~', 1)[-1].strip()!r} on these data "
-                            f"({one_line(str(err).strip().splitlines()[0])}); drop or recode that term") from None
+        raise PoolwiseError(
+            f"cannot code the terms of {formula.split('~', 1)[-1].strip()!r} on these data "
+            f"({one_line(str(err).strip().splitlines()[0])}); drop or recode that term"
+        ) from None
     if common is None:
         return Design(np.zeros((len(data), 0)), [], [], {})
     labels, terms, keep = [], [], []
@@ -106,9 +108,11 @@ def indicator_sets(found: Design) -> list[list[int]]:
     factor coded by hand with one indicator per level, as in ``b0 + beta[level]``."""
     matrix = found.matrix
     binary = [
-        i for i in range(matrix.shape[1])
+        i
+        for i in range(matrix.shape[1])
         if found.terms[i] == found.labels[i] != "Intercept"
-        and set(np.unique(matrix[:, i])) <= {0.0, 1.0} and matrix[:, i].any()
+        and set(np.unique(matrix[:, i])) <= {0.0, 1.0}
+        and matrix[:, i].any()
     ]
     sets, used = [], set()
     for i in binary:
@@ -130,7 +134,7 @@ def _set_name(labels: list[str]) -> tuple[str, list[str]]:
     prefix = commonprefix(labels)
     stem = prefix.rstrip("_.[ ")
     if stem and all(len(label) > len(prefix) for label in labels):
-        return stem, [label[len(prefix):] for label in labels]
+        return stem, [label[len(prefix) :] for label in labels]
     return " + ".join(labels), list(labels)
 
 
@@ -173,12 +177,17 @@ def _common_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str
         if len(sets) == 1 and "Intercept" in terms:
             fix += ", or drop the intercept with 0 + ..."
     else:
-        fix = ("drop or recode one of them: code each factor once with C(x) (reference coding, the default) "
-               "or C(x, Sum) (sum-to-zero), or drop the intercept with 0 + ... if a factor is coded in full")
-    return row | {"status": "error", "message": (
-        f"terms {', '.join(terms)} are linearly dependent ({detail}), so the priors, not the data, decide how a "
-        f"constant splits between them; {fix}; {ALLOW}"
-    )}
+        fix = (
+            "drop or recode one of them: code each factor once with C(x) (reference coding, the default) "
+            "or C(x, Sum) (sum-to-zero), or drop the intercept with 0 + ... if a factor is coded in full"
+        )
+    return row | {
+        "status": "error",
+        "message": (
+            f"terms {', '.join(terms)} are linearly dependent ({detail}), so the priors, not the data, decide how a "
+            f"constant splits between them; {fix}; {ALLOW}"
+        ),
+    }
 
 
 def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> dict:
@@ -189,10 +198,16 @@ def _group_finding(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str)
     indicators = pd.get_dummies(data[group]).to_numpy(dtype=float)
     row = {"check": "group levels", "models": "partial"}
     if _adds_rank(found.matrix, indicators):
-        return row | {"status": "ok", "message": f"(1|{group}) is identified: the common terms do not separate all {indicators.shape[1]} levels of {group}"}
+        return row | {
+            "status": "ok",
+            "message": f"(1|{group}) is identified: the common terms do not separate all {indicators.shape[1]} levels of {group}",
+        }
     joint = np.hstack([found.matrix, indicators])
-    names = [name for name in dependent_terms(joint, found.terms + [adapter.group_term("Intercept", group)] * indicators.shape[1])
-             if name not in ("Intercept", adapter.group_term("Intercept", group))]
+    names = [
+        name
+        for name in dependent_terms(joint, found.terms + [adapter.group_term("Intercept", group)] * indicators.shape[1])
+        if name not in ("Intercept", adapter.group_term("Intercept", group))
+    ]
     if not names:
         message = f"{group} has a single level, so (1|{group}) cannot be told apart from the intercept; drop (1|{group}), {ALLOW}"
     else:
@@ -216,11 +231,14 @@ def _no_pooling_finding(spec: FormulaSpec, data: pd.DataFrame) -> dict:
     names = [name for name in dependent_terms(found.matrix, found.terms) if name != adapter.unpooled_intercept(group)]
     if not names:
         return row | {"status": "ok", "message": f"no common term takes a single value within every {group}"}
-    return row | {"status": "error", "message": (
-        f"{', '.join(names)} {'takes' if len(names) == 1 else 'take'} one value per {group}, so the no-pooling model's "
-        f"per-{group} intercepts absorb {'it' if len(names) == 1 else 'them'}; fit partial pooling alone "
-        f"(pooling='partial'), drop {'it' if len(names) == 1 else 'them'}, {ALLOW}"
-    )}
+    return row | {
+        "status": "error",
+        "message": (
+            f"{', '.join(names)} {'takes' if len(names) == 1 else 'take'} one value per {group}, so the no-pooling model's "
+            f"per-{group} intercepts absorb {'it' if len(names) == 1 else 'them'}; fit partial pooling alone "
+            f"(pooling='partial'), drop {'it' if len(names) == 1 else 'them'}, {ALLOW}"
+        ),
+    }
 
 
 def _no_pooling_design(spec: FormulaSpec, data: pd.DataFrame) -> dict:
@@ -231,12 +249,18 @@ def _no_pooling_design(spec: FormulaSpec, data: pd.DataFrame) -> dict:
     terms = dependent_terms(found.matrix, found.terms)
     row = {"check": "no-pooling design", "models": "none"}
     if not terms:
-        return row | {"status": "ok", "message": f"{found.matrix.shape[1]} columns of full rank: the data identify every no-pooling coefficient"}
-    return row | {"status": "error", "message": (
-        f"in no pooling ({formula.split('~', 1)[1].strip()}), terms {', '.join(terms)} are linearly dependent "
-        f"(rank {_rank(found.matrix)} for {found.matrix.shape[1]} columns), so the prior decides how a constant splits "
-        f"between them; fit partial pooling alone (pooling='partial'), {ALLOW}"
-    )}
+        return row | {
+            "status": "ok",
+            "message": f"{found.matrix.shape[1]} columns of full rank: the data identify every no-pooling coefficient",
+        }
+    return row | {
+        "status": "error",
+        "message": (
+            f"in no pooling ({formula.split('~', 1)[1].strip()}), terms {', '.join(terms)} are linearly dependent "
+            f"(rank {_rank(found.matrix)} for {found.matrix.shape[1]} columns), so the prior decides how a constant splits "
+            f"between them; fit partial pooling alone (pooling='partial'), {ALLOW}"
+        ),
+    }
 
 
 def prior_only_messages(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
@@ -269,11 +293,19 @@ def _findings(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> l
         rows.append(_no_pooling_finding(spec, data))
     if spec.varying:
         messages = prior_only_messages(spec, data)
-        rows.extend({"check": "no-pooling slopes", "models": "none", "status": "warning", "message": message}
-                    for message in messages)
+        rows.extend(
+            {"check": "no-pooling slopes", "models": "none", "status": "warning", "message": message}
+            for message in messages
+        )
         if not messages:
-            rows.append({"check": "no-pooling slopes", "models": "none", "status": "ok",
-                         "message": f"every {spec.group} saw more than one value of {', '.join(spec.varying)}"})
+            rows.append(
+                {
+                    "check": "no-pooling slopes",
+                    "models": "none",
+                    "status": "ok",
+                    "message": f"every {spec.group} saw more than one value of {', '.join(spec.varying)}",
+                }
+            )
     return rows
 
 
@@ -302,7 +334,9 @@ def check(formula: str, data: pd.DataFrame, *, family: str | None = None) -> pd.
     """
     spec = parse_formula(formula, data, family=family)
     prepared, spec, _ = prepare_data(spec, data)
-    return pd.DataFrame(_findings(spec, prepared, POOLINGS[0].build(spec)), columns=["check", "models", "status", "message"])
+    return pd.DataFrame(
+        _findings(spec, prepared, POOLINGS[0].build(spec)), columns=["check", "models", "status", "message"]
+    )
 
 
 def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
@@ -323,6 +357,7 @@ def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[s
 
 
 # ---- after a fit -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Set:
@@ -364,8 +399,12 @@ def _identifying_design(fit: Fit, common: Design) -> Design:
     if _adds_rank(common.matrix, indicators.to_numpy(dtype=float)):
         return common
     labels = [f"{adapter.group_term('Intercept', spec.group)}[{level}]" for level in indicators.columns]
-    return Design(np.hstack([common.matrix, indicators.to_numpy(dtype=float)]), common.labels + labels,
-                  common.terms + [adapter.group_term("Intercept", spec.group)] * len(labels), common.term_objects)
+    return Design(
+        np.hstack([common.matrix, indicators.to_numpy(dtype=float)]),
+        common.labels + labels,
+        common.terms + [adapter.group_term("Intercept", spec.group)] * len(labels),
+        common.term_objects,
+    )
 
 
 def _parameter_identified(fit: Fit, ident: Design, label: str) -> bool:
@@ -383,7 +422,9 @@ def _level_effects(columns: list[xr.DataArray], coded: np.ndarray, levels: list[
     return xr.dot(matrix, stacked, dim="column").transpose("chain", "draw", "level")
 
 
-def _common_set(ident: Design, params: dict, name: str, labels: list[str], levels: list[str], coded: np.ndarray) -> _Set:
+def _common_set(
+    ident: Design, params: dict, name: str, labels: list[str], levels: list[str], coded: np.ndarray
+) -> _Set:
     """A factor coded over design columns ``labels``: level effects = ``coded @ coefficients``."""
     weights = np.zeros((len(levels), len(ident.labels)))
     weights[:, [ident.labels.index(label) for label in labels]] = coded
@@ -448,17 +489,40 @@ def estimates(fit: Fit, *, parameters: bool = False) -> list[dict]:
     rows, covered = [], set()
     for entry in _sets(fit, common, ident, params):
         for label, draws in entry.raw.items():
-            rows.append({"set": entry.name, "kind": "coefficient", "name": label,
-                         "identified": _parameter_identified(fit, ident, label), "draws": draws})
+            rows.append(
+                {
+                    "set": entry.name,
+                    "kind": "coefficient",
+                    "name": label,
+                    "identified": _parameter_identified(fit, ident, label),
+                    "draws": draws,
+                }
+            )
             covered.add(label)
         for (i, low), (j, high) in combinations(enumerate(entry.levels), 2):
             identified = entry.weights is None or ident.identified(entry.weights[j] - entry.weights[i])
-            rows.append({"set": entry.name, "kind": "contrast", "name": f"{high} - {low}", "identified": identified,
-                         "draws": entry.effects.sel(level=high, drop=True) - entry.effects.sel(level=low, drop=True)})
+            rows.append(
+                {
+                    "set": entry.name,
+                    "kind": "contrast",
+                    "name": f"{high} - {low}",
+                    "identified": identified,
+                    "draws": entry.effects.sel(level=high, drop=True) - entry.effects.sel(level=low, drop=True),
+                }
+            )
     if not parameters:
         return rows
-    others = [{"set": None, "kind": "coefficient", "name": label, "identified": _parameter_identified(fit, ident, label),
-               "draws": draws} for label, draws in params.items() if label not in covered]
+    others = [
+        {
+            "set": None,
+            "kind": "coefficient",
+            "name": label,
+            "identified": _parameter_identified(fit, ident, label),
+            "draws": draws,
+        }
+        for label, draws in params.items()
+        if label not in covered
+    ]
     return others + rows
 
 
@@ -475,8 +539,10 @@ def contrasts(fit: Fit, *, prob: float = PROB) -> pd.DataFrame:
     """
     from poolwise.estimates import summarise  # coefficients imports poolwise.fitting, which imports this module
 
-    rows = [{key: value for key, value in row.items() if key != "draws"} | summarise(row["draws"], prob)
-            for row in estimates(fit)]
+    rows = [
+        {key: value for key, value in row.items() if key != "draws"} | summarise(row["draws"], prob)
+        for row in estimates(fit)
+    ]
     return pd.DataFrame(rows, columns=["set", "kind", "name", "identified", "mean", "sd", "lower", "upper"])
 
 
@@ -495,8 +561,15 @@ def correlated_pairs(fit: Fit, threshold: float = 0.9) -> pd.DataFrame:
     frame = frame.loc[:, frame.std() > 0]
     corr = frame.corr().to_numpy()
     names = list(frame.columns)
-    rows = [(names[i], names[j], float(corr[i, j]),
-             _parameter_identified(fit, ident, names[i]) and _parameter_identified(fit, ident, names[j]))
-            for i, j in combinations(range(len(names)), 2) if abs(corr[i, j]) > threshold]
+    rows = [
+        (
+            names[i],
+            names[j],
+            float(corr[i, j]),
+            _parameter_identified(fit, ident, names[i]) and _parameter_identified(fit, ident, names[j]),
+        )
+        for i, j in combinations(range(len(names)), 2)
+        if abs(corr[i, j]) > threshold
+    ]
     table = pd.DataFrame(rows, columns=["parameter_1", "parameter_2", "correlation", "identified"])
     return table.reindex(table["correlation"].abs().sort_values(ascending=False).index).reset_index(drop=True)

@@ -16,18 +16,18 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.results import Fit
 from poolwise.fitting import build_model, versions
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS
+from poolwise.results import Fit
 
 DATA_GROUP = "poolwise_data"
 FORMAT = 1  # bump when the layout of saved files changes
@@ -114,7 +114,9 @@ def save_fit(fit: Fit, path: str | Path, *, force: bool = False) -> Path:
         try:
             tree.to_netcdf(tmp, engine=ENGINE)
         except (ValueError, TypeError) as err:
-            raise PoolwiseError(f"cannot save the fit to {path}: {str(err).splitlines()[0]}; rename data columns to plain names") from None
+            raise PoolwiseError(
+                f"cannot save the fit to {path}: {str(err).splitlines()[0]}; rename data columns to plain names"
+            ) from None
     return Path(path)
 
 
@@ -131,21 +133,30 @@ def load_fit(path: str | Path) -> Fit:
     tree = _read_tree(path)
     meta = json.loads(tree.attrs.get("poolwise", "{}"))
     if not meta or DATA_GROUP not in tree.children:
-        raise PoolwiseError(f"{path} is not a saved poolwise fit; save fits with poolwise fit --out or poolwise.save_fit")
+        raise PoolwiseError(
+            f"{path} is not a saved poolwise fit; save fits with poolwise fit --out or poolwise.save_fit"
+        )
     if int(tree.attrs.get("poolwise_format", 0)) > FORMAT:
-        raise PoolwiseError(f"{path} was saved by a newer poolwise ({meta['versions'].get('poolwise')}); upgrade poolwise to load it")
+        raise PoolwiseError(
+            f"{path} was saved by a newer poolwise ({meta['versions'].get('poolwise')}); upgrade poolwise to load it"
+        )
     data = tree[DATA_GROUP].to_dataset().to_dataframe().reset_index(drop=True)
     if data_hash(data) != meta["data_hash"]:
-        raise PoolwiseError(f"the data stored in {path} do not match their saved hash; the file is damaged: refit and save it again")
+        raise PoolwiseError(
+            f"the data stored in {path} do not match their saved hash; the file is damaged: refit and save it again"
+        )
     idata = tree.copy()
     del idata[DATA_GROUP]
     idata.attrs.pop("poolwise_format", None)
     changed = _changed_versions(meta.get("versions", {}))
     if changed:
-        warnings.warn(PoolwiseWarning(
-            f"{path} was made with {', '.join(changed)}; its draws load as saved but its model is rebuilt with "
-            "the installed versions: refit if predictions or figures look wrong"
-        ), stacklevel=2)
+        warnings.warn(
+            PoolwiseWarning(
+                f"{path} was made with {', '.join(changed)}; its draws load as saved but its model is rebuilt with "
+                "the installed versions: refit if predictions or figures look wrong"
+            ),
+            stacklevel=2,
+        )
     spec = fitted_spec(meta, data)
     model = _rebuild(path, spec, data, meta, idata, changed)
     return Fit(meta["pooling"], meta["bambi_formula"], spec, meta["priors"], idata, data, meta["settings"], model)
@@ -156,12 +167,18 @@ def fitted_spec(meta: dict, data: pd.DataFrame):
     family, success level and the trials/exposure columns of the prepared data as saved (files
     from before families existed are binomial counts)."""
     spec = parse_formula(meta["formula"])
-    saved = meta.get("spec") or {"family": "binomial", "level": None, "trials": spec.trials or f"{spec.outcome}_n",
-                                 "exposure": None}
+    saved = meta.get("spec") or {
+        "family": "binomial",
+        "level": None,
+        "trials": spec.trials or f"{spec.outcome}_n",
+        "exposure": None,
+    }
     spec = replace(spec, **saved)
     missing = [name for name in spec.variables + (spec.trials, spec.exposure) if name and name not in data.columns]
     if missing:
-        raise PoolwiseError(f"the saved data lack column {missing[0]!r} that the formula names; the file is damaged: refit it")
+        raise PoolwiseError(
+            f"the saved data lack column {missing[0]!r} that the formula names; the file is damaged: refit it"
+        )
     return spec
 
 
@@ -169,17 +186,25 @@ def _read_tree(path: Path):
     import xarray as xr
 
     if not path.is_file():
-        raise PoolwiseError(f"file not found: {path}; pass a fit saved with poolwise fit --out or poolwise compare --out")
+        raise PoolwiseError(
+            f"file not found: {path}; pass a fit saved with poolwise fit --out or poolwise compare --out"
+        )
     try:
         with xr.open_datatree(path, engine=ENGINE) as tree:
             return tree.load()
     except (OSError, ValueError, TypeError) as err:
-        raise PoolwiseError(f"cannot read {path} as a saved fit ({str(err).splitlines()[0]}); pass a .nc file written by poolwise") from None
+        raise PoolwiseError(
+            f"cannot read {path} as a saved fit ({str(err).splitlines()[0]}); pass a .nc file written by poolwise"
+        ) from None
 
 
 def _changed_versions(saved: dict[str, str]) -> list[str]:
     now = versions()
-    return [f"{name} {saved.get(name, 'unknown')} (installed: {now[name]})" for name in REBUILT_WITH if saved.get(name) != now[name]]
+    return [
+        f"{name} {saved.get(name, 'unknown')} (installed: {now[name]})"
+        for name in REBUILT_WITH
+        if saved.get(name) != now[name]
+    ]
 
 
 def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: list[str]):
@@ -189,7 +214,9 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
         model, formula, _ = build_model(spec, data, meta["pooling"], meta["priors"], required=list(meta["priors"]))
     except Exception as err:  # a version change can break Bambi anywhere; say so in one line
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise PoolwiseError(f"cannot rebuild the model saved in {path}{made_with}: {detail}; refit it with the installed versions") from None
+        raise PoolwiseError(
+            f"cannot rebuild the model saved in {path}{made_with}: {detail}; refit it with the installed versions"
+        ) from None
     if formula != meta["bambi_formula"]:
         raise PoolwiseError(
             f"{path} holds the model {meta['bambi_formula']!r} but this poolwise builds {formula!r} from its formula{made_with}; refit it"
@@ -198,12 +225,15 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
     expected = set(terms) | {adapter.sd_of(name) for name in terms if adapter.is_group_term(name)}
     missing = sorted(expected - set(idata["posterior"].data_vars))
     if missing:
-        raise PoolwiseError(f"the draws in {path} lack {', '.join(missing)}, which the rebuilt model has{made_with}; refit it")
+        raise PoolwiseError(
+            f"the draws in {path} lack {', '.join(missing)}, which the rebuilt model has{made_with}; refit it"
+        )
     return model
 
 
-def save_study(study, folder: str | Path, *, force: bool = False,
-               extra: Callable[[Path], list[Path]] | None = None) -> list[Path]:
+def save_study(
+    study, folder: str | Path, *, force: bool = False, extra: Callable[[Path], list[Path]] | None = None
+) -> list[Path]:
     """Write a study into ``folder``: one netCDF per fit, ``loo.csv`` (the LOO table),
     ``coefficients.csv`` (every model's per-group coefficients) and ``study.json`` (formula,
     verdict, notes, settings, versions).
@@ -217,14 +247,26 @@ def save_study(study, folder: str | Path, *, force: bool = False,
         for name, fit in study.fits.items():
             save_fit(fit, tmp / f"{name}.nc")
         write_csv(study.table.reset_index(), tmp / "loo.csv")
-        write_csv(pd.concat([coefficients(fit) for fit in study.fits.values()], ignore_index=True), tmp / "coefficients.csv")
+        write_csv(
+            pd.concat([coefficients(fit) for fit in study.fits.values()], ignore_index=True), tmp / "coefficients.csv"
+        )
         first = json.loads(next(iter(study.fits.values())).idata.attrs["poolwise"])
         with atomic_path(tmp / "study.json") as part:
-            part.write_text(json.dumps({
-                "formula": study.formula, "verdict": study.verdict(), "notes": study.notes,
-                "models": {name: f"{name}.nc" for name in study.fits},
-                "settings": first["settings"], "data_hash": first["data_hash"], "versions": first["versions"],
-            }, indent=2) + "\n")
+            part.write_text(
+                json.dumps(
+                    {
+                        "formula": study.formula,
+                        "verdict": study.verdict(),
+                        "notes": study.notes,
+                        "models": {name: f"{name}.nc" for name in study.fits},
+                        "settings": first["settings"],
+                        "data_hash": first["data_hash"],
+                        "versions": first["versions"],
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
         if extra is not None:
             extra(tmp)
         written = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
@@ -239,10 +281,18 @@ def load_study(folder: str | Path):
     folder = Path(folder)
     if not folder.is_dir():
         raise PoolwiseError(f"folder not found: {folder}; pass a folder written by poolwise compare --out")
-    fits = {entry.name: load_fit(folder / f"{entry.name}.nc") for entry in POOLINGS if (folder / f"{entry.name}.nc").is_file()}
+    fits = {
+        entry.name: load_fit(folder / f"{entry.name}.nc")
+        for entry in POOLINGS
+        if (folder / f"{entry.name}.nc").is_file()
+    }
     if len(fits) < 2:
-        raise PoolwiseError(f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc")
-    notes = json.loads((folder / "study.json").read_text()).get("notes", []) if (folder / "study.json").is_file() else []
+        raise PoolwiseError(
+            f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc"
+        )
+    notes = (
+        json.loads((folder / "study.json").read_text()).get("notes", []) if (folder / "study.json").is_file() else []
+    )
     table, loos = loo_table(fits)
     saved = pd.read_csv(folder / "loo.csv", index_col="model") if (folder / "loo.csv").is_file() else pd.DataFrame()
     cv = [column for column in ("elpd_cv", "se_cv") if column in saved.columns]

@@ -4,8 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from poolwise.errors import PoolwiseError
-from poolwise.spec import FormulaSpec
 from poolwise.formulas import parse_formula
+from poolwise.spec import FormulaSpec
 
 
 def _join(spec: FormulaSpec, terms: list[str]) -> str:
@@ -50,12 +50,27 @@ class Pooling:
 
 
 POOLINGS = (
-    Pooling("complete", ("pooled", "complete-pooling"), "Complete pooling",
-            "one rate per treatment for every group: the group terms are dropped", _complete),
-    Pooling("none", ("no-pooling", "unpooled", "no"), "No pooling",
-            "every group on its own: one intercept and slope per group with fixed priors", _none),
-    Pooling("partial", ("hierarchical", "partial-pooling", "multilevel"), "Partial pooling",
-            "groups drawn from a shared population: the formula as written", _partial),
+    Pooling(
+        "complete",
+        ("pooled", "complete-pooling"),
+        "Complete pooling",
+        "one rate per treatment for every group: the group terms are dropped",
+        _complete,
+    ),
+    Pooling(
+        "none",
+        ("no-pooling", "unpooled", "no"),
+        "No pooling",
+        "every group on its own: one intercept and slope per group with fixed priors",
+        _none,
+    ),
+    Pooling(
+        "partial",
+        ("hierarchical", "partial-pooling", "multilevel"),
+        "Partial pooling",
+        "groups drawn from a shared population: the formula as written",
+        _partial,
+    ),
 )
 
 

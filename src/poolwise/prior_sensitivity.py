@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.estimates import PROB, summarise
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.results import Fit
+from poolwise.estimates import PROB, summarise
 from poolwise.fitting import fit as fit_model
 from poolwise.identify import estimates
+from poolwise.results import Fit
 
 THRESHOLD = 0.25  # an estimate "moves" when its mean shifts by more than this many posterior sds
 _SCALE_ARGS = {"sigma": 1, "beta": 1, "lam": -1}  # scale arguments (lam is a rate: divided)
@@ -46,16 +46,22 @@ def widened_priors(fit: Fit, terms: Sequence[str] | None = None, widen: float | 
     """The fit's priors with those of ``terms`` (default: every common term) made ``widen`` times
     wider, or flat with ``widen="flat"`` (common terms only: a flat group term has no group sd)."""
     if fit.model is None:
-        raise PoolwiseError("this fit has no Bambi model (it was loaded from disk); pass the formula and data to refit it")
+        raise PoolwiseError(
+            "this fit has no Bambi model (it was loaded from disk); pass the formula and data to refit it"
+        )
     model_terms = adapter.model_terms(fit.model)
     terms = list(terms) if terms is not None else [name for name in model_terms if "|" not in name]
     unknown = [term for term in terms if term not in model_terms]
     if unknown:
-        raise PoolwiseError(f"unknown term {unknown[0]!r}; the {fit.pooling} model's terms are: {', '.join(sorted(model_terms))}")
+        raise PoolwiseError(
+            f"unknown term {unknown[0]!r}; the {fit.pooling} model's terms are: {', '.join(sorted(model_terms))}"
+        )
     if widen == "flat":
         grouped = [term for term in terms if "|" in term]
         if grouped:
-            raise PoolwiseError(f"a flat prior on group term {grouped[0]} leaves its group sd undefined; widen it by a factor instead (widen=10)")
+            raise PoolwiseError(
+                f"a flat prior on group term {grouped[0]} leaves its group sd undefined; widen it by a factor instead (widen=10)"
+            )
         return dict(fit.priors) | dict.fromkeys(terms, "Flat()")
     if isinstance(widen, str) or not widen > 0:
         raise PoolwiseError(f"widen must be a positive factor such as 10, or 'flat', got {widen!r}")
@@ -63,10 +69,18 @@ def widened_priors(fit: Fit, terms: Sequence[str] | None = None, widen: float | 
 
 
 def _table(rows: list[dict], prob: float) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"set": row["set"], "kind": row["kind"], "name": row["name"], "identified": row["identified"],
-         **summarise(row["draws"], prob)} for row in rows
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "set": row["set"],
+                "kind": row["kind"],
+                "name": row["name"],
+                "identified": row["identified"],
+                **summarise(row["draws"], prob),
+            }
+            for row in rows
+        ]
+    )
 
 
 def power_scaling(fit: Fit, rows: list[dict]) -> pd.DataFrame:
@@ -80,16 +94,20 @@ def power_scaling(fit: Fit, rows: list[dict]) -> pd.DataFrame:
     with_prior = fit.model.compute_log_prior(fit.idata, inplace=False)
     keys = [f"{row['set']}: {row['name']}" for row in rows]
     draws = xr.concat([row["draws"] for row in rows], dim="estimate").assign_coords(estimate=keys)
-    tree = xr.DataTree.from_dict({
-        # The variable must not share its dimension's name, or xarray turns it into a coordinate.
-        "posterior": xr.Dataset({"value": draws.transpose("chain", "draw", "estimate")}),
-        "log_prior": with_prior["log_prior"].to_dataset(),
-        "log_likelihood": fit.idata["log_likelihood"].to_dataset(),
-    })
-    return pd.DataFrame({
-        "psense_prior": psense(tree, group="prior")["value"].to_numpy(),
-        "psense_likelihood": psense(tree, group="likelihood")["value"].to_numpy(),
-    })
+    tree = xr.DataTree.from_dict(
+        {
+            # The variable must not share its dimension's name, or xarray turns it into a coordinate.
+            "posterior": xr.Dataset({"value": draws.transpose("chain", "draw", "estimate")}),
+            "log_prior": with_prior["log_prior"].to_dataset(),
+            "log_likelihood": fit.idata["log_likelihood"].to_dataset(),
+        }
+    )
+    return pd.DataFrame(
+        {
+            "psense_prior": psense(tree, group="prior")["value"].to_numpy(),
+            "psense_likelihood": psense(tree, group="likelihood")["value"].to_numpy(),
+        }
+    )
 
 
 def sensitivity(
@@ -116,16 +134,40 @@ def sensitivity(
     base = fit if isinstance(fit, Fit) else fit_model(fit, data, **fit_options)
     priors = widened_priors(base, terms, widen)
     settings = base.settings
-    wide = fit_model(base.spec.formula, base.data, pooling=base.pooling, priors=priors, draws=settings["draws"],
-                     tune=settings["tune"], chains=settings["chains"], seed=settings["seed"], backend=settings["backend"],
-                     allow_unidentified=settings["allow_unidentified"])
+    wide = fit_model(
+        base.spec.formula,
+        base.data,
+        pooling=base.pooling,
+        priors=priors,
+        draws=settings["draws"],
+        tune=settings["tune"],
+        chains=settings["chains"],
+        seed=settings["seed"],
+        backend=settings["backend"],
+        allow_unidentified=settings["allow_unidentified"],
+    )
     rows = estimates(base, parameters=True)
     before = _table(rows, prob)
     after = _table(estimates(wide, parameters=True), prob)
     keys = ["set", "kind", "name"]
-    table = before.merge(after[[*keys, "mean", "sd"]].rename(columns={"mean": "mean_wide", "sd": "sd_wide"}), on=keys, how="left")
+    table = before.merge(
+        after[[*keys, "mean", "sd"]].rename(columns={"mean": "mean_wide", "sd": "sd_wide"}), on=keys, how="left"
+    )
     table["shift"] = (table["mean_wide"] - table["mean"]) / table["sd"]
     table["moved"] = table["shift"].abs() > threshold
     table = pd.concat([table, power_scaling(base, rows)], axis=1)
     table.attrs["priors"] = priors
-    return table[[*keys, "identified", "mean", "sd", "mean_wide", "sd_wide", "shift", "moved", "psense_prior", "psense_likelihood"]]
+    return table[
+        [
+            *keys,
+            "identified",
+            "mean",
+            "sd",
+            "mean_wide",
+            "sd_wide",
+            "shift",
+            "moved",
+            "psense_prior",
+            "psense_likelihood",
+        ]
+    ]

@@ -14,8 +14,8 @@ import pandas as pd
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
-from poolwise.spec import FormulaSpec
 from poolwise.identify import design
+from poolwise.spec import FormulaSpec
 
 PRESETS = ("chapter",)
 Priors = str | Mapping[str, str] | None
@@ -60,12 +60,20 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         sd = columns.std(axis=0)
         slopes[term] = SCALE * sy / np.where(sd > 0, sd, 1.0)
         shift += float(np.sum((slopes[term] * columns.mean(axis=0)) ** 2))
-    intercept = f"Normal(mu={_num(family.linked(pooled_mean(spec, data)))}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
-    priors = by_model(spec, pooling, intercept=intercept,
-                      slope=lambda term: f"Normal(mu=0, sigma={_nums(slopes[term])})",
-                      unpooled=lambda term: f"Normal(mu=0, sigma={_num(slopes[term].mean())})",
-                      contrast=f"Normal(mu=0, sigma={_num(SCALE * sy)})",
-                      sd=lambda term: f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy) if term == 'Intercept' else _nums(slopes[term])}))")
+    intercept = (
+        f"Normal(mu={_num(family.linked(pooled_mean(spec, data)))}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
+    )
+    priors = by_model(
+        spec,
+        pooling,
+        intercept=intercept,
+        slope=lambda term: f"Normal(mu=0, sigma={_nums(slopes[term])})",
+        unpooled=lambda term: f"Normal(mu=0, sigma={_num(slopes[term].mean())})",
+        contrast=f"Normal(mu=0, sigma={_num(SCALE * sy)})",
+        sd=lambda term: (
+            f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy) if term == 'Intercept' else _nums(slopes[term])}))"
+        ),
+    )
     if family.name == "gaussian":
         priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
     elif family.name == "negativebinomial":
@@ -113,9 +121,19 @@ def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
     and slopes' priors directly.
     """
     intercept, slope = "Normal(mu=-1, sigma=1.5)", "Normal(mu=0, sigma=0.75)"
-    return by_model(spec, pooling, intercept=intercept, slope=lambda term: slope, unpooled=lambda term: slope,
-                    contrast=slope, sd=lambda term: "Normal(mu=0, sigma=Uniform(lower=0, upper=3))" if term == "Intercept"
-                    else "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))")
+    return by_model(
+        spec,
+        pooling,
+        intercept=intercept,
+        slope=lambda term: slope,
+        unpooled=lambda term: slope,
+        contrast=slope,
+        sd=lambda term: (
+            "Normal(mu=0, sigma=Uniform(lower=0, upper=3))"
+            if term == "Intercept"
+            else "Normal(mu=0, sigma=Uniform(lower=0, upper=1.5))"
+        ),
+    )
 
 
 def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, str]:
@@ -126,7 +144,9 @@ def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, 
     if isinstance(priors, str):
         priors = {"preset": priors}
     if not isinstance(priors, Mapping):
-        raise PoolwiseError(f"priors must be a preset name or a dict of term -> distribution string, not a {type(priors).__name__}")
+        raise PoolwiseError(
+            f"priors must be a preset name or a dict of term -> distribution string, not a {type(priors).__name__}"
+        )
     for term, text in priors.items():
         if not (isinstance(term, str) and isinstance(text, str)):
             raise PoolwiseError(
@@ -138,7 +158,9 @@ def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, 
     resolved: dict[str, str] = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise PoolwiseError(f"unknown prior preset {preset!r}; use one of: {', '.join(PRESETS)}, or term=distribution strings")
+            raise PoolwiseError(
+                f"unknown prior preset {preset!r}; use one of: {', '.join(PRESETS)}, or term=distribution strings"
+            )
         resolved = chapter_priors(spec, pooling)
     resolved.update(priors)
     return resolved
@@ -165,7 +187,9 @@ def _to_prior(node: ast.expr, text: str, bmb):
     name = node.func.id
     dist = getattr(pm, name, None)
     if not (isinstance(dist, type) and issubclass(dist, pm.Distribution)):
-        raise PoolwiseError(f"unknown prior distribution {name!r} in {text!r}; use a PyMC distribution such as Normal, HalfNormal, StudentT, Uniform, Flat")
+        raise PoolwiseError(
+            f"unknown prior distribution {name!r} in {text!r}; use a PyMC distribution such as Normal, HalfNormal, StudentT, Uniform, Flat"
+        )
     if node.args:
         raise PoolwiseError(f"prior {text!r} has unnamed arguments; name them, e.g. Normal(mu=0, sigma=1)")
     kwargs = {}

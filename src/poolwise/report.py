@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from poolwise.comparison import Study
-from poolwise.decisions import Decision, decide, unit as size_unit
+from poolwise.decisions import Decision, decide
+from poolwise.decisions import unit as size_unit
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_messages
@@ -75,32 +76,57 @@ def _figures() -> tuple[ReportFigure, ...]:
 
     return (
         ReportFigure("data_bars.png", "The data", "Each group's rows, coloured by treatment.", (), data),
-        ReportFigure("forest.png", "Group estimates",
-                     "Each group's intercept and slope (link scale) under no pooling and partial pooling: partial "
-                     "pooling pulls groups with little data towards the population (dashed line).", ("none", "partial"),
-                     lambda study, seed: plots.forest(plots.forest_table({n: study.fits[n] for n in ("none", "partial")}))),
-        ReportFigure("ppc_counts.png", "Posterior predictive check: outcomes",
-                     "The observed outcomes against outcomes simulated from each model: a model that fits the data "
-                     "puts the observed curve among its simulations.", (),
-                     lambda study, seed: plots.ppc(plots.ppc_table(study, seed=seed))),
-        ReportFigure("ppc_rates.png", "Posterior predictive check: rates",
-                     "The same check per unit of each row's size (trials, exposure or rows).", (),
-                     lambda study, seed: plots.ppc(plots.ppc_table(study, scale="rate", seed=seed))),
-        ReportFigure("logistic.png", "Response curve",
-                     "Each group's linear predictor through the inverse link, without and with the treatment: where "
-                     "every group sits on the curve.", ("partial",),
-                     lambda study, seed: plots.logistic(plots.logistic_table(study.fits["partial"]))),
-        ReportFigure("shrinkage.png", "Shrinkage",
-                     "An arrow from each group's no-pooling estimate to its partial-pooling estimate: groups with "
-                     "little data move most.", ("none", "partial"),
-                     lambda study, seed: plots.shrinkage(plots.shrinkage_table(study))),
-        ReportFigure("loo_compare.png", "LOO comparison",
-                     "Each model's elpd_loo with its standard error, and its difference from the best.", (),
-                     lambda study, seed: plots.comparison(plots.comparison_table(study))),
+        ReportFigure(
+            "forest.png",
+            "Group estimates",
+            "Each group's intercept and slope (link scale) under no pooling and partial pooling: partial "
+            "pooling pulls groups with little data towards the population (dashed line).",
+            ("none", "partial"),
+            lambda study, seed: plots.forest(plots.forest_table({n: study.fits[n] for n in ("none", "partial")})),
+        ),
+        ReportFigure(
+            "ppc_counts.png",
+            "Posterior predictive check: outcomes",
+            "The observed outcomes against outcomes simulated from each model: a model that fits the data "
+            "puts the observed curve among its simulations.",
+            (),
+            lambda study, seed: plots.ppc(plots.ppc_table(study, seed=seed)),
+        ),
+        ReportFigure(
+            "ppc_rates.png",
+            "Posterior predictive check: rates",
+            "The same check per unit of each row's size (trials, exposure or rows).",
+            (),
+            lambda study, seed: plots.ppc(plots.ppc_table(study, scale="rate", seed=seed)),
+        ),
+        ReportFigure(
+            "logistic.png",
+            "Response curve",
+            "Each group's linear predictor through the inverse link, without and with the treatment: where "
+            "every group sits on the curve.",
+            ("partial",),
+            lambda study, seed: plots.logistic(plots.logistic_table(study.fits["partial"])),
+        ),
+        ReportFigure(
+            "shrinkage.png",
+            "Shrinkage",
+            "An arrow from each group's no-pooling estimate to its partial-pooling estimate: groups with "
+            "little data move most.",
+            ("none", "partial"),
+            lambda study, seed: plots.shrinkage(plots.shrinkage_table(study)),
+        ),
+        ReportFigure(
+            "loo_compare.png",
+            "LOO comparison",
+            "Each model's elpd_loo with its standard error, and its difference from the best.",
+            (),
+            lambda study, seed: plots.comparison(plots.comparison_table(study)),
+        ),
     )
 
 
 # ---------------------------------------------------------------- numbers as the family reads them
+
 
 def significant(value: float, digits: int = 3) -> str:
     """``value`` to ``digits`` significant digits without exponents: 0.0123, 4.06, 1,749."""
@@ -151,12 +177,15 @@ def _number(value: float, digits: int) -> str:
 
 # ---------------------------------------------------------------- the sections
 
+
 def _decision(study: Study, trials: float, groups: int, seed: int) -> tuple[Decision | None, str]:
     """The decision of partial pooling (else of the best model there is), or why there is none."""
     fit = answering(study)
     if fit.spec.treatment is None:
-        return None, (f"The formula {fit.spec.formula} has no treatment term, so there is no with/without decision; "
-                      "add a term such as x + (x|group) to ask one.")
+        return None, (
+            f"The formula {fit.spec.formula} has no treatment term, so there is no with/without decision; "
+            "add a term such as x + (x|group) to ask one."
+        )
     return decide(fit, trials=trials, groups=groups, seed=seed), ""
 
 
@@ -170,19 +199,36 @@ def _question(study: Study, decision: Decision | None) -> str:
 
 
 def _loo_tables(table: pd.DataFrame) -> tuple[Table, Table | None]:
-    loo = Table("LOO comparison (higher elpd_loo predicts better)",
-                ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k > 0.7"],
-                [[pooling(name).label, _number(row["elpd_loo"], 1), _number(row["se"], 1), _number(row["elpd_diff"], 1),
-                  _number(row["dse"], 1), _number(row["p_loo"], 1), _number(row["weight"], 2),
-                  f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}"] for name, row in table.iterrows()],
-                [False] + [True] * 7)
+    loo = Table(
+        "LOO comparison (higher elpd_loo predicts better)",
+        ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k > 0.7"],
+        [
+            [
+                pooling(name).label,
+                _number(row["elpd_loo"], 1),
+                _number(row["se"], 1),
+                _number(row["elpd_diff"], 1),
+                _number(row["dse"], 1),
+                _number(row["p_loo"], 1),
+                _number(row["weight"], 2),
+                f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}",
+            ]
+            for name, row in table.iterrows()
+        ],
+        [False] + [True] * 7,
+    )
     if "elpd_cv" not in table.columns:
         return loo, None
     ranked = table.sort_values("elpd_cv", ascending=False)
-    cv = Table("Grouped cross-validation (predicting groups left out; higher predicts better)",
-               ["Model", "elpd_cv", "se_cv"],
-               [[pooling(name).label, _number(row["elpd_cv"], 1), _number(row["se_cv"], 1)] for name, row in ranked.iterrows()],
-               [False, True, True])
+    cv = Table(
+        "Grouped cross-validation (predicting groups left out; higher predicts better)",
+        ["Model", "elpd_cv", "se_cv"],
+        [
+            [pooling(name).label, _number(row["elpd_cv"], 1), _number(row["se_cv"], 1)]
+            for name, row in ranked.iterrows()
+        ],
+        [False, True, True],
+    )
     return loo, cv
 
 
@@ -198,11 +244,20 @@ def _rate_table(decision: Decision) -> Table | None:
     for label, frame in frames.items():
         for arm, part in frame.groupby("arm", sort=False):
             by = part.set_index("quantity")
-            rows.append([label + _arm_label(decision, arm), *(estimate_text(by.loc[q], family, q) for q in quantities),
-                         _number(by.loc["difference", "p_helps"], 2)])
+            rows.append(
+                [
+                    label + _arm_label(decision, arm),
+                    *(estimate_text(by.loc[q], family, q) for q in quantities),
+                    _number(by.loc["difference", "p_helps"], 2),
+                ]
+            )
     levels = f", each level of {decision.treatment} against {decision.reference}" if _categorical(decision) else ""
-    return Table(f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval){levels}", ["", *(titles[q] for q in quantities), "P(helps)"],
-                 rows, [False] + [True] * (len(quantities) + 1))
+    return Table(
+        f"Typical and new {who}: {_measure(decision)}, mean ({pct} interval){levels}",
+        ["", *(titles[q] for q in quantities), "P(helps)"],
+        rows,
+        [False] + [True] * (len(quantities) + 1),
+    )
 
 
 def _categorical(decision: Decision) -> bool:
@@ -210,16 +265,24 @@ def _categorical(decision: Decision) -> bool:
 
 
 def _arm_label(decision: Decision, arm: str) -> str:
-    """", level B against A" for a categorical treatment's rows; nothing for a numeric one."""
+    """ ", level B against A" for a categorical treatment's rows; nothing for a numeric one."""
     return f": {arm}" if _categorical(decision) else ""
 
 
 def _titles(decision: Decision) -> dict[str, str]:
     if _categorical(decision):
-        return {"rate_without": f"At {decision.reference}", "rate_with": "At the level", "difference": "Difference",
-                "ratio": "Ratio"}
-    return {"rate_without": f"Without {decision.treatment}", "rate_with": f"With {decision.treatment}",
-            "difference": "Difference", "ratio": "Ratio"}
+        return {
+            "rate_without": f"At {decision.reference}",
+            "rate_with": "At the level",
+            "difference": "Difference",
+            "ratio": "Ratio",
+        }
+    return {
+        "rate_without": f"Without {decision.treatment}",
+        "rate_with": f"With {decision.treatment}",
+        "difference": "Difference",
+        "ratio": "Ratio",
+    }
 
 
 def _measure(decision: Decision) -> str:
@@ -243,30 +306,48 @@ def _expected_table(decision: Decision) -> Table | None:
     for arm, part in decision.expected.groupby("arm", sort=False):
         rows = part.set_index("quantity")
         if _categorical(decision):
-            labels = {"outcome_without": f"{total} {decision.outcome} at {decision.reference}",
-                      "outcome_with": f"{total} {decision.outcome} at {arm}", "difference": f"Difference, {arm} against {decision.reference}"}
+            labels = {
+                "outcome_without": f"{total} {decision.outcome} at {decision.reference}",
+                "outcome_with": f"{total} {decision.outcome} at {arm}",
+                "difference": f"Difference, {arm} against {decision.reference}",
+            }
         else:
-            labels = {"outcome_without": f"{total} {decision.outcome} without {decision.treatment}",
-                      "outcome_with": f"{total} {decision.outcome} with {decision.treatment}", "difference": "Difference"}
+            labels = {
+                "outcome_without": f"{total} {decision.outcome} without {decision.treatment}",
+                "outcome_with": f"{total} {decision.outcome} with {decision.treatment}",
+                "difference": "Difference",
+            }
         for q, label in labels.items():
             sign = "+" if q == "difference" else ""
             show = _outcome_text(decision.family, sign)
-            body.append([label, show(rows.loc[q, "mean"]), f"{show(rows.loc[q, 'lower'])} to {show(rows.loc[q, 'upper'])}",
-                         _number(rows.loc[q, "p_helps"], 2) if q == "difference" else ""])
+            body.append(
+                [
+                    label,
+                    show(rows.loc[q, "mean"]),
+                    f"{show(rows.loc[q, 'lower'])} to {show(rows.loc[q, 'upper'])}",
+                    _number(rows.loc[q, "p_helps"], 2) if q == "difference" else "",
+                ]
+            )
     per = "per observation" if decision.family == "gaussian" else "in total"
-    return Table(f"{decision.groups} new {decision.factor}s × {decision.trials:,g} {decision.unit} each: {decision.outcome} {per}",
-                 ["", "Mean", f"{decision.prob:.0%} interval", "P(helps)"], body, [False, True, True, True])
+    return Table(
+        f"{decision.groups} new {decision.factor}s × {decision.trials:,g} {decision.unit} each: {decision.outcome} {per}",
+        ["", "Mean", f"{decision.prob:.0%} interval", "P(helps)"],
+        body,
+        [False, True, True, True],
+    )
 
 
 def _outcome_text(family: str, sign: str) -> Callable[[float], str]:
     """Expected outcomes: whole counts with thousands separators, a gaussian mean to three digits;
     ``sign="+"`` signs a difference."""
+
     def show(value: float) -> str:
         if not np.isfinite(value):
             return MISSING
         if family == "gaussian":
             return change_text(value, family) if sign else significant(value)
         return f"{value:{sign},.0f}"
+
     return show
 
 
@@ -275,21 +356,46 @@ def _per_group_table(study: Study, decision: Decision | None) -> Table:
         fit = answering(study)
         report = summary(fit)
         family, what = fit.spec.family, measure(fit.spec.family, fit.spec.outcome, size_unit(fit))
-        return Table(f"{pooling(fit.pooling).label}: each {report.group or 'group'}'s {what} ({report.prob:.0%} interval)",
-                     [report.group or "group", what[:1].upper() + what[1:]],
-                     [[str(group), estimate_text(pd.Series({"mean": row["rate_without"], "lower": row["rate_without_lower"],
-                                                            "upper": row["rate_without_upper"]}), family, "rate_without")]
-                      for group, row in report.groups.iterrows()], [False, True])
+        return Table(
+            f"{pooling(fit.pooling).label}: each {report.group or 'group'}'s {what} ({report.prob:.0%} interval)",
+            [report.group or "group", what[:1].upper() + what[1:]],
+            [
+                [
+                    str(group),
+                    estimate_text(
+                        pd.Series(
+                            {
+                                "mean": row["rate_without"],
+                                "lower": row["rate_without_lower"],
+                                "upper": row["rate_without_upper"],
+                            }
+                        ),
+                        family,
+                        "rate_without",
+                    ),
+                ]
+                for group, row in report.groups.iterrows()
+            ],
+            [False, True],
+        )
     rows = []
     for (group, arm), frame in decision.per_group.groupby(["group", "arm"], sort=False):
         by = frame.set_index("quantity")
-        rows.append([str(group) + (f" ({arm})" if _categorical(decision) else ""),
-                     *(estimate_text(by.loc[q], decision.family, q) for q in ("rate_without", "rate_with", "difference")),
-                     _number(by.loc["difference", "p_helps"], 2), by.loc["difference", "source"]])
+        rows.append(
+            [
+                str(group) + (f" ({arm})" if _categorical(decision) else ""),
+                *(estimate_text(by.loc[q], decision.family, q) for q in ("rate_without", "rate_with", "difference")),
+                _number(by.loc["difference", "p_helps"], 2),
+                by.loc["difference", "source"],
+            ]
+        )
     titles = _titles(decision)
-    return Table(f"{pooling(decision.pooling).label}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
-                 [decision.factor, titles["rate_without"], titles["rate_with"], "Difference", "P(helps)",
-                  "Informed by"], rows, [False, True, True, True, True, False])
+    return Table(
+        f"{pooling(decision.pooling).label}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
+        [decision.factor, titles["rate_without"], titles["rate_with"], "Difference", "P(helps)", "Informed by"],
+        rows,
+        [False, True, True, True, True, False],
+    )
 
 
 def _png(data: bytes) -> tuple[int, int] | None:
@@ -301,8 +407,13 @@ def _png(data: bytes) -> tuple[int, int] | None:
 
 def _embedded(data: bytes, title: str, caption: str) -> dict:
     width, height = _png(data)
-    return {"title": title, "caption": caption, "width": width, "height": height,
-            "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
+    return {
+        "title": title,
+        "caption": caption,
+        "width": width,
+        "height": height,
+        "src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+    }
 
 
 def _read_png(path: Path) -> bytes:
@@ -322,34 +433,48 @@ def _drawn(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure_section(study: Study, decision: Decision | None, figures_dir: Path | None, seed: int) -> tuple[list[dict], list[str]]:
+def _figure_section(
+    study: Study, decision: Decision | None, figures_dir: Path | None, seed: int
+) -> tuple[list[dict], list[str]]:
     """The embedded figures (saved PNGs where the folder has them, drawn otherwise) and a sentence
     for each figure that does not apply. Saved files are all read first, so a bad one fails fast."""
     entries = _figures()
     saved = {}
     if figures_dir is not None:
-        saved = {entry.file: _read_png(figures_dir / entry.file) for entry in entries
-                 if (figures_dir / entry.file).exists() or (figures_dir / entry.file).is_symlink()}
+        saved = {
+            entry.file: _read_png(figures_dir / entry.file)
+            for entry in entries
+            if (figures_dir / entry.file).exists() or (figures_dir / entry.file).is_symlink()
+        }
     shown, skipped = [], []
     for entry in entries:
         missing = [name for name in entry.needs if name not in study.fits]
         if entry.file in saved:
             shown.append(_embedded(saved[entry.file], entry.title, entry.caption))
         elif missing:
-            skipped.append(f"{entry.title}: needs the {' and '.join(pooling(n).label.lower() for n in entry.needs)} fits, "
-                           f"and these results have no {pooling(missing[0]).label.lower()} fit.")
+            skipped.append(
+                f"{entry.title}: needs the {' and '.join(pooling(n).label.lower() for n in entry.needs)} fits, "
+                f"and these results have no {pooling(missing[0]).label.lower()} fit."
+            )
         else:
             try:
                 shown.append(_embedded(_drawn(entry.draw(study, seed)), entry.title, entry.caption))
             except PoolwiseError as err:
                 skipped.append(f"{entry.title}: not drawn ({err}).")
     if decision is None or decision.pooling == "none":
-        skipped.append("Decision densities: they need a treatment and a model with a population (partial or complete pooling).")
+        skipped.append(
+            "Decision densities: they need a treatment and a model with a population (partial or complete pooling)."
+        )
     else:
-        shown.append(_embedded(_drawn(_densities(study.fits[decision.pooling], decision, seed)), "Decision densities",
-                               f"The posterior of the {_measure(decision)} without and with {decision.treatment} for a typical "
-                               f"and a new {decision.factor}, and their difference, shaded where it is positive: that "
-                               "shaded area is P(the difference > 0)."))
+        shown.append(
+            _embedded(
+                _drawn(_densities(study.fits[decision.pooling], decision, seed)),
+                "Decision densities",
+                f"The posterior of the {_measure(decision)} without and with {decision.treatment} for a typical "
+                f"and a new {decision.factor}, and their difference, shaded where it is positive: that "
+                "shaded area is P(the difference > 0).",
+            )
+        )
     return shown, skipped
 
 
@@ -372,24 +497,50 @@ def _diagnostics(study: Study) -> tuple[Table, list[str]]:
         draws = fit.settings.get("draws", 0) * fit.settings.get("chains", 0)
         label = pooling(name).label
         bad_k, n_obs = int(study.table.loc[name, "n_bad_k"]), int(study.table.loc[name, "n_obs"])
-        rows.append([label, str(report.divergences), _number(report.max_r_hat, 3), f"{report.min_ess_bulk:.0f} of {draws}",
-                     f"{bad_k} of {n_obs}"])
+        rows.append(
+            [
+                label,
+                str(report.divergences),
+                _number(report.max_r_hat, 3),
+                f"{report.min_ess_bulk:.0f} of {draws}",
+                f"{bad_k} of {n_obs}",
+            ]
+        )
         trouble = []
         if report.divergences:
-            trouble.append(f"{report.divergences} divergent transitions: the sampler could not explore part of the "
-                           "posterior, so its numbers may be biased (raise --tune, or use priors that keep group sds away from 0)")
+            trouble.append(
+                f"{report.divergences} divergent transitions: the sampler could not explore part of the "
+                "posterior, so its numbers may be biased (raise --tune, or use priors that keep group sds away from 0)"
+            )
         if report.max_r_hat > RHAT:
-            trouble.append(f"Rhat up to {report.max_r_hat:.2f} (above {RHAT}): the chains disagree, so they have not "
-                           "converged (run more --tune and --draws)")
+            trouble.append(
+                f"Rhat up to {report.max_r_hat:.2f} (above {RHAT}): the chains disagree, so they have not "
+                "converged (run more --tune and --draws)"
+            )
         if report.min_ess_bulk < min(ESS, 0.1 * draws):
-            trouble.append(f"as few as {report.min_ess_bulk:.0f} effective draws: intervals are rough (run more --draws)")
+            trouble.append(
+                f"as few as {report.min_ess_bulk:.0f} effective draws: intervals are rough (run more --draws)"
+            )
         if bad_k:
-            trouble.append(f"{bad_k} of {n_obs} observations have Pareto k > 0.7: their LOO terms are unreliable, so the "
-                           "LOO comparison is approximate there (grouped cross-validation, --cv group, is the sturdier check)")
-        sentences.append(f"{label}: " + ("; ".join(trouble) if trouble else
-                                        f"no divergences, Rhat at most {RHAT}, enough effective draws and reliable LOO terms") + ".")
-    table = Table("Sampling and LOO diagnostics per model",
-                  ["Model", "Divergences", "Max Rhat", "Min bulk ESS", "Pareto k > 0.7"], rows, [False] + [True] * 4)
+            trouble.append(
+                f"{bad_k} of {n_obs} observations have Pareto k > 0.7: their LOO terms are unreliable, so the "
+                "LOO comparison is approximate there (grouped cross-validation, --cv group, is the sturdier check)"
+            )
+        sentences.append(
+            f"{label}: "
+            + (
+                "; ".join(trouble)
+                if trouble
+                else f"no divergences, Rhat at most {RHAT}, enough effective draws and reliable LOO terms"
+            )
+            + "."
+        )
+    table = Table(
+        "Sampling and LOO diagnostics per model",
+        ["Model", "Divergences", "Max Rhat", "Min bulk ESS", "Pareto k > 0.7"],
+        rows,
+        [False] + [True] * 4,
+    )
     return table, sentences
 
 
@@ -416,13 +567,20 @@ def _reproducibility(study: Study, command: str | None, study_json: str | None) 
     meta = {name: json.loads(fit.idata.attrs.get("poolwise", "{}")) for name, fit in study.fits.items()}
     fit = next(iter(study.fits.values()))
     family = find_family(fit.spec.family)
-    models = Table("What each model is and how it was sampled",
-                   ["Model", "Bambi formula", "Priors", "Draws", "Tune", "Chains", "Seed", "Backend"],
-                   [[pooling(name).label, f.formula,
-                     "; ".join(f"{term}: {prior}" for term, prior in f.priors.items()) or "Bambi's defaults",
-                     *(str(f.settings.get(key, MISSING)) for key in ("draws", "tune", "chains", "seed", "backend"))]
-                    for name, f in study.fits.items()],
-                   [False, False, False, True, True, True, True, False])
+    models = Table(
+        "What each model is and how it was sampled",
+        ["Model", "Bambi formula", "Priors", "Draws", "Tune", "Chains", "Seed", "Backend"],
+        [
+            [
+                pooling(name).label,
+                f.formula,
+                "; ".join(f"{term}: {prior}" for term, prior in f.priors.items()) or "Bambi's defaults",
+                *(str(f.settings.get(key, MISSING)) for key in ("draws", "tune", "chains", "seed", "backend")),
+            ]
+            for name, f in study.fits.items()
+        ],
+        [False, False, False, True, True, True, True, False],
+    )
     versions = next((m["versions"] for m in meta.values() if m.get("versions")), {})
     hashes = {m.get("data_hash", MISSING) for m in meta.values()}
     return {
@@ -439,9 +597,17 @@ def _reproducibility(study: Study, command: str | None, study_json: str | None) 
 
 # ---------------------------------------------------------------- public API
 
-def render_report(study: Study, *, trials: float = 50, groups: int = 100, seed: int = 0,
-                  figures_dir: str | Path | None = None, study_json: str | None = None,
-                  command: str | None = None) -> str:
+
+def render_report(
+    study: Study,
+    *,
+    trials: float = 50,
+    groups: int = 100,
+    seed: int = 0,
+    figures_dir: str | Path | None = None,
+    study_json: str | None = None,
+    command: str | None = None,
+) -> str:
     """The report of ``study`` as one self-contained HTML page.
 
     Sections: the question and the verdict, the LOO comparison (and grouped CV), decision numbers
@@ -483,23 +649,34 @@ def render_report(study: Study, *, trials: float = 50, groups: int = 100, seed: 
     loo, cv = _loo_tables(study.table)
     figures, skipped = _figure_section(study, decision, Path(figures_dir) if figures_dir is not None else None, seed)
     diagnostics, sentences = _diagnostics(study)
-    identification = list(dict.fromkeys(m for fit in study.fits.values() for m in prior_only_messages(fit.spec, fit.data)))
-    environment = Environment(loader=PackageLoader("poolwise", "templates"), autoescape=True, undefined=StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    identification = list(
+        dict.fromkeys(m for fit in study.fits.values() for m in prior_only_messages(fit.spec, fit.data))
+    )
+    environment = Environment(
+        loader=PackageLoader("poolwise", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return environment.get_template("report.html.j2").render(
         formula=study.formula,
         question=_question(study, decision),
         verdict=decision.verdict() if decision is not None else why_not,
         comparison_verdict=study.verdict(),
         model=pooling(decision.pooling).label if decision is not None else None,
-        loo=loo, cv=cv,
+        loo=loo,
+        cv=cv,
         decision=decision,
         rates=_rate_table(decision) if decision is not None else None,
         expected=_expected_table(decision) if decision is not None else None,
         why_not=why_not,
         per_group=_per_group_table(study, decision),
-        figures=figures, skipped=skipped, saved_figures=figures_dir is not None,
-        diagnostics=diagnostics, diagnostic_sentences=sentences,
+        figures=figures,
+        skipped=skipped,
+        saved_figures=figures_dir is not None,
+        diagnostics=diagnostics,
+        diagnostic_sentences=sentences,
         notes=[_sentence(note) for note in [*study.notes, *(decision.notes if decision is not None else [])]],
         identification=[_sentence(message) for message in identification],
         reproducibility=_reproducibility(study, command, study_json),
@@ -552,8 +729,9 @@ def _unwritable(out: Path, reason: str) -> PoolwiseError:
     return PoolwiseError(f"cannot write the report to {out}: {reason}; pass --out a path in a folder you can write to")
 
 
-def write_report(source: str | Path, out: str | Path, *, force: bool = False, trials: float = 50, groups: int = 100,
-                 seed: int = 0) -> Path:
+def write_report(
+    source: str | Path, out: str | Path, *, force: bool = False, trials: float = 50, groups: int = 100, seed: int = 0
+) -> Path:
     """Write the HTML report of the results folder ``source`` to ``out``, atomically.
 
     The file is written under a temporary name beside ``out`` and renamed into place only once
@@ -590,12 +768,31 @@ def write_report(source: str | Path, out: str | Path, *, force: bool = False, tr
     source = Path(source)
     study = load_study(source)
     trials = int(trials) if float(trials).is_integer() else float(trials)
-    command = shlex.join(["poolwise", "report", str(source), "--out", str(out), "--trials", f"{trials:g}",
-                          "--new-groups", str(groups), "--seed", str(seed)])
+    command = shlex.join(
+        [
+            "poolwise",
+            "report",
+            str(source),
+            "--out",
+            str(out),
+            "--trials",
+            f"{trials:g}",
+            "--new-groups",
+            str(groups),
+            "--seed",
+            str(seed),
+        ]
+    )
     saved = source / "study.json"
-    html = render_report(study, trials=trials, groups=groups, seed=seed,
-                         figures_dir=source / "figures" if (source / "figures").is_dir() else None,
-                         study_json=saved.read_text(encoding="utf-8") if saved.is_file() else None, command=command)
+    html = render_report(
+        study,
+        trials=trials,
+        groups=groups,
+        seed=seed,
+        figures_dir=source / "figures" if (source / "figures").is_dir() else None,
+        study_json=saved.read_text(encoding="utf-8") if saved.is_file() else None,
+        command=command,
+    )
     try:
         with atomic_path(out, force=force) as tmp:
             tmp.write_text(html, encoding="utf-8")

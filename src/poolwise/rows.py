@@ -35,14 +35,18 @@ def aggregate_file(path: str | Path, outcome: str, by: Sequence[str], *, batch_r
     missing = [name for name in [outcome, *by] if name not in dataset.schema.names]
     if missing:
         shown = ", ".join(dataset.schema.names[:12])
-        raise PoolwiseError(f"column {missing[0]!r} is not in {path}; its columns are: {shown}. Fix the formula or the data")
+        raise PoolwiseError(
+            f"column {missing[0]!r} is not in {path}; its columns are: {shown}. Fix the formula or the data"
+        )
     aggregations = [(outcome, "sum"), (outcome, "count")]
     partials, seen = [], 0
     for batch in dataset.to_batches(columns=[outcome, *by], batch_size=batch_rows):
         table = pa.Table.from_batches([batch])
         _check_batch(table, outcome, by, seen)
         if table.schema.field(outcome).type != pa.int64():
-            table = table.set_column(table.schema.get_field_index(outcome), outcome, pc.cast(table[outcome], pa.int64()))
+            table = table.set_column(
+                table.schema.get_field_index(outcome), outcome, pc.cast(table[outcome], pa.int64())
+            )
         partials.append(table.group_by(by).aggregate(aggregations).select([f"{outcome}_sum", f"{outcome}_count", *by]))
         seen += table.num_rows
         if len(partials) >= MERGE_EVERY:
@@ -68,8 +72,10 @@ def read_rows(path: str | Path, formula: str, *, batch_rows: int = BATCH_ROWS) -
     counts = aggregate_file(path, spec.outcome, by, batch_rows=batch_rows)
     rows = int(counts[f"{spec.outcome}_n"].sum())
     counted = f"p({spec.outcome}, {spec.outcome}_n) ~ {spec.formula.split('~', 1)[1].strip()}"
-    note = (f"aggregated {rows} rows of 0/1 {spec.outcome} into {len(counts)} binomial rows while reading {path} "
-            "(exact: same likelihood up to a constant)")
+    note = (
+        f"aggregated {rows} rows of 0/1 {spec.outcome} into {len(counts)} binomial rows while reading {path} "
+        "(exact: same likelihood up to a constant)"
+    )
     return counts, counted, [note]
 
 
@@ -98,7 +104,9 @@ def _check_batch(table, outcome: str, by: list[str], offset: int) -> None:
     bad = pc.or_(pc.is_null(values), pc.invert(pc.is_in(pc.cast(values, "double"), value_set=_binary())))
     bad = pc.fill_null(bad, True)
     if pc.any(bad).as_py():
-        raise PoolwiseError(f"{outcome} is missing or not 0/1 in row {offset + _first(bad)} (and maybe others); a row-level outcome must be 0 or 1")
+        raise PoolwiseError(
+            f"{outcome} is missing or not 0/1 in row {offset + _first(bad)} (and maybe others); a row-level outcome must be 0 or 1"
+        )
 
 
 def _binary():
@@ -119,4 +127,5 @@ def _merge(partials: list, outcome: str, by: list[str]):
 
     merged = pa.concat_tables(partials).group_by(by).aggregate([(f"{outcome}_sum", "sum"), (f"{outcome}_count", "sum")])
     return merged.select([f"{outcome}_sum_sum", f"{outcome}_count_sum", *by]).rename_columns(
-        [f"{outcome}_sum", f"{outcome}_count", *by])
+        [f"{outcome}_sum", f"{outcome}_count", *by]
+    )

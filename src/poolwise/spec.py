@@ -72,7 +72,9 @@ class FormulaSpec:
             return self
         names = [f.name for f in self.factors]
         if factor not in names:
-            raise PoolwiseError(f"{factor!r} is not a grouping factor of {self.formula!r}; its factors are: {', '.join(names) or 'none'}")
+            raise PoolwiseError(
+                f"{factor!r} is not a grouping factor of {self.formula!r}; its factors are: {', '.join(names) or 'none'}"
+            )
         return replace(self, focus=factor)
 
     @property

@@ -16,8 +16,8 @@ from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import PROB, coefficients, summarise
 from poolwise.families import family as find_family
-from poolwise.results import Fit
 from poolwise.pooling import pooling as find_pooling
+from poolwise.results import Fit
 
 COLUMNS = ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
 
@@ -63,14 +63,27 @@ class Summary:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (NaN, e.g. r_hat of a single chain, becomes null)."""
-        tables = {name: json.loads(getattr(self, name).to_json(orient="index", double_precision=15))
-                  for name in ("population", "group_sds", "groups")}
+        tables = {
+            name: json.loads(getattr(self, name).to_json(orient="index", double_precision=15))
+            for name in ("population", "group_sds", "groups")
+        }
         return {
-            "model": self.pooling, "label": self.label, "formula": self.formula, "family": self.family,
-            "link": self.link, "level": self.level, "bambi_formula": self.bambi_formula,
-            "group": self.group, "treatment": self.treatment, "n_rows": self.n_rows, "n_groups": self.n_groups,
+            "model": self.pooling,
+            "label": self.label,
+            "formula": self.formula,
+            "family": self.family,
+            "link": self.link,
+            "level": self.level,
+            "bambi_formula": self.bambi_formula,
+            "group": self.group,
+            "treatment": self.treatment,
+            "n_rows": self.n_rows,
+            "n_groups": self.n_groups,
             "factors": self.factors,
-            "data_hash": self.data_hash, "settings": self.settings, "prob": self.prob, **tables,
+            "data_hash": self.data_hash,
+            "settings": self.settings,
+            "prob": self.prob,
+            **tables,
             "divergences": self.divergences,
             "max_r_hat": None if np.isnan(self.max_r_hat) else self.max_r_hat,
             "min_ess_bulk": self.min_ess_bulk,
@@ -96,7 +109,10 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     sds = table[is_sd]
     several = len(fit.spec.factors) > 1
     sds = sds.assign(factor=[adapter.sd_factor(name) for name in sds.index]).rename(
-        index=lambda name: f"sd({adapter.sd_factor(name)}:{adapter.sd_term(name)})" if several else f"sd({adapter.sd_term(name)})")
+        index=lambda name: (
+            f"sd({adapter.sd_factor(name)}:{adapter.sd_term(name)})" if several else f"sd({adapter.sd_term(name)})"
+        )
+    )
     stats = fit.idata["sample_stats"]
     return Summary(
         pooling=fit.pooling,
@@ -185,7 +201,9 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
     intercept-slope correlation, so ``varcorr`` holds standard deviations only.
     """
     if fit.pooling != "partial":
-        raise PoolwiseError(f"lme4_summary describes a multilevel model, not {fit.pooling} pooling; pass the partial pooling fit")
+        raise PoolwiseError(
+            f"lme4_summary describes a multilevel model, not {fit.pooling} pooling; pass the partial pooling fit"
+        )
     spec, post = fit.spec, fit.posterior
     fixed_terms = (["Intercept"] if spec.intercept else []) + list(spec.common)
     fixed = {}
@@ -200,14 +218,22 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
             dim = adapter.group_dim(factor.name)
             values = values.rename({dim: "group"}).assign_coords(group=[str(g) for g in values[dim].values])
             deviations.update(_flat(values, term, skip=("group",)))
-            varcorr.append({"factor": factor.name, "term": term, **_estimate(post[adapter.group_sd(term, factor.name)], prob)})
+            varcorr.append(
+                {"factor": factor.name, "term": term, **_estimate(post[adapter.group_sd(term, factor.name)], prob)}
+            )
         for label in (str(g) for g in sorted(fit.data[factor.name].unique())):
             for term in dict.fromkeys([*fixed, *deviations]):
                 deviation = deviations[term].sel(group=label, drop=True) if term in deviations else 0.0
                 if term in deviations:
                     ranef.append({"factor": factor.name, "group": label, "term": term, **_estimate(deviation, prob)})
-                coef.append({"factor": factor.name, "group": label, "term": term,
-                             **_estimate(fixed.get(term, 0.0) + deviation, prob)})
+                coef.append(
+                    {
+                        "factor": factor.name,
+                        "group": label,
+                        "term": term,
+                        **_estimate(fixed.get(term, 0.0) + deviation, prob),
+                    }
+                )
     varcorr = pd.DataFrame(varcorr).rename(columns={"estimate": "sd"})
     factor = " / ".join(f.name for f in spec.factors)
     return Lme4Summary(
@@ -216,5 +242,5 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
         coef=pd.DataFrame(coef),
         ranef=pd.DataFrame(ranef),
         note=f"Bambi's group-level effects are uncorrelated: (...|{factor}) here means lme4's (...||{factor}), "
-             "so varcorr holds standard deviations and no correlations",
+        "so varcorr holds standard deviations and no correlations",
     )

@@ -16,7 +16,21 @@ from poolwise.plots.raw import data_bars, data_bars_table
 from poolwise.plots.style import humanise
 
 __all__ = [
-    "comparison", "comparison_table", "data_bars", "data_bars_table", "forest", "forest_table", "gallery",
-    "humanise", "logistic", "logistic_table", "model_graph", "ppc", "ppc_table", "predictive_draws",
-    "predictive_table", "shrinkage", "shrinkage_table",
+    "comparison",
+    "comparison_table",
+    "data_bars",
+    "data_bars_table",
+    "forest",
+    "forest_table",
+    "gallery",
+    "humanise",
+    "logistic",
+    "logistic_table",
+    "model_graph",
+    "ppc",
+    "ppc_table",
+    "predictive_draws",
+    "predictive_table",
+    "shrinkage",
+    "shrinkage_table",
 ]

@@ -13,9 +13,9 @@ import pandas as pd
 from poolwise import adapter
 from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
-from poolwise.results import Fit
 from poolwise.fitting import build_model
 from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
+from poolwise.results import Fit
 
 SCALES = ("count", "rate")
 
@@ -28,10 +28,18 @@ def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
     """
     model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
     flat = fit.posterior.stack(sample=("chain", "draw"))
-    picked = np.sort(np.random.default_rng(seed).choice(flat.sizes["sample"], size=min(draws, flat.sizes["sample"]), replace=False))
+    picked = np.sort(
+        np.random.default_rng(seed).choice(flat.sizes["sample"], size=min(draws, flat.sizes["sample"]), replace=False)
+    )
     # Bambi wants (chain, draw, ...) with both coordinates present: one chain of the picked draws.
-    thinned = (flat.isel(sample=picked).drop_vars(["sample", "chain", "draw"]).rename_dims(sample="draw")
-               .assign_coords(draw=np.arange(len(picked))).expand_dims(chain=[0]).transpose("chain", "draw", ...))
+    thinned = (
+        flat.isel(sample=picked)
+        .drop_vars(["sample", "chain", "draw"])
+        .rename_dims(sample="draw")
+        .assign_coords(draw=np.arange(len(picked)))
+        .expand_dims(chain=[0])
+        .transpose("chain", "draw", ...)
+    )
     return adapter.predict_outcomes(model, thinned, seed)
 
 
@@ -58,8 +66,16 @@ def ppc_table(
     parts = []
     for name, fit in fits.items():
         trials = fit.data[fit.spec.size].to_numpy() if fit.spec.size else np.ones(len(fit.data))
-        parts.append(predictive_table(fit.data[fit.spec.outcome].to_numpy(), predictive_draws(fit, draws=draws, seed=seed),
-                                      trials, scale=scale, model=name, color=colours[name]))
+        parts.append(
+            predictive_table(
+                fit.data[fit.spec.outcome].to_numpy(),
+                predictive_draws(fit, draws=draws, seed=seed),
+                trials,
+                scale=scale,
+                model=name,
+                color=colours[name],
+            )
+        )
     table = pd.concat(parts, ignore_index=True)
     table.attrs.update(labels=labels_for(next(iter(fits.values())).spec, overrides=labels), scale=scale)
     return table
@@ -81,13 +97,17 @@ def predictive_table(
     if scale == "rate":
         series = series / np.asarray(trials)
     n_series, n_rows = series.shape
-    table = pd.DataFrame({
-        "model": model, "label": model_label(model), "color": color or model_colors([model], [model])[model],
-        "series": np.repeat(["observed"] + ["predicted"] * (n_series - 1), n_rows),
-        "draw": np.repeat(np.r_[0, np.arange(n_series - 1)], n_rows),
-        "row": np.tile(np.arange(n_rows), n_series),
-        "value": series.reshape(-1),
-    })
+    table = pd.DataFrame(
+        {
+            "model": model,
+            "label": model_label(model),
+            "color": color or model_colors([model], [model])[model],
+            "series": np.repeat(["observed"] + ["predicted"] * (n_series - 1), n_rows),
+            "draw": np.repeat(np.r_[0, np.arange(n_series - 1)], n_rows),
+            "row": np.tile(np.arange(n_rows), n_series),
+            "value": series.reshape(-1),
+        }
+    )
     table.attrs["scale"] = scale
     return table
 
@@ -110,15 +130,24 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
             panel.ecdf(one["value"], color=colour, alpha=0.35, lw=1)
         panel.ecdf(rows.loc[rows["series"] == "observed", "value"], color="black", lw=2)
         panel.set_title(rows["label"].iloc[0], fontsize="medium")
-        panel.set_xlabel(found.get("rate", "Rate") if rate else found.get("per_row", f"{found.get('successes', 'Successes')} per row (count)"))
+        panel.set_xlabel(
+            found.get("rate", "Rate")
+            if rate
+            else found.get("per_row", f"{found.get('successes', 'Successes')} per row (count)")
+        )
         panel.spines[["top", "right"]].set_visible(False)
     axes.flat[0].set_ylabel("Share of rows ≤ x (ECDF)")
     n_draws = table.loc[table["series"] == "predicted", "draw"].nunique()
-    handles = [Line2D([], [], color="black", lw=2, label="Observed"),
-               Line2D([], [], color="0.5", alpha=0.6, label=f"{n_draws} posterior predictive data sets (model colour)")]
+    handles = [
+        Line2D([], [], color="black", lw=2, label="Observed"),
+        Line2D([], [], color="0.5", alpha=0.6, label=f"{n_draws} posterior predictive data sets (model colour)"),
+    ]
     if ax is None:
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-        figure.suptitle(title or f"Posterior predictive check: {found.get('rate', 'rate').lower() if rate else found.get('per_row', 'outcome per row').lower()}")
+        figure.suptitle(
+            title
+            or f"Posterior predictive check: {found.get('rate', 'rate').lower() if rate else found.get('per_row', 'outcome per row').lower()}"
+        )
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
     return figure
@@ -153,20 +182,40 @@ def comparison(table, *, ax=None, title: str | None = None):
     for row_y, (_, row) in zip(y, table.iterrows()):
         panel.errorbar(row["elpd_loo"], row_y, xerr=row["se"], fmt="o", ms=7, lw=2, color=row["color"])
         if row_y != y[0]:
-            panel.errorbar(best + row["elpd_diff"], row_y - 0.28, xerr=row["dse"], fmt="^", ms=7, lw=1.2,
-                           color=row["color"], mfc="white")
-            panel.annotate(f"Δ {row['elpd_diff']:.1f} ± {row['dse']:.1f}".replace("-", "−"), (best + row["elpd_diff"] + row["dse"], row_y - 0.28),
-                           xytext=(6, 0), textcoords="offset points", va="center", fontsize="small")
-    ticks = [f"{row['label']}\nPareto k > {PARETO_K}: {row['n_bad_k']} of {row['n_obs']} rows" if "n_bad_k" in row else row["label"]
-             for _, row in table.iterrows()]
+            panel.errorbar(
+                best + row["elpd_diff"],
+                row_y - 0.28,
+                xerr=row["dse"],
+                fmt="^",
+                ms=7,
+                lw=1.2,
+                color=row["color"],
+                mfc="white",
+            )
+            panel.annotate(
+                f"Δ {row['elpd_diff']:.1f} ± {row['dse']:.1f}".replace("-", "−"),
+                (best + row["elpd_diff"] + row["dse"], row_y - 0.28),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize="small",
+            )
+    ticks = [
+        f"{row['label']}\nPareto k > {PARETO_K}: {row['n_bad_k']} of {row['n_obs']} rows"
+        if "n_bad_k" in row
+        else row["label"]
+        for _, row in table.iterrows()
+    ]
     panel.set_yticks(y, ticks)
     panel.set_ylim(y.min() - 0.7, y.max() + 0.5)
     panel.set_xlabel("Expected log predictive density, ELPD (leave-one-out): higher predicts better")
     panel.spines[["top", "right"]].set_visible(False)
     panel.margins(x=0.12)
-    handles = [Line2D([], [], color="0.3", marker="o", lw=2, label="ELPD ± se"),
-               Line2D([], [], color="0.3", marker="^", mfc="white", lw=1.2, label="Difference from the best ± its se"),
-               Line2D([], [], color="0.6", ls="--", label="Best model")]
+    handles = [
+        Line2D([], [], color="0.3", marker="o", lw=2, label="ELPD ± se"),
+        Line2D([], [], color="0.3", marker="^", mfc="white", lw=1.2, label="Difference from the best ± its se"),
+        Line2D([], [], color="0.6", ls="--", label="Best model"),
+    ]
     panel.legend(handles=handles, loc="upper left", fontsize="small", frameon=False)
     panel.set_title(title or "Model comparison by leave-one-out cross-validation")
     return figure

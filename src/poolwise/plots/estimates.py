@@ -11,14 +11,30 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from poolwise.estimates import PROB, arms, coefficients, groups, group_draws, population_draws, reference_level, summarise
 from poolwise.errors import PoolwiseError
-from poolwise.families import family as find_family
-from poolwise.results import Fit
-from poolwise.plots.style import (
-    MODEL_COLORS, TREATED, UNTREATED, as_fits, labels_for, model_colors, model_label, new_figure, pick_fit,
+from poolwise.estimates import (
+    PROB,
+    arms,
+    coefficients,
+    group_draws,
+    groups,
+    population_draws,
+    reference_level,
+    summarise,
 )
-
+from poolwise.families import family as find_family
+from poolwise.plots.style import (
+    MODEL_COLORS,
+    TREATED,
+    UNTREATED,
+    as_fits,
+    labels_for,
+    model_colors,
+    model_label,
+    new_figure,
+    pick_fit,
+)
+from poolwise.results import Fit
 
 
 def _labels(fit: Fit, labels: Mapping[str, str] | None, prob: float) -> dict[str, str]:
@@ -61,7 +77,9 @@ def forest_table(
             for quantity in quantities:
                 arm = quantity[5:-1] if quantity.startswith("beta[") else None
                 draws = population_draws(fit, arm=arm)["alpha" if quantity == "alpha" else "beta"]
-                rows.append({"group": "population", "quantity": quantity, "kind": "population", **summarise(draws, prob)})
+                rows.append(
+                    {"group": "population", "quantity": quantity, "kind": "population", **summarise(draws, prob)}
+                )
             table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
         parts.append(table.assign(model=name, label=model_label(name), color=colours[name]))
     table = pd.concat(parts, ignore_index=True)
@@ -84,7 +102,9 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
     quantities = list(pd.unique(table["quantity"]))
     groups = list(pd.unique(table.loc[table["kind"] == "group", "group"]))
     models = list(pd.unique(table["model"]))
-    figure, axes = new_figure(ax, size=(5 * max(2, len(quantities)), 1.8 + 0.42 * len(groups)), ncols=len(quantities), sharey=True)
+    figure, axes = new_figure(
+        ax, size=(5 * max(2, len(quantities)), 1.8 + 0.42 * len(groups)), ncols=len(quantities), sharey=True
+    )
     y = {group: len(groups) - 1 - i for i, group in enumerate(groups)}
     offsets = np.linspace(0.2, -0.2, len(models)) if len(models) > 1 else [0.0]
     for panel, quantity in zip(axes.flat, quantities):
@@ -97,12 +117,24 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
                 panel.axvline(pop["mean"], color=colour, ls="--", lw=1.2, zorder=1)
             own = own[own["kind"] == "group"]
             ys = own["group"].map(y).to_numpy() + offset
-            panel.errorbar(own["mean"], ys, xerr=[own["mean"] - own["lower"], own["upper"] - own["mean"]],
-                           fmt="o", ms=4.5, lw=1.6, color=colour, zorder=2)
+            panel.errorbar(
+                own["mean"],
+                ys,
+                xerr=[own["mean"] - own["lower"], own["upper"] - own["mean"]],
+                fmt="o",
+                ms=4.5,
+                lw=1.6,
+                color=colour,
+                zorder=2,
+            )
         if quantity.startswith("beta"):
             panel.axvline(0, color="0.75", lw=0.8, zorder=0)
         level = quantity[5:-1] if quantity.startswith("beta[") else None
-        panel.set_xlabel(found.get(quantity, f"{found.get('treatment', 'Treatment')} {level} slope β ({found.get('link', 'link')} scale)"))
+        panel.set_xlabel(
+            found.get(
+                quantity, f"{found.get('treatment', 'Treatment')} {level} slope β ({found.get('link', 'link')} scale)"
+            )
+        )
         panel.set_title({"alpha": "Intercepts", "beta": "Slopes"}.get(quantity, f"Slopes: {level}"), fontsize="medium")
         panel.spines[["top", "right"]].set_visible(False)
         panel.grid(axis="y", color="0.93", lw=0.8)
@@ -113,11 +145,26 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
     handles = []
     for model in models:
         own = table[table["model"] == model]
-        handles.append(Line2D([], [], color=own["color"].iloc[0], marker="o", lw=1.6,
-                              label=f"{own['label'].iloc[0]}: mean and {found.get('interval', 'interval')}"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=own["color"].iloc[0],
+                marker="o",
+                lw=1.6,
+                label=f"{own['label'].iloc[0]}: mean and {found.get('interval', 'interval')}",
+            )
+        )
         if (own["kind"] == "population").any():
-            handles.append(Patch(facecolor=own["color"].iloc[0], alpha=0.25, edgecolor=own["color"].iloc[0],
-                                 ls="--", label=f"{own['label'].iloc[0]}: population mean and interval"))
+            handles.append(
+                Patch(
+                    facecolor=own["color"].iloc[0],
+                    alpha=0.25,
+                    edgecolor=own["color"].iloc[0],
+                    ls="--",
+                    label=f"{own['label'].iloc[0]}: population mean and interval",
+                )
+            )
     if ax is None:
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
         figure.suptitle(title or f"Per-{found.get('group', 'group').lower()} intercepts and slopes")
@@ -137,13 +184,24 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
     fits = as_fits(fits)
     missing = [name for name in ("none", "partial") if name not in fits]
     if missing:
-        raise PoolwiseError(f"the shrinkage plot needs the 'none' and 'partial' fits; {missing[0]!r} is missing (pass a Study)")
+        raise PoolwiseError(
+            f"the shrinkage plot needs the 'none' and 'partial' fits; {missing[0]!r} is missing (pass a Study)"
+        )
     none, partial = fits["none"], fits["partial"]
     spec, data = partial.spec, partial.data
     found = labels_for(spec, overrides=labels)
     levels = arms(partial)
-    column = next((name for name in spec.variables if spec.treatment and name in spec.treatment and name in data.columns
-                   and name not in (spec.group, spec.outcome, spec.trials, spec.exposure)), None)
+    column = next(
+        (
+            name
+            for name in spec.variables
+            if spec.treatment
+            and name in spec.treatment
+            and name in data.columns
+            and name not in (spec.group, spec.outcome, spec.trials, spec.exposure)
+        ),
+        None,
+    )
     treatment = data[column] if column is not None else None
     # (quantity, treated, rows in that condition, title): the reference and every other level.
     if treatment is None:
@@ -154,13 +212,17 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
         conditions = [("rate_without", False, text == reference, f"{found['treatment']} {reference}")]
         conditions += [(f"rate_with[{arm}]", True, text == arm, f"{found['treatment']} {arm}") for arm in levels]
     else:
-        conditions = [("rate_without", False, treatment == 0, found["untreated"]),
-                      ("rate_with", True, treatment != 0, found["treated"])]
+        conditions = [
+            ("rate_without", False, treatment == 0, found["untreated"]),
+            ("rate_with", True, treatment != 0, found["treated"]),
+        ]
     inverse = find_family(spec.family).inverse
     trials = spec.size or "rows"
     data = data.assign(rows=1) if spec.size is None else data
-    means = {name: coefficients(fit).pivot(index="group", columns="quantity", values="mean")
-             for name, fit in (("none", none), ("partial", partial))}
+    means = {
+        name: coefficients(fit).pivot(index="group", columns="quantity", values="mean")
+        for name, fit in (("none", none), ("partial", partial))
+    }
     rows = []
     for quantity, treated, in_condition, title in conditions:
         sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.outcome]].sum()
@@ -168,12 +230,18 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
         population = population_draws(partial, arm=arm)
         typical = float(inverse(population["alpha"] + (population["beta"] if treated else 0)).mean())
         for group in groups(partial):
-            rows.append({
-                "group": group, "condition": title, "treated": treated,
-                "trials": float(sums[trials].get(group, 0)), "successes": float(sums[spec.outcome].get(group, 0)),
-                "no_pooling": float(means["none"].loc[group, quantity]),
-                "partial": float(means["partial"].loc[group, quantity]), "population": typical,
-            })
+            rows.append(
+                {
+                    "group": group,
+                    "condition": title,
+                    "treated": treated,
+                    "trials": float(sums[trials].get(group, 0)),
+                    "successes": float(sums[spec.outcome].get(group, 0)),
+                    "no_pooling": float(means["none"].loc[group, quantity]),
+                    "partial": float(means["partial"].loc[group, quantity]),
+                    "population": typical,
+                }
+            )
     table = pd.DataFrame(rows)
     table.attrs["labels"] = found
     return table
@@ -192,8 +260,9 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
     conditions = list(pd.unique(table["condition"]))
     groups = list(pd.unique(table["group"]))
     y = {group: len(groups) - 1 - i for i, group in enumerate(groups)}
-    figure, axes = new_figure(ax, size=(5.2 * len(conditions), 1.8 + 0.42 * len(groups)), ncols=len(conditions),
-                              sharex=True, sharey=True)
+    figure, axes = new_figure(
+        ax, size=(5.2 * len(conditions), 1.8 + 0.42 * len(groups)), ncols=len(conditions), sharex=True, sharey=True
+    )
     grey, purple = MODEL_COLORS["none"], MODEL_COLORS["partial"]
     scale = 260 / max(1, table["trials"].max())
     # Groups without data in a condition sit at their prior mean, which on a log scale can be far
@@ -212,8 +281,19 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
         for start, end, row_y, data_seen in zip(rows["no_pooling"], rows["partial"], ys, seen):
             # A head on an arrow shorter than the head would only smudge the markers: a plain line then.
             style = "-|>" if abs(end - start) > 0.045 * span else "-"
-            panel.annotate("", xy=(end, row_y), xytext=(start, row_y), arrowprops={
-                "arrowstyle": style, "color": purple, "lw": 1.2, "ls": "-" if data_seen else ":", "shrinkA": 0, "shrinkB": 4})
+            panel.annotate(
+                "",
+                xy=(end, row_y),
+                xytext=(start, row_y),
+                arrowprops={
+                    "arrowstyle": style,
+                    "color": purple,
+                    "lw": 1.2,
+                    "ls": "-" if data_seen else ":",
+                    "shrinkA": 0,
+                    "shrinkB": 4,
+                },
+            )
         sizes = 15 + scale * rows["trials"].to_numpy()
         panel.scatter(rows["no_pooling"][seen], ys[seen], s=sizes[seen], color=grey, alpha=0.75, zorder=2)
         panel.scatter(rows["no_pooling"][~seen], ys[~seen], s=40, facecolor="white", edgecolor=grey, zorder=2)
@@ -228,15 +308,39 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
     first.set_ylim(-0.7, len(groups) - 0.3)
     first.set_ylabel(found["group"])
     handles = [
-        Line2D([], [], ls="", marker="o", ms=9, color=grey, alpha=0.75, label=f"No pooling (area ∝ {found['trials'].lower()})"),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            ms=9,
+            color=grey,
+            alpha=0.75,
+            label=f"No pooling (area ∝ {found['trials'].lower()})",
+        ),
         Line2D([], [], ls="", marker="D", ms=5, color=purple, label="Partial pooling"),
         Line2D([], [], color=purple, ls="--", label=f"Population: typical {found['group'].lower()}"),
     ]
     if (table["trials"] == 0).any():
-        handles.append(Line2D([], [], ls="", marker="o", ms=7, mfc="white", color=grey, label="No data here: prior mean (at the edge if off the axis)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                ms=7,
+                mfc="white",
+                color=grey,
+                label="No data here: prior mean (at the edge if off the axis)",
+            )
+        )
     if ax is None:
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2 if len(conditions) < 3 else 4),
-                      frameon=False)
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 2 if len(conditions) < 3 else 4),
+            frameon=False,
+        )
         measure = found["rate"].lower() if found.get("link") == "identity" else "rate"
         figure.suptitle(title or f"Each {found['group'].lower()}'s {measure}: no pooling → partial pooling")
     else:
@@ -259,9 +363,17 @@ def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFr
     for treated, eta in conditions:
         means = eta.mean(("chain", "draw"))
         for group, value in zip(means["group"].values, means.values):
-            rows.append({"model": fit.pooling, "group": str(group), "condition": found["treated" if treated else "untreated"],
-                         "treated": treated, "eta": float(value), "rate": float(inverse(value)),
-                         "color": (TREATED if treated else UNTREATED)[1]})
+            rows.append(
+                {
+                    "model": fit.pooling,
+                    "group": str(group),
+                    "condition": found["treated" if treated else "untreated"],
+                    "treated": treated,
+                    "eta": float(value),
+                    "rate": float(inverse(value)),
+                    "color": (TREATED if treated else UNTREATED)[1],
+                }
+            )
     table = pd.DataFrame(rows)
     table.attrs["labels"] = {**found, "model": model_label(fit.pooling)}
     table.attrs["family"] = fit.spec.family
@@ -283,20 +395,43 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     else:
         low, high = table["eta"].min() - 0.3 * spread, table["eta"].max() + 0.3 * spread
     grid = np.linspace(low, high, 300)
-    curve = {"logit": "the logistic curve", "log": "the exponential curve", "identity": "the identity line"}[family.link]
-    panel.plot(grid, family.inverse(grid), color="0.3", lw=1.5, zorder=1,
-               label=f"{found['rate']} = {family.inverse_name} of the linear predictor")
+    curve = {"logit": "the logistic curve", "log": "the exponential curve", "identity": "the identity line"}[
+        family.link
+    ]
+    panel.plot(
+        grid,
+        family.inverse(grid),
+        color="0.3",
+        lw=1.5,
+        zorder=1,
+        label=f"{found['rate']} = {family.inverse_name} of the linear predictor",
+    )
     rise = 1.0 if family.link == "logit" else float(np.ptp(family.inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
-        panel.scatter(rows["eta"], rows["rate"], color=colour, s=36, zorder=3, edgecolor="white", label=f"{condition}: {found['group'].lower()}'s posterior mean")
+        panel.scatter(
+            rows["eta"],
+            rows["rate"],
+            color=colour,
+            s=36,
+            zorder=3,
+            edgecolor="white",
+            label=f"{condition}: {found['group'].lower()}'s posterior mean",
+        )
         # Labels go into the empty side of the curve (untreated above-left, treated below-right),
         # spread apart vertically and tied to their points by thin leader lines.
         side = 1 if rows["treated"].iloc[0] else -1
         heights = _spread(rows["rate"].to_numpy(), gap=0.04 * rise, direction=-side)
         for (_, row), height in zip(rows.iterrows(), heights):
-            panel.annotate(row["group"], (row["eta"], row["rate"]), xytext=(row["eta"] + 0.1 * (high - low) * side, height),
-                           ha="left" if side > 0 else "right", va="center", fontsize="small", color=colour,
-                           arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3})
+            panel.annotate(
+                row["group"],
+                (row["eta"], row["rate"]),
+                xytext=(row["eta"] + 0.1 * (high - low) * side, height),
+                ha="left" if side > 0 else "right",
+                va="center",
+                fontsize="small",
+                color=colour,
+                arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3},
+            )
     if family.link == "logit":
         for y in (0, 1):
             panel.axhline(y, color="0.85", lw=0.8, zorder=0)
@@ -304,7 +439,9 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     panel.set_ylabel(found["rate"])
     panel.spines[["top", "right"]].set_visible(False)
     panel.legend(loc="upper left", frameon=False)
-    panel.set_title(title or f"Where each {found['group'].lower()} sits on {curve} ({found.get('model', '')})".replace(" ()", ""))
+    panel.set_title(
+        title or f"Where each {found['group'].lower()} sits on {curve} ({found.get('model', '')})".replace(" ()", "")
+    )
     return figure
 
 

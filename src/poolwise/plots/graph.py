@@ -4,13 +4,15 @@ import shutil
 from pathlib import Path
 
 from poolwise.errors import PoolwiseError
-from poolwise.results import Fit
 from poolwise.fitting import build_model
+from poolwise.results import Fit
 
 SOURCE_SUFFIXES = (".gv", ".dot")
-NO_DOT = ("drawing the model graph needs Graphviz's `dot` program, which is not installed; install Graphviz "
-          "(apt install graphviz, brew install graphviz or conda install graphviz) or pass a path ending in .gv "
-          "to save the graph's DOT source instead")
+NO_DOT = (
+    "drawing the model graph needs Graphviz's `dot` program, which is not installed; install Graphviz "
+    "(apt install graphviz, brew install graphviz or conda install graphviz) or pass a path ending in .gv "
+    "to save the graph's DOT source instead"
+)
 
 
 def model_graph(fit: Fit, path: str | Path, *, dpi: int = 150) -> Path:

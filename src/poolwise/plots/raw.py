@@ -10,8 +10,8 @@ import pandas as pd
 
 from poolwise.data import aggregate, as_binary, prepare_data
 from poolwise.errors import PoolwiseError
-from poolwise.spec import FormulaSpec
 from poolwise.plots.style import ARMS, TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
+from poolwise.spec import FormulaSpec
 
 COLUMNS = ["group", "x", "trials", "successes", "rate", "treated", "condition", "light", "dark"]
 
@@ -42,8 +42,9 @@ def data_bars_table(
     if spec.family == "bernoulli" and spec.trials is None:
         # 0/1 rows counted per group, time and treatment, so each bar is one period of one group.
         keys = [name for name in (spec.group, time, column) if name is not None]
-        counts = aggregate(data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome,
-                           list(dict.fromkeys(keys)))
+        counts = aggregate(
+            data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome, list(dict.fromkeys(keys))
+        )
         spec = replace(spec, trials=f"{spec.outcome}_n")
     else:
         counts, spec, _ = prepare_data(spec, data)
@@ -53,13 +54,15 @@ def data_bars_table(
     if treated is None:
         treated, column = pd.Series(False, index=counts.index), None
     found = labels_for(spec, time=time, overrides=labels)
-    table = pd.DataFrame({
-        "group": group.astype(str),
-        "x": counts[time] if time else group.groupby(group).cumcount() + 1,
-        "trials": counts[spec.size].to_numpy() if spec.size else np.ones(len(counts)),
-        "successes": counts[spec.outcome].to_numpy(),
-        "treated": treated.to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "group": group.astype(str),
+            "x": counts[time] if time else group.groupby(group).cumcount() + 1,
+            "trials": counts[spec.size].to_numpy() if spec.size else np.ones(len(counts)),
+            "successes": counts[spec.outcome].to_numpy(),
+            "treated": treated.to_numpy(),
+        }
+    )
     table["rate"] = table["successes"] / table["trials"]
     table["condition"] = np.where(table["treated"], found["treated"], found["untreated"]) if column else found["trials"]
     table["light"] = np.where(table["treated"], TREATED[0], UNTREATED[0])
@@ -99,10 +102,14 @@ def data_bars(
     names = list(pd.unique(table["group"]))
     if group is not None:
         if str(group) not in names:
-            raise PoolwiseError(f"{found.get('group', 'group')} {group!r} is not in the data; use one of: {', '.join(names)}")
+            raise PoolwiseError(
+                f"{found.get('group', 'group')} {group!r} is not in the data; use one of: {', '.join(names)}"
+            )
         names = [str(group)]
     if ax is not None and len(names) > 1:
-        raise PoolwiseError("ax holds one panel but the table has several groups; pass group=... or omit ax for the grid")
+        raise PoolwiseError(
+            "ax holds one panel but the table has several groups; pass group=... or omit ax for the grid"
+        )
     bars = table.attrs.get("bars", "trials")
     ncols = max(1, min(ncols, len(names)))
     nrows = math.ceil(len(names) / ncols)
@@ -122,7 +129,7 @@ def data_bars(
         if len(ticks) <= 12 and np.issubdtype(ticks.dtype, np.number):
             panel.set_xticks(ticks)
         panel.spines[["top", "right"]].set_visible(False)
-    for panel in axes.flat[len(names):]:
+    for panel in axes.flat[len(names) :]:
         panel.set_axis_off()
     for panel in axes[:, 0]:
         panel.set_ylabel(found["successes"] if bars == "points" else "Count")
@@ -132,14 +139,18 @@ def data_bars(
         lowest.xaxis.set_tick_params(labelbottom=True)
         lowest.set_xlabel(found["time"])
     handles = _legend_handles(table[table["group"].isin(names)], found, bars)
-    empty = axes.flat[len(names):]
+    empty = axes.flat[len(names) :]
     if single:
         axes.flat[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     elif len(empty):
         empty[-1].legend(handles=handles, loc="center", frameon=False)
     else:
         figure.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
-    what = f"{found['successes'].lower()} out of {found['trials'].lower()}" if bars == "trials" else found["successes"].lower()
+    what = (
+        f"{found['successes'].lower()} out of {found['trials'].lower()}"
+        if bars == "trials"
+        else found["successes"].lower()
+    )
     if single:
         axes.flat[0].set_title(title or f"{found['group']} {names[0]}: {what}")
     else:
@@ -184,7 +195,9 @@ def _treated(values: pd.Series, column: str, untreated: object, *, strict: bool)
         if set(numeric.unique()) <= {0, 1}:
             return numeric == 1
         if strict:
-            raise PoolwiseError(f"treatment {column} is not 0/1; pass untreated=<its control value> or a 0/1 column as treatment")
+            raise PoolwiseError(
+                f"treatment {column} is not 0/1; pass untreated=<its control value> or a 0/1 column as treatment"
+            )
         return None
     reference = sorted(values.astype(str).unique())[0]
     return values.astype(str) != reference

@@ -4,19 +4,19 @@ matplotlib is imported inside the functions that draw, so importing ``poolwise.p
 """
 
 import re
-from itertools import cycle
 from collections.abc import Mapping, Sequence
+from itertools import cycle
 from pathlib import Path
 
 import pandas as pd
 
 from poolwise.comparison import Study
 from poolwise.errors import PoolwiseError
-from poolwise.results import Fit
 from poolwise.families import family as find_family
-from poolwise.spec import FormulaSpec
 from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS
+from poolwise.results import Fit
+from poolwise.spec import FormulaSpec
 
 # The chapter's overlay (no pooling grey under partial pooling purple) plus Okabe-Ito orange for
 # complete pooling: the three differ in lightness as well as hue, so they survive colour blindness
@@ -27,8 +27,14 @@ EXTRA_COLORS = ("#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
 TREATED = ("thistle", "darkorchid")
 UNTREATED = ("powderblue", "cadetblue")
 # Further arms of a categorical treatment, light and dark, after the two above.
-ARMS = (("navajowhite", "darkorange"), ("palegreen", "seagreen"), ("lightpink", "crimson"), ("khaki", "olive"),
-        ("lightsteelblue", "steelblue"), ("wheat", "saddlebrown"))
+ARMS = (
+    ("navajowhite", "darkorange"),
+    ("palegreen", "seagreen"),
+    ("lightpink", "crimson"),
+    ("khaki", "olive"),
+    ("lightsteelblue", "steelblue"),
+    ("wheat", "saddlebrown"),
+)
 TIME_WORDS = ("time", "period", "date", "week", "month", "year", "day", "quarter", "wave")
 
 
@@ -54,7 +60,9 @@ def as_spec(formula: str | FormulaSpec, data: pd.DataFrame | None = None) -> For
     return formula if isinstance(formula, FormulaSpec) else parse_formula(formula, data)
 
 
-def labels_for(spec: FormulaSpec, *, time: str | None = None, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def labels_for(
+    spec: FormulaSpec, *, time: str | None = None, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Readable axis labels derived from the formula's column names and family; ``overrides`` wins.
 
     Keys: group, successes (the outcome), trials (each row's size: trials, exposure or rows),
@@ -63,7 +71,11 @@ def labels_for(spec: FormulaSpec, *, time: str | None = None, overrides: Mapping
     """
     family = find_family(spec.family or "binomial")
     outcome = humanise(spec.outcome)
-    size = humanise(spec.size) if spec.size and not spec.size.endswith("_n") else ("Trials" if family.counts and family.link == "logit" else "Rows")
+    size = (
+        humanise(spec.size)
+        if spec.size and not spec.size.endswith("_n")
+        else ("Trials" if family.counts and family.link == "logit" else "Rows")
+    )
     treatment = humanise(spec.treatment) if spec.treatment else "Treatment"
     if family.link == "logit":
         rate = f"Rate ({outcome.lower()} / {size.lower()})"
@@ -95,7 +107,9 @@ def model_label(name: str) -> str:
     return name
 
 
-def model_colors(names: Sequence[str], poolings: Sequence[str], colors: Mapping[str, str] | None = None) -> dict[str, str]:
+def model_colors(
+    names: Sequence[str], poolings: Sequence[str], colors: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """A colour per model: ``colors`` first, then the pooling's default, then a colour-blind-safe cycle."""
     chosen: dict[str, str] = {}
     spare = cycle(EXTRA_COLORS)
@@ -148,7 +162,9 @@ def new_figure(ax=None, *, size: tuple[float, float], nrows: int = 1, ncols: int
     if ax is not None:
         axes = np.atleast_1d(np.asarray(ax, dtype=object))
         if axes.size != nrows * ncols:
-            raise PoolwiseError(f"this figure needs {nrows * ncols} axes but ax holds {axes.size}; pass that many or omit ax")
+            raise PoolwiseError(
+                f"this figure needs {nrows * ncols} axes but ax holds {axes.size}; pass that many or omit ax"
+            )
         return axes.flat[0].get_figure(root=True), axes.reshape(nrows, ncols)
     figure = Figure(figsize=size, layout="constrained")
     axes = figure.subplots(nrows, ncols, squeeze=False, **grid)
