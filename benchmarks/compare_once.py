@@ -12,11 +12,11 @@ import warnings
 
 START = time.perf_counter()
 
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 PLAIN = {
     "complete": "p(nSigned, nTrialCustomers) ~ yogaStretch",
     "none": "p(nSigned, nTrialCustomers) ~ 0 + C(gymID) + C(gymID):yogaStretch",
-    "partial": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+    "partial": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
 }
 
 

@@ -67,8 +67,8 @@ gym.head()
 # `p(k, n)`: `k` successes out of `n` trials. Both lines below describe the same model.
 
 # %%
-LME4 = "cbind(nSigned, nTrialCustomers - nSigned) ~ yogaStretch + (yogaStretch|gymID)"
-BAMBI = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+LME4 = "cbind(nSigned, nTrialCustomers - nSigned) ~ yogaStretch + (yogaStretch||gymID)"
+BAMBI = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 print(pw.parse_formula(LME4).formula)
 print(pw.parse_formula(LME4).formula == BAMBI)
 

@@ -24,10 +24,10 @@
 # own (no pooling), and gyms drawn from a shared population (partial pooling). All three come from
 # one formula, typed once:
 #
-#     p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)
+#     p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)
 #
 # `p(successes, trials)` is the binomial response: `nSigned` successes out of `nTrialCustomers`
-# trials on each row. `yogaStretch` is the treatment, and `(yogaStretch|gymID)` says each gym gets
+# trials on each row. `yogaStretch` is the treatment, and `(yogaStretch||gymID)` says each gym gets
 # its own intercept and its own yoga slope.
 #
 # The notebook reads its sampler settings from the environment: `POOLWISE_NB_DRAWS` (default
@@ -46,7 +46,7 @@ from poolwise import decision_plots, plots
 
 DRAWS = int(os.environ.get("POOLWISE_NB_DRAWS", "1000"))
 SETTINGS = {"draws": DRAWS, "tune": DRAWS, "chains": 4 if DRAWS >= 500 else 2, "seed": 2024}
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 120)
 pd.set_option("display.max_colwidth", None)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import poolwise as pw  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 
 def shared_csv(name: str) -> Path:

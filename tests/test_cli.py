@@ -24,7 +24,7 @@ from poolwise.io import load_fit
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
 README = Path(__file__).resolve().parents[1] / "README.md"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 SIMPLE = "p(k, n) ~ x + (1|g)"
 COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "report", "simulate")
 runner = CliRunner()
@@ -527,7 +527,7 @@ def test_real_demo(tmp_path):
 def test_a_poisson_rate_from_compare_to_decide(tmp_path):
     """The bundled visits per member-month, as a new user would run it: three models, figures,
     then the decision in visits per member-month."""
-    formula = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)"
+    formula = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)"
     result = run(
         "compare",
         "visits",

@@ -15,7 +15,7 @@ from scipy.stats import binom, norm
 import poolwise as pw
 from poolwise.cv import cv_table, group_cv, group_folds, new_group_log_lik, pointwise_elpd
 
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 
 def test_leave_one_group_out_is_the_default():

@@ -81,7 +81,7 @@ def test_loo_table(gym_study):
 def test_no_pooling_warns_about_prior_only_gyms(gym):
     with pytest.warns(pw.PoolwiseWarning) as record:
         pw.fit(
-            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
             gym,
             pooling="unpooled",
             draws=100,
@@ -113,23 +113,23 @@ def test_chapter_priors_are_set(gym):
         pw.PoolwiseError,
         match=r"^unknown prior term 'gym' for the partial model; its terms are: 1\|gymID, Intercept, yogaStretch, yogaStretch\|gymID$",
     ):
-        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors=bad)
+        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym, priors=bad)
     with pytest.raises(
         pw.PoolwiseError, match=r"^unknown prior distribution 'Normall' in 'Normall\(mu=0\)'; use a PyMC distribution"
     ):
         pw.fit(
-            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
             gym,
             priors={"yogaStretch": "Normall(mu=0)"},
         )
     with pytest.raises(
         pw.PoolwiseError, match=r"^unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings$"
     ):
-        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, priors="textbook")
+        pw.fit("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym, priors="textbook")
     from poolwise.fitting import build_model
     from poolwise.priors import resolve_priors
 
-    spec = pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym)
+    spec = pw.parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym)
     model, _, strings = build_model(spec, gym, "partial", resolve_priors("chapter", spec, gym, "partial"))
     assert strings["Intercept"] == "Normal(mu=-1, sigma=1.5)"
     assert model.parameters["p"].terms["Intercept"].prior.args == {"mu": -1, "sigma": 1.5}
@@ -161,7 +161,7 @@ def test_backends_agree_within_monte_carlo_error(gym_study, gym, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         other = pw.fit(
-            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
             gym,
             backend=backend,
             draws=500,
@@ -183,7 +183,7 @@ def test_compare_without_seed_records_one_base_seed(gym):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         study = pw.compare(
-            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym, draws=50, tune=50, chains=1
+            "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym, draws=50, tune=50, chains=1
         )
     seeds = [study.fits[name].settings["seed"] for name in ("complete", "none", "partial")]
     assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]

@@ -8,7 +8,7 @@ DATA = pd.DataFrame({"k": [1, 2], "n": [3, 4], "x": [0, 1], "z": [0.5, 1.5], "g"
 
 TEMPLATES = [
     (
-        "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+        "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
         {
             "complete": "p(nSigned, nTrialCustomers) ~ yogaStretch",
             "none": "p(nSigned, nTrialCustomers) ~ 0 + C(gymID) + C(gymID):yogaStretch",

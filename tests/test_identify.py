@@ -149,7 +149,7 @@ def test_identified_formulas_pass(email, formula):
 
 def test_group_level_predictor_is_refused_for_no_pooling_only(gym):
     data = gym.assign(region=gym["gymID"] % 3)
-    formula = "p(nSigned, nTrialCustomers) ~ yogaStretch + region + (yogaStretch|gymID)"
+    formula = "p(nSigned, nTrialCustomers) ~ yogaStretch + region + (yogaStretch||gymID)"
     report = pw.check(formula, data).set_index("check")
     assert report.loc["no-pooling intercepts", "status"] == "error"
     assert report.loc["no-pooling intercepts", "message"].startswith(
@@ -167,7 +167,7 @@ def test_group_level_predictor_is_refused_for_no_pooling_only(gym):
 
 
 def test_check_reports_no_pooling_prior_only_slopes(gym):
-    report = pw.check("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", gym)
+    report = pw.check("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym)
     assert report["status"].tolist() == ["ok", "ok", "ok", "warning", "warning"]
     assert report["message"].iloc[3] == (
         "no pooling: gymID 2, 8, 11, 12 never had yogaStretch != 0, so their yogaStretch slopes are the prior, "
@@ -350,6 +350,6 @@ def test_design_check_scales_to_a_thousand_groups():
 
     data, _ = pw.simulate_franchise(groups=1000, periods=12, seed=1)
     started = time.perf_counter()
-    report = pw.check("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", data)
+    report = pw.check("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", data)
     assert report["status"].tolist() == ["ok", "ok", "ok", "warning"]
     assert time.perf_counter() - started < 60

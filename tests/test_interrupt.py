@@ -22,7 +22,7 @@ import pytest
 import poolwise as pw
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 TINY_DRAWS = ["--draws", "40", "--tune", "60", "--chains", "2", "--seed", "3"]
 STUDY_FILES = ["coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
 

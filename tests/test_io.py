@@ -217,7 +217,7 @@ def test_other_bambi_version_warns(tmp_path):
 
 def test_model_that_no_longer_matches_is_an_error(tmp_path):
     def older(tree):
-        _meta(tree, bambi="0.17.2", bambi_formula="p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)")
+        _meta(tree, bambi="0.17.2", bambi_formula="p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)")
 
     path = rewrite(TINY / "partial.nc", tmp_path / "old.nc", older)
     with warnings.catch_warnings():
@@ -225,7 +225,7 @@ def test_model_that_no_longer_matches_is_an_error(tmp_path):
         with pytest.raises(
             pw.PoolwiseError,
             match=re.escape(
-                "holds the model 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' but this poolwise builds "
+                "holds the model 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' but this poolwise builds "
                 "'p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)' from its formula (made with bambi 0.17.2 "
                 "(installed: 0.21.0)); refit it"
             ),

@@ -38,7 +38,7 @@ TINY = HERE / "data" / "tiny_study"
 # one bar one count taller by 2.6, one interval shifted by 0.1 by 2.4, two model colours
 # swapped by 7.
 TOLERANCE = 1.0
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 
 @pytest.fixture(scope="module")
@@ -483,7 +483,7 @@ def test_gym_gallery(gym_study, tmp_path):
 
 # ---------------------------------------------------------------- other families
 
-VISITS = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)"
+VISITS = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)"
 
 
 def test_baseline_data_bars_poisson(tmp_path):
@@ -498,7 +498,7 @@ def test_baseline_data_bars_poisson(tmp_path):
 
 def test_baseline_data_points_gaussian(tmp_path):
     scores, _ = pw.simulate_franchise(6, 4, family="gaussian", seed=3)
-    table = plots.data_bars_table(scores, "satisfaction ~ yogaStretch + (yogaStretch|gymID)")
+    table = plots.data_bars_table(scores, "satisfaction ~ yogaStretch + (yogaStretch||gymID)")
     assert len(table) == len(scores) and (table["trials"] == 1).all() and table.attrs["bars"] == "points"
     figure = check_baseline(lambda: plots.data_bars(table), "data_points_gaussian", tmp_path)
     assert {"Satisfaction by gym", "Satisfaction", "Satisfaction, with yoga stretch"} <= texts(figure)

@@ -27,7 +27,7 @@ def simulated(family: str, seed: int) -> tuple[pd.DataFrame, str, str | None, di
     data, truth = pw.simulate_franchise(24, 6, family=base, seed=seed)
     formula = truth["formula"]
     if family == "bernoulli":
-        data, formula = as_rows(data), "signed ~ yogaStretch + (yogaStretch|gymID)"
+        data, formula = as_rows(data), "signed ~ yogaStretch + (yogaStretch||gymID)"
     return data, formula, "negativebinomial" if family == "negativebinomial" else None, truth["population"]
 
 

@@ -25,7 +25,7 @@ from poolwise.priors import chapter_priors
 
 POOLWISE = Path(sys.executable).with_name("poolwise")
 TINY = Path(__file__).parent / "data" / "tiny_study"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 SEED = 20261122
 DRAWS, TUNE, CHAINS = 40, 60, 2
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")

@@ -11,7 +11,7 @@ from poolwise import rows as rows_module
 from poolwise.data import aggregate
 from poolwise.rows import aggregate_file, read_rows
 
-ROW_FORMULA = "signed ~ yogaStretch + (yogaStretch|gymID)"
+ROW_FORMULA = "signed ~ yogaStretch + (yogaStretch||gymID)"
 
 
 def one_row_per_trial(groups: int, seed: int) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def test_only_the_formula_columns_are_read(trial_rows, tmp_path, monkeypatch):
     monkeypatch.setattr(rows_module, "_dataset", lambda p: Recording(dataset(p)))
     counts, formula, notes = read_rows(path, ROW_FORMULA)
     assert asked == [["signed", "gymID", "yogaStretch"]]
-    assert formula == "p(signed, signed_n) ~ yogaStretch + (yogaStretch|gymID)"
+    assert formula == "p(signed, signed_n) ~ yogaStretch + (yogaStretch||gymID)"
     assert notes == [
         f"aggregated {len(trial_rows)} rows of 0/1 signed into {len(counts)} binomial rows while reading "
         f"{path} (exact: same likelihood up to a constant)"

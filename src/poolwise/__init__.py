@@ -1,7 +1,7 @@
 """poolwise: complete, no and partial pooling of rates from one formula, fitted with Bambi.
 
 >>> import poolwise as pw
->>> study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", pw.load_dataset("gym"))
+>>> study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", pw.load_dataset("gym"))
 >>> study.table
 """
 

@@ -66,19 +66,20 @@ def unpooled_label(group_label: str, level: str) -> str:
 
 
 def is_group_sd(name: str) -> bool:
-    """Whether a posterior variable is a group-level standard deviation."""
-    return "|" in name and name.endswith("_sigma")
+    """Whether a posterior variable (or one level of it, ``x|g_sigma[B]``) is a group-level sd."""
+    return "|" in name and name.split("[", 1)[0].endswith("_sigma")
 
 
 def is_group_term(name: str) -> bool:
     """Whether a posterior variable holds group-specific deviations."""
-    return "|" in name and not name.endswith("_sigma")
+    return "|" in name and not name.endswith("_sigma") and not is_group_cor(name)
 
 
 def sd_term(name: str) -> str:
-    """``1|g_sigma`` -> ``Intercept``; ``x|g_sigma`` -> ``x``."""
+    """``1|g_sigma`` -> ``Intercept``; ``x|g_sigma`` -> ``x``; ``x|g_sigma[B]`` -> ``x[B]``."""
     term = name.split("|", 1)[0]
-    return INTERCEPT if term == "1" else term
+    level = name[name.index("[") :] if "[" in name else ""
+    return INTERCEPT if term == "1" else term + level
 
 
 def sd_factor(name: str) -> str:
@@ -121,6 +122,82 @@ def set_priors(model, priors: dict) -> None:
     """Set ``bambi.Prior`` objects by term name, then build the PyMC model."""
     model.set_priors(priors)
     model.build()
+
+
+def cor_name(first: str, second: str, group: str) -> str:
+    """The posterior variable of the correlation of two terms varying over ``group``."""
+    return f"cor({first},{second})|{group}"
+
+
+def is_group_cor(name: str) -> bool:
+    return name.startswith("cor(") and "|" in name
+
+
+def cor_terms(name: str) -> tuple[str, str, str]:
+    """``cor(Intercept,x)|g`` -> ("Intercept", "x", "g")."""
+    pair, group = name[4:].split(")|", 1)
+    first, second = pair.split(",", 1)
+    return first, second, group
+
+
+def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> bool:
+    """Make the group terms of ``factor`` a correlated set, in place: lme4's and brms's ``(1 + x|g)``.
+
+    Bambi draws each group term independently, non-centred (``u = sigma * offset`` with
+    ``offset ~ N(0, 1)``). Here the same standard normal offsets are mixed by the Cholesky factor
+    ``L`` of a correlation matrix ``R = L L' ~ LKJCorr(eta)`` (brms's ``lkj(1)`` by default): per
+    group ``u = sigma * (L @ z)``, still non-centred, with the same variable names, so every stage
+    above reads it unchanged. A categorical term contributes one column per level
+    (``urban[Y]``). Each pairwise correlation is a scalar Deterministic (``cor(Intercept,x)|g``).
+    Returns False (nothing changed) when there is only one column.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    graph = model.backend.model
+    columns = []  # (label, variable, column index or None)
+    for term in terms:
+        name = group_term(term, factor)
+        dims = graph.named_vars_to_dims.get(f"{name}_offset", ())
+        levels = [str(level) for level in graph.coords[dims[1]]] if len(dims) > 1 else [None]
+        columns += [
+            (term if level is None else f"{term}[{level}]", name, None if level is None else k)
+            for k, level in enumerate(levels)
+        ]
+    if len(columns) < 2:
+        return False
+    labels = [label for label, _, _ in columns]
+    with graph:
+        # PyMC 6's LKJCorr is the Cholesky factor L of the correlation matrix L @ L.T.
+        cholesky = pm.LKJCorr(f"cor|{factor}", n=len(columns), eta=eta)
+        correlation = cholesky @ cholesky.T
+        for i in range(len(labels)):
+            for j in range(i + 1, len(labels)):
+                pm.Deterministic(cor_name(labels[i], labels[j], factor), correlation[i, j])
+    offsets = [graph[f"{name}_offset"] if k is None else graph[f"{name}_offset"][:, k] for _, name, k in columns]
+    mixed = pt.stack(offsets, axis=-1) @ cholesky.T
+    interventions = {}
+    for term in terms:
+        name = group_term(term, factor)
+        own = [index for index, (_, var, _) in enumerate(columns) if var == name]
+        value = mixed[:, own[0]] if columns[own[0]][2] is None else mixed[:, own[0] : own[-1] + 1]
+        interventions[name] = graph[f"{name}_sigma"] * value
+    model.backend.model = pm.do(graph, interventions)
+    return True
+
+
+def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str) -> np.ndarray | None:
+    """Per-draw correlation matrices (chain, draw, k, k) of the terms varying over ``group``, or
+    None when they are independent."""
+    if len(terms) < 2 or cor_name(terms[0], terms[1], group) not in posterior:
+        return None
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    matrix = np.broadcast_to(np.eye(len(terms)), (*shape, len(terms), len(terms))).copy()
+    for i in range(len(terms)):
+        for j in range(i + 1, len(terms)):
+            values = posterior[cor_name(terms[i], terms[j], group)].transpose("chain", "draw").to_numpy()
+            matrix[..., i, j] = matrix[..., j, i] = values
+    return matrix
 
 
 def group_variables(model, pooling: str, group: str, posterior: xr.Dataset) -> dict[str, str]:

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 
-GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 app = typer.Typer(
     name="poolwise",
@@ -225,9 +225,9 @@ def _print_summary(report, *, groups: bool) -> None:
                 f"Group-level effects: ~{factor} ({report.factors.get(factor, '?')} levels)", sds, report.prob
             )
         )
-    if len(report.group_sds):
+    for factor in report.independent:
         stdout.print(
-            f"Group-level effects are uncorrelated in Bambi: (...|{report.group}) here is lme4's (...||{report.group})."
+            f"The terms varying over {factor} are independent (lme4's (...||{factor})): no correlations estimated."
         )
     if groups:
         stdout.print(_groups_table(report))
@@ -376,7 +376,7 @@ def _figures(study):
 def templates(formula: Formula) -> None:
     """Print the three pooling models a formula implies, without fitting.
 
-    Example: poolwise templates 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
+    Example: poolwise templates 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)'
     """
     with _guarded():
         from poolwise.pooling import POOLINGS
@@ -395,7 +395,7 @@ def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson =
     Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
     fit and compare would refuse the design.
 
-    Example: poolwise check gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)'
+    Example: poolwise check gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)'
     """
     with _guarded():
         from poolwise.data import read_data
@@ -439,7 +439,7 @@ def fit_command(
 ) -> None:
     """Fit one pooling model and print its summary: population effects, group-level sds, diagnostics.
 
-    Example: poolwise fit gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --groups --out partial.nc
+    Example: poolwise fit gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' --groups --out partial.nc
     """
     with _guarded() as caught:
         from poolwise.data import read_data
@@ -531,7 +531,7 @@ def compare_command(
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
 
-    Example: poolwise compare gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)' --out results --plots
+    Example: poolwise compare gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' --out results --plots
     """
     with _guarded() as caught:
         from poolwise.data import read_data

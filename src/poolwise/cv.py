@@ -315,6 +315,7 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
         prior = (
             _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
         )
+        population = [_population_draws(fit, posterior, list(variables), rng) for _ in chunk] if prior is None else None
         for var, dim in variables.items():
             values = posterior[var]
             order = [d for d in values.dims if d != dim] + [dim]
@@ -323,7 +324,7 @@ def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) 
             for k in range(len(chunk)):
                 slot = labels.index(slots[k])
                 if prior is None:
-                    array[..., slot] = _population_draw(fit, posterior, var, rng)
+                    array[..., slot] = population[k][var]
                 else:
                     block = prior[var].to_numpy()[0, k * shape[0] * shape[1] : (k + 1) * shape[0] * shape[1]]
                     array[..., slot] = block[..., slot].reshape(shape + array.shape[2:-1])
@@ -343,21 +344,34 @@ def _group_variables(fit: Fit) -> dict[str, str]:
     return adapter.group_variables(fit.model, fit.pooling, fit.spec.group, fit.posterior)
 
 
-def _population_draw(fit: Fit, posterior: xr.Dataset, var: str, rng: np.random.Generator) -> np.ndarray:
-    """One new group's deviation for group-specific term ``var``: mu + sigma * z per posterior draw."""
-    prior = adapter.term_prior(fit.model, var)
-    if prior.name != "Normal":
-        raise PoolwiseError(
-            f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms"
+def _population_draws(
+    fit: Fit, posterior: xr.Dataset, variables: list[str], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """One new group's deviation per group-specific variable: mu + sigma * z per posterior draw,
+    the z's correlated as the model's group terms are (lme4's ``(1 + x|g)``), else independent."""
+    sigmas, mus = {}, {}
+    for var in variables:
+        prior = adapter.term_prior(fit.model, var)
+        if prior.name != "Normal":
+            raise PoolwiseError(
+                f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms"
+            )
+        sd = adapter.sd_of(var)
+        sigma = (
+            posterior[sd]
+            if sd in posterior
+            else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
         )
-    sd = adapter.sd_of(var)
-    sigma = (
-        posterior[sd]
-        if sd in posterior
-        else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
-    )
-    sigma = sigma.transpose("chain", "draw", ...).to_numpy()
-    return float(prior.args.get("mu", 0.0)) + sigma * rng.standard_normal(sigma.shape)
+        sigmas[var], mus[var] = sigma.transpose("chain", "draw", ...).to_numpy(), float(prior.args.get("mu", 0.0))
+    z = {var: rng.standard_normal(sigmas[var].shape) for var in variables}
+    factor = fit.spec.factor
+    matrix = adapter.correlation_matrix(posterior, factor.names, factor.name) if factor is not None else None
+    if matrix is not None:
+        names = [adapter.group_term(term, factor.name) for term in factor.names]
+        stacked = np.stack([z[name] for name in names], axis=-1)
+        mixed = np.einsum("cdij,cdj->cdi", np.linalg.cholesky(matrix), stacked)
+        z.update({name: mixed[..., k] for k, name in enumerate(names)})
+    return {var: mus[var] + sigmas[var] * z[var] for var in variables}
 
 
 def _prior_draws(fit: Fit, variables: list[str], count: int, rng: np.random.Generator) -> xr.Dataset:

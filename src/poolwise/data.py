@@ -382,7 +382,7 @@ SIMULATIONS = {
         "outcome": "nSigned",
         "size": "nTrialCustomers",
         "sizes": (20, 80),
-        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)",
+        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3},
     },
     "poisson": {
@@ -390,7 +390,7 @@ SIMULATIONS = {
         "outcome": "nVisits",
         "size": "memberMonths",
         "sizes": (20, 80),
-        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
         "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2},
     },
     "negativebinomial": {
@@ -398,7 +398,7 @@ SIMULATIONS = {
         "outcome": "nVisits",
         "size": "memberMonths",
         "sizes": (20, 80),
-        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch|gymID)",
+        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
         "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0},
     },
     "gaussian": {
@@ -406,7 +406,7 @@ SIMULATIONS = {
         "outcome": "satisfaction",
         "size": None,
         "sizes": (3, 8),
-        "formula": "satisfaction ~ yogaStretch + (yogaStretch|gymID)",
+        "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
     },
 }

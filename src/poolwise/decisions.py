@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from poolwise import adapter
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import PROB, arms, group_draws, population_draws, reference_level, summarise
 from poolwise.families import Family
@@ -132,28 +133,47 @@ def level_etas(fit: Fit, treatment: str, scope: str, rng: np.random.Generator, s
     [new_group,] level), for the typical group or ``size`` new groups (``scope``).
 
     A new group's intercept and each level's slope are drawn from Normal(population, group sd),
-    independently, as Bambi's group effects are (brms's ``sample_new_levels="gaussian"``). Bambi's
-    own route, ``predict(..., sample_new_groups=True)``, resamples one observed group's deviations
-    per draw and gives every unseen level that same group, so it cannot represent G different new
-    groups.
+    jointly with the group terms' correlation where the model has one, else independently
+    (brms's ``sample_new_levels="gaussian"``). Bambi's own route, ``predict(...,
+    sample_new_groups=True)``, resamples one observed group's deviations per draw and gives every
+    unseen level that same group, so it cannot represent G different new groups.
     """
     levels = arms(fit, treatment)
     pops = [population_draws(fit, treatment, arm) for arm in (levels or [None])]
     alpha, betas = pops[0]["alpha"], [pop["beta"] for pop in pops]
     if scope == "new":
+        z = _new_group_normals(fit, treatment, (*alpha.shape, size or 1), len(pops), rng)
 
-        def new(centre: xr.DataArray, sd: str, pop: xr.Dataset) -> xr.DataArray:
+        def new(centre: xr.DataArray, sd: str, pop: xr.Dataset, normal: np.ndarray) -> xr.DataArray:
             centre = centre.expand_dims(new_group=size or 1, axis=-1)
             # No group sd (complete pooling, or a term that does not vary): a new group is the typical one.
-            return centre + (pop[sd].values[..., None] * rng.standard_normal(centre.shape) if sd in pop else 0.0)
+            return centre + (pop[sd].values[..., None] * normal if sd in pop else 0.0)
 
-        alpha = new(alpha, "sigma_alpha", pops[0])
-        betas = [new(pop["beta"], "sigma_beta", pop) for pop in pops]
+        alpha = new(alpha, "sigma_alpha", pops[0], z[0])
+        betas = [new(pop["beta"], "sigma_beta", pop, z[k + 1]) for k, pop in enumerate(pops)]
         if size is None:
             alpha, betas = alpha.isel(new_group=0, drop=True), [b.isel(new_group=0, drop=True) for b in betas]
     names = [reference_level(fit, treatment), *(levels or ["1"])]
     etas = [alpha + 0.0 * betas[0]] + [alpha + beta for beta in betas]
     return xr.concat(etas, dim=pd.Index(names, name="level"))
+
+
+def _new_group_normals(
+    fit: Fit, treatment: str, shape: tuple, slopes: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Standard normals for a new group's intercept and ``slopes`` slopes, shape (chain, draw,
+    new_group) each: correlated by the posterior's correlation of the intercept and the
+    treatment's slope where the model estimates one (lme4's ``(1 + x|g)``), else independent."""
+    z = [rng.standard_normal(shape) for _ in range(slopes + 1)]
+    factor = fit.spec.factor
+    if factor is None or slopes != 1 or "Intercept" not in factor.names or treatment not in factor.names:
+        return z
+    matrix = adapter.correlation_matrix(fit.posterior, factor.names, factor.name)
+    if matrix is None:
+        return z
+    i, j = factor.names.index("Intercept"), factor.names.index(treatment)
+    rho = matrix[..., i, j][..., None]
+    return [z[0], rho * z[0] + np.sqrt(1 - rho**2) * z[1]]
 
 
 def _level_rates(etas: xr.DataArray, arm: str, family: Family) -> xr.Dataset:

@@ -77,16 +77,27 @@ def build_model(
     """
     formula = find_pooling(pooling).build(spec)
     model = adapter.new_model(formula, data, find_family(spec.family).bambi, NAMESPACE)
-    known = set(adapter.model_terms(model)) | set(adapter.aux_parameters(model))
+    # Correlated group terms (lme4's (1 + x|g)) get an LKJ prior on their correlation, named cor|g.
+    correlated = {f"cor|{f.name}": f for f in spec.factors if f.correlated} if pooling == "partial" else {}
+    known = set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) | set(correlated)
     check_terms(required, known, pooling)
     strings = {term: text for term, text in priors.items() if term in known}
     parsed = {term: parse_prior(text) for term, text in strings.items()}
     try:
-        adapter.set_priors(model, parsed)
+        adapter.set_priors(model, {term: prior for term, prior in parsed.items() if term not in correlated})
     except (TypeError, ValueError) as err:
         raise PoolwiseError(
             f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names"
         ) from None
+    for key, factor in correlated.items():
+        prior = parsed.get(key)
+        if prior is not None and (prior.name != "LKJCorr" or set(prior.args) != {"eta"}):
+            raise PoolwiseError(f"the prior of {key} must be LKJCorr(eta=...), not {strings[key]}")
+        eta = float(prior.args["eta"]) if prior is not None else 1.0
+        if adapter.correlate(model, factor.name, factor.names, eta):
+            strings[key] = f"LKJCorr(eta={eta:g})"
+        else:
+            strings.pop(key, None)
     return model, formula, strings
 
 
@@ -237,7 +248,13 @@ def sample(
         {
             "pooling": pooling,
             "formula": spec.formula,
-            "spec": {"family": spec.family, "level": spec.level, "trials": spec.trials, "exposure": spec.exposure},
+            "spec": {
+                "family": spec.family,
+                "level": spec.level,
+                "trials": spec.trials,
+                "exposure": spec.exposure,
+                "correlated": [f"cor|{f.name}" in strings for f in spec.factors],
+            },
             "bambi_formula": formula,
             "priors": strings,
             "settings": settings,
@@ -247,7 +264,36 @@ def sample(
     )
     result = Fit(pooling, formula, spec, strings, idata, data, settings, model)
     check_sampling(result)
+    check_correlations(result)
     return result
+
+
+def check_correlations(result: Fit) -> None:
+    """Warn when the data barely inform a correlation of group terms: its posterior sd is over
+    0.8 of its LKJ prior's (the marginal of one correlation under LKJCorr(eta) in n dimensions is
+    a Beta(eta - 1 + n/2, eta - 1 + n/2) stretched to (-1, 1), with sd 1 / sqrt(2 (eta - 1 + n/2) + 1))."""
+    posterior = result.posterior
+    for factor in result.spec.factors:
+        names = [
+            name for name in posterior.data_vars if adapter.is_group_cor(name) and name.endswith(f"|{factor.name}")
+        ]
+        if not names:
+            continue
+        eta = float(parse_prior(result.priors.get(f"cor|{factor.name}", "LKJCorr(eta=1)")).args["eta"])
+        prior_sd = 1 / np.sqrt(2 * (eta - 1 + len(factor.names) / 2) + 1)
+        for name in names:
+            sd = float(posterior[name].std())
+            if sd > 0.8 * prior_sd:
+                first, second, group = adapter.cor_terms(name)
+                levels = result.data[group].nunique()
+                warnings.warn(
+                    PoolwiseWarning(
+                        f"{find_pooling(result.pooling).label}: the data barely inform cor({first},{second}) across "
+                        f"{levels} {group}s (posterior sd {sd:.2f} against {prior_sd:.2f} under its prior), so its estimate is "
+                        f"mostly the prior; write (...||{group}) for independent terms, as lme4 users do when a fit is singular"
+                    ),
+                    stacklevel=3,
+                )
 
 
 @contextmanager

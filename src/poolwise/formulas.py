@@ -36,6 +36,7 @@ NAMESPACE = {
 ALLOWED_CALLS = frozenset(TRANSFORMS) | frozenset(NAMESPACE)
 EXAMPLE = "y ~ x + (x|group)"
 _I_CALL = re.compile(r"\bI\((?:[^()]|\([^()]*\))*\)")  # I(...) with one level of parentheses inside
+_DOUBLE_BAR = re.compile(r"\|\|\s*([\w\s:/]+?)\s*\)")  # the factor of (x||g), (x||a/b)
 _OFFSET = re.compile(r"^offset\(log\((\w+)\)\)$")
 _CBIND = re.compile(r"^\s*cbind\(\s*(\w+)\s*,\s*(\w+)\s*-\s*(\w+)\s*\)\s*~")
 _PROPORTION = {"p", "prop", "proportion"}
@@ -64,7 +65,8 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise PoolwiseError(f"formula {formula!r} has no '~'; write it as {EXAMPLE}")
-    formula = lme4_spellings(translate_cbind(formula.strip()))
+    written = translate_cbind(formula.strip())
+    formula = lme4_spellings(written)
     try:
         tokens = Scanner(formula).scan()
         _refuse_calls(tokens)
@@ -95,7 +97,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
             _check_written_back(term)
     common = tuple(term.name for term in description.common_terms if isinstance(term, Term) and term not in offsets)
     intercept = any(isinstance(term, Intercept) for term in description.common_terms)
-    factors = _factors(description.group_terms)
+    factors = _factors(description.group_terms, independent=_independent(written))
     variables = tuple(sorted(names - set(ENCODINGS)))
     if data is not None:
         missing = [name for name in (*variables, outcome) if name not in data.columns]
@@ -105,7 +107,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
                 f"column {missing[0]!r} is not in the data; the columns are: {shown}. Fix the formula or the data"
             )
     spec = FormulaSpec(
-        formula=formula,
+        formula=written,
         outcome=outcome,
         trials=trials,
         intercept=intercept,
@@ -118,9 +120,22 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
     return resolve_family(spec, data, family)
 
 
-def _factors(group_terms: list) -> tuple[GroupFactor, ...]:
+def _independent(formula: str) -> set[str]:
+    """The factors written with lme4's ``||`` (independent terms), by poolwise's factor names."""
+    names = set()
+    for factor in _DOUBLE_BAR.findall(formula):
+        parts = [part.strip() for part in re.split(r"[/:]", factor)]
+        if "/" in factor:  # a/b is a and a_b
+            names.update("_".join(parts[: i + 1]) for i in range(len(parts)))
+        else:
+            names.add("_".join(parts))
+    return names
+
+
+def _factors(group_terms: list, *, independent: set[str] = frozenset()) -> tuple[GroupFactor, ...]:
     """The grouping factors in formula order, each with its intercept and varying terms; a
-    nested factor (``a/b``, or ``a:b``) is named ``a_b``."""
+    nested factor (``a/b``, or ``a:b``) is named ``a_b``. Two or more terms varying over a factor
+    are correlated unless the factor is in ``independent`` (written ``||``)."""
     found: dict[str, dict] = {}
     for term in group_terms:
         parts = tuple(component.name for component in term.factor.components)
@@ -133,14 +148,21 @@ def _factors(group_terms: list) -> tuple[GroupFactor, ...]:
         elif isinstance(term.expr, Term):
             entry["terms"].append(term.expr.name)
     return tuple(
-        GroupFactor(name, entry["intercept"], tuple(entry["terms"]), entry["parts"]) for name, entry in found.items()
+        GroupFactor(
+            name,
+            entry["intercept"],
+            tuple(entry["terms"]),
+            entry["parts"],
+            correlated=name not in independent and entry["intercept"] + len(entry["terms"]) > 1,
+        )
+        for name, entry in found.items()
     )
 
 
 def lme4_spellings(formula: str) -> str:
-    """lme4's spellings in formulae's: ``(x||g)`` is ``(x|g)`` (Bambi's group terms are
-    independent, which is what ``||`` asks for), ``factor(x)`` is ``C(x)`` and ``^`` inside
-    ``I()`` is a power (``I(x^2)`` is ``I(x**2)``)."""
+    """lme4's spellings in formulae's: ``(x||g)`` is ``(x|g)`` (which terms are independent is
+    read separately, by ``_independent``), ``factor(x)`` is ``C(x)`` and ``^`` inside ``I()`` is
+    a power (``I(x^2)`` is ``I(x**2)``)."""
     formula = formula.replace("||", "|")
     formula = re.sub(r"\bfactor\s*\(", "C(", formula)
     return _I_CALL.sub(lambda match: match.group(0).replace("^", "**"), formula)

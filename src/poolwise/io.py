@@ -167,13 +167,19 @@ def fitted_spec(meta: dict, data: pd.DataFrame):
     family, success level and the trials/exposure columns of the prepared data as saved (files
     from before families existed are binomial counts)."""
     spec = parse_formula(meta["formula"])
-    saved = meta.get("spec") or {
-        "family": "binomial",
-        "level": None,
-        "trials": spec.trials or f"{spec.outcome}_n",
-        "exposure": None,
-    }
-    spec = replace(spec, **saved)
+    saved = dict(
+        meta.get("spec")
+        or {
+            "family": "binomial",
+            "level": None,
+            "trials": spec.trials or f"{spec.outcome}_n",
+            "exposure": None,
+        }
+    )
+    # Which factors were fitted with correlated terms (files from before correlations: none).
+    correlated = saved.pop("correlated", [False] * len(spec.factors))
+    factors = tuple(replace(factor, correlated=bool(flag)) for factor, flag in zip(spec.factors, correlated))
+    spec = replace(spec, **saved, factors=factors)
     missing = [name for name in spec.variables + (spec.trials, spec.exposure) if name and name not in data.columns]
     if missing:
         raise PoolwiseError(

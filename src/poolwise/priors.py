@@ -102,8 +102,10 @@ def by_model(spec: FormulaSpec, pooling: str, *, intercept: str, slope, unpooled
                 priors[adapter.unpooled_slope(factor.name, term)] = unpooled(term)
     elif pooling == "partial":
         for factor in spec.factors:
-            for term in (["Intercept"] if factor.intercept else []) + list(factor.terms):
+            for term in factor.names:
                 priors[adapter.group_term(term, factor.name)] = sd(term)
+            if factor.correlated:  # brms's lkj(1): every correlation matrix equally likely
+                priors[f"cor|{factor.name}"] = "LKJCorr(eta=1)"
     return priors
 
 

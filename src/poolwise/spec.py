@@ -12,13 +12,21 @@ from poolwise.errors import PoolwiseError
 @dataclass(frozen=True)
 class GroupFactor:
     """One grouping factor and the terms that vary over it: ``(1 + x|g)`` is GroupFactor("g",
-    True, ("x",)). A nested factor ``a/b`` gives ``a`` and ``a_b`` (each b within its a), whose
-    ``parts`` are ("a", "b"); the data stage makes that column."""
+    True, ("x",), ("g",), True). A nested factor ``a/b`` gives ``a`` and ``a_b`` (each b within
+    its a), whose ``parts`` are ("a", "b"); the data stage makes that column. ``correlated``: the
+    terms are a correlated set, as lme4 and brms read ``(1 + x|g)``; ``(1 + x||g)`` and a single
+    term are not."""
 
     name: str
     intercept: bool
     terms: tuple[str, ...]
     parts: tuple[str, ...]
+    correlated: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The varying terms with the intercept first, as summaries name them."""
+        return (("Intercept",) if self.intercept else ()) + self.terms
 
 
 @dataclass(frozen=True)

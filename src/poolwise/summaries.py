@@ -46,6 +46,7 @@ class Summary:
     n_rows: int
     n_groups: int
     factors: dict[str, int]
+    independent: list[str]
     data_hash: str
     settings: dict
     prob: float
@@ -80,6 +81,7 @@ class Summary:
             "n_rows": self.n_rows,
             "n_groups": self.n_groups,
             "factors": self.factors,
+            "independent": self.independent,
             "data_hash": self.data_hash,
             "settings": self.settings,
             "prob": self.prob,
@@ -106,13 +108,23 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     table = pd.DataFrame(table[COLUMNS]).astype(float)
     is_sd = table.index.map(adapter.is_group_sd).to_numpy(dtype=bool)
     is_deviation = table.index.map(lambda name: adapter.is_group_term(name.split("[", 1)[0])).to_numpy(dtype=bool)
-    sds = table[is_sd]
+    is_cor = table.index.map(adapter.is_group_cor).to_numpy(dtype=bool)
     several = len(fit.spec.factors) > 1
-    sds = sds.assign(factor=[adapter.sd_factor(name) for name in sds.index]).rename(
-        index=lambda name: (
-            f"sd({adapter.sd_factor(name)}:{adapter.sd_term(name)})" if several else f"sd({adapter.sd_term(name)})"
-        )
-    )
+    rows = []
+    for name in table.index[is_sd | is_cor]:
+        if adapter.is_group_cor(name):  # brms prints cor(Intercept,x) under its factor's sds
+            first, second, factor = adapter.cor_terms(name)
+            label = f"cor({factor}:{first},{second})" if several else f"cor({first},{second})"
+        else:
+            factor, term = adapter.sd_factor(name), adapter.sd_term(name)
+            label = f"sd({factor}:{term})" if several else f"sd({term})"
+        rows.append((name, label, factor))
+    sds = table.loc[[name for name, _, _ in rows]].assign(factor=[factor for _, _, factor in rows])
+    sds.index = [label for _, label, _ in rows]
+    order = {factor.name: i for i, factor in enumerate(fit.spec.factors)}
+    sds = sds.iloc[
+        sorted(range(len(sds)), key=lambda i: (order.get(sds["factor"].iloc[i], 0), sds.index[i].startswith("cor")))
+    ]
     stats = fit.idata["sample_stats"]
     return Summary(
         pooling=fit.pooling,
@@ -126,10 +138,15 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
         n_rows=len(fit.data),
         n_groups=int(fit.data[fit.spec.group].nunique()) if fit.spec.group else 1,
         factors={factor.name: int(fit.data[factor.name].nunique()) for factor in fit.spec.factors},
+        independent=[
+            f.name
+            for f in fit.spec.factors
+            if len(f.names) > 1 and adapter.cor_name(*f.names[:2], f.name) not in fit.posterior
+        ],
         data_hash=_saved(fit).get("data_hash", ""),
         settings={key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend")},
         prob=prob,
-        population=table[~is_sd & ~is_deviation],
+        population=table[~is_sd & ~is_deviation & ~is_cor],
         group_sds=sds,
         groups=_group_table(fit, prob),
         divergences=int(stats["diverging"].sum()) if "diverging" in stats else 0,
@@ -194,6 +211,23 @@ def _estimate(values: xr.DataArray, prob: float) -> dict[str, float]:
     return {"estimate": s["mean"], "est_error": s["sd"], "lower": s["lower"], "upper": s["upper"]}
 
 
+def _correlation_note(spec) -> str:
+    """What varcorr says about correlations: lme4's (x|g) estimates them, (x||g) does not."""
+    independent = [f.name for f in spec.factors if len(f.names) > 1 and not f.correlated]
+    correlated = [f.name for f in spec.factors if f.correlated]
+    parts = []
+    if correlated:
+        parts.append(
+            f"the terms varying over {', '.join(correlated)} are correlated (lme4's (x|g), LKJ prior): "
+            "varcorr holds their correlations"
+        )
+    if independent:
+        parts.append(
+            f"the terms varying over {', '.join(independent)} are independent (lme4's (x||g)): no correlations"
+        )
+    return "; ".join(parts) or "one term varies per factor: no correlations"
+
+
 def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
     """``fixef``, ``VarCorr``, ``coef`` and ``ranef`` of a partial pooling fit, for R users.
 
@@ -221,6 +255,13 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
             varcorr.append(
                 {"factor": factor.name, "term": term, **_estimate(post[adapter.group_sd(term, factor.name)], prob)}
             )
+        for i, first in enumerate(factor.names):  # VarCorr's correlations, where the model has them
+            for second in factor.names[i + 1 :]:
+                name = adapter.cor_name(first, second, factor.name)
+                if name in post:
+                    varcorr.append(
+                        {"factor": factor.name, "term": f"cor({first},{second})", **_estimate(post[name], prob)}
+                    )
         for label in (str(g) for g in sorted(fit.data[factor.name].unique())):
             for term in dict.fromkeys([*fixed, *deviations]):
                 deviation = deviations[term].sel(group=label, drop=True) if term in deviations else 0.0
@@ -241,6 +282,5 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
         varcorr=varcorr,
         coef=pd.DataFrame(coef),
         ranef=pd.DataFrame(ranef),
-        note=f"Bambi's group-level effects are uncorrelated: (...|{factor}) here means lme4's (...||{factor}), "
-        "so varcorr holds standard deviations and no correlations",
+        note=_correlation_note(spec),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import poolwise as pw
 from poolwise.io import save_study
 
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)"
+FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 if __name__ == "__main__":
     with warnings.catch_warnings():
