@@ -1,7 +1,7 @@
 """One end-to-end comparison in this (fresh) process; prints a JSON line of timings.
 
 Run by bench.py in a subprocess so import and compilation are included:
-``python compare_once.py poolwise|partial|plain|numpyro-ref BACKEND DATASET [GROUPS]``.
+``python compare_once.py poolwise|partial|partial-cor|plain|numpyro-ref BACKEND DATASET [GROUPS]``.
 """
 
 import json
@@ -48,11 +48,11 @@ def run_poolwise(backend: str, frame) -> dict:
     }
 
 
-def run_partial(backend: str, frame) -> dict:
+def run_partial(backend: str, frame, formula: str = FORMULA) -> dict:
     """Partial pooling alone: the model the scale benchmark (1,000 groups) is about."""
     import poolwise as pw
 
-    fit = pw.fit(FORMULA, frame, seed=1, backend=backend)
+    fit = pw.fit(formula, frame, seed=1, backend=backend)
     return {
         "partial": {
             "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
@@ -153,7 +153,14 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     frame = data(dataset, groups)
     imported = time.perf_counter() - START
-    runs = {"poolwise": run_poolwise, "partial": run_partial, "plain": run_plain, "numpyro-ref": run_numpyro_reference}
+    runs = {
+        "poolwise": run_poolwise,
+        "partial": run_partial,
+        "plain": run_plain,
+        "numpyro-ref": run_numpyro_reference,
+        # The same partial model with correlated intercepts and slopes, lme4's (yogaStretch|gymID).
+        "partial-cor": lambda backend, frame: run_partial(backend, frame, FORMULA.replace("||", "|")),
+    }
     models = runs[kind](backend, frame)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"import_s": imported, "models": models, "peak_mb": peak_mb}))
