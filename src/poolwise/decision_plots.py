@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise.decisions import Decision, check_treatment, rate_draws
+from poolwise.families import family as find_family
 from poolwise.pooling import pooling
 from poolwise.results import Fit
 
@@ -52,7 +53,9 @@ def rate_density_table(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True)
+    table.attrs["scale"] = find_family(fit.spec.family).scale
+    return table
 
 
 def plot_rate_densities(table: pd.DataFrame, *, ax=None):
@@ -77,7 +80,7 @@ def plot_rate_densities(table: pd.DataFrame, *, ax=None):
             ax.plot(part["x"], part["density"], color=colour, label=part["label"].iloc[0])
             ax.fill_between(part["x"], part["density"], color=colour, alpha=0.12)
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("rate (probability scale)")
+    ax.set_xlabel(f"rate ({table.attrs.get('scale', 'probability')} scale)")
     ax.set_ylabel("posterior density")
     ax.set_ylim(bottom=0)
     ax.set_title(f"A {table['scope'].iloc[0]}: rates and their difference")
