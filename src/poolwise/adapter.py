@@ -186,6 +186,48 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
     return True
 
 
+def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | None]) -> list[str]:
+    """Centre the group terms of ``factor`` hierarchically, in place: each group's coefficient is
+    drawn around its population value (``a_g ~ Normal(Intercept, sigma)``) instead of Bambi's
+    non-centred deviation ``u_g = sigma * offset``. Bambi's ``offset`` becomes ``(a_g - centre) /
+    sigma``, so ``1|g`` and ``1|g_sigma`` keep their names and meaning. With data-rich groups this
+    removes both the funnel and the ridge between the intercept and the mean of the deviations.
+    ``centres`` maps each term to the common variable it varies around (None: 0). Terms spanning
+    several columns are left as they are. Returns the terms centred.
+    """
+    import pymc as pm
+
+    graph = model.backend.model
+    done, interventions = [], {}
+    for term in terms:
+        name = group_term(term, factor)
+        dims = graph.named_vars_to_dims.get(f"{name}_offset", ())
+        if len(dims) != 1:
+            continue
+        sigma = graph[f"{name}_sigma"]
+        centre = graph[centres[term]] if centres.get(term) in graph.named_vars else 0.0
+        with graph:
+            coefficient = pm.Normal(f"{name}_centered", mu=centre, sigma=sigma, dims=dims)
+        interventions[f"{name}_offset"] = (coefficient - centre) / sigma
+        done.append(term)
+    if interventions:
+        model.backend.model = pm.do(graph, interventions)
+    return done
+
+
+def parameterization(model, factors) -> dict[str, dict[str, str]]:
+    """How each factor's group terms are parameterized in the built model: "centered" where
+    ``center`` drew them around their population value, else Bambi's "noncentered"."""
+    graph = model.backend.model
+    return {
+        factor.name: {
+            term: "centered" if f"{group_term(term, factor.name)}_centered" in graph.named_vars else "noncentered"
+            for term in factor.names
+        }
+        for factor in factors
+    }
+
+
 def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str) -> np.ndarray | None:
     """Per-draw correlation matrices (chain, draw, k, k) of the terms varying over ``group``, or
     None when they are independent."""
@@ -254,13 +296,27 @@ def has_comma_dimension(model) -> bool:
     return any("," in name for name in model.backend.model.coords)
 
 
-def sample(model, *, draws: int, tune: int, chains: int, seed: int, backend: str, progress: bool, log_likelihood: bool):
+def sample(
+    model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    backend: str,
+    progress: bool,
+    log_likelihood: bool,
+    target_accept: float | None = None,
+):
     """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
 
     PyMC's own convergence checks are off: ``fitting.check_sampling`` does them once, with advice.
     NumPyro computes the pointwise log-likelihood inside its compiled JAX program.
+    ``target_accept`` None leaves each sampler's own default.
     """
     options = {"idata_kwargs": {"log_likelihood": log_likelihood}} if backend == "numpyro" else {}
+    if target_accept is not None:
+        options["target_accept"] = target_accept
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")

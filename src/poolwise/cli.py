@@ -75,6 +75,9 @@ Seed = Annotated[int | None, typer.Option(help="Random seed, for identical numbe
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
+Parameterization = Annotated[
+    str, typer.Option(help="Partial pooling's group terms: auto (chosen from the data), centered or noncentered.")
+]
 Group = Annotated[
     str | None,
     typer.Option(
@@ -225,6 +228,13 @@ def _print_summary(report, *, groups: bool) -> None:
                 f"Group-level effects: ~{factor} ({report.factors.get(factor, '?')} levels)", sds, report.prob
             )
         )
+    for factor, terms in report.parameterization.items():
+        layout = ", ".join(
+            f"{term} {how.replace('noncentered', 'non-centred').replace('centered', 'centred')}"
+            for term, how in terms.items()
+        )
+        accept = f"; target acceptance {settings['target_accept']}" if settings.get("target_accept") else ""
+        stdout.print(f"Group terms over {factor}: {layout} (chosen from the data, --parameterization){accept}.")
     for factor in report.independent:
         stdout.print(
             f"The terms varying over {factor} are independent (lme4's (...||{factor})): no correlations estimated."
@@ -436,6 +446,7 @@ def fit_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
+    parameterization: Parameterization = "auto",
 ) -> None:
     """Fit one pooling model and print its summary: population effects, group-level sds, diagnostics.
 
@@ -463,6 +474,7 @@ def fit_command(
                 backend=backend,
                 priors=_priors(prior, priors),
                 allow_unidentified=allow_unidentified,
+                parameterization=parameterization,
                 progress=progress,
             )
         report = summary(result)
@@ -504,6 +516,7 @@ def compare_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
+    parameterization: Parameterization = "auto",
     cv: Annotated[
         str | None,
         typer.Option(
@@ -554,6 +567,7 @@ def compare_command(
             seed=seed,
             progress=progress,
             allow_unidentified=allow_unidentified,
+            parameterization=parameterization,
             cv=cv,
             folds=folds,
             workers=workers,

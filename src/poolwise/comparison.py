@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from poolwise import geometry
 from poolwise.cv import check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
@@ -102,6 +103,7 @@ def compare(
     workers: int = 2,
     executor: Executor | str | None = None,
     by: str | None = None,
+    parameterization: str = "auto",
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
@@ -134,7 +136,10 @@ def compare(
         check_workers(workers)
         cv_folds = group_folds(prepared[spec.focused(by).group], folds, seed=seed)
     resolved = {entry.name: resolve_priors(priors, spec, prepared, entry.name) for entry in POOLINGS}
-    built = {name: build_model(spec, prepared, name, strings) for name, strings in resolved.items()}
+    layout = geometry.choose(spec, prepared, parameterization)
+    built = {
+        name: build_model(spec, prepared, name, strings, parameterization=layout) for name, strings in resolved.items()
+    }
     check_prior_terms(priors, built)
     fits = {}
     for offset, (name, model) in enumerate(built.items()):
@@ -169,6 +174,7 @@ def compare(
             allow_unidentified=allow_unidentified,
             workers=workers,
             executor=executor,
+            parameterization=layout,
         )
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():

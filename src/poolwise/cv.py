@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from poolwise import adapter
+from poolwise import adapter, geometry
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
 from poolwise.pooling import POOLINGS
@@ -104,6 +104,7 @@ def group_cv(
     workers: int = DEFAULT_WORKERS,
     executor: Executor | str | None = None,
     by: str | None = None,
+    parameterization: str = "auto",
 ) -> CV:
     """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
 
@@ -152,6 +153,7 @@ def group_cv(
         allow_unidentified=allow_unidentified,
         workers=workers,
         executor=executor,
+        parameterization=geometry.choose(spec, prepared, parameterization),
     )
     result.notes[:0] = notes
     return result
@@ -172,10 +174,12 @@ def run_folds(
     allow_unidentified: bool,
     workers: int = DEFAULT_WORKERS,
     executor: Executor | str | None = None,
+    parameterization: dict | None = None,
 ) -> CV:
     """Refit every model without each fold's groups and score the held-out rows (inputs already
     checked: ``data`` and ``spec`` as ``prepare_data`` returns them, ``folds`` a partition,
-    ``priors`` each model's resolved prior strings)."""
+    ``priors`` each model's resolved prior strings, ``parameterization`` the group terms' layout
+    chosen on all the data)."""
     check_workers(workers)
     fold_of = np.empty(len(data), dtype=int)
     in_group = data[spec.group].astype(str).to_numpy()
@@ -197,6 +201,7 @@ def run_folds(
                     "pooling": name,
                     "fold": number,
                     "priors": priors[name],
+                    "parameterization": parameterization,
                     "data": data,
                     "rows": np.flatnonzero(held_out),
                     "seed": int(fit_seed),
@@ -388,7 +393,9 @@ def _refit_and_score(task: dict) -> dict:
     train, test = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PoolwiseWarning)
-        built = build_model(task["spec"], train, task["pooling"], task["priors"])
+        built = build_model(
+            task["spec"], train, task["pooling"], task["priors"], parameterization=task["parameterization"]
+        )
         fit = sample(
             task["spec"],
             train,

@@ -12,7 +12,7 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from poolwise import adapter
+from poolwise import adapter, geometry
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
@@ -65,7 +65,13 @@ def use_compile_cache() -> None:
 
 
 def build_model(
-    spec: FormulaSpec, data: pd.DataFrame, pooling: str, priors: Mapping[str, str], *, required: Collection[str] = ()
+    spec: FormulaSpec,
+    data: pd.DataFrame,
+    pooling: str,
+    priors: Mapping[str, str],
+    *,
+    required: Collection[str] = (),
+    parameterization: Mapping[str, Mapping[str, str]] | None = None,
 ):
     """The ``bambi.Model`` of one pooling template with the resolved ``priors`` (term ->
     distribution string, from ``resolve_priors``) set.
@@ -98,6 +104,14 @@ def build_model(
             strings[key] = f"LKJCorr(eta={eta:g})"
         else:
             strings.pop(key, None)
+    if pooling == "partial":
+        for factor in spec.factors:
+            centred = [term for term, how in (parameterization or {}).get(factor.name, {}).items() if how == "centered"]
+            centres = {
+                term: term if term in spec.common or (term == "Intercept" and spec.intercept) else None
+                for term in centred
+            }
+            adapter.center(model, factor.name, tuple(centred), centres)
     return model, formula, strings
 
 
@@ -141,12 +155,15 @@ def fit(
     priors: Priors = None,
     allow_unidentified: bool = False,
     progress: bool = False,
+    parameterization: str = "auto",
 ) -> Fit:
     """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
 
     ``family`` is one of ``poolwise.families.NAMES``; without it the formula and data decide
     (see ``poolwise.formulas.resolve_family``). Default priors are resolved from the data and
     stored in the fit with any ``priors`` given (a preset name or term -> distribution strings).
+    ``parameterization`` ("auto", "centered", "noncentered") sets partial pooling's group terms;
+    "auto" chooses each from the data (``poolwise.geometry``).
     Raises ``PoolwiseError`` for bad input before any sampling; sampling trouble (divergences,
     r_hat, ESS) and prior-only coefficients become ``PoolwiseWarning``s.
 
@@ -174,6 +191,7 @@ def fit(
         name,
         resolve_priors(priors, spec, prepared, name),
         required=list(prior_strings(priors, spec, name)),
+        parameterization=geometry.choose(spec, prepared, parameterization),
     )
     return sample(
         spec,
@@ -224,6 +242,11 @@ def sample(
         warnings.warn(PoolwiseWarning(f"{find_pooling(pooling).label}: {notes[-1]}"), stacklevel=3)
     if backend == "numpyro":
         use_compile_cache()
+    layout = adapter.parameterization(model, spec.factors) if pooling == "partial" else {}
+    # The funnel of non-centred terms in small hierarchies: smaller steps (see poolwise.geometry).
+    target_accept = (
+        geometry.TARGET_ACCEPT if any("noncentered" in terms.values() for terms in layout.values()) else None
+    )
     with _reraise_interrupt():
         idata = adapter.sample(
             model,
@@ -234,6 +257,7 @@ def sample(
             backend=backend,
             progress=progress,
             log_likelihood=log_likelihood,
+            target_accept=target_accept,
         )
     settings = {
         "draws": draws,
@@ -243,6 +267,8 @@ def sample(
         "backend": backend,
         "allow_unidentified": allow_unidentified,
         "notes": list(notes),
+        "parameterization": layout,
+        "target_accept": target_accept,
     }
     idata.attrs["poolwise"] = json.dumps(
         {

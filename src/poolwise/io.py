@@ -217,7 +217,14 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
     """Rebuild the Bambi model and check it has the saved posterior's parameters."""
     made_with = f" (made with {', '.join(changed)})" if changed else ""
     try:
-        model, formula, _ = build_model(spec, data, meta["pooling"], meta["priors"], required=list(meta["priors"]))
+        model, formula, _ = build_model(
+            spec,
+            data,
+            meta["pooling"],
+            meta["priors"],
+            required=list(meta["priors"]),
+            parameterization=meta["settings"].get("parameterization"),
+        )
     except Exception as err:  # a version change can break Bambi anywhere; say so in one line
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PoolwiseError(

@@ -47,6 +47,7 @@ class Summary:
     n_groups: int
     factors: dict[str, int]
     independent: list[str]
+    parameterization: dict[str, dict[str, str]]
     data_hash: str
     settings: dict
     prob: float
@@ -82,6 +83,7 @@ class Summary:
             "n_groups": self.n_groups,
             "factors": self.factors,
             "independent": self.independent,
+            "parameterization": self.parameterization,
             "data_hash": self.data_hash,
             "settings": self.settings,
             "prob": self.prob,
@@ -143,8 +145,11 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
             for f in fit.spec.factors
             if len(f.names) > 1 and adapter.cor_name(*f.names[:2], f.name) not in fit.posterior
         ],
+        parameterization=fit.settings.get("parameterization") or {},
         data_hash=_saved(fit).get("data_hash", ""),
-        settings={key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend")},
+        settings={
+            key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend", "target_accept")
+        },
         prob=prob,
         population=table[~is_sd & ~is_deviation & ~is_cor],
         group_sds=sds,

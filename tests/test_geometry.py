@@ -1,0 +1,54 @@
+"""The sampler's geometry chosen from the data: which group terms are centred, and that the
+choice changes how the posterior is sampled, not what it is."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import poolwise as pw
+from poolwise.data import prepare_data
+from poolwise.geometry import choose
+
+from conftest import GYM_FORMULA
+
+
+def layout(formula, data, parameterization="auto"):
+    spec = pw.parse_formula(formula, data)
+    prepared, spec, _ = prepare_data(spec, data)
+    return choose(spec, prepared, parameterization)
+
+
+def test_few_groups_stay_non_centred_and_many_data_rich_groups_are_centred(gym):
+    assert layout(GYM_FORMULA, gym) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
+    many, _ = pw.simulate_franchise(groups=200, periods=12, seed=1)
+    assert layout(GYM_FORMULA, many) == {"gymID": {"Intercept": "centered", "yogaStretch": "centered"}}
+    # One trial customer per gym and period, two periods: each gym says little, so the terms stay non-centred.
+    thin, _ = pw.simulate_franchise(groups=200, periods=2, trials=(1, 1), seed=1)
+    assert layout(GYM_FORMULA, thin) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
+
+
+def test_the_choice_can_be_forced_and_correlated_terms_stay_non_centred(gym):
+    assert layout(GYM_FORMULA, gym, "centered") == {"gymID": {"Intercept": "centered", "yogaStretch": "centered"}}
+    correlated = GYM_FORMULA.replace("||", "|")
+    assert layout(correlated, gym, "centered") == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
+    with pytest.raises(pw.PoolwiseError) as err:
+        layout(GYM_FORMULA, gym, "funnel")
+    assert str(err.value) == "unknown parameterization 'funnel'; use one of: auto, centered, noncentered"
+
+
+@pytest.mark.slow
+def test_centred_and_non_centred_fits_agree_within_monte_carlo_error(gym):
+    import arviz as az
+
+    fits = {}
+    for how in ("centered", "noncentered"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pw.PoolwiseWarning)
+            fits[how] = pw.fit(GYM_FORMULA, gym, parameterization=how, draws=1000, tune=1000, chains=4, seed=3)
+    assert fits["centered"].settings["parameterization"]["gymID"]["Intercept"] == "centered"
+    assert fits["noncentered"].settings["target_accept"] == 0.95
+    for name in ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma"):
+        a, b = (fits[how].posterior[name] for how in ("centered", "noncentered"))
+        mcse = float(np.hypot(az.mcse(a.to_dataset(name="v"))["v"], az.mcse(b.to_dataset(name="v"))["v"]))
+        assert abs(float(a.mean()) - float(b.mean())) < 4 * mcse + 0.02, name
