@@ -374,42 +374,21 @@ def decide(
     quantities = QUANTITIES if family.ratio else QUANTITIES[:-1]
     levels = arms(fit, treatment)
     names = levels or ["1"]
-    typical_rows, new_rows, per_group, best = [], [], [], pd.DataFrame(columns=["scope", "level", "p_best"])
-    if fit.pooling == "none":
+    # What each scope's numbers come from; no pooling has no population, so neither scope exists.
+    sources = {
+        "none": {"typical": "undefined", "new": "undefined"},
+        "complete": {"typical": "all groups", "new": "all groups"},
+        "partial": {"typical": "population", "new": "new group from population"},
+    }[fit.pooling]
+    etas = {} if fit.pooling == "none" else {scope: level_etas(fit, treatment, scope, rng) for scope in SCOPES}
+    rows = {scope: [] for scope in SCOPES}
+    for scope in SCOPES:
         for arm in names:
-            typical_rows += _rows(
-                fit.pooling, "typical", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign
-            )
-            new_rows += _rows(
-                fit.pooling, "new", arm, None, prob, dict.fromkeys(QUANTITIES, "undefined"), quantities, sign
-            )
-    else:
-        etas = {"typical": level_etas(fit, treatment, "typical", rng), "new": level_etas(fit, treatment, "new", rng)}
-        typical_source = "population" if fit.pooling == "partial" else "all groups"
-        new_source = "new group from population" if fit.pooling == "partial" else "all groups"
-        for arm in names:
-            typical_rows += _rows(
-                fit.pooling,
-                "typical",
-                arm,
-                _level_rates(etas["typical"], arm, family),
-                prob,
-                dict.fromkeys(QUANTITIES, typical_source),
-                quantities,
-                sign,
-            )
-            new_rows += _rows(
-                fit.pooling,
-                "new",
-                arm,
-                _level_rates(etas["new"], arm, family),
-                prob,
-                dict.fromkeys(QUANTITIES, new_source),
-                quantities,
-                sign,
-            )
-        if levels:
-            best = _best(etas, sign)
+            draws = _level_rates(etas[scope], arm, family) if etas else None
+            source = dict.fromkeys(QUANTITIES, sources[scope])
+            rows[scope] += _rows(fit.pooling, scope, arm, draws, prob, source, quantities, sign)
+    best = _best(etas, sign) if etas and levels else pd.DataFrame(columns=["scope", "level", "p_best"])
+    per_group = []
     flagged = {}
     for arm in names:
         table, flagged = _per_group(fit, treatment, arm, prob, sign)
@@ -435,9 +414,9 @@ def decide(
         prob=prob,
         reference=reference_level(fit, treatment),
         arms=names,
-        typical=pd.DataFrame(typical_rows, columns=TABLE_COLUMNS),
+        typical=pd.DataFrame(rows["typical"], columns=TABLE_COLUMNS),
         per_group=pd.concat(per_group, ignore_index=True),
-        new_group=pd.DataFrame(new_rows, columns=TABLE_COLUMNS),
+        new_group=pd.DataFrame(rows["new"], columns=TABLE_COLUMNS),
         expected=_expected(fit, treatment, trials, int(groups), prob, rng, sign),
         best=best,
         notes=notes,
