@@ -5,12 +5,11 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import GYM_FORMULA
 
 import poolwise as pw
 from poolwise.data import prepare_data
 from poolwise.geometry import choose
-
-from conftest import GYM_FORMULA
 
 
 def layout(formula, data, parameterization="auto"):

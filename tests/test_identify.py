@@ -341,7 +341,10 @@ def test_identified_models_give_no_distribution_effect(email, formula, pooling, 
     # (600 emails in distribution 0), but every coefficient stays identified.
     assert pairs["identified"].all(), pairs
     if pooling == "partial":
-        assert pairs.empty
+        # Three distributions leave the group sd wide, so the intercept trades against the group
+        # deviations (the ridge of a small hierarchy); the treatment's coefficient never does.
+        names = set(pairs["parameter_1"]) | set(pairs["parameter_2"])
+        assert names <= {"Intercept", *(f"1|distribution[{level}]" for level in range(3))}, pairs
 
 
 def test_design_check_scales_to_a_thousand_groups():

@@ -79,7 +79,14 @@ def test_summary_tables(tiny):
     assert partial.group_sds.index.tolist() == ["sd(Intercept)", "sd(yogaStretch)"]
     assert partial.groups.index.tolist() == [str(g) for g in range(1, 13)]
     assert (partial.groups["rate_with_lower"] <= partial.groups["rate_with"]).all()
-    assert partial.settings == {"draws": 40, "tune": 60, "chains": 2, "seed": 7, "backend": "nutpie"}
+    assert partial.settings == {
+        "draws": 40,
+        "tune": 60,
+        "chains": 2,
+        "seed": 7,
+        "backend": "nutpie",
+        "target_accept": None,
+    }
     none = summary(tiny["none"])
     assert len(none.population) == 24 and none.group_sds.empty
     assert summary(tiny["complete"]).population.index.tolist() == ["Intercept", "yogaStretch"]
