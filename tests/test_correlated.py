@@ -1,5 +1,5 @@
-"""Correlated group effects, lme4's (1 + x|g): a simulated strong correlation is recovered, and
-(x||g) estimates none (slow)."""
+"""Correlated group effects, lme4's (1 + x|g): a simulated strong correlation is recovered and
+(x||g) estimates none (slow), and the correlation's LKJ prior is stored and checked."""
 
 import warnings
 
@@ -9,7 +9,6 @@ import pytest
 
 import poolwise as pw
 
-pytestmark = pytest.mark.slow
 RHO = -0.7
 
 
@@ -27,6 +26,7 @@ def correlated_groups(seed: int, groups: int = 60) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["g", "x", "y"])
 
 
+@pytest.mark.slow
 def test_a_strong_correlation_is_recovered_and_independence_reports_none():
     covered = 0
     for seed in (1, 2, 3):
@@ -45,3 +45,27 @@ def test_a_strong_correlation_is_recovered_and_independence_reports_none():
     assert not [name for name in independent.posterior.data_vars if name.startswith("cor(")]
     assert pw.summary(independent).independent == ["g"]
     assert "cor(Intercept,x)" not in pw.summary(independent).group_sds.index
+
+
+@pytest.mark.parametrize(
+    ("prior", "expected"),
+    [
+        (None, "LKJCorr(eta=1)"),
+        ("LKJCorr(eta=2)", "LKJCorr(eta=2)"),
+        ("Normal(mu=0, sigma=1)", "the prior of cor|g must be LKJCorr(eta=...), not Normal(mu=0, sigma=1)"),
+    ],
+)
+def test_the_correlation_prior_is_stored_and_checked(prior, expected):
+    from poolwise.fitting import build_model
+    from poolwise.priors import resolve_priors
+
+    data = correlated_groups(1, groups=6)
+    spec = pw.parse_formula("y ~ x + (x|g)", data)
+    priors = resolve_priors(None if prior is None else {"cor|g": prior}, spec, data, "partial")
+    if expected.startswith("LKJ"):
+        model, _, strings = build_model(spec, data, "partial", priors)
+        assert strings["cor|g"] == expected and "cor(Intercept,x)|g" in model.backend.model.named_vars
+    else:
+        with pytest.raises(pw.PoolwiseError) as err:
+            build_model(spec, data, "partial", priors)
+        assert str(err.value) == expected

@@ -418,7 +418,10 @@ def check_prior_terms(priors: Priors, built: dict) -> None:
     if not isinstance(priors, dict):
         return
     terms = set().union(
-        *(set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) for model, _, _ in built.values())
+        *(
+            set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) | set(strings)
+            for model, _, strings in built.values()
+        )
     )
     for term in priors:
         if term != "preset" and term not in terms:
