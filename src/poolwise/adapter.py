@@ -60,11 +60,6 @@ def level_dim(term: str, *, grouped: bool = False) -> str:
     return f"{term}__expr_dim" if grouped else f"{term}_dim"
 
 
-def unpooled_label(group_label: str, level: str) -> str:
-    """A no-pooling interaction column's label: group ``g`` at level ``l`` of a categorical term."""
-    return f"{group_label}, {level}"
-
-
 def is_group_sd(name: str) -> bool:
     """Whether a posterior variable (or one level of it, ``x|g_sigma[B]``) is a group-level sd."""
     return "|" in name and name.split("[", 1)[0].endswith("_sigma")
