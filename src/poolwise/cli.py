@@ -901,16 +901,17 @@ def decide(
 
 
 def _print_decision(decision, *, per_group: bool) -> None:
+    from poolwise.decisions import measure
     from poolwise.families import family
 
     pct = f"{decision.prob:.0%}"
     link = family(decision.family).link
     categorical = not decision.best.empty or decision.arms != ["1"]
-    what = {
-        "logit": "rates on the probability scale",
-        "identity": f"mean {decision.outcome}",
-        "log": f"{decision.outcome} per {'row' if decision.unit == 'rows' else 'unit of ' + decision.unit}",
-    }[link]
+    what = (
+        "rates on the probability scale"
+        if link == "logit"
+        else measure(decision.family, decision.outcome, decision.unit)
+    )
     against = f" (each level against {decision.reference})" if categorical else ""
     rates = _table(f"{escape(decision.treatment)}: {escape(what)}{escape(against)}, {pct} intervals", gap=1)
     numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")

@@ -465,15 +465,13 @@ def _rate_sentence(table: pd.DataFrame, prob: float, family: str) -> tuple[str, 
     return change, detail
 
 
-def _measure(decision: "Decision") -> str:
-    """What the rate is, in words: rate, rate per unit of exposure, mean."""
-    if decision.family in ("binomial", "bernoulli"):
+def measure(family: str, outcome: str, unit: str) -> str:
+    """What the mean response is, in words: 'rate', 'nVisits per unit of memberMonths', 'mean score'."""
+    if family in ("binomial", "bernoulli"):
         return "rate"
-    if decision.family == "gaussian":
-        return f"mean {decision.outcome}"
-    return (
-        f"{decision.outcome} per {decision.unit.rstrip('s') if decision.unit == 'rows' else 'unit of ' + decision.unit}"
-    )
+    if family == "gaussian":
+        return f"mean {outcome}"
+    return f"{outcome} per {'row' if unit == 'rows' else 'unit of ' + unit}"
 
 
 def verdict(decision: Decision) -> str:
@@ -497,7 +495,7 @@ def verdict(decision: Decision) -> str:
             f"({', '.join(likely) or 'none'})."
         )
         return " ".join([text, *(note + "." for note in d.notes)])
-    measure = _measure(d)
+    what = measure(d.family, d.outcome, d.unit)
 
     def clauses(table: pd.DataFrame, whose: str | None) -> str:
         """One clause per arm; ``whose`` None gives the short form ('from 22% to 33% (...)')."""
@@ -511,7 +509,7 @@ def verdict(decision: Decision) -> str:
             )
             who = f"{treatment} {arm} (against {d.reference})" if categorical else treatment
             parts.append(
-                f"{change} ({detail})" if whose is None else f"{who} {direction} {whose} {measure} {change} ({detail})"
+                f"{change} ({detail})" if whose is None else f"{who} {direction} {whose} {what} {change} ({detail})"
             )
         return "; ".join(parts)
 
@@ -525,7 +523,7 @@ def verdict(decision: Decision) -> str:
 
     if d.pooling == "complete":
         sentences = [
-            f"Complete pooling (one {measure} for every {group}): {clauses(d.typical, 'the')}.{best('typical')} "
+            f"Complete pooling (one {what} for every {group}): {clauses(d.typical, 'the')}.{best('typical')} "
             f"It assumes {group}s do not differ, so a new {group} gets the same answer."
         ]
     else:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise.comparison import Study
-from poolwise.decisions import Decision, decide
+from poolwise.decisions import Decision, decide, measure
 from poolwise.decisions import unit as size_unit
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
@@ -287,15 +287,6 @@ def _titles(decision: Decision) -> dict[str, str]:
 
 def _measure(decision: Decision) -> str:
     return measure(decision.family, decision.outcome, decision.unit)
-
-
-def measure(family: str, outcome: str, unit: str) -> str:
-    """What the mean response is, in words: 'rate', 'nVisits per unit of memberMonths', 'mean score'."""
-    if is_probability(family):
-        return "rate"
-    if family == "gaussian":
-        return f"mean {outcome}"
-    return f"{outcome} per {'row' if unit == 'rows' else 'unit of ' + unit}"
 
 
 def _expected_table(decision: Decision) -> Table | None:
