@@ -42,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 import poolwise as pw
-from poolwise import decision_plots, plots
+from poolwise import plots
 
 DRAWS = int(os.environ.get("POOLWISE_NB_DRAWS", "1000"))
 SETTINGS = {"draws": DRAWS, "tune": DRAWS, "chains": 4 if DRAWS >= 500 else 2, "seed": 2024}
@@ -269,13 +269,10 @@ decision.expected.drop(columns="source")
 # A typical gym gains with high probability. A single new gym is much less certain to, because the
 # gyms differ so much that a new one may well sit where yoga does little. Across 100 new gyms those
 # differences average out and the total gain is clear again. The densities below show the first
-# two cases: the shaded area of the dashed difference curve is P(helps).
+# two cases side by side: the shaded area of the dashed difference curve is P(helps).
 
 # %%
-decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="typical"))
-
-# %%
-decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, scope="new", seed=1))
+plots.rate_densities(plots.rate_density_table(partial, seed=1))
 
 # %% [markdown]
 # Per gym, the difference with its interval, and the typical and new gym below them. Hollow dots
@@ -284,4 +281,4 @@ decision_plots.plot_rate_densities(decision_plots.rate_density_table(partial, sc
 # gym's own rate: a gym that converts few customers (2, 12) gains only a few points from it.
 
 # %%
-decision_plots.plot_difference_forest(decision_plots.difference_forest_table(decision))
+plots.difference_forest(plots.difference_forest_table(decision))

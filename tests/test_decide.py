@@ -13,18 +13,14 @@ import xarray as xr
 from scipy.special import expit
 
 import poolwise as pw
-from poolwise.decision_plots import (
-    difference_forest_table,
-    plot_difference_forest,
-    plot_rate_densities,
-    rate_density_table,
-)
 from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, rate_draws
 from poolwise.estimates import coefficients
 from poolwise.fitting import build_model
 from poolwise.fitting import fit as fit_model
 from poolwise.formulas import parse_formula
 from poolwise.io import load_study
+from poolwise.plots import difference_forest, difference_forest_table, rate_densities, rate_density_table
+from poolwise.plots.style import DIFFERENCE, MODEL_COLORS, RATE_COLORS
 from poolwise.results import Fit
 from poolwise.summaries import lme4_summary
 
@@ -253,18 +249,24 @@ def test_lme4_summary_tables(gym):
 
 def test_density_table_and_figure(gym):
     fit = fake_fit(gym, "partial")
-    table = rate_density_table(fit)
-    assert table.groupby("quantity", sort=False).size().to_dict() == {
-        "rate_without": 256,
-        "rate_with": 256,
-        "difference": 256,
+    table = rate_density_table(fit, seed=3)
+    assert table.groupby(["scope", "quantity"], sort=False).size().to_dict() == {
+        (scope, quantity): 256
+        for scope in ("typical", "new")
+        for quantity in ("rate_without", "rate_with", "difference")
     }
-    for quantity, part in table.groupby("quantity"):
-        assert np.trapezoid(part["density"], part["x"]) == pytest.approx(1, abs=0.02), quantity
-    diff = table[table["quantity"] == "difference"]
-    shaded = np.trapezoid(np.where(diff["positive"], diff["density"], 0), diff["x"])
-    assert shaded == pytest.approx(diff["p_helps"].iloc[0], abs=0.03)
-    assert isinstance(plot_rate_densities(table), matplotlib.figure.Figure)
+    for (scope, quantity), part in table.groupby(["scope", "quantity"]):
+        assert np.trapezoid(part["density"], part["x"]) == pytest.approx(1, abs=0.02), (scope, quantity)
+    for scope in ("typical", "new"):
+        diff = table[(table["quantity"] == "difference") & (table["scope"] == scope)]
+        shaded = np.trapezoid(np.where(diff["positive"], diff["density"], 0), diff["x"])
+        assert shaded == pytest.approx(diff["p_helps"].iloc[0], abs=0.03)
+    assert table.attrs["labels"]["x"] == "rate (probability scale)"
+    assert table.groupby("quantity")["color"].first().to_dict() == RATE_COLORS
+    figure = rate_densities(table)
+    assert isinstance(figure, matplotlib.figure.Figure) and len(figure.axes) == 2
+    one = rate_density_table(fit, scopes="typical")
+    assert set(one["scope"]) == {"typical"} and len(rate_densities(one).axes) == 1
 
 
 def test_forest_table_and_figure(gym):
@@ -280,8 +282,10 @@ def test_forest_table_and_figure(gym):
         "11",
         "12",
     ]
+    assert (table.loc[table["kind"] == "observed", "color"] == MODEL_COLORS["partial"]).all()
+    assert (table.loc[table["kind"] != "observed", "color"] == DIFFERENCE).all()
     fig, ax = plt.subplots()
-    assert plot_difference_forest(table, ax=ax) is fig
+    assert difference_forest(table, ax=ax) is fig
 
 
 def test_saved_fits_decide_without_refitting():
@@ -396,8 +400,8 @@ def test_gaussian_new_group_agrees_with_bambi(gym_study):
 @pytest.mark.slow
 def test_gym_figures(gym_study, tmp_path):
     fit = gym_study.fits["partial"]
-    densities = plot_rate_densities(rate_density_table(fit))
-    forest = plot_difference_forest(difference_forest_table(decide(fit, seed=11)))
+    densities = rate_densities(rate_density_table(fit))
+    forest = difference_forest(difference_forest_table(decide(fit, seed=11)))
     for name, fig in (("densities", densities), ("forest", forest)):
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000

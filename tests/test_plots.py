@@ -155,6 +155,46 @@ def test_import_does_not_load_matplotlib_or_pymc():
     assert out.strip() == "[]"
 
 
+def test_plots_is_an_attribute_of_the_package_and_stays_light():
+    code = (
+        "import sys, poolwise; heavy = [m for m in ('matplotlib', 'pandas') if m in sys.modules]; "
+        "print(heavy, poolwise.plots.forest.__name__, 'plots' in dir(poolwise), 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "forest", "True", "False"]
+
+
+def test_the_figure_registry_lists_each_figure_once():
+    from poolwise.plots.figures import FigureKind
+
+    assert list(plots.FIGURES) == [kind.name for kind in plots.FIGURES.values()]
+    assert len({kind.file for kind in plots.FIGURES.values()}) == len(plots.FIGURES)
+    for kind in plots.FIGURES.values():
+        assert isinstance(kind, FigureKind) and kind.file.endswith(".png") and kind.title
+        assert "\n" not in kind.description and kind.description.endswith("."), kind.name
+        assert callable(kind.draw) or kind.name == "graph"
+    assert [name for name, kind in plots.FIGURES.items() if kind.study] == ["shrinkage", "loo"]
+
+
+def test_a_figure_that_compares_models_refuses_one_fit(tiny, tmp_path):
+    with pytest.raises(pw.PoolwiseError, match="the loo figure compares models; pass a Study"):
+        plots.FIGURES["loo"].save(tiny.fits["partial"], tmp_path / "loo.png")
+    assert not (tmp_path / "loo.png").exists()
+
+
+def test_decision_figures_need_a_treatment(tiny):
+    from dataclasses import replace
+
+    fit = tiny.fits["partial"]
+    spec = replace(fit.spec, common=(), factors=tuple(replace(f, terms=()) for f in fit.spec.factors))
+    untreated = replace(fit, spec=spec)  # p(k, n) ~ 1 + (1|g): nothing to decide
+    for name in ("densities", "differences"):
+        with pytest.raises(pw.PoolwiseError, match="has no treatment term"):
+            plots.FIGURES[name].draw(untreated)
+    with pytest.raises(pw.PoolwiseError, match="no pooling has no population"):
+        plots.FIGURES["densities"].draw(tiny.fits["none"])
+
+
 @pytest.mark.parametrize(
     "name, label",
     [
@@ -428,16 +468,17 @@ def test_model_graph_needs_dot_or_writes_dot_source(tiny, tmp_path, monkeypatch)
 def test_gallery_writes_every_figure_atomically(tiny, tmp_path):
     paths = plots.gallery(tiny, tmp_path / "figures", draws=5, dpi=40)
     names = {path.name for path in paths}
-    assert {
+    assert names - {name for name in names if name.startswith("model_graph_")} == {
         "data_bars.png",
-        "data_bars_1.png",
         "forest.png",
         "ppc_counts.png",
         "ppc_rates.png",
         "logistic.png",
         "shrinkage.png",
         "loo_compare.png",
-    } <= names
+        "densities.png",
+        "differences.png",
+    }
     graphs = {name for name in names if name.startswith("model_graph_")}
     assert {name.rsplit(".", 1)[0] for name in graphs} == {f"model_graph_{m}" for m in tiny.fits}
     for path in paths:

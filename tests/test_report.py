@@ -23,6 +23,7 @@ import pytest
 import poolwise as pw
 from poolwise import report
 from poolwise.io import load_study
+from poolwise.plots import FIGURES
 from poolwise.report import change_text, estimate_text, mean_text, render_report, significant, write_report
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
@@ -35,15 +36,8 @@ SECTIONS = [
     "Diagnostics",
     "Reproducibility",
 ]
-FIGURE_FILES = [
-    "data_bars.png",
-    "forest.png",
-    "ppc_counts.png",
-    "ppc_rates.png",
-    "logistic.png",
-    "shrinkage.png",
-    "loo_compare.png",
-]
+# Every figure of the registry but the model graph (Graphviz's, not embedded).
+FIGURE_FILES = [kind.file for kind in FIGURES.values() if kind.draw is not None]
 
 
 class Page(HTMLParser):
@@ -213,7 +207,7 @@ def test_reproducibility_block(page, tiny):
 
 def test_page_is_self_contained(page):
     images = [attrs for tag, attrs in page.tags if tag == "img"]
-    assert len(images) == len(FIGURE_FILES) + 1  # and the decision densities
+    assert len(images) == len(FIGURE_FILES)
     assert all(attrs["src"].startswith("data:image/png;base64,") for attrs in images)
     for tag, attrs in page.tags:
         for name in ("src", "href", "srcset", "poster", "data", "action"):
@@ -257,15 +251,21 @@ def test_a_bad_saved_figure_is_refused(tiny, figures, tmp_path, make, problem):
     )
 
 
-def test_without_partial_pooling_sections_become_sentences(tiny, figures):
+def test_without_partial_pooling_sections_become_sentences(tiny, figures, tmp_path):
     fits = {name: tiny.fits[name] for name in ("complete", "none")}
     study = replace(tiny, fits=fits, table=tiny.table.drop(index="partial"))
-    page = Page(render_report(study, figures_dir=figures))
+    folder = tmp_path / "figures"
+    shutil.copytree(figures, folder)
+    (folder / "densities.png").unlink()
+    page = Page(render_report(study, figures_dir=folder))
     assert [text for tag, text in page.headings if tag == "h2"] == SECTIONS
     assert "No pooling estimates each gymID on its own" in page.text
     assert "No pooling has no population, so it says nothing about a typical or a new gymID" in page.text
     assert "no population to draw new gymIDs from" in page.text
-    assert "Decision densities: they need a treatment and a model with a population" in page.text
+    assert (
+        "Decision densities: not drawn (no pooling has no population, so it has no typical or new group; "
+        "use the partial pooling fit)." in page.text
+    )
 
 
 def test_grouped_cv_columns_get_their_table(tiny, figures):
@@ -492,7 +492,7 @@ def test_the_report_in_a_real_browser(html, browser, tmp_path):
     browser.open(path.as_uri(), 1280, 2000)
     assert browser.errors() == []
     images = browser.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-    assert len(images) == len(FIGURE_FILES) + 1
+    assert len(images) == len(FIGURE_FILES)
     assert all(complete and width > 0 and height > 0 for complete, width, height in images)
     shot = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
     (tmp_path / "screenshot.png").write_bytes(shot)

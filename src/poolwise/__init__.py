@@ -47,10 +47,14 @@ _EXPORTS = {
     "render_report": "report",
     "write_report": "report",
 }
-__all__ = sorted(_EXPORTS)
+# Subpackages reachable as attributes (``poolwise.plots.forest``), imported on first use too.
+_SUBPACKAGES = ("plots",)
+__all__ = sorted([*_EXPORTS, *_SUBPACKAGES])
 
 
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return import_module(f"poolwise.{name}")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'poolwise' has no attribute {name!r}")
     value = getattr(import_module(f"poolwise.{_EXPORTS[name]}"), name)

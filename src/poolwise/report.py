@@ -30,8 +30,9 @@ from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_messages
 from poolwise.io import atomic_path, check_new, load_study
+from poolwise.plots.decisions import decision_fit
+from poolwise.plots.figures import FIGURES
 from poolwise.pooling import POOLINGS, pooling
-from poolwise.results import Fit
 from poolwise.summaries import summary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,81 +49,6 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     numeric: list[bool] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ReportFigure:
-    """A figure of the report: the file ``poolwise compare --plots`` saves it as, and how to draw it
-    again from the study when the folder has no such file (``needs``: the fits it requires)."""
-
-    file: str
-    title: str
-    caption: str
-    needs: tuple[str, ...]
-    draw: Callable[[Study, int], object]
-
-
-def answering(study: Study) -> Fit:
-    """The fit the decision and per-group numbers come from: partial pooling, else the best by LOO."""
-    return study.fits["partial" if "partial" in study.fits else study.table.index[0]]
-
-
-def _figures() -> tuple[ReportFigure, ...]:
-    from poolwise import plots
-
-    def data(study: Study, seed: int):
-        fit = answering(study)
-        return plots.data_bars(plots.data_bars_table(fit.data, fit.spec))
-
-    return (
-        ReportFigure("data_bars.png", "The data", "Each group's rows, coloured by treatment.", (), data),
-        ReportFigure(
-            "forest.png",
-            "Group estimates",
-            "Each group's intercept and slope (link scale) under no pooling and partial pooling: partial "
-            "pooling pulls groups with little data towards the population (dashed line).",
-            ("none", "partial"),
-            lambda study, seed: plots.forest(plots.forest_table({n: study.fits[n] for n in ("none", "partial")})),
-        ),
-        ReportFigure(
-            "ppc_counts.png",
-            "Posterior predictive check: outcomes",
-            "The observed outcomes against outcomes simulated from each model: a model that fits the data "
-            "puts the observed curve among its simulations.",
-            (),
-            lambda study, seed: plots.ppc(plots.ppc_table(study, seed=seed)),
-        ),
-        ReportFigure(
-            "ppc_rates.png",
-            "Posterior predictive check: rates",
-            "The same check per unit of each row's size (trials, exposure or rows).",
-            (),
-            lambda study, seed: plots.ppc(plots.ppc_table(study, scale="rate", seed=seed)),
-        ),
-        ReportFigure(
-            "logistic.png",
-            "Response curve",
-            "Each group's linear predictor through the inverse link, without and with the treatment: where "
-            "every group sits on the curve.",
-            ("partial",),
-            lambda study, seed: plots.logistic(plots.logistic_table(study.fits["partial"])),
-        ),
-        ReportFigure(
-            "shrinkage.png",
-            "Shrinkage",
-            "An arrow from each group's no-pooling estimate to its partial-pooling estimate: groups with "
-            "little data move most.",
-            ("none", "partial"),
-            lambda study, seed: plots.shrinkage(plots.shrinkage_table(study)),
-        ),
-        ReportFigure(
-            "loo_compare.png",
-            "LOO comparison",
-            "Each model's elpd_loo with its standard error, and its difference from the best.",
-            (),
-            lambda study, seed: plots.comparison(plots.comparison_table(study)),
-        ),
-    )
 
 
 # ---------------------------------------------------------------- numbers as the family reads them
@@ -180,7 +106,7 @@ def _number(value: float, digits: int) -> str:
 
 def _decision(study: Study, trials: float, groups: int, seed: int) -> tuple[Decision | None, str]:
     """The decision of partial pooling (else of the best model there is), or why there is none."""
-    fit = answering(study)
+    fit = decision_fit(study)
     if fit.spec.treatment is None:
         return None, (
             f"The formula {fit.spec.formula} has no treatment term, so there is no with/without decision; "
@@ -344,7 +270,7 @@ def _outcome_text(family: str, sign: str) -> Callable[[float], str]:
 
 def _per_group_table(study: Study, decision: Decision | None) -> Table:
     if decision is None:
-        fit = answering(study)
+        fit = decision_fit(study)
         report = summary(fit)
         family, what = fit.spec.family, measure(fit.spec.family, fit.spec.outcome, size_unit(fit))
         return Table(
@@ -424,61 +350,28 @@ def _drawn(figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure_section(
-    study: Study, decision: Decision | None, figures_dir: Path | None, seed: int
-) -> tuple[list[dict], list[str]]:
-    """The embedded figures (saved PNGs where the folder has them, drawn otherwise) and a sentence
-    for each figure that does not apply. Saved files are all read first, so a bad one fails fast."""
-    entries = _figures()
+def _figure_section(study: Study, figures_dir: Path | None, seed: int) -> tuple[list[dict], list[str]]:
+    """The embedded figures of ``FIGURES`` (saved PNGs where the folder has them, drawn otherwise)
+    and a sentence for each figure that does not apply. Saved files are all read first, so a bad
+    one fails fast. The model graph (Graphviz's, not a PNG of ours) is not embedded."""
+    kinds = [kind for kind in FIGURES.values() if kind.draw is not None]
     saved = {}
     if figures_dir is not None:
         saved = {
-            entry.file: _read_png(figures_dir / entry.file)
-            for entry in entries
-            if (figures_dir / entry.file).exists() or (figures_dir / entry.file).is_symlink()
+            kind.file: _read_png(figures_dir / kind.file)
+            for kind in kinds
+            if (figures_dir / kind.file).exists() or (figures_dir / kind.file).is_symlink()
         }
     shown, skipped = [], []
-    for entry in entries:
-        missing = [name for name in entry.needs if name not in study.fits]
-        if entry.file in saved:
-            shown.append(_embedded(saved[entry.file], entry.title, entry.caption))
-        elif missing:
-            skipped.append(
-                f"{entry.title}: needs the {' and '.join(pooling(n).label.lower() for n in entry.needs)} fits, "
-                f"and these results have no {pooling(missing[0]).label.lower()} fit."
-            )
-        else:
-            try:
-                shown.append(_embedded(_drawn(entry.draw(study, seed)), entry.title, entry.caption))
-            except PoolwiseError as err:
-                skipped.append(f"{entry.title}: not drawn ({err}).")
-    if decision is None or decision.pooling == "none":
-        skipped.append(
-            "Decision densities: they need a treatment and a model with a population (partial or complete pooling)."
-        )
-    else:
-        shown.append(
-            _embedded(
-                _drawn(_densities(study.fits[decision.pooling], decision, seed)),
-                "Decision densities",
-                f"The posterior of the {_measure(decision)} without and with {decision.treatment} for a typical "
-                f"and a new {decision.factor}, and their difference, shaded where it is positive: that "
-                "shaded area is P(the difference > 0).",
-            )
-        )
+    for kind in kinds:
+        if kind.file in saved:
+            shown.append(_embedded(saved[kind.file], kind.title, kind.description))
+            continue
+        try:
+            shown.append(_embedded(_drawn(kind.draw(study, seed=seed)), kind.title, kind.description))
+        except PoolwiseError as err:
+            skipped.append(f"{kind.title}: not drawn ({err}).")
     return shown, skipped
-
-
-def _densities(fit: Fit, decision: Decision, seed: int):
-    from matplotlib.figure import Figure
-
-    from poolwise.decision_plots import plot_rate_densities, rate_density_table
-
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    for ax, scope in zip(figure.subplots(1, 2), ("typical", "new")):
-        plot_rate_densities(rate_density_table(fit, treatment=decision.treatment, scope=scope, seed=seed), ax=ax)
-        ax.set_xlabel(f"{_measure(decision)} ({find_family(decision.family).scale})")
-    return figure
 
 
 def _diagnostics(study: Study) -> tuple[Table, list[str]]:
@@ -638,7 +531,7 @@ def render_report(
 
     decision, why_not = _decision(study, trials, groups, seed)
     loo, cv = _loo_tables(study.table)
-    figures, skipped = _figure_section(study, decision, Path(figures_dir) if figures_dir is not None else None, seed)
+    figures, skipped = _figure_section(study, Path(figures_dir) if figures_dir is not None else None, seed)
     diagnostics, sentences = _diagnostics(study)
     identification = list(
         dict.fromkeys(m for fit in study.fits.values() for m in prior_only_messages(fit.spec, fit.data))

@@ -35,6 +35,10 @@ ARMS = (
     ("lightsteelblue", "steelblue"),
     ("wheat", "saddlebrown"),
 )
+# The decision figures: the reference condition in the untreated dark colour and the treated one in
+# the treated dark colour, as in the data bars; their difference in Okabe-Ito bluish green.
+DIFFERENCE = "#009E73"
+RATE_COLORS = {"rate_without": UNTREATED[1], "rate_with": TREATED[1], "difference": DIFFERENCE}
 TIME_WORDS = ("time", "period", "date", "week", "month", "year", "day", "quarter", "wave")
 
 
