@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from poolwise.errors import PoolwiseError
-
 INTERCEPT = "Intercept"
 
 
@@ -237,34 +235,9 @@ def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str
     return matrix
 
 
-def group_variables(model, pooling: str, group: str, posterior: xr.Dataset) -> dict[str, str]:
-    """Posterior variables holding per-group coefficients, each with its group dimension."""
-    component = _component(model)
-    if pooling == "none":
-        names = [
-            name
-            for name in component.common_terms
-            if name == unpooled_intercept(group) or name.startswith(f"{unpooled_intercept(group)}:")
-        ]
-        found = {name: f"{name}_dim" for name in names}
-    else:
-        found = {name: group_dim(group) for name in component.group_specific_terms if name.split("|", 1)[1] == group}
-    for name, dim in found.items():
-        if dim not in posterior[name].dims:
-            raise PoolwiseError(
-                f"cannot score new groups for term {name} (no {dim} dimension); use plain numeric group-varying terms"
-            )
-    return found
-
-
 def term_prior(model, term: str):
     """The ``bambi.Prior`` of a term (a group-specific term's ``sigma`` is its group-sd hyperprior)."""
     return _component(model).terms[term].prior
-
-
-def prior_draws(model, variables: list[str], count: int, seed: int) -> xr.Dataset:
-    """``count`` prior draws of the given variables (chain 0, draws 0..count-1)."""
-    return model.prior_predictive(draws=count, var_names=variables, random_seed=seed)["prior"].to_dataset()
 
 
 def log_likelihood(model, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
@@ -345,3 +318,134 @@ def _to_numpy(idata) -> None:
     for group in idata.children:
         dataset = idata[group].to_dataset()
         idata[group] = dataset.copy(data={name: np.array(var.values) for name, var in dataset.data_vars.items()})
+
+
+# ---- refits: one compiled sampler, observations reweighted ------------------------------------
+
+WEIGHT = "poolwise_weight"
+
+
+def reweightable(model) -> None:
+    """Give a built model a runtime weight per observation (``pm.Data`` named ``WEIGHT``, all ones).
+
+    Bambi bakes the data into the PyMC graph, so a refit on fewer rows would otherwise be a new
+    program to compile. Here the likelihood stays and a potential adds ``(w - 1) * log_lik``:
+    the target is ``sum(w * log_lik)``, and a weight of 0 removes an observation exactly (the
+    masked posterior is the posterior of the model refitted without it). A refit then only
+    swaps the weights. Observed log densities are finite, so ``log_lik + (-log_lik)`` is 0.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    graph = model.backend.model
+    (observed,) = graph.observed_RVs
+    rows = np.shape(graph.rvs_to_values[observed].data)[0]
+    with graph:
+        weight = pm.Data(WEIGHT, np.ones(rows))
+        log_lik = graph.logp(vars=[observed], sum=False)[0]
+        pm.Potential("poolwise_reweighted", pt.sum((weight - 1) * log_lik))
+
+
+def compile_reweightable(model):
+    """Compile a ``reweightable`` model once for nutpie (numba), or None where nutpie cannot name
+    its dimensions (``has_comma_dimension``) and PyMC's own sampler takes the refits.
+
+    The per-observation mean Bambi adds as a deterministic is left out of the draws: a refit is
+    scored on a few held-out rows, and for large data that mean is the largest thing stored."""
+    if has_comma_dimension(model):
+        return None
+    import nutpie
+
+    graph = model.backend.model
+    keep = [var.name for var in graph.free_RVs + graph.deterministics if var.name != response_mean(model)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nutpie.compile_pymc_model(graph, backend="numba", var_names=keep)
+
+
+def sample_reweighted(
+    model, compiled, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int, target_accept: float | None
+) -> tuple[xr.Dataset, int]:
+    """Sample a ``reweightable`` model with the given observation weights; return the posterior
+    (NumPy draws) and the number of divergent transitions. ``compiled`` from
+    ``compile_reweightable`` (None: PyMC's sampler, its compiled functions cached on disk)."""
+    options = {} if target_accept is None else {"target_accept": target_accept}
+    cores = min(chains, os.cpu_count() or 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if compiled is not None:
+            import nutpie
+
+            tree = nutpie.sample(
+                compiled.with_data(**{WEIGHT: weights}),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                seed=seed,
+                progress_bar=False,
+                save_warmup=False,
+                **options,
+            )
+        else:
+            import pymc as pm
+
+            graph = model.backend.model
+            with graph:
+                pm.set_data({WEIGHT: weights})
+                tree = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=cores,
+                    random_seed=seed,
+                    progressbar=False,
+                    compute_convergence_checks=False,
+                    var_names=[
+                        var.name for var in graph.free_RVs + graph.deterministics if var.name != response_mean(model)
+                    ],
+                    **options,
+                )
+    posterior = tree["posterior"].to_dataset()
+    posterior = posterior.copy(data={name: np.array(var.values) for name, var in posterior.data_vars.items()})
+    return posterior, int(np.asarray(tree["sample_stats"]["diverging"]).sum())
+
+
+def moment_match(fit_idata, loo, model, threshold: float):
+    """ArviZ's moment matching of the LOO terms with Pareto k above ``threshold`` (Paananen et
+    al. 2021), its log densities compiled from the Bambi model (ArviZ restores the offsets and
+    intercept Bambi leaves out of the draws; the Cholesky factors of ``correlate`` are restored
+    here). None where ArviZ still cannot map the draws to the model's parameters: exact refits
+    take those terms."""
+    from arviz_stats import loo_moment_match
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return loo_moment_match(_with_cholesky(fit_idata, model), loo, model=model, k_threshold=threshold)
+        except (KeyError, ValueError, NotImplementedError):
+            return None
+
+
+def _with_cholesky(idata, model):
+    """The draws with each correlation's LKJ Cholesky factor, which Bambi does not keep (it keeps
+    its own variables): the Cholesky factor of the correlation matrix the draws hold pairwise."""
+    graph = model.backend.model
+    posterior = idata["posterior"].to_dataset()
+    missing = [rv.name for rv in graph.free_RVs if rv.name.startswith("cor|") and rv.name not in posterior]
+    if not missing:
+        return idata
+    for name in missing:
+        group = name.removeprefix("cor|")
+        pairs = [cor_terms(var.name) for var in graph.deterministics if is_group_cor(var.name)]
+        pairs = [(first, second) for first, second, of in pairs if of == group]
+        labels = list(dict.fromkeys(label for pair in pairs for label in pair))  # the order correlate made them
+        shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+        matrix = np.broadcast_to(np.eye(len(labels)), (*shape, len(labels), len(labels))).copy()
+        for first, second in pairs:
+            i, j = labels.index(first), labels.index(second)
+            matrix[..., i, j] = matrix[..., j, i] = posterior[cor_name(first, second, group)].to_numpy()
+        posterior[name] = (("chain", "draw", f"{name}_row", f"{name}_column"), np.linalg.cholesky(matrix))
+    restored = idata.copy()
+    restored["posterior"] = posterior
+    return restored

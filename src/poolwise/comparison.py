@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from poolwise import geometry
-from poolwise.cv import check_workers, group_folds, run_folds
+from poolwise import adapter, geometry
+from poolwise.cv import DEFAULT_WORKERS, check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
 from poolwise.pooling import POOLINGS, pooling
@@ -29,6 +29,7 @@ class Study:
     loo: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cv: object | None = None
+    fix_loo: bool = True
 
     def verdict(self) -> str:
         """One plain-language sentence about which model predicts best and how clearly."""
@@ -43,14 +44,52 @@ class Study:
         )
 
 
-def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
-    """ArviZ's comparison (rank, elpd_diff's se, stacking weight) with elpd taken unrounded from
-    each model's own ``loo()``, plus the count of Pareto k > 0.7 per model."""
+def loo_table(fits: dict[str, Fit], *, fix: bool = True) -> tuple[pd.DataFrame, dict[str, object]]:
+    """PSIS-LOO of each fit, its unreliable terms fixed, compared as ArviZ compares them.
+
+    Terms with Pareto k > ``PARETO_K`` are first moment matched (ArviZ's ``loo_moment_match``),
+    and those still above it are replaced by exact refits (ArviZ's ``reloo`` through the fit's
+    compiled, reweighted model: ``poolwise.refits.exact_loo``). The table has ArviZ's rank,
+    elpd_diff's se and stacking weight, elpd taken unrounded from each model's own LOO, the
+    count of terms fixed by each method (``n_moment_matched``, ``n_refitted``) and of terms left
+    with Pareto k > ``PARETO_K`` (``n_bad_k``).
+
+    Parameters
+    ----------
+    fits : dict of str to Fit
+        The fits to compare, by model name, each with its pointwise log-likelihood.
+    fix : bool, default True
+        Fix unreliable terms; False keeps plain PSIS-LOO and its warnings.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per model, best first.
+    loos : dict of str to ELPDData
+        Each model's LOO as used in the table.
+
+    Examples
+    --------
+    >>> table, loos = loo_table(study.fits)  # doctest: +SKIP
+    """
     import arviz as az
 
+    from poolwise.refits import exact_loo
+
+    loos, fixed = {}, {}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Pareto.*")
-        loos = {name: az.loo(f.idata) for name, f in fits.items()}
+        for name, fit in fits.items():
+            loo = az.loo(fit.idata, pointwise=True)
+            before = _bad(loo)
+            matched = refitted = 0
+            if fix and before:
+                loo = adapter.moment_match(fit.idata, loo, fit.model, PARETO_K) or loo
+                matched = before - _bad(loo)
+            if fix and _bad(loo):
+                refitted = _bad(loo)
+                loo = exact_loo(fit, loo, threshold=PARETO_K)
+            loos[name], fixed[name] = loo, (matched, refitted)
         compared = az.compare(loos, round_to="none")
     best = max(loos, key=lambda name: loos[name].elpd)
     rows = []
@@ -64,12 +103,19 @@ def loo_table(fits: dict[str, Fit]) -> tuple[pd.DataFrame, dict[str, object]]:
                 "dse": float(compared.loc[name, "dse"]),
                 "p_loo": float(loo.p),
                 "weight": float(compared.loc[name, "weight"]),
-                "n_bad_k": int((loo.pareto_k.values > PARETO_K).sum()),
+                "n_bad_k": _bad(loo),
+                "n_moment_matched": fixed[name][0],
+                "n_refitted": fixed[name][1],
                 "n_obs": int(loo.n_data_points),
             }
         )
     table = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False).set_index("model")
     return table, loos
+
+
+def _bad(loo) -> int:
+    """The number of LOO terms with Pareto k above ``PARETO_K``."""
+    return int((np.asarray(loo.pareto_k) > PARETO_K).sum())
 
 
 def verdict(table: pd.DataFrame) -> str:
@@ -100,10 +146,11 @@ def compare(
     progress: bool = False,
     cv: str | None = None,
     folds: int | Sequence[Sequence] | None = None,
-    workers: int = 2,
+    workers: int = DEFAULT_WORKERS,
     executor: Executor | str | None = None,
     by: str | None = None,
     parameterization: str = "auto",
+    fix_loo: bool = True,
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
@@ -157,7 +204,7 @@ def compare(
             allow_unidentified=allow_unidentified,
             progress=progress,
         )
-    table, loos = loo_table(fits)
+    table, loos = loo_table(fits, fix=fix_loo)
     result = None
     if cv is not None:
         result = run_folds(
@@ -169,9 +216,7 @@ def compare(
             tune=tune,
             chains=chains,
             seed=seed,
-            backend=backend,
             priors=resolved,
-            allow_unidentified=allow_unidentified,
             workers=workers,
             executor=executor,
             parameterization=layout,
@@ -179,12 +224,16 @@ def compare(
         table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     for name, row in table.iterrows():
         if row["n_bad_k"]:
+            advice = (
+                "moment matching and exact refits could not fix them"
+                if fix_loo
+                else "compare(fix_loo=True) moment matches them and refits what remains"
+            )
             warnings.warn(
                 PoolwiseWarning(
                     f"{pooling(name).label}: {int(row['n_bad_k'])} of {int(row['n_obs'])} observations have Pareto k > {PARETO_K}; "
-                    "leaving one out moves the posterior a lot (each row carries much of its group's information), "
-                    "so their LOO terms are unreliable; grouped cross-validation (cv='group') is the sturdier check"
+                    f"their LOO terms are unreliable ({advice}); grouped cross-validation (cv='group') is the sturdier check"
                 ),
                 stacklevel=2,
             )
-    return Study(spec.formula, fits, table, loos, notes, result)
+    return Study(spec.formula, fits, table, loos, notes, result, fix_loo)

@@ -3,9 +3,10 @@
 Observation-level LOO asks how well a model predicts another period of a gym it already knows;
 the business question is about gyms that do not exist yet. Here each fold's groups are left out,
 every model is refitted on the other groups, and the held-out observations are scored by their
-posterior predictive density with the held-out group's coefficients drawn as a new group's would
-be: from the fitted population (partial pooling), from the prior (no pooling), or the shared
-values (complete pooling). Only the pointwise log-likelihoods of the held-out rows are kept.
+posterior predictive density. Refits reuse one compiled sampler per model (``poolwise.refits``):
+the held-out rows get weight 0, so their group's coefficients are drawn as a new group's would be,
+from the fitted population (partial pooling) or the prior (no pooling); complete pooling has
+only the shared values. Only the pointwise log-likelihoods of the held-out rows are kept.
 """
 
 import time
@@ -22,16 +23,18 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from poolwise import adapter, geometry
+from poolwise import geometry
 from poolwise.errors import PoolwiseError, PoolwiseWarning
-from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
+from poolwise.fitting import build_model, check_prior_terms, checked_inputs
 from poolwise.pooling import POOLINGS
 from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, resolve_priors
-from poolwise.results import Fit
+from poolwise.refits import refitter
 from poolwise.spec import FormulaSpec
 
-DEFAULT_WORKERS = 2
+# One process: refits of a model share its compiled sampler, and the sampler already runs the
+# chains on every core. More workers each compile every model once (worth it on a cluster).
+DEFAULT_WORKERS = 1
 
 
 @dataclass
@@ -98,7 +101,6 @@ def group_cv(
     tune: int = 1000,
     chains: int = 4,
     seed: int | None = None,
-    backend: str | None = None,
     priors: Priors = None,
     allow_unidentified: bool = False,
     workers: int = DEFAULT_WORKERS,
@@ -115,14 +117,14 @@ def group_cv(
     a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
     ``seed``, so serial and parallel runs give the same numbers.
     """
-    spec, prepared, notes, backend = checked_inputs(
+    spec, prepared, notes, _ = checked_inputs(
         formula,
         data,
         family=family,
         draws=draws,
         tune=tune,
         chains=chains,
-        backend=backend,
+        backend=None,
         allow_unidentified=allow_unidentified,
     )
     if spec.group is None:
@@ -148,9 +150,7 @@ def group_cv(
         tune=tune,
         chains=chains,
         seed=seed,
-        backend=backend,
         priors=resolved,
-        allow_unidentified=allow_unidentified,
         workers=workers,
         executor=executor,
         parameterization=geometry.choose(spec, prepared, parameterization),
@@ -169,9 +169,7 @@ def run_folds(
     tune: int,
     chains: int,
     seed: int,
-    backend: str,
     priors: dict[str, dict[str, str]],
-    allow_unidentified: bool,
     workers: int = DEFAULT_WORKERS,
     executor: Executor | str | None = None,
     parameterization: dict | None = None,
@@ -185,14 +183,14 @@ def run_folds(
     in_group = data[spec.group].astype(str).to_numpy()
     for number, fold in enumerate(folds):
         fold_of[np.isin(in_group, [str(label) for label in fold])] = number
-    settings = {"draws": draws, "tune": tune, "chains": chains, "backend": backend}
+    settings = {"draws": draws, "tune": tune, "chains": chains}
     tasks = []
     canonical = [entry.name for entry in POOLINGS]
     for name in poolings:
         for number in range(len(folds)):
             held_out = fold_of == number
             # Seeds depend on the model and fold only, not on the run order or the models asked for.
-            fit_seed, score_seed = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(2)
+            (fit_seed,) = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(1)
             # Every task refers to the same DataFrame and slices it in the worker, so the parent
             # holds one copy of the data however many refits are queued.
             tasks.append(
@@ -205,8 +203,6 @@ def run_folds(
                     "data": data,
                     "rows": np.flatnonzero(held_out),
                     "seed": int(fit_seed),
-                    "score_seed": int(score_seed),
-                    "allow_unidentified": allow_unidentified,
                     **settings,
                 }
             )
@@ -244,6 +240,7 @@ def run_folds(
         refits=len(tasks),
         seconds=round(time.perf_counter() - started, 1),
         executor=_describe(executor, workers),
+        sampler="nutpie, one compilation per model (refits reweight rows)",
     )
     return CV(
         spec.formula,
@@ -294,129 +291,21 @@ def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataF
     return pd.DataFrame(rows).sort_values("elpd_cv", ascending=False).set_index("model")
 
 
-def new_group_log_lik(fit: Fit, data: pd.DataFrame, *, seed: int | None = None) -> np.ndarray:
-    """Pointwise log-likelihood draws (chain, draw, row) of count rows from groups ``fit`` never saw.
-
-    Each new group gets coefficients drawn as a new group's: partial pooling draws them from the
-    population (mean plus the group sd times a standard normal, per posterior draw), no pooling
-    from their prior, complete pooling has none. Rows of the same new group share the draws.
-    """
-    spec, posterior = fit.spec, fit.posterior
-    posterior = posterior.drop_dims([d for d in ("__obs__",) if d in posterior.dims])
-    rng = np.random.default_rng(seed)
-    variables = _group_variables(fit)
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
-    if not variables:
-        return adapter.log_likelihood(fit.model, posterior, data)
-    slots = [str(label) for label in posterior[next(iter(variables.values()))].values]
-    value_of = {str(value): value for value in fit.data[spec.group].unique()}
-    new_groups = list(pd.unique(data[spec.group]))
-    out = np.empty((*shape, len(data)))
-    # Each new group borrows one fitted group's slot, its coefficients overwritten; groups beyond
-    # the number of slots go in further rounds.
-    for start in range(0, len(new_groups), len(slots)):
-        chunk = new_groups[start : start + len(slots)]
-        modified = posterior.copy()
-        prior = (
-            _prior_draws(fit, list(variables), shape[0] * shape[1] * len(chunk), rng) if fit.pooling == "none" else None
-        )
-        population = [_population_draws(fit, posterior, list(variables), rng) for _ in chunk] if prior is None else None
-        for var, dim in variables.items():
-            values = posterior[var]
-            order = [d for d in values.dims if d != dim] + [dim]
-            array = values.transpose(*order).to_numpy().copy()
-            labels = [str(label) for label in values[dim].values]
-            for k in range(len(chunk)):
-                slot = labels.index(slots[k])
-                if prior is None:
-                    array[..., slot] = population[k][var]
-                else:
-                    block = prior[var].to_numpy()[0, k * shape[0] * shape[1] : (k + 1) * shape[0] * shape[1]]
-                    array[..., slot] = block[..., slot].reshape(shape + array.shape[2:-1])
-            modified[var] = (order, array)
-        rows = data[spec.group].isin(chunk).to_numpy()
-        mapped = data[rows].assign(
-            **{spec.group: data.loc[rows, spec.group].map({g: value_of[slots[k]] for k, g in enumerate(chunk)})}
-        )
-        out[..., rows] = adapter.log_likelihood(fit.model, modified, mapped)
-    return out
-
-
-def _group_variables(fit: Fit) -> dict[str, str]:
-    """Posterior variables holding per-group coefficients, each with its group dimension."""
-    if fit.pooling == "complete" or fit.spec.group is None:
-        return {}
-    return adapter.group_variables(fit.model, fit.pooling, fit.spec.group, fit.posterior)
-
-
-def _population_draws(
-    fit: Fit, posterior: xr.Dataset, variables: list[str], rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """One new group's deviation per group-specific variable: mu + sigma * z per posterior draw,
-    the z's correlated as the model's group terms are (lme4's ``(1 + x|g)``), else independent."""
-    sigmas, mus = {}, {}
-    for var in variables:
-        prior = adapter.term_prior(fit.model, var)
-        if prior.name != "Normal":
-            raise PoolwiseError(
-                f"cannot draw new groups for {var} with a {prior.name} prior; use Normal(mu=0, sigma=...) for group terms"
-            )
-        sd = adapter.sd_of(var)
-        sigma = (
-            posterior[sd]
-            if sd in posterior
-            else xr.full_like(posterior["chain"] * posterior["draw"], prior.args["sigma"], dtype=float)
-        )
-        sigmas[var], mus[var] = sigma.transpose("chain", "draw", ...).to_numpy(), float(prior.args.get("mu", 0.0))
-    z = {var: rng.standard_normal(sigmas[var].shape) for var in variables}
-    factor = fit.spec.factor
-    matrix = adapter.correlation_matrix(posterior, factor.names, factor.name) if factor is not None else None
-    if matrix is not None:
-        names = [adapter.group_term(term, factor.name) for term in factor.names]
-        stacked = np.stack([z[name] for name in names], axis=-1)
-        mixed = np.einsum("cdij,cdj->cdi", np.linalg.cholesky(matrix), stacked)
-        z.update({name: mixed[..., k] for k, name in enumerate(names)})
-    return {var: mus[var] + sigmas[var] * z[var] for var in variables}
-
-
-def _prior_draws(fit: Fit, variables: list[str], count: int, rng: np.random.Generator) -> xr.Dataset:
-    """``count`` prior draws of the given coefficients (no pooling scores new groups by its prior)."""
-    return adapter.prior_draws(fit.model, variables, count, int(rng.integers(2**31)))
-
-
 def _refit_and_score(task: dict) -> dict:
-    """One refit: fit ``pooling`` to the training groups, score the held-out rows (runs in a worker)."""
+    """One refit: the model with the fold's rows weighted 0, scored on those rows (runs in a worker)."""
     started = time.perf_counter()
-    data = task["data"]
-    held_out = np.zeros(len(data), dtype=bool)
-    held_out[task["rows"]] = True
-    train, test = data[~held_out].reset_index(drop=True), data[held_out].reset_index(drop=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PoolwiseWarning)
-        built = build_model(
-            task["spec"], train, task["pooling"], task["priors"], parameterization=task["parameterization"]
-        )
-        fit = sample(
-            task["spec"],
-            train,
-            task["pooling"],
-            built,
-            notes=[],
-            draws=task["draws"],
-            tune=task["tune"],
-            chains=task["chains"],
-            seed=task["seed"],
-            backend=task["backend"],
-            allow_unidentified=task["allow_unidentified"],
-            progress=False,
-            log_likelihood=False,
-        )
-        log_lik = new_group_log_lik(fit, test, seed=task["score_seed"])
-    messages = [str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)]
+    data, rows = task["data"], task["rows"]
+    refit = refitter(task["spec"], data, task["pooling"], task["priors"], task["parameterization"])
+    weights = np.ones(len(data))
+    weights[rows] = 0.0
+    posterior, divergences = refit.refit(
+        weights, draws=task["draws"], tune=task["tune"], chains=task["chains"], seed=task["seed"]
+    )
+    messages = [f"{divergences} divergent transitions after warm-up"] if divergences else []
     return {
         "pooling": task["pooling"],
         "fold": task["fold"],
-        "log_lik": log_lik,
+        "log_lik": refit.log_lik(posterior, data.iloc[rows]),
         "messages": messages,
         "seconds": time.perf_counter() - started,
     }

@@ -243,10 +243,6 @@ def sample(
     if backend == "numpyro":
         use_compile_cache()
     layout = adapter.parameterization(model, spec.factors) if pooling == "partial" else {}
-    # The funnel of non-centred terms in small hierarchies: smaller steps (see poolwise.geometry).
-    target_accept = (
-        geometry.TARGET_ACCEPT if any("noncentered" in terms.values() for terms in layout.values()) else None
-    )
     with _reraise_interrupt():
         idata = adapter.sample(
             model,
@@ -257,7 +253,7 @@ def sample(
             backend=backend,
             progress=progress,
             log_likelihood=log_likelihood,
-            target_accept=target_accept,
+            target_accept=target_accept(model, spec, pooling),
         )
     settings = {
         "draws": draws,
@@ -268,7 +264,7 @@ def sample(
         "allow_unidentified": allow_unidentified,
         "notes": list(notes),
         "parameterization": layout,
-        "target_accept": target_accept,
+        "target_accept": target_accept(model, spec, pooling),
     }
     idata.attrs["poolwise"] = json.dumps(
         {
@@ -292,6 +288,33 @@ def sample(
     check_sampling(result)
     check_correlations(result)
     return result
+
+
+def target_accept(model, spec: FormulaSpec, pooling: str) -> float | None:
+    """NUTS's step-size target for a built model: ``geometry.TARGET_ACCEPT`` where partial pooling
+    has non-centred group terms (the funnel of small hierarchies wants smaller steps), else None
+    (the sampler's own default).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model from ``build_model``.
+    spec : FormulaSpec
+        Its formula.
+    pooling : str
+        Its pooling model.
+
+    Returns
+    -------
+    float or None
+
+    Examples
+    --------
+    >>> target_accept(model, spec, "partial")  # doctest: +SKIP
+    0.95
+    """
+    layout = adapter.parameterization(model, spec.factors) if pooling == "partial" else {}
+    return geometry.TARGET_ACCEPT if any("noncentered" in terms.values() for terms in layout.values()) else None
 
 
 def check_correlations(result: Fit) -> None:

@@ -1,0 +1,246 @@
+"""Refits that compile once: every refit of a model is the same compiled sampler with other weights.
+
+A refit (a grouped cross-validation fold, an exact leave-one-out refit) used to build a new Bambi
+model on fewer rows, and PyMC compiled a new sampler for it, because the data are baked into the
+program. Here the model is built once on all the data with a weight per observation
+(``adapter.reweightable``) and compiled once; a refit sets the weights of the rows it leaves out
+to 0. That is exact, not an approximation: the masked posterior is the posterior of the model
+refitted without those rows (``tests/test_refits.py`` checks the log density at random points).
+It also makes scoring simple: in the masked posterior a held-out group's coefficients are draws
+of a new group's, from the population (partial pooling) or their prior (no pooling).
+
+The priors must be resolved on all the data first and passed in (as ``compare`` and ``group_cv``
+do), so every refit is the model the user asked for rather than one whose automatic priors moved
+with the training rows. Compiled samplers are kept per process, keyed by everything that defines
+the program, so a worker that gets many folds of one model compiles it once.
+"""
+
+import copy
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from arviz_stats.loo import SamplingWrapper
+
+from poolwise import adapter
+from poolwise.data import data_hash
+from poolwise.fitting import build_model, target_accept
+from poolwise.results import Fit
+from poolwise.spec import FormulaSpec
+
+OBS = "__obs__"  # Bambi's observation dimension
+CACHE_SIZE = 6  # compiled models kept per process: the three pooling models of two formulas
+
+_compiled: OrderedDict[str, "Refitter"] = OrderedDict()
+
+
+@dataclass
+class Refitter:
+    """One model structure built on all the data and compiled once; ``refit`` reweights rows.
+
+    Attributes
+    ----------
+    pooling : str
+        The pooling model ("complete", "none" or "partial").
+    model : bambi.Model
+        The Bambi model, its PyMC graph made reweightable.
+    compiled : object
+        nutpie's compiled model (None: PyMC's sampler takes the refits).
+    target_accept : float or None
+        The step-size target of the model's fits (``fitting.target_accept``).
+    seconds : float
+        Time spent building and compiling.
+    """
+
+    pooling: str
+    model: object
+    compiled: object
+    target_accept: float | None
+    seconds: float
+
+    def refit(self, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int) -> tuple[xr.Dataset, int]:
+        """Sample the model with observation ``weights`` (0 leaves a row out).
+
+        Parameters
+        ----------
+        weights : numpy.ndarray
+            One weight per row of the data the model was built on.
+        draws, tune, chains, seed : int
+            Sampler settings.
+
+        Returns
+        -------
+        posterior : xarray.Dataset
+            The draws, (chain, draw, ...), with Bambi's variable names.
+        divergences : int
+            Divergent transitions after warm-up.
+
+        Examples
+        --------
+        >>> posterior, divergent = refitter.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
+        """
+        return adapter.sample_reweighted(
+            self.model,
+            self.compiled,
+            np.asarray(weights, dtype=float),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=self.target_accept,
+        )
+
+    def log_lik(self, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
+        """Log density of each row of ``data`` under ``posterior``, (chain, draw, row).
+
+        Parameters
+        ----------
+        posterior : xarray.Dataset
+            Draws from ``refit``.
+        data : pandas.DataFrame
+            Rows of the data the model was built on (e.g. a fold's held-out rows).
+
+        Returns
+        -------
+        numpy.ndarray
+            The pointwise log-likelihood draws.
+
+        Examples
+        --------
+        >>> refitter.log_lik(posterior, data.iloc[rows])  # doctest: +SKIP
+        """
+        return adapter.log_likelihood(self.model, posterior, data)
+
+
+def refitter(
+    spec: FormulaSpec,
+    data: pd.DataFrame,
+    pooling: str,
+    priors: dict[str, str],
+    parameterization: dict | None,
+) -> Refitter:
+    """The compiled, reweightable model of ``pooling`` on ``data``: built and compiled on first
+    use in this process, then reused.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The formula as ``prepare_data`` returns it.
+    data : pandas.DataFrame
+        All the rows (prepared); refits leave some out by weight.
+    pooling : str
+        "complete", "none" or "partial".
+    priors : dict
+        The model's resolved prior strings (``priors.resolve_priors`` on all the data).
+    parameterization : dict or None
+        The group terms' layout (``geometry.choose`` on all the data).
+
+    Returns
+    -------
+    Refitter
+
+    Examples
+    --------
+    >>> refitter(spec, data, "partial", priors, geometry.choose(spec, data))  # doctest: +SKIP
+    """
+    parameterization = parameterization if pooling == "partial" else None  # only partial pooling has group terms
+    key = json.dumps(
+        [spec.formula, spec.family, spec.level, spec.trials, spec.exposure, [f.name for f in spec.factors], pooling]
+        + [sorted(priors.items()), parameterization, data_hash(data)],
+        default=str,
+    )
+    if key in _compiled:
+        _compiled.move_to_end(key)
+        return _compiled[key]
+    started = time.perf_counter()
+    model = build_model(spec, data, pooling, priors, parameterization=parameterization)[0]
+    adapter.reweightable(model)
+    compiled = adapter.compile_reweightable(model)
+    found = Refitter(pooling, model, compiled, target_accept(model, spec, pooling), time.perf_counter() - started)
+    _compiled[key] = found
+    while len(_compiled) > CACHE_SIZE:
+        _compiled.popitem(last=False)
+    return found
+
+
+class _LeaveOneOut(SamplingWrapper):
+    """ArviZ's refit interface for ``reloo``: leaving observation i out sets its weight to 0."""
+
+    def __init__(self, fit: Fit, idata, refit: Refitter, seed: int):
+        super().__init__(model=refit, idata_orig=idata)
+        self.fit, self.seed, self.left_out = fit, seed, None
+
+    def sel_observations(self, idx):
+        weights = np.ones(len(self.fit.data))
+        weights[int(idx)] = 0.0
+        self.left_out = int(idx)
+        return weights, int(idx)
+
+    def sample(self, modified_observed_data):
+        (seed,) = np.random.SeedSequence([self.seed, self.left_out]).generate_state(1)
+        settings = self.fit.settings
+        return self.model.refit(
+            modified_observed_data,
+            draws=settings["draws"],
+            tune=settings["tune"],
+            chains=settings["chains"],
+            seed=int(seed),
+        )[0]
+
+    def get_inference_data(self, fitted_model):
+        return fitted_model
+
+    def log_likelihood__i(self, excluded_obs, idata__i):
+        values = self.model.log_lik(idata__i, self.fit.data.iloc[[excluded_obs]])
+        return xr.DataArray(values, dims=("chain", "draw", "left_out"))
+
+
+def exact_loo(fit: Fit, loo, *, threshold: float):
+    """``loo`` with the terms whose Pareto k exceeds ``threshold`` replaced by exact refits
+    (ArviZ's ``reloo``), each the fit's compiled model with that observation's weight set to 0.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit with its pointwise log-likelihood, made by ``fit`` or ``compare``.
+    loo : ELPDData
+        Its PSIS-LOO (pointwise), possibly already moment matched.
+    threshold : float
+        Pareto k above which a term is refitted.
+
+    Returns
+    -------
+    ELPDData
+        The LOO estimate with the refitted terms (their Pareto k set to 0).
+
+    Examples
+    --------
+    >>> exact_loo(study.fits["none"], study.loo["none"], threshold=0.7)  # doctest: +SKIP
+    """
+    from arviz_stats import reloo
+
+    layout = fit.settings.get("parameterization") or None
+    refit = refitter(fit.spec, fit.data, fit.pooling, fit.priors, layout)
+    # reloo stacks the observation dimensions into one named "__obs__", Bambi's own name for
+    # them: rename it for the call and back.
+    idata = fit.idata.copy()
+    idata["log_likelihood"] = _renamed(idata["log_likelihood"].to_dataset(), OBS, "row")
+    wrapper = _LeaveOneOut(fit, idata, refit, int(fit.settings["seed"]))
+    fixed = reloo(wrapper, loo_orig=_renamed_loo(loo, OBS, "row"), k_threshold=threshold)
+    return _renamed_loo(fixed, "row", OBS)
+
+
+def _renamed(value, old: str, new: str):
+    return value.rename({old: new}) if isinstance(value, (xr.DataArray, xr.Dataset)) and old in value.dims else value
+
+
+def _renamed_loo(loo, old: str, new: str):
+    renamed = copy.copy(loo)
+    for attr in ("elpd_i", "pareto_k", "p_loo_i", "log_weights"):
+        if hasattr(renamed, attr):
+            setattr(renamed, attr, _renamed(getattr(renamed, attr), old, new))
+    return renamed
