@@ -19,8 +19,9 @@ from conftest import shared_csv
 from typer.testing import CliRunner
 
 import poolwise as pw
-from poolwise.cli import app
+from poolwise.cli import CV, Backend, Family, Model, Parameterization, SimulatedFamily, app
 from poolwise.io import load_fit
+from poolwise.plots import FIGURES
 
 TINY = Path(__file__).parent / "data" / "tiny_study"
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -150,9 +151,18 @@ BAD = {
         "formula 'p(k, n)' has no '~'; write it as y ~ x + (x|group)",
     ),
     "formula that runs code": (["templates", "p(k, n) ~ x + os.remove('results.nc') + (1|g)"], None),
-    "unknown pooling": (
+    "unknown model": (
+        ["fit", "{csv}", SIMPLE, "--model", "partiall"],
+        "invalid value for '--model': 'partiall' is not one of 'complete', 'none', 'partial'; see poolwise fit --help",
+    ),
+    "unknown model (--pooling, the old spelling)": (
         ["fit", "{csv}", SIMPLE, "--pooling", "partiall"],
         "unknown pooling 'partiall'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)",
+    ),
+    "missing formula": (["fit", "{csv}"], "missing argument 'formula'; see poolwise fit --help"),
+    "draws not a number": (
+        ["compare", "{csv}", SIMPLE, "--draws", "many"],
+        "invalid value for '--draws': Input should be a valid integer, unable to parse string as an integer; see poolwise compare --help",
     ),
     "unknown prior term": (
         ["fit", "{csv}", SIMPLE, "--prior", "gym=Normal(mu=0, sigma=1)"],
@@ -168,17 +178,21 @@ BAD = {
     ),
     "prior without =": (
         ["fit", "{csv}", SIMPLE, "--prior", "x"],
-        "--prior 'x' is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'",
+        "--prior 'x' is neither a preset (chapter) nor TERM=DISTRIBUTION; write e.g. --prior chapter or --prior 'yogaStretch=Normal(mu=0, sigma=1)'",
+    ),
+    "prior without a distribution": (
+        ["fit", "{csv}", SIMPLE, "--prior", "x="],
+        "--prior 'x=' is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'",
     ),
     "unknown preset": (
-        ["fit", "{csv}", SIMPLE, "--priors", "textbook"],
-        "unknown prior preset 'textbook'; use one of: chapter, or term=distribution strings",
+        ["fit", "{csv}", SIMPLE, "--prior", "textbook"],
+        "--prior 'textbook' is neither a preset (chapter) nor TERM=DISTRIBUTION; write e.g. --prior chapter or --prior 'yogaStretch=Normal(mu=0, sigma=1)'",
     ),
     "zero draws": (["fit", "{csv}", SIMPLE, "--draws", "0"], "draws must be a whole number >= 1, got 0"),
     "negative chains": (["compare", "{csv}", SIMPLE, "--chains", "-2"], "chains must be a whole number >= 1, got -2"),
     "unknown backend": (
         ["fit", "{csv}", SIMPLE, "--backend", "stan"],
-        "unknown backend 'stan'; use one of: numpyro, nutpie, pymc",
+        "invalid value for '--backend': 'stan' is not one of 'numpyro', 'nutpie', 'pymc'; see poolwise fit --help",
     ),
     "existing fit output": (
         ["fit", "{csv}", SIMPLE, "--out", "{existing}"],
@@ -206,11 +220,11 @@ BAD = {
     ),
     "unknown figure": (
         ["plot", "funnel", str(TINY)],
-        "unknown figure 'funnel'; use one of: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph",
+        "invalid value for 'kind': 'funnel' is not one of 'data', 'forest', 'ppc', 'ppc-rates', 'logistic', 'shrinkage', 'loo', 'densities', 'differences', 'graph'; see poolwise plot --help",
     ),
     "figure needing a study": (
         ["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"],
-        "the loo figure compares models; pass a folder saved by poolwise compare --out, not one fit",
+        "the loo figure compares models; pass a Study (a folder saved by poolwise compare --out), not one fit",
     ),
     "existing figure": (
         ["plot", "forest", str(TINY), "--out", "{existing}"],
@@ -218,7 +232,7 @@ BAD = {
     ),
     "unknown model in decide": (
         ["decide", str(TINY), "--model", "mixed"],
-        "unknown pooling 'mixed'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)",
+        "invalid value for '--model': 'mixed' is not one of 'complete', 'none', 'partial'; see poolwise decide --help",
     ),
     "unknown dataset name": (
         ["compare", "gyms", FORMULA],
@@ -226,7 +240,7 @@ BAD = {
     ),
     "unknown family": (
         ["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"],
-        "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, negativebinomial, gaussian",
+        "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'poisson', 'negativebinomial', 'gaussian'; see poolwise fit --help",
     ),
     "counts without a family": (
         ["compare", "{csv}", "k ~ x + (1|g)"],
@@ -293,7 +307,7 @@ def test_unreadable_csv(tmp_path):
 
 def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
     out = tmp_path / "partial.nc"
-    result = run("fit", "franchise", FORMULA, "--groups", "--seed", 7, "--out", out)
+    result = run("fit", "franchise", FORMULA, "--per-group", "--seed", 7, "--out", out)
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.startswith("Partial pooling  p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)\n")
@@ -315,13 +329,13 @@ def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
         "warning: Partial pooling: r_hat up to 1.333 > 1.01, the chains disagree; run more tune/draws" in result.stderr
     )
     assert load_fit(out).pooling == "partial"
-    shown = run("show", out, "--groups")
+    shown = run("show", out, "--per-group")
     assert shown.exit_code == 0
     assert shown.stdout == text.rsplit("Saved the fit", 1)[0]  # a saved fit prints the identical summary
 
 
 def test_fit_json(tiny_sampler):
-    result = run("fit", "franchise", FORMULA, "--pooling", "unpooled", "--json")
+    result = run("fit", "franchise", FORMULA, "--model", "none", "--json")
     assert result.exit_code == 0
     payload = json.loads(result.stdout)
     assert payload["model"] == "none" and payload["label"] == "No pooling" and payload["out"] is None
@@ -341,6 +355,48 @@ def test_fit_json(tiny_sampler):
         "rate_with_upper",
     }
     assert payload["warnings"] and all(w.startswith("No pooling: ") for w in payload["warnings"])
+
+
+def test_option_choices_agree_with_the_library():
+    from poolwise.data import SIMULATIONS
+    from poolwise.families import FAMILIES
+    from poolwise.fitting import BACKENDS
+    from poolwise.geometry import CHOICES
+    from poolwise.pooling import POOLINGS
+    from poolwise.priors import PRESETS
+
+    assert [m.value for m in Model] == sorted(entry.name for entry in POOLINGS)
+    assert [f.value for f in Family] == list(FAMILIES)
+    assert [f.value for f in SimulatedFamily] == list(SIMULATIONS)
+    assert [b.value for b in Backend] == list(BACKENDS)
+    assert [p.value for p in Parameterization] == list(CHOICES)
+    assert [c.value for c in CV] == ["group"]
+    assert all(preset in run("fit", "--help").stdout for preset in PRESETS)
+
+
+@pytest.mark.parametrize(
+    "command, option, choices",
+    [
+        ("fit", "--model", "complete|none|partial"),
+        ("decide", "--model", "complete|none|partial"),
+        ("compare", "--backend", "numpyro|nutpie|pymc"),
+        ("check", "--family", "bernoulli|binomial|poisson|negativebinomial|gaussian"),
+        ("compare", "--cv", "group"),
+    ],
+)
+def test_help_lists_the_choices(command, option, choices):
+    text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"}).stdout
+    assert any(line.split()[1:3] == [option, f"<{choices}>"] for line in text.splitlines() if option in line)
+
+
+def test_old_option_spellings_still_work_but_are_hidden(tiny_sampler):
+    old = run("fit", "franchise", FORMULA, "--pooling", "unpooled", "--priors", "chapter", "--groups")
+    new = run("fit", "franchise", FORMULA, "--model", "none", "--prior", "chapter", "--per-group")
+    assert old.exit_code == new.exit_code == 0, old.output
+    assert old.stdout == new.stdout and old.stdout.startswith("No pooling")
+    for command, hidden in (("fit", ("--pooling", "--priors", "--groups")), ("show", ("--groups",))):
+        text = run(command, "--help").stdout
+        assert not any(f"{name} " in text for name in hidden), command
 
 
 def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
@@ -441,7 +497,7 @@ def test_compare_with_a_report(tiny_sampler, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "Partial pooling predicts best" in html
 
 
-@pytest.mark.parametrize("kind", ["data", "forest", "ppc", "ppc-rates", "logistic", "shrinkage", "loo", "graph"])
+@pytest.mark.parametrize("kind", list(FIGURES))
 def test_plot_from_saved_results(kind, tmp_path):
     out = tmp_path / (f"{kind}.gv" if kind == "graph" else f"{kind}.png")
     result = run("plot", kind, TINY, "--out", out)
@@ -545,16 +601,9 @@ def test_a_poisson_rate_from_compare_to_decide(tmp_path):
         3,
     )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "visits" / "figures").glob("*.png")) == [
-        "data_bars.png",
-        "data_bars_1.png",
-        "forest.png",
-        "logistic.png",
-        "loo_compare.png",
-        "ppc_counts.png",
-        "ppc_rates.png",
-        "shrinkage.png",
-    ]
+    assert sorted(p.name for p in (tmp_path / "visits" / "figures").glob("*.png")) == sorted(
+        kind.file for kind in FIGURES.values() if kind.draw is not None
+    )
     result = run("decide", tmp_path / "visits", "--trials", 50, "--json")
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout)

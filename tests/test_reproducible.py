@@ -63,7 +63,7 @@ def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
         "compare",
         "franchise",
         FORMULA,
-        "--priors",
+        "--prior",
         "chapter",
         "--backend",
         backend,
@@ -110,15 +110,15 @@ def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
 @pytest.mark.slow
 def test_saved_metadata_alone_reproduces_a_fit(tmp_path):
     """A fit made without --seed records the seed it drew; a fresh process given only what the file
-    records (pooling, priors, backend, draws, tune, chains, seed) makes the same draws."""
+    records (model, priors, backend, draws, tune, chains, seed) makes the same draws."""
     first = tmp_path / "first.nc"
     poolwise(
         "fit",
         "franchise",
         FORMULA,
-        "--pooling",
+        "--model",
         "none",
-        "--priors",
+        "--prior",
         "chapter",
         "--draws",
         DRAWS,
@@ -139,7 +139,7 @@ def test_saved_metadata_alone_reproduces_a_fit(tmp_path):
         "fit",
         "franchise",
         meta["formula"],
-        "--pooling",
+        "--model",
         meta["pooling"],
         *priors,
         "--backend",

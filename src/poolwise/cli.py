@@ -10,11 +10,13 @@ only under ``--debug`` (or ``POOLWISE_DEBUG=1``).
 import json
 import logging
 import os
+import sys
 import tempfile
 import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,13 +25,113 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.plots.figures import FIGURES
 
 GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
+
+# The choices of the options, as enums so that --help lists them. Each mirrors a library registry
+# (tests/test_cli.py checks that they agree); they are spelled out here because importing those
+# registries would import pandas and slow every `poolwise --help`.
+class Model(StrEnum):
+    """A pooling model (``poolwise.pooling.POOLINGS``)."""
+
+    complete = "complete"
+    none = "none"
+    partial = "partial"
+
+
+class Family(StrEnum):
+    """An outcome family (``poolwise.families.FAMILIES``)."""
+
+    bernoulli = "bernoulli"
+    binomial = "binomial"
+    poisson = "poisson"
+    negativebinomial = "negativebinomial"
+    gaussian = "gaussian"
+
+
+class SimulatedFamily(StrEnum):
+    """A family ``poolwise simulate`` can simulate (``poolwise.data.SIMULATIONS``)."""
+
+    binomial = "binomial"
+    poisson = "poisson"
+    negativebinomial = "negativebinomial"
+    gaussian = "gaussian"
+
+
+class Backend(StrEnum):
+    """A sampler (``poolwise.fitting.BACKENDS``)."""
+
+    numpyro = "numpyro"
+    nutpie = "nutpie"
+    pymc = "pymc"
+
+
+class Parameterization(StrEnum):
+    """How partial pooling's group terms are parameterized (``poolwise.geometry.CHOICES``)."""
+
+    auto = "auto"
+    centered = "centered"
+    noncentered = "noncentered"
+
+
+class CV(StrEnum):
+    """A cross-validation scheme (``poolwise.cv``)."""
+
+    group = "group"
+
+
+# The figures `poolwise plot` draws, from the one registry of figures.
+FigureName = StrEnum("FigureName", {name.replace("-", "_"): name for name in FIGURES})
+
+
+class _Commands(TyperGroup):
+    """Typer's command group, with a usage error (an unknown choice, a missing argument, a value
+    that is not a number) printed as one line and exit code 2, like every other bad input."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        exceptions = _click_exceptions()
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            stderr.print("Aborted!")
+            sys.exit(1)
+        except exceptions.ClickException as error:
+            if isinstance(error, exceptions.UsageError) and type(error).__name__ != "NoArgsIsHelpError":
+                stderr.print(f"[bold red]error:[/] {escape(_usage_line(error))}")
+            elif type(error).__name__ != "NoArgsIsHelpError":  # Typer has printed the help already
+                error.show()
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions():
+    """Click's exceptions: Typer 0.20 and later vendor Click as ``typer._click``."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def _usage_line(error) -> str:
+    """Click's message on one line, e.g. "invalid value for '--model': 'partiall' is not one of
+    'complete', 'none', 'partial'; see poolwise fit --help"."""
+    message = " ".join(error.format_message().replace("Value error, ", "").split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = getattr(error, "ctx", None)
+    return f"{message}; see {context.command_path} --help" if context is not None else message
+
+
 app = typer.Typer(
     name="poolwise",
+    cls=_Commands,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -53,21 +155,22 @@ Data = Annotated[
     str, typer.Argument(help="CSV/Parquet file, or a dataset name: gym, franchise, visits.", show_default=False)
 ]
 Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{GYM}'.", show_default=False)]
-Family = Annotated[
-    str | None,
+FamilyOption = Annotated[
+    Family | None,
+    typer.Option(help="Outcome family (default: read from the formula and data, as lme4 would).", show_default=False),
+]
+ModelOption = Annotated[Model, typer.Option("--model", help="Which pooling model to fit.")]
+PriorOption = Annotated[
+    list[str] | None,
     typer.Option(
-        help="Outcome family: bernoulli, binomial, poisson, negativebinomial or gaussian (default: read from the formula and data, as lme4 would).",
+        "--prior",
+        metavar="<PRESET|TERM=DIST>",
+        help="A prior preset (chapter: the textbook's priors) or TERM=DISTRIBUTION, e.g. "
+        "'yogaStretch=Normal(mu=0, sigma=1)'; repeatable: presets first, then each term.",
         show_default=False,
     ),
 ]
-Prior = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--prior", help="TERM=DISTRIBUTION, e.g. 'yogaStretch=Normal(mu=0, sigma=1)'; repeatable.", show_default=False
-    ),
-]
-Preset = Annotated[str | None, typer.Option("--priors", help="Start from a prior preset: chapter.", show_default=False)]
-Backend = Annotated[str | None, typer.Option(help="Sampler: numpyro (default), nutpie or pymc.", show_default=False)]
+BackendOption = Annotated[Backend | None, typer.Option(help="Sampler (default: numpyro).", show_default=False)]
 Draws = Annotated[int, typer.Option(help="Posterior draws per chain.")]
 Tune = Annotated[int, typer.Option(help="Tuning (warm-up) draws per chain.")]
 Chains = Annotated[int, typer.Option(help="Number of chains.")]
@@ -75,8 +178,8 @@ Seed = Annotated[int | None, typer.Option(help="Random seed, for identical numbe
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
-Parameterization = Annotated[
-    str, typer.Option(help="Partial pooling's group terms: auto (chosen from the data), centered or noncentered.")
+ParameterizationOption = Annotated[
+    Parameterization, typer.Option(help="Partial pooling's group terms: auto chooses from the data.")
 ]
 Group = Annotated[
     str | None,
@@ -86,6 +189,7 @@ Group = Annotated[
         show_default=False,
     ),
 ]
+PerGroup = Annotated[bool, typer.Option("--per-group", help="Also print each observed group's numbers.")]
 AllowUnidentified = Annotated[
     bool,
     typer.Option(
@@ -93,6 +197,18 @@ AllowUnidentified = Annotated[
         help="Fit even when the data cannot identify some coefficients (the priors decide them).",
     ),
 ]
+# The spellings of earlier versions, still accepted but not shown by --help.
+OldPooling = Annotated[str | None, typer.Option("--pooling", hidden=True)]
+OldPreset = Annotated[str | None, typer.Option("--priors", hidden=True)]
+OldGroups = Annotated[bool, typer.Option("--groups", hidden=True)]
+
+
+def _plot_help() -> str:
+    kinds = "\n\n".join(f"{kind.name}: {kind.description}" for kind in FIGURES.values())
+    return (
+        "Draw one figure from saved results (no refitting) or, for 'data', from a data file.\n\n"
+        f"{kinds}\n\nExample: poolwise plot shrinkage results --out shrinkage.png"
+    )
 
 
 @contextmanager
@@ -158,19 +274,47 @@ def _sampling(progress: bool, what: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _priors(pairs: list[str] | None, preset: str | None):
-    """``--prior TERM=DIST`` pairs and ``--priors PRESET`` as the library's ``priors`` argument."""
-    if not pairs:
-        return preset
-    priors = {"preset": preset} if preset else {}
-    for pair in pairs:
-        term, sep, dist = pair.partition("=")
-        if not sep or not term.strip() or not dist.strip():
+def _priors(values: list[str] | None, old_preset: str | None = None):
+    """``--prior`` values (each a preset name or TERM=DISTRIBUTION; the hidden ``--priors PRESET``
+    of earlier versions counts as one more) as the library's ``priors`` argument."""
+    from poolwise.priors import PRESETS
+
+    presets, priors = [], {}
+    for value in [*([old_preset] if old_preset else []), *(values or [])]:
+        term, sep, dist = value.partition("=")
+        if not sep:
+            if value.strip() not in PRESETS:
+                raise PoolwiseError(
+                    f"--prior {value!r} is neither a preset ({', '.join(PRESETS)}) nor TERM=DISTRIBUTION; "
+                    "write e.g. --prior chapter or --prior 'yogaStretch=Normal(mu=0, sigma=1)'"
+                )
+            presets.append(value.strip())
+        elif not term.strip() or not dist.strip():
             raise PoolwiseError(
-                f"--prior {pair!r} is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'"
+                f"--prior {value!r} is not TERM=DISTRIBUTION; write e.g. --prior 'yogaStretch=Normal(mu=0, sigma=1)'"
             )
-        priors[term.strip()] = dist.strip()
-    return priors
+        else:
+            priors[term.strip()] = dist.strip()
+    if len(set(presets)) > 1:
+        raise PoolwiseError(f"--prior takes one preset, got {', '.join(presets)}; keep one")
+    if not priors:
+        return presets[0] if presets else None
+    return {"preset": presets[0], **priors} if presets else priors
+
+
+def _model(model: "Model", old: str | None) -> str:
+    """The pooling model from ``--model``, or from the hidden ``--pooling`` of earlier versions,
+    which also took the aliases (hierarchical, unpooled, pooled, ...)."""
+    if old is None:
+        return model.value
+    from poolwise.pooling import pooling
+
+    return pooling(old).name
+
+
+def _value(choice: StrEnum | None) -> str | None:
+    """An option's enum choice as the plain string the library takes."""
+    return None if choice is None else choice.value
 
 
 def _table(title: str, *, gap: int = 2) -> Table:
@@ -399,7 +543,7 @@ def templates(formula: Formula) -> None:
 
 
 @app.command()
-def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson = False) -> None:
+def check(data: Data, formula: Formula, family: FamilyOption = None, as_json: AsJson = False) -> None:
     """Check, without fitting, whether the data can identify every coefficient of the three models.
 
     Exit code 0 when every model can be fitted (warnings name coefficients a prior decides), 1 when
@@ -411,7 +555,7 @@ def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson =
         from poolwise.data import read_data
         from poolwise.identify import check as check_design
 
-        report = check_design(formula, read_data(data), family=family)
+        report = check_design(formula, read_data(data), family=_value(family))
         if as_json:
             typer.echo(json.dumps(report.to_dict(orient="records"), indent=2))
         else:
@@ -429,28 +573,28 @@ def check(data: Data, formula: Formula, family: Family = None, as_json: AsJson =
 def fit_command(
     data: Data,
     formula: Formula,
-    pooling: Annotated[
-        str, typer.Option(help="partial, none or complete (aliases: hierarchical, unpooled, pooled).")
-    ] = "partial",
-    family: Family = None,
-    prior: Prior = None,
-    priors: Preset = None,
-    backend: Backend = None,
+    model: ModelOption = Model.partial,
+    family: FamilyOption = None,
+    prior: PriorOption = None,
+    backend: BackendOption = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
     seed: Seed = None,
     out: Annotated[Path | None, typer.Option(help="Save the fit to this netCDF file.", show_default=False)] = None,
     force: Force = False,
-    groups: Annotated[bool, typer.Option("--groups", help="Also print each group's coefficients and rates.")] = False,
+    per_group: PerGroup = False,
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
-    parameterization: Parameterization = "auto",
+    parameterization: ParameterizationOption = Parameterization.auto,
+    pooling: OldPooling = None,
+    priors: OldPreset = None,
+    groups: OldGroups = False,
 ) -> None:
     """Fit one pooling model and print its summary: population effects, group-level sds, diagnostics.
 
-    Example: poolwise fit gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' --groups --out partial.nc
+    Example: poolwise fit gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' --per-group --out partial.nc
     """
     with _guarded() as caught:
         from poolwise.data import read_data
@@ -460,21 +604,22 @@ def fit_command(
 
         if out is not None:
             check_new(out, force=force)
+        chosen = _model(model, pooling)
         frame = read_data(data)
-        with _sampling(progress, f"Fitting the {pooling} pooling model..."):
+        with _sampling(progress, f"Fitting the {chosen} pooling model..."):
             result = fit(
                 formula,
                 frame,
-                pooling=pooling,
-                family=family,
+                pooling=chosen,
+                family=_value(family),
                 draws=draws,
                 tune=tune,
                 chains=chains,
                 seed=seed,
-                backend=backend,
+                backend=_value(backend),
                 priors=_priors(prior, priors),
                 allow_unidentified=allow_unidentified,
-                parameterization=parameterization,
+                parameterization=parameterization.value,
                 progress=progress,
             )
         report = summary(result)
@@ -488,7 +633,7 @@ def fit_command(
                 )
             )
             return
-        _print_summary(report, groups=groups)
+        _print_summary(report, groups=per_group or groups)
         if out is not None:
             stdout.print(f"Saved the fit to {escape(str(out))} (poolwise show {escape(str(out))} prints this again).")
 
@@ -505,10 +650,9 @@ def compare_command(
     plots: Annotated[
         bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")
     ] = False,
-    family: Family = None,
-    prior: Prior = None,
-    priors: Preset = None,
-    backend: Backend = None,
+    family: FamilyOption = None,
+    prior: PriorOption = None,
+    backend: BackendOption = None,
     draws: Draws = 1000,
     tune: Tune = 1000,
     chains: Chains = 4,
@@ -516,12 +660,10 @@ def compare_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
-    parameterization: Parameterization = "auto",
+    parameterization: ParameterizationOption = Parameterization.auto,
     cv: Annotated[
-        str | None,
-        typer.Option(
-            help="Also cross-validate by group: 'group' (leave groups out; refits each fold).", show_default=False
-        ),
+        CV | None,
+        typer.Option(help="Also cross-validate: group leaves groups out, refitting each fold.", show_default=False),
     ] = None,
     folds: Annotated[
         int | None,
@@ -541,6 +683,7 @@ def compare_command(
             show_default=False,
         ),
     ] = None,
+    priors: OldPreset = None,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
 
@@ -558,17 +701,17 @@ def compare_command(
             as_json=as_json,
             caught=caught,
             report=report,
-            family=family,
+            family=_value(family),
             priors=_priors(prior, priors),
-            backend=backend,
+            backend=_value(backend),
             draws=draws,
             tune=tune,
             chains=chains,
             seed=seed,
             progress=progress,
             allow_unidentified=allow_unidentified,
-            parameterization=parameterization,
-            cv=cv,
+            parameterization=parameterization.value,
+            cv=_value(cv),
             folds=folds,
             workers=workers,
             by=by,
@@ -634,12 +777,13 @@ def show(
             help="A fit saved by 'fit --out' (.nc) or a folder saved by 'compare --out'.", show_default=False
         ),
     ],
-    groups: Annotated[bool, typer.Option("--groups", help="Also print each group's coefficients and rates.")] = False,
+    per_group: PerGroup = False,
     as_json: AsJson = False,
+    groups: OldGroups = False,
 ) -> None:
     """Print the summary of a saved fit, or the LOO comparison of a saved study, without refitting.
 
-    Example: poolwise show partial.nc --groups
+    Example: poolwise show partial.nc --per-group
     """
     with _guarded() as caught:
         from poolwise.fitting import check_sampling
@@ -659,7 +803,7 @@ def show(
         if as_json:
             typer.echo(json.dumps({**report.to_dict(), "warnings": _messages(caught)}, indent=2))
         else:
-            _print_summary(report, groups=groups)
+            _print_summary(report, groups=per_group or groups)
 
 
 @app.command()
@@ -705,11 +849,11 @@ def simulate(
         ),
     ],
     family: Annotated[
-        str,
+        SimulatedFamily,
         typer.Option(
-            help="binomial (signups of trial customers: franchise.csv), poisson (visits per member-month: visits.csv), negativebinomial (visits_overdispersed.csv) or gaussian (satisfaction scores: satisfaction.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv)."
         ),
-    ] = "binomial",
+    ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
     periods: Annotated[int, typer.Option(min=2, help="Periods per gym (the treatment starts halfway).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
@@ -723,8 +867,7 @@ def simulate(
         from poolwise.data import SIMULATIONS, write_example
         from poolwise.io import check_new
 
-        if family not in SIMULATIONS:
-            raise PoolwiseError(f"cannot simulate family {family!r}; use one of: {', '.join(SIMULATIONS)}")
+        family = family.value
         name = SIMULATIONS[family]["name"]
         for file in (f"{name}.csv", f"{name}_truth.json"):
             check_new(folder / file, force=force)
@@ -737,51 +880,9 @@ def simulate(
         stdout.print(f"Next: poolwise compare {escape(str(path))} '{SIMULATIONS[family]['formula']}'{option}")
 
 
-# Figure kind -> (what it shows, whether it needs all three fits). Drawn by poolwise.plots.
-FIGURES = {
-    "data": ("the raw counts per group: trials light, successes dark, coloured by treatment", False),
-    "forest": ("each group's intercept and slope: no pooling under partial pooling", False),
-    "ppc": ("posterior predictive check of the success counts, per model", False),
-    "ppc-rates": ("posterior predictive check of the rates k / n, per model", False),
-    "logistic": ("each group on the inverse-logit curve, without and with the treatment", False),
-    "shrinkage": ("arrows from each group's no-pooling rate to its partial-pooling rate", True),
-    "loo": ("the LOO comparison of the three models", True),
-    "graph": ("the model's DAG (a .gv DOT source without Graphviz's dot)", False),
-}
-
-
-def _draw(kind: str, source, out: Path):
-    """Draw figure ``kind`` of ``source`` (a Study, a Fit, or a (data, formula) pair) into ``out``."""
-    from poolwise import plots
-    from poolwise.plots.style import pick_fit, save
-
-    if isinstance(source, tuple):
-        return save(plots.data_bars(plots.data_bars_table(*source)), out)
-    if FIGURES[kind][1] and not hasattr(source, "fits"):
-        raise PoolwiseError(
-            f"the {kind} figure compares models; pass a folder saved by poolwise compare --out, not one fit"
-        )
-    draw = {
-        "data": lambda: plots.data_bars(plots.data_bars_table(pick_fit(source).data, pick_fit(source).spec)),
-        "forest": lambda: plots.forest(
-            plots.forest_table(
-                {name: source.fits[name] for name in ("none", "partial")} if hasattr(source, "fits") else source
-            )
-        ),
-        "ppc": lambda: plots.ppc(plots.ppc_table(source)),
-        "ppc-rates": lambda: plots.ppc(plots.ppc_table(source, scale="rate")),
-        "logistic": lambda: plots.logistic(plots.logistic_table(source)),
-        "shrinkage": lambda: plots.shrinkage(plots.shrinkage_table(source)),
-        "loo": lambda: plots.comparison(plots.comparison_table(source)),
-    }
-    if kind == "graph":
-        return plots.model_graph(pick_fit(source), out)
-    return save(draw[kind](), out)
-
-
-@app.command()
+@app.command(help=_plot_help())
 def plot(
-    kind: Annotated[str, typer.Argument(help="One of: " + ", ".join(FIGURES) + ".", show_default=False)],
+    kind: Annotated[FigureName, typer.Argument(help="The figure to draw.", show_default=False)],
     source: Annotated[
         str,
         typer.Argument(
@@ -798,32 +899,28 @@ def plot(
     ] = None,
     force: Force = False,
     group: Group = None,
+    seed: Annotated[int, typer.Option(help="Random seed for simulated draws (predictive checks, new groups).")] = 0,
 ) -> None:
-    """Draw one figure from saved results (no refitting) or, for 'data', from a data file.
-
-    Kinds: data, forest, ppc, ppc-rates, logistic, shrinkage, loo, graph.
-
-    Example: poolwise plot shrinkage results --out shrinkage.png
-    """
     with _guarded():
-        if kind not in FIGURES:
-            raise PoolwiseError(f"unknown figure {kind!r}; use one of: {', '.join(FIGURES)}")
         from poolwise.io import check_new, load
+        from poolwise.plots.figures import FIGURES
 
-        target = check_new(out if out is not None else Path(f"{kind}.png"), force=force)
-        if formula is not None:
-            if kind != "data":
-                raise PoolwiseError(
-                    f"--formula draws the data figure only; draw {kind} from saved results (compare --out DIR)"
-                )
-            from poolwise.data import read_data
+        figure = FIGURES[kind.value]
+        target = check_new(out if out is not None else Path(f"{figure.name}.png"), force=force)
+        with stderr.status(f"Drawing {figure.name}...", spinner="dots"):
+            if formula is not None:
+                if figure.name != "data":
+                    raise PoolwiseError(
+                        f"--formula draws the data figure only; draw {figure.name} from saved results (compare --out DIR)"
+                    )
+                from poolwise.data import read_data
+                from poolwise.plots import data_bars, data_bars_table
+                from poolwise.plots.style import save
 
-            loaded = (read_data(source), formula)
-        else:
-            loaded = load(source).focused(group)
-        with stderr.status(f"Drawing {kind}...", spinner="dots"):
-            written = _draw(kind, loaded, target)
-        stdout.print(f"Wrote {escape(str(written))}: {FIGURES[kind][0]}.")
+                written = save(data_bars(data_bars_table(read_data(source), formula)), target)
+            else:
+                written = figure.save(load(source).focused(group), target, seed=seed)
+        stdout.print(f"Wrote {escape(str(written))}: {escape(figure.description)}")
 
 
 @app.command()
@@ -831,7 +928,7 @@ def decide(
     source: Annotated[
         Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)
     ],
-    model: Annotated[str, typer.Option(help="Which model of a results folder: partial, none or complete.")] = "partial",
+    model: Annotated[Model, typer.Option(help="Which model of a results folder to decide with.")] = Model.partial,
     treatment: Annotated[
         str | None,
         typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False),
@@ -849,7 +946,7 @@ def decide(
         ),
     ] = False,
     new_groups: Annotated[int, typer.Option(help="Number of new groups for the expected outcomes.")] = 100,
-    per_group: Annotated[bool, typer.Option("--per-group", help="Also print each observed group's rates.")] = False,
+    per_group: PerGroup = False,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
     group: Group = None,
     as_json: AsJson = False,
@@ -864,10 +961,11 @@ def decide(
     with _guarded() as caught:
         from poolwise.decisions import decide as decide_fit
         from poolwise.io import load
-        from poolwise.pooling import pooling
 
         saved = load(source).focused(group)
-        fit = saved.fits[pooling(model).name] if hasattr(saved, "fits") else saved
+        if hasattr(saved, "fits") and model.value not in saved.fits:
+            raise PoolwiseError(f"{source} has no {model.value} fit; use --model with one of: {', '.join(saved.fits)}")
+        fit = saved.fits[model.value] if hasattr(saved, "fits") else saved
         decision = decide_fit(
             fit,
             treatment=treatment,
