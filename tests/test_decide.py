@@ -212,6 +212,33 @@ def test_bad_input_is_one_line(gym, kwargs, message):
     assert str(err.value) == message
 
 
+def test_intervals_follow_arviz_ci_prob(gym):
+    """Without prob=, every interval is ArviZ's rcParams["stats.ci_prob"] (0.89 by default), read at
+    call time, and the labels say which probability was used."""
+    import arviz as az
+
+    from poolwise.plots import difference_forest_table, forest_table
+
+    fit = fake_fit(gym, "partial")
+    default = decide(fit, seed=1)
+    with az.rc_context({"stats.ci_prob": 0.5}):
+        narrow = decide(fit, seed=1)
+        table = coefficients(fit)
+        forest = forest_table(fit)
+        summarised = lme4_summary(fit)
+    assert (default.prob, narrow.prob) == (0.89, 0.5)
+    wide, half = row(default.typical, "difference"), row(narrow.typical, "difference")
+    assert wide["lower"] < half["lower"] < half["mean"] < half["upper"] < wide["upper"]
+    assert wide["mean"] == half["mean"]
+    assert table.equals(coefficients(fit, prob=0.5)) and not table.equals(coefficients(fit))
+    assert summarised.fixef.equals(lme4_summary(fit, prob=0.5).fixef)
+    assert "50% interval" in narrow.verdict() and "89% interval" in default.verdict()
+    assert forest.attrs["labels"]["interval"] == "50% interval"
+    assert "(mean and 50% interval)" in difference_forest_table(narrow).attrs["labels"]["x"]
+    with pytest.raises(pw.PoolwiseError, match="prob must be between 0 and 1"):
+        coefficients(fit, prob=1.5)
+
+
 def test_treatment_must_be_numeric(gym):
     fit = fake_fit(gym.assign(yogaStretch=gym["yogaStretch"] * 2), "partial")
     assert decide(fit).notes[0] == (

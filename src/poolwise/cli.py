@@ -741,7 +741,7 @@ def demo(
     """
     with _guarded() as caught:
         from poolwise.data import EXAMPLE, example_path, load_dataset
-        from poolwise.estimates import population_draws, summarise
+        from poolwise.estimates import interval_prob, population_draws, summarise
 
         truth = json.loads(example_path().with_name(f"{EXAMPLE}_truth.json").read_text())
         target = out if out is not None else Path(tempfile.mkdtemp(prefix="poolwise-demo-")) / "results"
@@ -765,7 +765,7 @@ def demo(
             slope = summarise(population_draws(study.fits["partial"])["beta"])
             stdout.print(
                 f"Truth: population yogaStretch slope {truth['population']['beta']:.2f}; partial pooling "
-                f"estimates {slope['mean']:.2f} (89% interval {slope['lower']:.2f} to {slope['upper']:.2f})."
+                f"estimates {slope['mean']:.2f} ({interval_prob():.0%} interval {slope['lower']:.2f} to {slope['upper']:.2f})."
             )
 
 

@@ -29,7 +29,7 @@ import xarray as xr
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.estimates import PROB, arms, group_draws, population_draws, reference_level, summarise
+from poolwise.estimates import arms, group_draws, interval_prob, population_draws, reference_level, summarise
 from poolwise.families import Family
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
@@ -331,7 +331,7 @@ def decide(
     treatment: str | None = None,
     trials: float = 50,
     groups: int = 100,
-    prob: float = PROB,
+    prob: float | None = None,
     higher_is_better: bool = True,
     seed: int | None = None,
 ) -> Decision:
@@ -366,8 +366,7 @@ def decide(
         raise PoolwiseError(f"trials (each new group's size) must be {kind}, got {trials!r}")
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise PoolwiseError(f"groups must be a whole number >= 1, got {groups!r}")
-    if not 0 < prob < 1:
-        raise PoolwiseError(f"prob must be between 0 and 1 (e.g. 0.89), got {prob!r}")
+    prob = interval_prob(prob)
     rng = np.random.default_rng(seed)
     sign = 1 if higher_is_better else -1
     factor = fit.spec.group or "group"

@@ -12,10 +12,50 @@ import pandas as pd
 import xarray as xr
 
 from poolwise import adapter
+from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.results import Fit
 
-PROB = 0.89  # ArviZ 1.x's default interval, used throughout so tables and figures agree
+
+def interval_prob(prob: float | None = None) -> float:
+    """The probability of the intervals every table and figure reports.
+
+    ``prob`` itself, or, when it is None, ArviZ's current ``arviz.rcParams["stats.ci_prob"]``
+    (0.89 unless changed), read at call time so that setting it once changes every interval
+    poolwise reports. The intervals are always central (equal-tailed), whatever
+    ``rcParams["stats.ci_kind"]`` says.
+
+    Parameters
+    ----------
+    prob : float, optional
+        An explicit probability between 0 and 1.
+
+    Returns
+    -------
+    float
+        The probability to use.
+
+    Raises
+    ------
+    PoolwiseError
+        ``prob`` is not between 0 and 1.
+
+    Examples
+    --------
+    >>> interval_prob(0.95)
+    0.95
+    >>> import arviz as az
+    >>> with az.rc_context({"stats.ci_prob": 0.8}):
+    ...     interval_prob()
+    0.8
+    """
+    if prob is None:
+        import arviz as az
+
+        prob = az.rcParams["stats.ci_prob"]
+    if isinstance(prob, bool) or not isinstance(prob, (int, float, np.number)) or not 0 < prob < 1:
+        raise PoolwiseError(f"prob must be between 0 and 1 (e.g. 0.89), got {prob!r}")
+    return float(prob)
 
 
 def groups(fit: Fit) -> list[str]:
@@ -157,20 +197,21 @@ def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = N
     return xr.Dataset(out)
 
 
-def summarise(draws: xr.DataArray, prob: float = PROB) -> dict[str, float]:
+def summarise(draws: xr.DataArray, prob: float | None = None) -> dict[str, float]:
     """Mean, sd and the central ``prob`` interval of a draws array over chain and draw."""
     flat = np.asarray(draws).reshape(-1)
-    tail = (1 - prob) / 2
+    tail = (1 - interval_prob(prob)) / 2
     low, high = np.quantile(flat, [tail, 1 - tail])
     return {"mean": float(flat.mean()), "sd": float(flat.std(ddof=1)), "lower": float(low), "upper": float(high)}
 
 
-def coefficients(fit: Fit, *, treatment: str | None = None, prob: float = PROB) -> pd.DataFrame:
+def coefficients(fit: Fit, *, treatment: str | None = None, prob: float | None = None) -> pd.DataFrame:
     """Tidy table: one row per group and quantity (alpha, beta on the link scale; rate_without,
     rate_with the mean response on its natural scale) with mean, sd and the ``prob`` equal-tailed
     interval. A categorical treatment gives ``beta[level]`` and ``rate_with[level]`` per level
     against the reference level (``rate_without``)."""
     inverse = find_family(fit.spec.family).inverse
+    prob = interval_prob(prob)
     levels = arms(fit, treatment)
     quantities = {}
     for arm in levels or [None]:

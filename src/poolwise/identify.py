@@ -28,7 +28,6 @@ from poolwise.spec import FormulaSpec
 
 POOLING_NAMES = tuple(entry.name for entry in POOLINGS)
 ALLOW = "or pass allow_unidentified=True (--allow-unidentified) to fit anyway with the priors deciding"
-PROB = 0.89  # the interval estimates.py reports (ArviZ 1.x's default)
 _TOL = 1e-8
 
 
@@ -526,7 +525,7 @@ def estimates(fit: Fit, *, parameters: bool = False) -> list[dict]:
     return others + rows
 
 
-def contrasts(fit: Fit, *, prob: float = PROB) -> pd.DataFrame:
+def contrasts(fit: Fit, *, prob: float | None = None) -> pd.DataFrame:
     """The raw coefficient of each level next to the differences between levels, per factor.
 
     A factor is a ``C(x)`` term, a set of 0/1 indicator columns that add up to 1 (one

@@ -14,7 +14,7 @@ import xarray as xr
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.estimates import PROB, summarise
+from poolwise.estimates import interval_prob, summarise
 from poolwise.fitting import fit as fit_model
 from poolwise.identify import estimates
 from poolwise.results import Fit
@@ -117,7 +117,7 @@ def sensitivity(
     terms: Sequence[str] | None = None,
     widen: float | str = 10.0,
     threshold: float = THRESHOLD,
-    prob: float = PROB,
+    prob: float | None = None,
     **fit_options,
 ) -> pd.DataFrame:
     """Refit with wider (or flat) priors on ``terms`` and report which estimates move.
@@ -146,6 +146,7 @@ def sensitivity(
         backend=settings["backend"],
         allow_unidentified=settings["allow_unidentified"],
     )
+    prob = interval_prob(prob)
     rows = estimates(base, parameters=True)
     before = _table(rows, prob)
     after = _table(estimates(wide, parameters=True), prob)

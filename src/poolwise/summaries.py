@@ -14,7 +14,7 @@ import xarray as xr
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.estimates import PROB, coefficients, summarise
+from poolwise.estimates import coefficients, interval_prob, summarise
 from poolwise.families import family as find_family
 from poolwise.pooling import pooling as find_pooling
 from poolwise.results import Fit
@@ -94,7 +94,7 @@ class Summary:
         }
 
 
-def summary(fit: Fit, *, prob: float = PROB) -> Summary:
+def summary(fit: Fit, *, prob: float | None = None) -> Summary:
     """Summarise ``fit`` with ArviZ's ``summary`` (equal-tailed ``prob`` intervals, r_hat, ESS).
 
     Population effects are the terms shared by all groups (for no pooling, that includes each
@@ -103,6 +103,7 @@ def summary(fit: Fit, *, prob: float = PROB) -> Summary:
     """
     import arviz as az
 
+    prob = interval_prob(prob)
     parameters = _parameters(fit)
     table = az.summary(fit.idata, var_names=parameters or None, ci_prob=prob, ci_kind="eti", round_to="none")
     table = table.rename(columns={c: "lower" for c in table.columns if c.endswith("_lb")})
@@ -233,7 +234,7 @@ def _correlation_note(spec) -> str:
     return "; ".join(parts) or "one term varies per factor: no correlations"
 
 
-def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
+def lme4_summary(fit: Fit, *, prob: float | None = None) -> Lme4Summary:
     """``fixef``, ``VarCorr``, ``coef`` and ``ranef`` of a partial pooling fit, for R users.
 
     Bambi's group-level effects are independent: ``(x|g)`` here is lme4's ``(x||g)``, with no
@@ -244,6 +245,7 @@ def lme4_summary(fit: Fit, *, prob: float = PROB) -> Lme4Summary:
             f"lme4_summary describes a multilevel model, not {fit.pooling} pooling; pass the partial pooling fit"
         )
     spec, post = fit.spec, fit.posterior
+    prob = interval_prob(prob)
     fixed_terms = (["Intercept"] if spec.intercept else []) + list(spec.common)
     fixed = {}
     for term in fixed_terms:

@@ -13,11 +13,11 @@ import pandas as pd
 
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import (
-    PROB,
     arms,
     coefficients,
     group_draws,
     groups,
+    interval_prob,
     population_draws,
     reference_level,
     summarise,
@@ -51,7 +51,7 @@ def forest_table(
     fits,
     *,
     quantities: Sequence[str] | None = None,
-    prob: float = PROB,
+    prob: float | None = None,
     colors: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
@@ -64,6 +64,7 @@ def forest_table(
     partial pooling purple, complete pooling orange).
     """
     fits = as_fits(fits)
+    prob = interval_prob(prob)
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
     levels = arms(next(iter(fits.values())))
     if quantities is None:
