@@ -116,29 +116,56 @@ def gym_none_fit(gym):
 
 
 @pytest.mark.slow
-def test_moment_matching_agrees_with_exact_refits(gym_none_fit):
-    """On the flagged rows of the no-pooling gym model (k > 0.7 under PSIS), the moment-matched
-    terms and exact leave-one-out refits (the compiled model, that row's weight 0) agree."""
+def test_exact_loo_refits_agree_with_true_refits(gym_none_fit, gym):
+    """The flagged terms of the no-pooling gym model, refitted through the compiled model (that
+    row's weight 0), against plain fits without the row (same priors) scored on it."""
     fit = gym_none_fit
     loo = az.loo(fit.idata, pointwise=True)
     flagged = np.flatnonzero(loo.pareto_k.values > 0.7)
     assert len(flagged) >= 3
+    exact = refits.exact_loo(fit, loo, threshold=0.7)
+    assert (exact.pareto_k.values[flagged] == 0).all() and (exact.pareto_k.values <= 0.7).all()
+    assert exact.elpd == pytest.approx(exact.elpd_i.values.sum())
+    for i in flagged[:2]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pw.PoolwiseWarning)
+            true = pw.fit(
+                GYM_FORMULA, fit.data.drop(index=fit.data.index[i]), pooling="none", priors=fit.priors, seed=6
+            )
+        reference = pointwise_elpd(adapter.log_likelihood(true.model, true.posterior, fit.data.iloc[[i]]))[0]
+        # Both are log-mean-exps over 4,000 draws of a row whose gym's coefficient is barely
+        # informed without it: MC se about 0.05 each, so 0.25 is over 3 se of the difference.
+        assert exact.elpd_i.values[i] == pytest.approx(reference, abs=0.25), i
+        assert abs(loo.elpd_i.values[i] - reference) > 0.1 or loo.pareto_k.values[i] > 0.7
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="arviz-stats 1.3.3's loo_moment_match reports k < 0.7 yet misses exact refits by up to 1.9 "
+    "on the gym's no-pooling terms (a row that alone informs its gym's slope); compare refits by default",
+)
+def test_moment_matching_agrees_with_exact_refits(gym_none_fit):
+    fit = gym_none_fit
+    loo = az.loo(fit.idata, pointwise=True)
+    flagged = np.flatnonzero(loo.pareto_k.values > 0.7)
     matched = adapter.moment_match(fit.idata, loo, fit.model, 0.7)
     exact = refits.exact_loo(fit, loo, threshold=0.7)
     fixed = flagged[matched.pareto_k.values[flagged] <= 0.7]
-    assert len(fixed) >= 3 and (exact.pareto_k.values[flagged] == 0).all()
-    # Each exact term is a log-mean-exp over 4,000 draws (MC se about 0.02 here); moment matching
-    # is importance sampling with k <= 0.7 (se a few hundredths): 0.1 is about 4 se together.
-    np.testing.assert_allclose(matched.elpd_i.values[fixed], exact.elpd_i.values[fixed], atol=0.1)
-    assert abs(loo.elpd_i.values[fixed] - exact.elpd_i.values[fixed]).max() > 0.1  # PSIS alone was off
+    np.testing.assert_allclose(matched.elpd_i.values[fixed], exact.elpd_i.values[fixed], atol=0.25)
 
 
 @pytest.mark.slow
 def test_compare_fixes_unreliable_loo_terms(gym_study):
     table = gym_study.table
     assert (table["n_bad_k"] == 0).all()
-    assert table.loc["none", "n_moment_matched"] + table.loc["none", "n_refitted"] >= 3
-    assert table.loc["complete", "n_moment_matched"] == table.loc["complete", "n_refitted"] == 0
+    assert table.loc["none", "n_refitted"] >= 3 and (table["n_moment_matched"] == 0).all()
+    assert table.loc["complete", "n_refitted"] == 0
+
+
+def test_an_unknown_loo_fix_is_refused_before_sampling(gym):
+    with pytest.raises(pw.PoolwiseError, match=r"^unknown fix_loo 'exact'; use one of: refit, moment_match, off$"):
+        pw.compare(GYM_FORMULA, gym, fix_loo="exact")
 
 
 def _posterior_moments(posterior, names):
