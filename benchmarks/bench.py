@@ -5,7 +5,8 @@ and poolwise's (JAX's) compile caches at an empty folder; "warm" runs again with
 the row shown is the run with the median wall time, since a 2-core machine's timings vary by ±20 %).
 Kinds: poolwise (pw.compare), partial (pw.fit of partial pooling only), plain (three Bambi
 fits and arviz.compare, as an analyst writes them), numpyro-ref (the three models written
-directly in NumPyro; its backend column is ignored). Columns: wall time,
+directly in NumPyro; its backend column is ignored), poolwise-nofix / poolwise-mm (plain PSIS-LOO /
+moment matching first), logo and kfold10 (grouped CV alone: elpd_cv in the last column). Columns: wall time,
 sampling time (summed over models, as the samplers report it), the rest (import, graph building,
 compilation, LOO), the smallest bulk ESS over all parameters and models, ESS per wall second,
 and peak resident memory of the process.
@@ -13,6 +14,8 @@ and peak resident memory of the process.
     python benchmarks/bench.py                 # gym data: poolwise and plain Bambi with each sampler, NumPyro reference
     python benchmarks/bench.py --groups 100 --kinds poolwise --backends nutpie
     python benchmarks/bench.py --groups 1000 --kinds partial --backends nutpie --no-gym
+    python benchmarks/bench.py --kinds poolwise poolwise-nofix logo --backends numpyro   # refits (issue 17)
+    python benchmarks/bench.py --groups 1000 --kinds kfold10 --backends numpyro --no-gym --repeats 1
 """
 
 import argparse
@@ -49,6 +52,7 @@ def run(kind: str, backend: str, dataset: str, groups: int, compiledir: str) -> 
         "ess_per_s": ess / wall,
         "peak_mb": result["peak_mb"],
         "elpd": {name: round(m["elpd_loo"], 1) for name, m in result["models"].items()},
+        "bad_k": sum(m.get("bad_k", 0) for m in models),
     }
 
 
@@ -90,7 +94,7 @@ def main() -> None:
                         print(
                             f"{label:<15}{kind:<12}{backend:<9}{cache:<6}{row['wall_s']:>8.1f}{row['import_s']:>9.1f}"
                             f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['ess_per_s']:>7.0f}"
-                            f"{row['peak_mb']:>9.0f}  {row['elpd']}",
+                            f"{row['peak_mb']:>9.0f}  {row['elpd']}" + (f"  k>0.7: {row['bad_k']}" if row["bad_k"] else ""),
                             flush=True,
                         )
 

@@ -1,7 +1,10 @@
 """One end-to-end comparison in this (fresh) process; prints a JSON line of timings.
 
 Run by bench.py in a subprocess so import and compilation are included:
-``python compare_once.py poolwise|partial|partial-cor|plain|numpyro-ref BACKEND DATASET [GROUPS]``.
+``python compare_once.py KIND BACKEND DATASET [GROUPS]`` with KIND one of poolwise (compare, LOO
+terms with Pareto k > 0.7 refitted), poolwise-nofix (plain PSIS-LOO), poolwise-mm (moment matching
+first), logo (leave-one-group-out CV of the three models, no full fits), kfold10 (10-fold grouped
+CV of partial pooling), partial, partial-cor, plain, numpyro-ref.
 """
 
 import json
@@ -34,17 +37,29 @@ def min_ess(idata) -> float:
     return float(az.ess(idata["posterior"].to_dataset()).to_array().min())
 
 
-def run_poolwise(backend: str, frame) -> dict:
+def run_poolwise(backend: str, frame, fix_loo: str = "refit") -> dict:
     import poolwise as pw
 
-    study = pw.compare(FORMULA, frame, seed=1, backend=backend)
+    study = pw.compare(FORMULA, frame, seed=1, backend=backend, fix_loo=fix_loo)
     return {
         name: {
             "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
             "min_ess": min_ess(fit.idata),
             "elpd_loo": float(study.table.loc[name, "elpd_loo"]),
+            "bad_k": int(study.table.loc[name, "n_bad_k"]),
         }
         for name, fit in study.fits.items()
+    }
+
+
+def run_cv(frame, folds: int | None, poolings: list[str] | None) -> dict:
+    """Grouped CV alone: every refit one compiled model per structure (sampling time not split out)."""
+    import poolwise as pw
+
+    cv = pw.group_cv(FORMULA, frame, seed=1, folds=folds, poolings=poolings)
+    return {
+        name: {"sampling_s": None, "min_ess": float("nan"), "elpd_loo": float(row["elpd_cv"])}
+        for name, row in cv.table.iterrows()
     }
 
 
@@ -155,6 +170,10 @@ def main() -> None:
     imported = time.perf_counter() - START
     runs = {
         "poolwise": run_poolwise,
+        "poolwise-nofix": lambda backend, frame: run_poolwise(backend, frame, "off"),
+        "poolwise-mm": lambda backend, frame: run_poolwise(backend, frame, "moment_match"),
+        "logo": lambda backend, frame: run_cv(frame, None, None),
+        "kfold10": lambda backend, frame: run_cv(frame, 10, ["partial"]),
         "partial": run_partial,
         "plain": run_plain,
         "numpyro-ref": run_numpyro_reference,

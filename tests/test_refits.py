@@ -236,3 +236,16 @@ def test_a_dask_cluster_gives_the_local_numbers(gym):
     assert remote.settings["executor"] == cluster.scheduler_address
     assert remote.folds == local.folds
     np.testing.assert_array_equal(remote.pointwise["partial"], local.pointwise["partial"])
+
+
+@pytest.mark.slow
+def test_a_reloaded_study_replays_its_loo_refits(gym_study, tmp_path, monkeypatch):
+    pw.save_study(gym_study, tmp_path / "study")
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a reloaded study must not refit")
+
+    monkeypatch.setattr(refits, "refitter", no_sampling)
+    loaded = pw.load_study(tmp_path / "study")
+    assert loaded.fix_loo == "refit"
+    pd.testing.assert_frame_equal(loaded.table, gym_study.table)

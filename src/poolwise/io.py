@@ -271,6 +271,7 @@ def save_study(
                         "formula": study.formula,
                         "verdict": study.verdict(),
                         "notes": study.notes,
+                        "fix_loo": study.fix_loo,
                         "models": {name: f"{name}.nc" for name in study.fits},
                         "settings": first["settings"],
                         "data_hash": first["data_hash"],
@@ -303,15 +304,17 @@ def load_study(folder: str | Path):
         raise PoolwiseError(
             f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc"
         )
-    notes = (
-        json.loads((folder / "study.json").read_text()).get("notes", []) if (folder / "study.json").is_file() else []
-    )
-    table, loos = loo_table(fits)
+    saved_study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
+    notes = saved_study.get("notes", [])
+    # Refitted LOO terms replay from the draws each fit keeps; a study saved before LOO was
+    # fixed (no "fix_loo") loads as it was computed, with plain PSIS-LOO.
+    fix_loo = saved_study.get("fix_loo", "off")
+    table, loos = loo_table(fits, fix=fix_loo)
     saved = pd.read_csv(folder / "loo.csv", index_col="model") if (folder / "loo.csv").is_file() else pd.DataFrame()
     cv = [column for column in ("elpd_cv", "se_cv") if column in saved.columns]
     if cv:  # grouped CV refits cannot be recomputed from the saved draws: take them as saved
         table = table.join(saved[cv])
-    return Study(next(iter(fits.values())).spec.formula, fits, table, loos, notes)
+    return Study(next(iter(fits.values())).spec.formula, fits, table, loos, notes, fix_loo=fix_loo)
 
 
 def load(path: str | Path):

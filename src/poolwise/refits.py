@@ -33,6 +33,7 @@ from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
 OBS = "__obs__"  # Bambi's observation dimension
+REFITS = "loo_refits"  # the fit's group of exact LOO refits: held-out log-likelihood draws per row
 CACHE_SIZE = 6  # compiled models kept per process: the three pooling models of two formulas
 
 _compiled: OrderedDict[str, "Refitter"] = OrderedDict()
@@ -168,11 +169,16 @@ def refitter(
 
 
 class _LeaveOneOut(SamplingWrapper):
-    """ArviZ's refit interface for ``reloo``: leaving observation i out sets its weight to 0."""
+    """ArviZ's refit interface for ``reloo``: leaving row i out sets its weight to 0.
 
-    def __init__(self, fit: Fit, idata, refit: Refitter, seed: int):
-        super().__init__(model=refit, idata_orig=idata)
-        self.fit, self.seed, self.left_out = fit, seed, None
+    ``saved`` maps a row to its held-out log-likelihood draws (chain, draw) from an earlier
+    refit, kept in the fit (``REFITS``), so a reloaded fit replays them instead of sampling;
+    the compiled model is only built when a row has none.
+    """
+
+    def __init__(self, fit: Fit, idata, seed: int, saved: dict[int, np.ndarray]):
+        super().__init__(model=None, idata_orig=idata)
+        self.fit, self.seed, self.saved, self.left_out = fit, seed, saved, None
 
     def sel_observations(self, idx):
         weights = np.ones(len(self.fit.data))
@@ -181,8 +187,14 @@ class _LeaveOneOut(SamplingWrapper):
         return weights, int(idx)
 
     def sample(self, modified_observed_data):
+        if self.left_out in self.saved:
+            return None
+        fit = self.fit
+        self.model = self.model or refitter(
+            fit.spec, fit.data, fit.pooling, fit.priors, fit.settings.get("parameterization") or None
+        )
         (seed,) = np.random.SeedSequence([self.seed, self.left_out]).generate_state(1)
-        settings = self.fit.settings
+        settings = fit.settings
         return self.model.refit(
             modified_observed_data,
             draws=settings["draws"],
@@ -195,13 +207,17 @@ class _LeaveOneOut(SamplingWrapper):
         return fitted_model
 
     def log_likelihood__i(self, excluded_obs, idata__i):
-        values = self.model.log_lik(idata__i, self.fit.data.iloc[[excluded_obs]])
-        return xr.DataArray(values, dims=("chain", "draw", "left_out"))
+        if excluded_obs not in self.saved:
+            self.saved[excluded_obs] = self.model.log_lik(idata__i, self.fit.data.iloc[[excluded_obs]])[..., 0]
+        return xr.DataArray(self.saved[excluded_obs][..., None], dims=("chain", "draw", "left_out"))
 
 
 def exact_loo(fit: Fit, loo, *, threshold: float):
     """``loo`` with the terms whose Pareto k exceeds ``threshold`` replaced by exact refits
-    (ArviZ's ``reloo``), each the fit's compiled model with that observation's weight set to 0.
+    (ArviZ's ``reloo``), each the fit's compiled model with that row's weight set to 0.
+
+    The held-out draws of every refit are kept in the fit (group ``REFITS`` of ``fit.idata``,
+    saved with it), so the same call on a reloaded fit gives the same numbers without sampling.
 
     Parameters
     ----------
@@ -223,14 +239,22 @@ def exact_loo(fit: Fit, loo, *, threshold: float):
     """
     from arviz_stats import reloo
 
-    layout = fit.settings.get("parameterization") or None
-    refit = refitter(fit.spec, fit.data, fit.pooling, fit.priors, layout)
+    saved = {}
+    if REFITS in fit.idata.children:
+        draws = fit.idata[REFITS].to_dataset()["log_lik"]
+        saved = {int(row): draws.sel(row=row).transpose("chain", "draw").to_numpy() for row in draws["row"].values}
     # reloo stacks the observation dimensions into one named "__obs__", Bambi's own name for
     # them: rename it for the call and back.
     idata = fit.idata.copy()
     idata["log_likelihood"] = _renamed(idata["log_likelihood"].to_dataset(), OBS, "row")
-    wrapper = _LeaveOneOut(fit, idata, refit, int(fit.settings["seed"]))
+    wrapper = _LeaveOneOut(fit, idata, int(fit.settings["seed"]), saved)
     fixed = reloo(wrapper, loo_orig=_renamed_loo(loo, OBS, "row"), k_threshold=threshold)
+    if saved:
+        rows = sorted(saved)
+        fit.idata[REFITS] = xr.Dataset(
+            {"log_lik": (("chain", "draw", "row"), np.stack([saved[row] for row in rows], axis=-1))},
+            coords={"row": rows},
+        )
     return _renamed_loo(fixed, "row", OBS)
 
 
