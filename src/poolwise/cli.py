@@ -37,7 +37,13 @@ GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 # (tests/test_cli.py checks that they agree); they are spelled out here because importing those
 # registries would import pandas and slow every `poolwise --help`.
 class Model(StrEnum):
-    """A pooling model (``poolwise.pooling.POOLINGS``)."""
+    """The pooling model of ``--model`` (``poolwise.pooling.POOLINGS``).
+
+    Examples
+    --------
+    >>> Model("partial").value
+    'partial'
+    """
 
     complete = "complete"
     none = "none"
@@ -45,7 +51,13 @@ class Model(StrEnum):
 
 
 class Family(StrEnum):
-    """An outcome family (``poolwise.families.FAMILIES``)."""
+    """The outcome family of ``--family`` (``poolwise.families.FAMILIES``).
+
+    Examples
+    --------
+    >>> [family.value for family in Family][:2]
+    ['bernoulli', 'binomial']
+    """
 
     bernoulli = "bernoulli"
     binomial = "binomial"
@@ -55,7 +67,13 @@ class Family(StrEnum):
 
 
 class SimulatedFamily(StrEnum):
-    """A family ``poolwise simulate`` can simulate (``poolwise.data.SIMULATIONS``)."""
+    """A family ``poolwise simulate --family`` can simulate (``poolwise.data.SIMULATIONS``).
+
+    Examples
+    --------
+    >>> SimulatedFamily("poisson").value
+    'poisson'
+    """
 
     binomial = "binomial"
     poisson = "poisson"
@@ -64,7 +82,13 @@ class SimulatedFamily(StrEnum):
 
 
 class Backend(StrEnum):
-    """A sampler (``poolwise.fitting.BACKENDS``)."""
+    """The sampler of ``--backend`` (``poolwise.fitting.BACKENDS``).
+
+    Examples
+    --------
+    >>> Backend("nutpie").value
+    'nutpie'
+    """
 
     numpyro = "numpyro"
     nutpie = "nutpie"
@@ -72,7 +96,13 @@ class Backend(StrEnum):
 
 
 class Parameterization(StrEnum):
-    """How partial pooling's group terms are parameterized (``poolwise.geometry.CHOICES``)."""
+    """Partial pooling's group terms, ``--parameterization`` (``poolwise.geometry.CHOICES``).
+
+    Examples
+    --------
+    >>> Parameterization("auto").value
+    'auto'
+    """
 
     auto = "auto"
     centered = "centered"
@@ -80,13 +110,34 @@ class Parameterization(StrEnum):
 
 
 class CV(StrEnum):
-    """A cross-validation scheme (``poolwise.cv``)."""
+    """The cross-validation of ``compare --cv`` (``poolwise.cv``): leave groups out.
+
+    Examples
+    --------
+    >>> CV("group").value
+    'group'
+    """
 
     group = "group"
 
 
+class FixLoo(StrEnum):
+    """How compare fixes LOO terms with Pareto k > 0.7 (``poolwise.comparison.FIXES``)."""
+
+    refit = "refit"
+    moment_match = "moment_match"
+    off = "off"
+
+
 # The figures `poolwise plot` draws, from the one registry of figures.
-FigureName = StrEnum("FigureName", {name.replace("-", "_"): name for name in FIGURES})
+FigureName = StrEnum("FigureName", {name.replace("-", "_"): name for name in FIGURES}, module=__name__)
+FigureName.__doc__ = """A figure of ``poolwise plot KIND`` (``poolwise.plots.FIGURES``).
+
+Examples
+--------
+>>> FigureName("ppc-rates").value
+'ppc-rates'
+"""
 
 
 class _Commands(TyperGroup):
@@ -429,6 +480,12 @@ def _print_study(study) -> None:
             f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}",
         )
     stdout.print(loo)
+    for column, how in (("n_moment_matched", "moment matched"), ("n_refitted", "refitted without the row (exact)")):
+        fixed = [
+            f"{pooling(name).label.lower()} {row[column]:.0f}" for name, row in table.iterrows() if row.get(column)
+        ]
+        if fixed:
+            stdout.print(f"LOO terms with Pareto k > 0.7 {how}: {', '.join(fixed)}.")
     if "elpd_cv" in table.columns:
         cv = _table("Grouped cross-validation (predicting groups left out)")
         for column in ("Model", "elpd_cv", "se_cv"):
@@ -669,7 +726,15 @@ def compare_command(
         int | None,
         typer.Option(help="Number of group folds for --cv group (default: one group per fold).", show_default=False),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Parallel refits for --cv group.")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes for --cv group (1: here, every fold reusing one compiled model).")
+    ] = 1,
+    fix_loo: Annotated[
+        FixLoo,
+        typer.Option(
+            help="LOO terms with Pareto k > 0.7: refit the model without each (exact), moment_match first, or off."
+        ),
+    ] = FixLoo.refit,
     by: Annotated[
         str | None,
         typer.Option(
@@ -715,6 +780,7 @@ def compare_command(
             folds=folds,
             workers=workers,
             by=by,
+            fix_loo=fix_loo.value,
         )
 
 
