@@ -1,8 +1,8 @@
 """poolwise: complete, no and partial pooling of rates from one formula, fitted with Bambi.
 
 >>> import poolwise as pw
->>> study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", pw.load_dataset("gym"))
->>> study.table
+>>> study = pw.compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", pw.load_dataset("gym"))  # doctest: +SKIP
+>>> study.table  # doctest: +SKIP
 """
 
 from importlib import import_module

@@ -122,7 +122,13 @@ class CV(StrEnum):
 
 
 class FixLoo(StrEnum):
-    """How compare fixes LOO terms with Pareto k > 0.7 (``poolwise.comparison.FIXES``)."""
+    """How ``compare --fix-loo`` fixes LOO terms with Pareto k > 0.7 (``poolwise.comparison.FIXES``).
+
+    Examples
+    --------
+    >>> FixLoo("refit").value
+    'refit'
+    """
 
     refit = "refit"
     moment_match = "moment_match"

@@ -33,24 +33,71 @@ def _data_homes() -> list[Path]:
 
 
 def cache_dir() -> Path:
-    """poolwise's cache folder (downloaded datasets, compiled samplers): $POOLWISE_CACHE_DIR, else
-    $XDG_CACHE_HOME/poolwise, else ~/.cache/poolwise."""
+    """poolwise's cache folder (downloaded datasets, compiled samplers).
+
+    Returns
+    -------
+    Path
+        ``$POOLWISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/poolwise``, else ``~/.cache/poolwise``.
+
+    Examples
+    --------
+    >>> cache_dir().name  # doctest: +SKIP
+    'poolwise'
+    """
     if os.environ.get("POOLWISE_CACHE_DIR"):
         return Path(os.environ["POOLWISE_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poolwise"
 
 
 def example_path(name: str = EXAMPLE) -> Path:
-    """Path of a bundled simulated example (data/franchise.csv, data/visits.csv in the repository)."""
+    """Path of a bundled simulated example: ``data/<name>.csv`` in the repository.
+
+    Parameters
+    ----------
+    name : str
+        ``"franchise"`` (binomial) or ``"visits"`` (poisson).
+
+    Returns
+    -------
+    Path
+        The CSV file (its truth is beside it as ``<name>_truth.json``).
+
+    Examples
+    --------
+    >>> example_path().name
+    'franchise.csv'
+    """
     return Path(__file__).resolve().parents[2] / "data" / f"{name}.csv"
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """Return a named dataset: ``"gym"`` (the chapter's data), or ``"franchise"`` (binomial) or
-    ``"visits"`` (poisson, visits per member-month), bundled and simulated.
+    """A named dataset as a DataFrame.
 
-    Named data are read from a local data home first ($POOLWISE_DATA, then ../shared/data), and
-    only then downloaded once into ~/.cache/poolwise, as seaborn and bambi do.
+    ``"gym"`` is the chapter's data; ``"franchise"`` (binomial signups) and ``"visits"`` (poisson
+    visits per member-month) are bundled and simulated. The gym data are read from a local data home
+    first (``$POOLWISE_DATA``, then ``../shared/data``) and only then downloaded once into the cache
+    (``cache_dir``), as seaborn and bambi do.
+
+    Parameters
+    ----------
+    name : str
+        ``"gym"``, ``"franchise"`` or ``"visits"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The data, one row per group and period.
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown name, or the gym data are neither local nor downloadable.
+
+    Examples
+    --------
+    >>> load_dataset("franchise").shape
+    (48, 5)
     """
     if name in BUNDLED:
         return read_csv(example_path(name))
@@ -78,7 +125,28 @@ def load_dataset(name: str) -> pd.DataFrame:
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file with one-line errors for the usual ways it goes wrong."""
+    """Read a CSV or Parquet file, with one-line errors for the usual ways it goes wrong.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` file (UTF-8, a header row) or a ``.parquet``/``.pq`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table as read.
+
+    Raises
+    ------
+    PoolwiseError
+        The file does not exist, cannot be parsed, or has duplicated column names.
+
+    Examples
+    --------
+    >>> read_csv(example_path("visits")).columns[-1]
+    'yogaStretch'
+    """
     path = Path(path)
     if not path.is_file():
         raise PoolwiseError(
@@ -103,7 +171,25 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def read_data(source: str | Path) -> pd.DataFrame:
-    """A dataset name (``gym``, ``franchise``, ``visits``) or a CSV/Parquet path."""
+    """A dataset name (``gym``, ``franchise``, ``visits``) or a CSV/Parquet path, read.
+
+    What the command line's ``DATA`` argument accepts.
+
+    Parameters
+    ----------
+    source : str or Path
+        A name of ``load_dataset`` or a file path.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The data.
+
+    Examples
+    --------
+    >>> read_data("franchise").columns.tolist()
+    ['gymID', 'timePeriod', 'nTrialCustomers', 'nSigned', 'yogaStretch']
+    """
     text = str(source)
     if text in DATASETS or text in BUNDLED:
         return load_dataset(text)
@@ -111,7 +197,23 @@ def read_data(source: str | Path) -> pd.DataFrame:
 
 
 def data_hash(data: pd.DataFrame) -> str:
-    """A short content hash, stored with fits so a reload can tell whether the data changed."""
+    """A short content hash of a table, stored with fits so a reload can tell whether the data changed.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+
+    Returns
+    -------
+    str
+        16 hexadecimal characters of a SHA-256 over the values and column names.
+
+    Examples
+    --------
+    >>> len(data_hash(load_dataset("franchise")))
+    16
+    """
     hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes() + ",".join(map(str, data.columns)).encode()).hexdigest()[:16]
 
@@ -119,7 +221,29 @@ def data_hash(data: pd.DataFrame) -> str:
 def validate_counts(data: pd.DataFrame, successes: str, trials: str) -> pd.DataFrame:
     """Check binomial counts (integers, 0 <= k <= n, n > 0, no NaN) and return them as int64.
 
-    Errors name the offending rows (1-based data rows, as a spreadsheet shows them).
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    successes, trials : str
+        The columns of ``p(successes, trials)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with both columns as int64.
+
+    Raises
+    ------
+    PoolwiseError
+        A count is not a number, missing, negative, not whole, too large, a trial count is 0, or
+        successes exceed trials; the message names the rows (1-based, as a spreadsheet shows them).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> validate_counts(pd.DataFrame({"k": [1.0, 2.0], "n": [3, 4]}), "k", "n")["k"].dtype
+    dtype('int64')
     """
     data = data.copy()
     for column in (successes, trials):
@@ -165,7 +289,34 @@ def _blank(values: pd.Series) -> pd.Series:
 
 
 def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -> str:
-    """The family lme4 would use for an outcome column (see ``formulas.resolve_family``)."""
+    """The family lme4 would use for an outcome column (see ``formulas.resolve_family``).
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The outcome column.
+    name : str
+        Its name, for messages.
+    exposure : str, optional
+        The formula's exposure column; with one, the outcome is a poisson count.
+
+    Returns
+    -------
+    str
+        ``"bernoulli"`` (two values), ``"poisson"`` (with an exposure) or ``"gaussian"`` (real numbers).
+
+    Raises
+    ------
+    PoolwiseError
+        The column is blank, takes one value, has several text values, or holds counts without an
+        exposure (ambiguous: pass a family).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> infer_family(pd.Series([0, 1, 1]), "signed"), infer_family(pd.Series([1.5, 2.0]), "score")
+    ('bernoulli', 'gaussian')
+    """
     _fail_rows(_blank(values) & values.notna(), f"{name} is empty", "fill or drop those rows")
     levels = _levels(values)
     if len(levels) < 2:
@@ -197,8 +348,36 @@ def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -
 
 
 def success_level(values: pd.Series, name: str, level: str | None = None) -> str:
-    """The level of a two-valued outcome counted as success: ``level`` when written ``y[level]``,
-    else the second in sorted order, as glmer does (1 of 0/1, True, TRUE, "Y" of "N"/"Y")."""
+    """The level of a two-valued outcome counted as success.
+
+    ``level`` when the formula says ``y[level]``, else the second in sorted order, as glmer does (1 of
+    0/1, True, TRUE, "Y" of "N"/"Y").
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The outcome column.
+    name : str
+        Its name, for messages.
+    level : str, optional
+        The level written in the formula.
+
+    Returns
+    -------
+    str
+        The success level.
+
+    Raises
+    ------
+    PoolwiseError
+        The column has more than two values or one, or ``level`` is not one of them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> success_level(pd.Series(["N", "Y", "Y"]), "bought")
+    'Y'
+    """
     levels = _levels(values)
     shown = ", ".join(one_line(v) for v in levels[:5]) + (", ..." if len(levels) > 5 else "")
     if len(levels) > 2:
@@ -220,10 +399,37 @@ def success_level(values: pd.Series, name: str, level: str | None = None) -> str
 def prepare_data(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, FormulaSpec, list[str]]:
     """Validate the columns a formula uses for its family and collapse rows where that is exact.
 
-    Bernoulli rows become binomial counts per combination of predictors and group; Poisson rows
-    with identical predictors and group become summed counts and exposures. Returns the data to
-    fit, the spec they are fitted with (``trials``/``exposure`` set when rows were collapsed) and
-    notes to show the user.
+    Bernoulli rows become binomial counts per combination of predictors and group; Poisson rows with
+    identical predictors, group and exposure become summed counts and exposures (when that at least
+    halves them). Nested factors ``a/b`` get their column ``a_b``.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The formula parsed with the data (its family decided).
+    data : pandas.DataFrame
+        The data.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, FormulaSpec, list of str)
+        The data to fit, the spec they are fitted with (``trials``/``exposure`` set when rows were
+        collapsed) and notes to show the user.
+
+    Raises
+    ------
+    PoolwiseError
+        The data are not a DataFrame or have no rows, the family is undecided, a value is invalid
+        for the family, a grouping factor has one level, or the rows collapse into one.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from poolwise.formulas import parse_formula
+    >>> rows = pd.DataFrame({"bought": ["N", "Y", "Y", "N"], "promo": [0, 1, 0, 1], "store": [1, 1, 2, 2]})
+    >>> fitted, spec, notes = prepare_data(parse_formula("bought ~ promo + (1|store)", rows), rows)
+    >>> spec.family, spec.trials
+    ('bernoulli', 'bought_n')
     """
     if not isinstance(data, pd.DataFrame):
         raise PoolwiseError("data must be a pandas DataFrame (or, on the CLI, a CSV/Parquet path or dataset name)")
@@ -313,12 +519,55 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
 
 
 def values_constant(values: pd.Series) -> bool:
-    """Whether a column holds one value on every row."""
+    """Whether a column holds one value on every row.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The column.
+
+    Returns
+    -------
+    bool
+        True when it has fewer than two distinct values (missing counts as a value).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> values_constant(pd.Series([1, 1]))
+    True
+    """
     return values.nunique(dropna=False) < 2
 
 
 def as_binary(values: pd.Series, spec: FormulaSpec) -> pd.Series:
-    """1 where a bernoulli outcome is its success level (``spec.level``), else 0; missing values refused."""
+    """1 where a bernoulli outcome is its success level (``spec.level``), else 0.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The outcome column.
+    spec : FormulaSpec
+        The formula, with its success level.
+
+    Returns
+    -------
+    pandas.Series
+        0/1 as int64.
+
+    Raises
+    ------
+    PoolwiseError
+        A value is missing or blank.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from poolwise.formulas import parse_formula
+    >>> spec = parse_formula("bought ~ promo + (1|store)", pd.DataFrame({"bought": ["N", "Y"], "promo": [0, 1], "store": [1, 2]}))
+    >>> as_binary(pd.Series(["N", "Y", "Y"]), spec).tolist()
+    [0, 1, 1]
+    """
     _fail_rows(_blank(values), f"{spec.outcome} is missing (NaN or empty)", "fill or drop those rows")
     return (values.astype(str) == str(spec.level)).astype("int64")
 
@@ -362,8 +611,25 @@ def _collapse_poisson(
 
 
 def one_line(text: str) -> str:
-    """``text`` with line breaks and other unprintable characters escaped, for one-line messages
-    that quote column names or paths."""
+    """``text`` with line breaks and other unprintable characters escaped.
+
+    For one-line messages that quote column names or paths.
+
+    Parameters
+    ----------
+    text : str
+        Any text (other objects are converted with ``str``).
+
+    Returns
+    -------
+    str
+        The text on one line.
+
+    Examples
+    --------
+    >>> one_line("a\\nb")
+    'a\\\\nb'
+    """
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
@@ -432,8 +698,35 @@ def simulate_franchise(
     (``treated_share``) switch the treatment on from the second half of the periods on, as the
     chapter's yoga rollout did. Per gym and period: binomial, ``trials`` trial customers and the
     signups; poisson and negative binomial, ``trials`` member-months of exposure and the visits;
-    gaussian, ``trials`` customers each giving one satisfaction score. Defaults (None) are the
-    family's truth in ``SIMULATIONS``. Returns the data and a dict of the true parameters.
+    gaussian, ``trials`` customers each giving one satisfaction score.
+
+    Parameters
+    ----------
+    groups : int
+        Number of gyms.
+    periods : int
+        Periods per gym; the treatment starts after the first half.
+    family : str
+        ``"binomial"``, ``"poisson"``, ``"negativebinomial"`` or ``"gaussian"``.
+    treated_share : float
+        The expected share of gyms that get the treatment.
+    alpha, beta, sigma_alpha, sigma_beta : float, optional
+        The population intercept, slope and their group sds (default: the family's truth in
+        ``SIMULATIONS``).
+    trials : tuple of (int, int), optional
+        The range of each period's size (trials, member-months or customers).
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, dict)
+        The data and the truth: seed, family, formula, population and each gym's alpha and beta.
+
+    Raises
+    ------
+    PoolwiseError
+        ``family`` cannot be simulated.
 
     Examples
     --------
@@ -485,7 +778,32 @@ def aggregate(data: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFrame:
 
     The binomial likelihood of the counts equals the Bernoulli likelihood of the rows up to a
     constant, so the posterior is the same and the cost no longer grows with the number of rows.
-    Adds ``{outcome}_n`` (trials) and keeps ``outcome`` as the success count.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per trial.
+    outcome : str
+        The 0/1 outcome column.
+    by : list of str
+        The columns whose combinations become rows (predictors and groups).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by``, ``outcome`` (the success count) and ``{outcome}_n`` (the trials).
+
+    Raises
+    ------
+    PoolwiseError
+        An outcome value is not 0 or 1.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"store": [1, 1, 2], "bought": [0, 1, 1]})
+    >>> aggregate(rows, "bought", ["store"]).to_dict("list")
+    {'store': [1, 2], 'bought': [1, 1], 'bought_n': [2, 1]}
     """
     values = pd.to_numeric(data[outcome], errors="coerce")
     _fail_rows(~values.isin([0, 1]), f"{outcome} is not 0/1", "a row-level outcome must be 0 or 1")
@@ -497,7 +815,19 @@ def aggregate(data: pd.DataFrame, outcome: str, by: list[str]) -> pd.DataFrame:
 
 
 def write_json(payload: dict, path: Path) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    payload : dict
+        JSON-ready data.
+    path : Path
+        The file to write.
+
+    Examples
+    --------
+    >>> write_json({"seed": 1}, Path("truth.json"))  # doctest: +SKIP
+    """
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     tmp.replace(path)
@@ -506,9 +836,31 @@ def write_json(payload: dict, path: Path) -> None:
 def write_example(
     folder: Path, *, family: str = "binomial", groups: int = 12, periods: int = 4, seed: int = 2024
 ) -> Path:
-    """Simulate a franchise into ``folder``/<name>.csv with its truth beside it (<name>_truth.json),
-    <name> being the family's example name (franchise, visits, ...). This is how data/ in the
-    repository was made."""
+    """Simulate a franchise into ``folder``, with its truth beside it.
+
+    Writes ``<name>.csv`` and ``<name>_truth.json``, ``<name>`` being the family's example name
+    (franchise, visits, ...). This is how ``data/`` in the repository was made, and what
+    ``poolwise simulate`` runs.
+
+    Parameters
+    ----------
+    folder : Path
+        Where to write (created if needed).
+    family : str
+        A family of ``SIMULATIONS``.
+    groups, periods, seed : int
+        As in ``simulate_franchise``.
+
+    Returns
+    -------
+    Path
+        The CSV written.
+
+    Examples
+    --------
+    >>> write_example(Path("sim"), family="poisson", groups=30, seed=7)  # doctest: +SKIP
+    PosixPath('sim/visits.csv')
+    """
     frame, truth = simulate_franchise(groups, periods, family=family, seed=seed)
     name = SIMULATIONS[family]["name"]
     folder.mkdir(parents=True, exist_ok=True)

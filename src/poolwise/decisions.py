@@ -50,16 +50,55 @@ _BORROWED = {"partial": "population", "none": "prior"}
 class Decision:
     """The answers of one fit, as tidy tables (see the module docstring for what each model means).
 
-    ``typical``, ``new_group`` and ``per_group`` share the columns model, group, arm (the
-    treatment level compared with ``reference``: "1" against "0" for a numeric treatment, each
-    other level of a categorical one), quantity (rate_without: the reference level's mean,
-    rate_with: the arm's, difference and, where the mean is positive, ratio), mean, sd, lower,
-    upper, p_helps (P(the arm helps): its mean above the reference's, or below it when lower is
-    better) and source; ``expected`` has arm, quantity (outcome_without, outcome_with,
-    difference), groups, trials (the size of each new group: trials, units of exposure or
-    observations), mean, sd, lower, upper, p_helps, source. ``best`` (a categorical treatment
-    only) has scope (typical, new), level and p_best: the probability that the level is the best
-    of all, reference included.
+    ``typical``, ``new_group`` and ``per_group`` share the columns ``TABLE_COLUMNS``: model, group,
+    arm (the treatment level compared with ``reference``: "1" against "0" for a numeric treatment,
+    each other level of a categorical one), quantity (rate_without: the reference level's mean,
+    rate_with: the arm's, difference and, where the mean is positive, ratio), mean, sd, lower, upper
+    (the central ``prob`` interval), p_helps (P(the arm helps): its mean above the reference's, or
+    below it when lower is better) and source.
+
+    Parameters
+    ----------
+    pooling : str
+        The model decided with.
+    treatment : str
+        The treatment term.
+    factor : str
+        The grouping factor the groups belong to.
+    outcome : str
+        The outcome column.
+    family : str
+        The outcome family.
+    unit : str
+        What one unit of a new group's size is (trials, a unit of exposure, observations).
+    higher_is_better : bool
+        Whether a higher mean response is better.
+    trials : float
+        Each new group's size.
+    groups : int
+        The number of new groups of ``expected``.
+    prob : float
+        The interval probability used.
+    reference : str
+        The level effects are measured against ("0" for a numeric treatment).
+    arms : list of str
+        The levels compared with the reference (["1"] for a numeric treatment).
+    typical, per_group, new_group : pandas.DataFrame
+        The typical group, each observed group, and one new group.
+    expected : pandas.DataFrame
+        What ``groups`` new groups of size ``trials`` should expect in total: arm, quantity
+        (outcome_without, outcome_with, difference), groups, trials, mean, sd, lower, upper,
+        p_helps, source.
+    best : pandas.DataFrame
+        A categorical treatment only: scope (typical, new), level and p_best, the probability that
+        the level is the best of all, reference included.
+    notes : list of str
+        What a reader must know (groups whose data cannot inform their difference).
+
+    Examples
+    --------
+    >>> decision = decide(study.fits["partial"], trials=50, groups=100)  # doctest: +SKIP
+    >>> decision.typical[["quantity", "mean", "lower", "upper", "p_helps"]]  # doctest: +SKIP
     """
 
     pooling: str
@@ -82,13 +121,46 @@ class Decision:
     notes: list[str] = field(default_factory=list)
 
     def verdict(self) -> str:
-        """A short plain-language answer with the numbers, for the CLI and reports."""
+        """A short plain-language answer with the numbers, for the CLI and reports.
+
+        Returns
+        -------
+        str
+            See ``verdict``.
+
+        Examples
+        --------
+        >>> decide(study.fits["partial"]).verdict()  # doctest: +SKIP
+        "yogaStretch raises a typical gymID's rate from 24% to 32% (difference +8 points, ..."
+        """
         return verdict(self)
 
 
 def check_treatment(fit: Fit, treatment: str | None) -> str:
-    """The treatment term to report: ``treatment`` if the formula has it as a 0/1 column, else
-    the formula's own (its first group-varying slope)."""
+    """The treatment term to report, checked.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str or None
+        A term of the formula, or None for the formula's own (its first group-varying slope).
+
+    Returns
+    -------
+    str
+        The treatment term.
+
+    Raises
+    ------
+    PoolwiseError
+        The term is not in the formula, or it is a text column that is not a categorical treatment.
+
+    Examples
+    --------
+    >>> check_treatment(study.fits["partial"], None)  # doctest: +SKIP
+    'yogaStretch'
+    """
     spec = fit.spec
     terms = list(dict.fromkeys([*spec.varying, *spec.common]))
     treatment = treatment or spec.treatment
@@ -109,8 +181,30 @@ def check_treatment(fit: Fit, treatment: str | None) -> str:
 
 
 def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset:
-    """Mean responses without and with the treatment, their difference and (for a positive
-    mean) ratio, from link-scale draws."""
+    """Mean responses without and with the treatment, their difference and ratio, from link-scale draws.
+
+    Parameters
+    ----------
+    alpha : xarray.DataArray
+        Draws of the linear predictor without the treatment.
+    beta : xarray.DataArray
+        Draws of the treatment's effect on the link scale.
+    family : Family
+        The outcome family (its inverse link; whether a ratio is meaningful).
+
+    Returns
+    -------
+    xarray.Dataset
+        rate_without, rate_with, difference, and ratio where the mean is positive.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from poolwise.families import FAMILIES
+    >>> out = rates(xr.DataArray([0.0]), xr.DataArray([1.0]), FAMILIES["poisson"])
+    >>> round(float(out["ratio"][0]), 3)
+    2.718
+    """
     without, with_ = family.inverse(alpha), family.inverse(alpha + beta)
     out = {"rate_without": without, "rate_with": with_, "difference": with_ - without}
     if family.ratio:
@@ -119,7 +213,24 @@ def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset
 
 
 def unit(fit: Fit) -> str:
-    """What one unit of a new group's size is: a trial, a unit of exposure, an observation."""
+    """What one unit of a new group's size is.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+
+    Returns
+    -------
+    str
+        ``"trials"`` (binomial), the exposure column (poisson with an offset), ``"observations"``
+        (gaussian) or ``"rows"``.
+
+    Examples
+    --------
+    >>> unit(study.fits["partial"])  # doctest: +SKIP
+    'trials'
+    """
     spec = fit.spec
     if spec.trials:
         return "trials"
@@ -129,14 +240,36 @@ def unit(fit: Fit) -> str:
 
 
 def level_etas(fit: Fit, treatment: str, scope: str, rng: np.random.Generator, size: int | None = None) -> xr.DataArray:
-    """Link-scale draws of every treatment level (the reference first), dims (chain, draw,
-    [new_group,] level), for the typical group or ``size`` new groups (``scope``).
+    """Link-scale draws of every treatment level (the reference first), for the typical group or new groups.
 
     A new group's intercept and each level's slope are drawn from Normal(population, group sd),
-    jointly with the group terms' correlation where the model has one, else independently
-    (brms's ``sample_new_levels="gaussian"``). Bambi's own route, ``predict(...,
-    sample_new_groups=True)``, resamples one observed group's deviations per draw and gives every
-    unseen level that same group, so it cannot represent G different new groups.
+    jointly with the group terms' correlation where the model has one, else independently (brms's
+    ``sample_new_levels="gaussian"``). Bambi's own route, ``predict(..., sample_new_groups=True)``,
+    resamples one observed group's deviations per draw and gives every unseen level that same group,
+    so it cannot represent G different new groups.
+
+    Parameters
+    ----------
+    fit : Fit
+        A partial or complete pooling fit.
+    treatment : str
+        The treatment term.
+    scope : str
+        ``"typical"`` or ``"new"``.
+    rng : numpy.random.Generator
+        Draws the new groups.
+    size : int, optional
+        The number of new groups (a ``new_group`` dimension); None for one, without that dimension.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims (chain, draw, [new_group,] level).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> level_etas(fit, "yogaStretch", "new", np.random.default_rng(0), size=100).sizes  # doctest: +SKIP
     """
     levels = arms(fit, treatment)
     pops = [population_draws(fit, treatment, arm) for arm in (levels or [None])]
@@ -190,9 +323,37 @@ def rate_draws(
     seed: int | np.random.Generator | None = None,
     arm: str | None = None,
 ) -> xr.Dataset:
-    """Draws of rate_without, rate_with, difference and ratio for the typical group or one new
-    group (``scope``), dims (chain, draw); ``arm`` is the level of a categorical treatment
-    (default: the first non-reference level). No pooling has no population, so neither exists there."""
+    """Draws of rate_without, rate_with, difference and ratio for the typical group or one new group.
+
+    Parameters
+    ----------
+    fit : Fit
+        A partial or complete pooling fit.
+    treatment : str, optional
+        The treatment term (default: the formula's first varying slope).
+    scope : str
+        ``"typical"`` or ``"new"``.
+    seed : int or numpy.random.Generator, optional
+        Draws the new group.
+    arm : str, optional
+        The level of a categorical treatment (default: the first non-reference level).
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per quantity, dims (chain, draw).
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown scope or treatment, or a no pooling fit (it has no population).
+
+    Examples
+    --------
+    >>> draws = rate_draws(study.fits["partial"], scope="new", seed=1)  # doctest: +SKIP
+    >>> float((draws["difference"] > 0).mean())  # doctest: +SKIP
+    0.87
+    """
     treatment = check_treatment(fit, treatment)
     if scope not in SCOPES:
         raise PoolwiseError(f"unknown scope {scope!r}; use one of: {', '.join(SCOPES)}")
@@ -335,18 +496,43 @@ def decide(
     higher_is_better: bool = True,
     seed: int | None = None,
 ) -> Decision:
-    """Turn a fit into decisions on the response scale: the treatment's effect for a typical
-    group, each observed group and a new group, and the total outcome ``groups`` new groups of
-    size ``trials`` each should expect without and with it.
+    """Turn a fit into decisions on the response scale.
 
-    ``trials`` is each new group's size in the data's own unit: trials (binomial, bernoulli),
-    units of exposure (poisson, negative binomial with an offset; rows without one) or
-    observations (gaussian: the mean per observation is reported). A categorical treatment is
-    compared level by level against its reference level, with P(best) across all levels.
-    ``higher_is_better=False`` makes "helps"
-    mean a lower mean response (fewer defects, shorter reaction times). Intervals are central
-    (equal-tailed) ``prob`` intervals, as ArviZ reports them. New groups and outcomes are
-    simulated with ``seed``, so the same call gives the same numbers.
+    The treatment's effect for a typical group, each observed group and a new group, and the total
+    outcome ``groups`` new groups of size ``trials`` each should expect without and with it. A
+    categorical treatment is compared level by level against its reference level, with P(best)
+    across all levels. Intervals are central (equal-tailed), as ArviZ reports them. New groups and
+    outcomes are simulated with ``seed``, so the same call gives the same numbers.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model (no pooling answers per observed group only).
+    treatment : str, optional
+        The treatment term (default: the formula's first varying slope).
+    trials : float
+        Each new group's size in the data's own unit: trials (binomial, bernoulli), units of
+        exposure (poisson, negative binomial with an offset; rows without one) or observations
+        (gaussian: the mean per observation is reported).
+    groups : int
+        The number of new groups of the expected outcomes.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+    higher_is_better : bool
+        False makes "helps" mean a lower mean response (fewer defects, shorter reaction times).
+    seed : int, optional
+        Seed of the simulated new groups and outcomes.
+
+    Returns
+    -------
+    Decision
+        The tables and the verdict.
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown treatment, ``trials`` not a positive (whole, for counts of trials) number,
+        ``groups`` not a whole number >= 1, or ``prob`` outside (0, 1).
 
     Examples
     --------
@@ -465,7 +651,28 @@ def _rate_sentence(table: pd.DataFrame, prob: float, family: str) -> tuple[str, 
 
 
 def measure(family: str, outcome: str, unit: str) -> str:
-    """What the mean response is, in words: 'rate', 'nVisits per unit of memberMonths', 'mean score'."""
+    """What the mean response is, in words.
+
+    Parameters
+    ----------
+    family : str
+        The outcome family.
+    outcome : str
+        The outcome column.
+    unit : str
+        What one unit of size is (see ``unit``).
+
+    Returns
+    -------
+    str
+        ``"rate"`` (a probability), ``"mean <outcome>"`` (gaussian) or ``"<outcome> per unit of
+        <exposure>"`` (``per row`` without one).
+
+    Examples
+    --------
+    >>> measure("poisson", "nVisits", "memberMonths")
+    'nVisits per unit of memberMonths'
+    """
     if family in ("binomial", "bernoulli"):
         return "rate"
     if family == "gaussian":
@@ -474,9 +681,26 @@ def measure(family: str, outcome: str, unit: str) -> str:
 
 
 def verdict(decision: Decision) -> str:
-    """E.g. 'yogaStretch raises a typical gymID's rate from 22% to 33% (difference +10 points, 89%
-    interval +2 to +19; P(helps) = 0.97). For a new gymID: ... 100 new gymIDs × 50 trials: ...'.
-    A categorical treatment gets one clause per level against the reference level, and P(best)."""
+    """The decision in plain language, with its numbers.
+
+    E.g. "yogaStretch raises a typical gymID's rate from 22% to 33% (difference +10 points, 89%
+    interval +2 to +19; P(helps) = 0.97). For a new gymID: ... 100 new gymIDs × 50 trials: ...". A
+    categorical treatment gets one clause per level against the reference level, and P(best).
+
+    Parameters
+    ----------
+    decision : Decision
+        From ``decide``.
+
+    Returns
+    -------
+    str
+        A few sentences.
+
+    Examples
+    --------
+    >>> verdict(decide(study.fits["partial"]))  # doctest: +SKIP
+    """
     d, group, treatment = decision, decision.factor, decision.treatment
     helps = "higher" if d.higher_is_better else "lower"
     categorical = not d.best.empty or d.arms != ["1"]

@@ -59,7 +59,23 @@ def interval_prob(prob: float | None = None) -> float:
 
 
 def groups(fit: Fit) -> list[str]:
-    """The group labels in their natural order (numeric ids sort as numbers)."""
+    """The group labels of the factor in focus, in their natural order (numeric ids sort as numbers).
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+
+    Returns
+    -------
+    list of str
+        The labels; ``["all"]`` for a formula without a group.
+
+    Examples
+    --------
+    >>> groups(study.fits["partial"])[:3]  # doctest: +SKIP
+    ['1', '2', '3']
+    """
     if fit.spec.group is None:
         return ["all"]
     return [str(g) for g in sorted(fit.data[fit.spec.group].unique())]
@@ -76,8 +92,25 @@ def _zero(posterior: xr.Dataset) -> xr.DataArray:
 
 
 def arms(fit: Fit, treatment: str | None = None) -> list[str]:
-    """The levels a categorical treatment is compared on, against its reference level (the
-    non-reference levels, as the fit codes them); [] for a numeric treatment."""
+    """The levels a categorical treatment is compared on, against its reference level.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str, optional
+        The treatment term (default: the formula's).
+
+    Returns
+    -------
+    list of str
+        The non-reference levels, as the fit codes them; ``[]`` for a numeric treatment.
+
+    Examples
+    --------
+    >>> arms(fit_of_an_ab_test)  # doctest: +SKIP
+    ['B', 'C']
+    """
     treatment = treatment or fit.spec.treatment
     post = fit.posterior
     if treatment is None or treatment not in post:
@@ -98,8 +131,26 @@ def arms(fit: Fit, treatment: str | None = None) -> list[str]:
 
 
 def reference_level(fit: Fit, treatment: str | None = None) -> str:
-    """The level a treatment's effects are measured against: "0" for a numeric treatment, else
-    the categorical level the fit dropped (the first in sorted order, as formulae codes it)."""
+    """The level a treatment's effects are measured against.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str, optional
+        The treatment term (default: the formula's).
+
+    Returns
+    -------
+    str
+        ``"0"`` for a numeric treatment, else the categorical level the fit dropped (the first in
+        sorted order, as formulae codes it).
+
+    Examples
+    --------
+    >>> reference_level(fit_of_an_ab_test)  # doctest: +SKIP
+    'A'
+    """
     treatment = treatment or fit.spec.treatment
     levels = arms(fit, treatment)
     if not levels:
@@ -142,10 +193,30 @@ def _unpooled_intercepts(fit: Fit, labels: list[str], base: xr.DataArray) -> xr.
 
 
 def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:
-    """Posterior draws of ``alpha`` and ``beta`` with dims (chain, draw, group).
+    """Posterior draws of each group's intercept ``alpha`` and treatment slope ``beta``.
 
-    For a categorical treatment, ``beta`` is the effect of level ``arm`` against the reference
-    level (default: the first of ``arms``).
+    Both are on the link scale, whatever the pooling: complete pooling repeats the shared values for
+    every group, no pooling reads each group's own coefficients, partial pooling adds each group's
+    deviations to the population's.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str, optional
+        The treatment term (default: the formula's).
+    arm : str, optional
+        For a categorical treatment, the level whose effect against the reference ``beta`` is
+        (default: the first of ``arms``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``alpha`` and ``beta`` with dims (chain, draw, group).
+
+    Examples
+    --------
+    >>> group_draws(study.fits["partial"])["beta"].mean(("chain", "draw"))  # doctest: +SKIP
     """
     spec, post = fit.spec, fit.posterior
     treatment = treatment or spec.treatment
@@ -178,8 +249,28 @@ def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) 
 
 
 def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:
-    """The population (typical-group) intercept and slope (of level ``arm`` for a categorical
-    treatment), and for partial pooling the group sds."""
+    """The population (typical-group) intercept and slope, and for partial pooling the group sds.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str, optional
+        The treatment term (default: the formula's).
+    arm : str, optional
+        For a categorical treatment, the level whose slope is returned (default: the first of ``arms``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``alpha``, ``beta`` and, where the model has them, ``sigma_alpha`` and ``sigma_beta``, dims
+        (chain, draw).
+
+    Examples
+    --------
+    >>> population_draws(study.fits["partial"])["beta"].mean().item()  # doctest: +SKIP
+    0.53
+    """
     spec, post = fit.spec, fit.posterior
     treatment = treatment or spec.treatment
     if arm is None and arms(fit, treatment):
@@ -198,7 +289,32 @@ def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = N
 
 
 def summarise(draws: xr.DataArray, prob: float | None = None) -> dict[str, float]:
-    """Mean, sd and the central ``prob`` interval of a draws array over chain and draw."""
+    """Mean, sd and the central ``prob`` interval of a draws array over all its values.
+
+    Parameters
+    ----------
+    draws : xarray.DataArray
+        Draws (chain, draw), or any array of them.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, see ``interval_prob``).
+
+    Returns
+    -------
+    dict of str to float
+        mean, sd, lower, upper.
+
+    Raises
+    ------
+    PoolwiseError
+        ``prob`` is not between 0 and 1.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> summary = summarise(xr.DataArray(np.arange(101.0)), prob=0.9)
+    >>> summary["mean"], round(summary["lower"], 6), summary["upper"]
+    (50.0, 5.0, 95.0)
+    """
     flat = np.asarray(draws).reshape(-1)
     tail = (1 - interval_prob(prob)) / 2
     low, high = np.quantile(flat, [tail, 1 - tail])
@@ -206,10 +322,36 @@ def summarise(draws: xr.DataArray, prob: float | None = None) -> dict[str, float
 
 
 def coefficients(fit: Fit, *, treatment: str | None = None, prob: float | None = None) -> pd.DataFrame:
-    """Tidy table: one row per group and quantity (alpha, beta on the link scale; rate_without,
-    rate_with the mean response on its natural scale) with mean, sd and the ``prob`` equal-tailed
-    interval. A categorical treatment gives ``beta[level]`` and ``rate_with[level]`` per level
-    against the reference level (``rate_without``)."""
+    """Each group's intercept, slope and mean responses with their intervals, as a tidy table.
+
+    One row per group and quantity: alpha and beta on the link scale; rate_without and rate_with
+    the mean response on its natural scale (a probability, a rate per unit of exposure, a mean),
+    with mean, sd and the central ``prob`` interval. A categorical treatment gives ``beta[level]``
+    and ``rate_with[level]`` per level against the reference level (``rate_without``).
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model, any pooling.
+    treatment : str, optional
+        The treatment term (default: the formula's).
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, group, quantity, mean, sd, lower, upper.
+
+    Raises
+    ------
+    PoolwiseError
+        ``prob`` is not between 0 and 1.
+
+    Examples
+    --------
+    >>> coefficients(study.fits["partial"]).query("quantity == 'rate_with'").head(3)  # doctest: +SKIP
+    """
     inverse = find_family(fit.spec.family).inverse
     prob = interval_prob(prob)
     levels = arms(fit, treatment)

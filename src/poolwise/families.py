@@ -18,9 +18,27 @@ from poolwise.errors import PoolwiseError
 class Family:
     """One outcome family.
 
-    ``bambi`` is the family Bambi fits (bernoulli rows are aggregated and fitted as binomial
-    counts); ``link`` the link of the mean; ``aux`` the family's own parameters besides the mean
-    (Bambi's names); ``ratio`` whether a ratio of two means is meaningful (a positive mean).
+    Parameters
+    ----------
+    name : str
+        The family's name, as Bambi spells it (a key of ``FAMILIES``).
+    bambi : str
+        The family Bambi fits (bernoulli rows are aggregated and fitted as binomial counts).
+    link : str
+        The link of the mean: ``"logit"``, ``"log"`` or ``"identity"``.
+    scale : str
+        What the mean response is, in words: a probability, events per unit of exposure, a mean.
+    aux : tuple of str
+        The family's own parameters besides the mean, as Bambi names them (``"alpha"``, ``"sigma"``).
+    ratio : bool
+        Whether a ratio of two means is meaningful (the mean is positive).
+    counts : bool
+        Whether outcomes are counts (whole numbers).
+
+    Examples
+    --------
+    >>> FAMILIES["poisson"].link, FAMILIES["poisson"].scale
+    ('log', 'events per unit of exposure')
     """
 
     name: str
@@ -32,7 +50,23 @@ class Family:
     counts: bool
 
     def inverse(self, eta):
-        """The mean response from the linear predictor (works on NumPy and xarray)."""
+        """The mean response from the linear predictor: the inverse link.
+
+        Parameters
+        ----------
+        eta : array-like
+            Linear predictor values (NumPy or xarray).
+
+        Returns
+        -------
+        array-like
+            ``expit(eta)`` for logit, ``exp(eta)`` for log, ``eta`` itself for identity, of the same type.
+
+        Examples
+        --------
+        >>> float(FAMILIES["binomial"].inverse(0.0))
+        0.5
+        """
         if self.link == "logit":
             return expit(eta)
         if self.link == "log":
@@ -45,7 +79,23 @@ class Family:
         return {"logit": "inverse logit", "log": "exp", "identity": "identity"}[self.link]
 
     def linked(self, mean: float) -> float:
-        """The linear predictor of a mean response (the inverse of ``inverse``)."""
+        """The linear predictor of a mean response (the inverse of ``inverse``).
+
+        Parameters
+        ----------
+        mean : float
+            A mean response on the family's scale.
+
+        Returns
+        -------
+        float
+            ``logit(mean)``, ``log(mean)`` or ``mean``.
+
+        Examples
+        --------
+        >>> FAMILIES["binomial"].linked(0.5)
+        0.0
+        """
         if self.link == "logit":
             return float(logit(mean))
         if self.link == "log":
@@ -55,8 +105,33 @@ class Family:
     def simulate(
         self, rng: np.random.Generator, mean: np.ndarray, size: float | np.ndarray, aux: dict[str, np.ndarray]
     ) -> np.ndarray:
-        """Outcomes of units with mean response ``mean`` and ``size`` trials / exposure /
-        observations each; a gaussian outcome is the sum of ``size`` observations."""
+        """Simulated outcomes of units with mean response ``mean`` and ``size`` each.
+
+        ``size`` is trials (binomial, bernoulli), units of exposure (poisson, negative binomial) or
+        observations (gaussian: the outcome is the sum of ``size`` observations).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The random number generator.
+        mean : numpy.ndarray
+            Mean responses.
+        size : float or numpy.ndarray
+            Each unit's size.
+        aux : dict of str to numpy.ndarray
+            The family's own parameters (``alpha`` of the negative binomial, ``sigma`` of the gaussian).
+
+        Returns
+        -------
+        numpy.ndarray
+            One outcome per unit.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> FAMILIES["poisson"].simulate(np.random.default_rng(0), np.array([2.0]), 10, {}).shape
+        (1,)
+        """
         if self.name in ("binomial", "bernoulli"):
             return rng.binomial(np.asarray(size, dtype=np.int64), mean)
         if self.name == "poisson":
@@ -83,7 +158,29 @@ ALIASES = {"negbinomial": "negativebinomial", "negative_binomial": "negativebino
 
 
 def family(name: str) -> Family:
-    """Look a family up by its name (Bambi's spelling) or a common alias."""
+    """Look a family up by its name (Bambi's spelling) or a common alias.
+
+    Parameters
+    ----------
+    name : str
+        ``bernoulli``, ``binomial``, ``poisson``, ``negativebinomial`` or ``gaussian``, or an alias
+        (``negbinomial``, ``negative_binomial``, ``normal``); case and spaces around are ignored.
+
+    Returns
+    -------
+    Family
+        The family's record.
+
+    Raises
+    ------
+    PoolwiseError
+        ``name`` is not a string, or not a supported family.
+
+    Examples
+    --------
+    >>> family("normal").name
+    'gaussian'
+    """
     if not isinstance(name, str):
         raise PoolwiseError(f"family must be a name such as 'poisson', not a {type(name).__name__}")
     key = ALIASES.get(name.strip().lower(), name.strip().lower())

@@ -43,7 +43,28 @@ _PROPORTION = {"p", "prop", "proportion"}
 
 
 def translate_cbind(formula: str) -> str:
-    """lme4's ``cbind(k, n - k) ~ ...`` is Bambi's ``p(k, n) ~ ...``."""
+    """lme4's ``cbind(k, n - k) ~ ...`` as Bambi's ``p(k, n) ~ ...``; other formulas unchanged.
+
+    Parameters
+    ----------
+    formula : str
+        A formula, possibly with a ``cbind()`` response.
+
+    Returns
+    -------
+    str
+        The formula with a ``p(successes, trials)`` response.
+
+    Raises
+    ------
+    PoolwiseError
+        A ``cbind()`` that is not ``cbind(successes, trials - successes)``.
+
+    Examples
+    --------
+    >>> translate_cbind("cbind(k, n - k) ~ x + (1|g)")
+    'p(k, n) ~ x + (1|g)'
+    """
     if not formula.lstrip().startswith("cbind("):
         return formula
     match = _CBIND.match(formula)
@@ -56,12 +77,39 @@ def translate_cbind(formula: str) -> str:
 
 
 def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str | None = None) -> FormulaSpec:
-    """Split ``formula`` into response, common terms, grouping factor and group-varying terms.
+    """Split ``formula`` into response, common terms, grouping factors and group-varying terms.
 
-    With ``data``, every column the formula names must exist and the family is decided (an
-    explicit ``family`` wins; see ``resolve_family``). Any function call outside
-    ``ALLOWED_CALLS`` (or any attribute access such as ``os.getpid()``) is refused before
-    anything is evaluated.
+    Any function call outside ``ALLOWED_CALLS`` (or any attribute access such as ``os.getpid()``) is
+    refused before anything is evaluated. lme4's spellings are read as lme4 reads them: ``(x||g)``
+    (independent terms), ``factor(x)``, ``I(x^2)``, ``a/b`` (nested), ``cbind(k, n - k)``,
+    ``offset(log(exposure))``.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4/brms-style formula, e.g. ``"p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"``.
+    data : pandas.DataFrame, optional
+        With data, every column the formula names must exist and the family is decided from the
+        outcome (see ``resolve_family``).
+    family : str, optional
+        The outcome family; wins over what the data suggest.
+
+    Returns
+    -------
+    FormulaSpec
+        The formula's parts, with the family once data or ``family`` decide it.
+
+    Raises
+    ------
+    PoolwiseError
+        The formula cannot be read, calls a function outside the allow-list, has no response, names
+        a column the data lack, or its family does not fit the response.
+
+    Examples
+    --------
+    >>> spec = parse_formula("p(k, n) ~ x + (x|g)")
+    >>> spec.outcome, spec.trials, spec.group, spec.treatment, spec.family
+    ('k', 'n', 'g', 'x', 'binomial')
     """
     if not isinstance(formula, str) or "~" not in formula:
         raise PoolwiseError(f"formula {formula!r} has no '~'; write it as {EXAMPLE}")
@@ -160,9 +208,26 @@ def _factors(group_terms: list, *, independent: set[str] = frozenset()) -> tuple
 
 
 def lme4_spellings(formula: str) -> str:
-    """lme4's spellings in formulae's: ``(x||g)`` is ``(x|g)`` (which terms are independent is
-    read separately, by ``_independent``), ``factor(x)`` is ``C(x)`` and ``^`` inside ``I()`` is
-    a power (``I(x^2)`` is ``I(x**2)``)."""
+    """lme4's spellings in formulae's.
+
+    ``(x||g)`` becomes ``(x|g)`` (which terms are independent is read separately), ``factor(x)``
+    becomes ``C(x)`` and ``^`` inside ``I()`` a power (``I(x^2)`` is ``I(x**2)``).
+
+    Parameters
+    ----------
+    formula : str
+        A formula in lme4's spelling.
+
+    Returns
+    -------
+    str
+        The same formula as formulae reads it.
+
+    Examples
+    --------
+    >>> lme4_spellings("y ~ factor(a) + I(x^2) + (x||g)")
+    'y ~ C(a) + I(x**2) + (x|g)'
+    """
     formula = formula.replace("||", "|")
     formula = re.sub(r"\bfactor\s*\(", "C(", formula)
     return _I_CALL.sub(lambda match: match.group(0).replace("^", "**"), formula)
@@ -171,11 +236,38 @@ def lme4_spellings(formula: str) -> str:
 def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | None = None) -> FormulaSpec:
     """``spec`` with its family (and a two-valued outcome's success level) decided.
 
-    An explicit ``family`` wins. Otherwise, as lme4 would read the data: ``p()``/``cbind()``
-    counts are binomial; a two-valued outcome (0/1, bool, TRUE/FALSE, or a two-level string such
-    as "Y"/"N") is bernoulli with the second level in sorted order as success, unless written
-    ``y[level] ~ ...``; a real-valued outcome is gaussian. Non-negative integers with more than
-    two values are ambiguous and refused. Without ``data`` only the formula's form decides.
+    An explicit ``family`` wins. Otherwise, as lme4 would read the data: ``p()``/``cbind()`` counts
+    are binomial; a two-valued outcome (0/1, bool, TRUE/FALSE, or a two-level string such as "Y"/"N")
+    is bernoulli with the second level in sorted order as success, unless written
+    ``y[level] ~ ...``; a real-valued outcome is gaussian. Non-negative integers with more than two
+    values are ambiguous and refused. Without ``data`` only the formula's form decides.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        A parsed formula.
+    data : pandas.DataFrame or None
+        The data, whose outcome column decides the family.
+    family : str, optional
+        An explicit family (a name or alias in ``poolwise.families``).
+
+    Returns
+    -------
+    FormulaSpec
+        ``spec`` with ``family`` (and ``level``) set.
+
+    Raises
+    ------
+    PoolwiseError
+        The family does not fit the response (counts out of trials that are not binomial, an offset
+        outside poisson and negative binomial), or the data leave it ambiguous.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"y": [0, 1, 1, 0], "x": [0, 1, 0, 1], "g": [1, 1, 2, 2]})
+    >>> resolve_family(parse_formula("y ~ x + (1|g)"), frame).family
+    'bernoulli'
     """
     if family is not None:
         family = find_family(family).name

@@ -31,14 +31,64 @@ MANY_GROUPS = 50
 
 
 def check_parameterization(parameterization: str) -> str:
+    """Validate a parameterization choice.
+
+    Parameters
+    ----------
+    parameterization : str
+        One of ``CHOICES``: ``"auto"``, ``"centered"`` or ``"noncentered"``.
+
+    Returns
+    -------
+    str
+        ``parameterization``.
+
+    Raises
+    ------
+    PoolwiseError
+        It is not one of ``CHOICES``.
+
+    Examples
+    --------
+    >>> check_parameterization("auto")
+    'auto'
+    """
     if parameterization not in CHOICES:
         raise PoolwiseError(f"unknown parameterization {parameterization!r}; use one of: {', '.join(CHOICES)}")
     return parameterization
 
 
 def choose(spec: FormulaSpec, data: pd.DataFrame, parameterization: str = "auto") -> dict[str, dict[str, str]]:
-    """Per factor, per varying term: "centered" or "noncentered" (correlated factors stay
-    non-centred: their terms share the standard normals the correlation mixes)."""
+    """How partial pooling parameterizes each group term: centred or non-centred.
+
+    Correlated factors stay non-centred: their terms share the standard normals the correlation mixes.
+    With ``"auto"`` each term is chosen from the data (see the module docstring).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The data to fit.
+    parameterization : str
+        ``"auto"``, or ``"centered"`` / ``"noncentered"`` for every independent term.
+
+    Returns
+    -------
+    dict of str to dict of str to str
+        Factor -> term (``"Intercept"`` or a slope) -> ``"centered"`` or ``"noncentered"``.
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown ``parameterization``.
+
+    Examples
+    --------
+    >>> frame = load_dataset("franchise")  # doctest: +SKIP
+    >>> choose(parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame), frame)  # doctest: +SKIP
+    {'gymID': {'Intercept': 'noncentered', 'yogaStretch': 'noncentered'}}
+    """
     parameterization = check_parameterization(parameterization)
     choices = {}
     for factor in spec.factors:

@@ -32,8 +32,29 @@ _TOL = 1e-8
 
 
 def null_space(matrix: np.ndarray, tol: float = _TOL) -> np.ndarray:
-    """Rows span the coefficient changes that leave every linear predictor ``matrix @ b`` as it
-    is: the directions the data cannot see (empty when the columns are independent)."""
+    """The coefficient changes that leave every linear predictor ``matrix @ b`` as it is.
+
+    These are the directions the data cannot see: along them the priors alone decide.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        A design matrix, rows x columns.
+    tol : float
+        Singular values below ``tol`` times the largest count as zero.
+
+    Returns
+    -------
+    numpy.ndarray
+        One row per unseen direction, one column per coefficient; no rows when the columns are
+        independent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> null_space(np.array([[1.0, 1.0], [2.0, 2.0]])).shape
+    (1, 2)
+    """
     if matrix.shape[1] == 0:
         return np.zeros((0, 0))
     # Repeated rows change neither the rank nor the null space; dropping them keeps the SVD at
@@ -48,8 +69,25 @@ def null_space(matrix: np.ndarray, tol: float = _TOL) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Design:
-    """A design matrix with each column's label (as the posterior names it: ``x``, ``C(g)[2]``,
-    ``1|g[3]``) and term, plus formulae's term objects (levels, contrast matrices)."""
+    """A design matrix with each column's label and term, plus formulae's term objects.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        The common-effects design, rows x columns (offsets left out).
+    labels : list of str
+        Each column's label, as the posterior names it: ``x``, ``C(g)[2]``, ``1|g[3]``.
+    terms : list of str
+        Each column's term.
+    term_objects : dict
+        Term -> formulae's term object (levels, contrast matrices).
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> design("p(nSigned, nTrialCustomers) ~ yogaStretch", load_dataset("franchise")).labels
+    ['Intercept', 'yogaStretch']
+    """
 
     matrix: np.ndarray
     labels: list[str]
@@ -62,16 +100,75 @@ class Design:
         return null_space(self.matrix)
 
     def identified(self, weights: np.ndarray) -> bool:
-        """Whether the data decide the combination ``weights @ coefficients``."""
+        """Whether the data decide the combination ``weights @ coefficients``.
+
+        Parameters
+        ----------
+        weights : numpy.ndarray
+            One weight per column (``unit`` picks one coefficient; a difference of two units a contrast).
+
+        Returns
+        -------
+        bool
+            True when the combination is orthogonal to the null space.
+
+        Examples
+        --------
+        >>> from poolwise.data import load_dataset
+        >>> found = design("p(nSigned, nTrialCustomers) ~ yogaStretch", load_dataset("franchise"))
+        >>> found.identified(found.unit("yogaStretch"))
+        True
+        """
         return not self.null.size or bool(np.abs(self.null @ weights).max() < 1e-6)
 
     def unit(self, label: str) -> np.ndarray:
-        """The weights that pick one column's coefficient."""
+        """The weights that pick one column's coefficient.
+
+        Parameters
+        ----------
+        label : str
+            A column label.
+
+        Returns
+        -------
+        numpy.ndarray
+            1 at that column, 0 elsewhere.
+
+        Examples
+        --------
+        >>> from poolwise.data import load_dataset
+        >>> design("p(nSigned, nTrialCustomers) ~ yogaStretch", load_dataset("franchise")).unit("yogaStretch")
+        array([0., 1.])
+        """
         return np.eye(len(self.labels))[self.labels.index(label)]
 
 
 def design(formula: str, data: pd.DataFrame) -> Design:
-    """The common-effects design of ``formula`` on ``data``, built by formulae as Bambi builds it."""
+    """The common-effects design of ``formula`` on ``data``, built by formulae as Bambi builds it.
+
+    Parameters
+    ----------
+    formula : str
+        A Bambi formula (one pooling template).
+    data : pandas.DataFrame
+        The prepared data.
+
+    Returns
+    -------
+    Design
+        The matrix, its column labels and terms; empty without common terms.
+
+    Raises
+    ------
+    PoolwiseError
+        formulae cannot code a term on these data (a factor with one level, ...).
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> design("p(nSigned, nTrialCustomers) ~ 0 + C(gymID)", load_dataset("franchise")).matrix.shape
+    (48, 12)
+    """
     try:
         common = design_matrices(formula, data, na_action="error", extra_namespace=NAMESPACE).common
     except ValueError as err:  # formulae's word on a term the data cannot code (one level, ...)
@@ -96,15 +193,55 @@ def design(formula: str, data: pd.DataFrame) -> Design:
 
 
 def dependent_terms(matrix: np.ndarray, names: list[str], tol: float = _TOL) -> list[str]:
-    """Names of the terms whose columns take part in a linear dependency (empty when full rank)."""
+    """The terms whose columns take part in a linear dependency.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        A design matrix.
+    names : list of str
+        Each column's term.
+    tol : float
+        As in ``null_space``.
+
+    Returns
+    -------
+    list of str
+        The terms, each once, in column order; empty when the columns are independent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dependent_terms(np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]), ["Intercept", "x", "z"])
+    ['Intercept', 'x']
+    """
     null = null_space(matrix, tol)
     loaded = np.flatnonzero(np.abs(null).max(axis=0) > 1e-6) if null.size else []
     return list(dict.fromkeys(names[i] for i in loaded))
 
 
 def indicator_sets(found: Design) -> list[list[int]]:
-    """Column indices of each set of single-column 0/1 terms that add up to 1 on every row: a
-    factor coded by hand with one indicator per level, as in ``b0 + beta[level]``."""
+    """Sets of single-column 0/1 terms that add up to 1 on every row.
+
+    A factor coded by hand with one indicator per level, as in ``b0 + beta[level]``.
+
+    Parameters
+    ----------
+    found : Design
+        A design.
+
+    Returns
+    -------
+    list of list of int
+        Column indices of each set.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"a": [1, 0, 1, 0], "b": [0, 1, 0, 1], "y": [1.0, 2.0, 3.0, 4.0]})
+    >>> indicator_sets(design("y ~ 0 + a + b", rows))
+    [[0, 1]]
+    """
     matrix = found.matrix
     binary = [
         i
@@ -263,7 +400,29 @@ def _no_pooling_design(spec: FormulaSpec, data: pd.DataFrame) -> dict:
 
 
 def prior_only_messages(spec: FormulaSpec, data: pd.DataFrame) -> list[str]:
-    """The no-pooling slopes the data cannot inform, as sentences (see ``prior_only_groups``)."""
+    """The no-pooling slopes the data cannot inform, as sentences (see ``prior_only_groups``).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data.
+
+    Returns
+    -------
+    list of str
+        One sentence per term and kind of problem; empty when every group informs its slopes.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> prior_only_messages(spec, frame)[0][:60]
+    'no pooling: gymID 1, 7, 9, 12 never had yogaStretch != 0, so'
+    """
     messages = []
     for term, found in prior_only_groups(spec, data).items():
         if found["prior_only"]:
@@ -311,11 +470,29 @@ def _findings(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str) -> l
 def check_design(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str, *, pooling: str | None = None) -> None:
     """Refuse a design the data cannot identify, before any sampling.
 
-    Raises ``PoolwiseError`` (with the dependent terms and the fixes) when the common-effects
-    columns are linearly dependent, when the common terms already separate every level of the
-    group factor (partial pooling), or when a common term takes one value per group (no
-    pooling). ``pooling`` limits the checks to that model; None checks all three, as ``compare``
-    fits them all. ``data`` is the prepared data that will be fitted.
+    Refused: common-effects columns that are linearly dependent, common terms that already separate
+    every level of the group factor (partial pooling), a common term that takes one value per group
+    (no pooling).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data that will be fitted.
+    complete_formula : str
+        The complete pooling template (the common terms alone).
+    pooling : str, optional
+        Check only what concerns this model; None checks all three, as ``compare`` fits them all.
+
+    Raises
+    ------
+    PoolwiseError
+        The first refused design, with the dependent terms and the fixes.
+
+    Examples
+    --------
+    >>> check_design(spec, data, templates(spec)["complete"])  # doctest: +SKIP
     """
     for row in _findings(spec, data, complete_formula):
         relevant = pooling is None or pooling in row["models"].split(", ")
@@ -326,10 +503,34 @@ def check_design(spec: FormulaSpec, data: pd.DataFrame, complete_formula: str, *
 def check(formula: str, data: pd.DataFrame, *, family: str | None = None) -> pd.DataFrame:
     """Run every design check of ``formula`` on ``data`` without fitting (``poolwise check``).
 
-    One row per check: ``check`` (common terms, group levels, no-pooling intercepts, no-pooling
-    slopes), ``models`` (which pooling models it concerns), ``status`` (ok, warning: the model
-    fits but a prior decides some coefficients, error: ``fit`` and ``compare`` refuse it) and
-    ``message``. Bad formulas or data raise ``PoolwiseError`` as ``fit`` would.
+    Parameters
+    ----------
+    formula : str
+        An lme4/brms-style formula.
+    data : pandas.DataFrame
+        The data.
+    family : str, optional
+        The outcome family (default: decided from the data).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per check: ``check`` (common terms, group levels, no-pooling intercepts, no-pooling
+        slopes), ``models`` (which pooling models it concerns), ``status`` (ok; warning: the model
+        fits but a prior decides some coefficients; error: ``fit`` and ``compare`` refuse it) and
+        ``message``.
+
+    Raises
+    ------
+    PoolwiseError
+        A bad formula or bad data, as ``fit`` would raise.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> table = check("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", load_dataset("franchise"))
+    >>> table["status"].tolist()
+    ['ok', 'ok', 'ok', 'warning']
     """
     spec = parse_formula(formula, data, family=family)
     prepared, spec, _ = prepare_data(spec, data)
@@ -339,9 +540,30 @@ def check(formula: str, data: pd.DataFrame, *, family: str | None = None) -> pd.
 
 
 def prior_only_groups(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
-    """Per group-varying numeric term: groups whose no-pooling slope only the prior decides
-    (the term is 0 on all their rows) and groups whose intercept and slope are identified only
-    as a sum (the term is one constant non-zero value on all their rows)."""
+    """The groups whose no-pooling slopes the data cannot inform, per group-varying numeric term.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data.
+
+    Returns
+    -------
+    dict of str to dict of str to list of str
+        Term -> ``{"prior_only": groups where the term is 0 on all rows (the slope is the prior),
+        "sum_only": groups where it is one constant non-zero value (intercept and slope are
+        identified only as a sum)}``; terms without such groups are left out.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> prior_only_groups(parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame), frame)
+    {'yogaStretch': {'prior_only': ['1', '7', '9', '12'], 'sum_only': []}}
+    """
     found = {}
     for term in spec.varying:
         if term not in data.columns or not pd.api.types.is_numeric_dtype(data[term]):
@@ -479,9 +701,27 @@ def _sets(fit: Fit, common: Design, ident: Design, params: dict[str, xr.DataArra
 
 
 def estimates(fit: Fit, *, parameters: bool = False) -> list[dict]:
-    """Draws of every level coefficient and every difference between two levels of a factor,
-    each with whether the data identify it; with ``parameters``, every other scalar parameter
-    (intercept, group sds) first. The rows that ``contrasts`` and ``sensitivity`` summarise."""
+    """Draws of every level coefficient and every difference between two levels of a factor.
+
+    Each with whether the data identify it; with ``parameters``, every other scalar parameter
+    (intercept, group sds) first. The rows that ``contrasts`` and ``sensitivity`` summarise.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    parameters : bool
+        Also list the other scalar parameters.
+
+    Returns
+    -------
+    list of dict
+        Each with set, kind (coefficient or contrast), name, identified and draws.
+
+    Examples
+    --------
+    >>> [row["name"] for row in estimates(study.fits["none"])][:2]  # doctest: +SKIP
+    """
     common = design(fit.formula, fit.data)
     ident = _identifying_design(fit, common)
     params = _parameters(fit.posterior)
@@ -528,13 +768,28 @@ def estimates(fit: Fit, *, parameters: bool = False) -> list[dict]:
 def contrasts(fit: Fit, *, prob: float | None = None) -> pd.DataFrame:
     """The raw coefficient of each level next to the differences between levels, per factor.
 
-    A factor is a ``C(x)`` term, a set of 0/1 indicator columns that add up to 1 (one
-    coefficient per level, as in ``b0 + beta[level]``), a single 0/1 column, or a group's
-    intercepts or slopes under partial pooling. One row per coefficient and per pair of levels:
-    ``set``, ``kind`` (coefficient or contrast), ``name`` (the parameter, or ``"2 - 0"``),
-    ``identified`` (whether the data decide it, from the design's null space), then mean, sd
-    and the ``prob`` equal-tailed interval. When the design is over-parameterised the raw
-    coefficients carry whatever constant the priors give them; the contrasts do not.
+    A factor is a ``C(x)`` term, a set of 0/1 indicator columns that add up to 1 (one coefficient
+    per level, as in ``b0 + beta[level]``), a single 0/1 column, or a group's intercepts or slopes
+    under partial pooling. When the design is over-parameterised the raw coefficients carry whatever
+    constant the priors give them; the contrasts do not.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per coefficient and per pair of levels: ``set``, ``kind`` (coefficient or
+        contrast), ``name`` (the parameter, or ``"2 - 0"``), ``identified`` (whether the data decide
+        it, from the design's null space), mean, sd, lower, upper.
+
+    Examples
+    --------
+    >>> contrasts(fit).query("kind == 'contrast'")  # doctest: +SKIP
     """
     from poolwise.estimates import summarise  # coefficients imports poolwise.fitting, which imports this module
 
@@ -548,11 +803,25 @@ def contrasts(fit: Fit, *, prob: float | None = None) -> pd.DataFrame:
 def correlated_pairs(fit: Fit, threshold: float = 0.9) -> pd.DataFrame:
     """Pairs of parameters whose posterior correlation exceeds ``threshold`` in magnitude.
 
-    Such a pair is known well only as a combination. ``identified`` says whether the data
-    decide each of the two anyway: False when either lies along a direction the design cannot
-    see (the leaking effect: the priors split a constant between them), True when the data
-    just inform their sum or difference better than each (e.g. the intercept and the contrasts
-    of a reference level with few observations). Sorted by |correlation|, largest first.
+    Such a pair is known well only as a combination.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    threshold : float
+        The smallest |correlation| reported.
+
+    Returns
+    -------
+    pandas.DataFrame
+        parameter_1, parameter_2, correlation, identified (False when either lies along a direction
+        the design cannot see, so the priors split a constant between them; True when the data just
+        inform their sum or difference better than each). Sorted by |correlation|, largest first.
+
+    Examples
+    --------
+    >>> correlated_pairs(study.fits["partial"], threshold=0.8)  # doctest: +SKIP
     """
     ident = _identifying_design(fit, design(fit.formula, fit.data))
     params = _parameters(fit.posterior)

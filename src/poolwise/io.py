@@ -37,7 +37,30 @@ STUDY_FILES = ("loo.csv", "coefficients.csv", "study.json")
 
 
 def check_new(path: str | Path, *, force: bool = False) -> Path:
-    """Refuse an output path that exists unless ``force``; call it before any slow work."""
+    """Refuse an output path that exists unless ``force``; call it before any slow work.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where output will be written.
+    force : bool
+        Allow replacing what is there.
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    PoolwiseError
+        ``path`` exists and ``force`` is False.
+
+    Examples
+    --------
+    >>> check_new("results-that-do-not-exist-yet")
+    PosixPath('results-that-do-not-exist-yet')
+    """
     path = Path(path)
     if path.exists() and not force:
         raise PoolwiseError(f"{path} already exists; pass --force (force=True) to overwrite it, or choose another path")
@@ -46,7 +69,30 @@ def check_new(path: str | Path, *, force: bool = False) -> Path:
 
 @contextmanager
 def atomic_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary file name beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """A temporary file name beside ``path``, renamed to ``path`` only if the block succeeds.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    force : bool
+        Allow replacing an existing file.
+
+    Yields
+    ------
+    Path
+        The temporary file to write into (deleted if the block fails).
+
+    Raises
+    ------
+    PoolwiseError
+        ``path`` exists and ``force`` is False.
+
+    Examples
+    --------
+    >>> with atomic_path("table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp)
+    """
     path = check_new(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -62,10 +108,32 @@ def atomic_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
 
 @contextmanager
 def atomic_folder(folder: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``folder``; it becomes ``folder`` only if the block succeeds.
+    """A temporary folder beside ``folder`` that becomes ``folder`` only if the block succeeds.
 
     With ``force`` an existing ``folder`` is moved aside first and deleted once the new one is in
     place (two renames: no moment leaves a half-written folder under the target name).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The folder to write.
+    force : bool
+        Allow replacing an existing folder.
+
+    Yields
+    ------
+    Path
+        The temporary folder to write into (deleted if the block fails).
+
+    Raises
+    ------
+    PoolwiseError
+        ``folder`` exists and ``force`` is False.
+
+    Examples
+    --------
+    >>> with atomic_folder("results") as tmp:  # doctest: +SKIP
+    ...     save_fit(fit, tmp / "partial.nc")
     """
     folder = check_new(folder, force=force)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -92,16 +160,68 @@ def _umask() -> int:
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, *, force: bool = False, index: bool = False) -> Path:
-    """Write a table as CSV atomically."""
+    """Write a table as CSV atomically.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    path : str or Path
+        The file to write.
+    force : bool
+        Allow replacing an existing file.
+    index : bool
+        Write the index as a column.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    PoolwiseError
+        ``path`` exists and ``force`` is False.
+
+    Examples
+    --------
+    >>> write_csv(study.table.reset_index(), "loo.csv")  # doctest: +SKIP
+    PosixPath('loo.csv')
+    """
     with atomic_path(path, force=force) as tmp:
         frame.to_csv(tmp, index=index)
     return Path(path)
 
 
 def save_fit(fit: Fit, path: str | Path, *, force: bool = False) -> Path:
-    """Save ``fit`` (draws, fitted data and metadata) to a netCDF file at ``path``.
+    """Save a fit (draws, fitted data and metadata) to a netCDF file, atomically.
 
-    >>> save_fit(result, "partial.nc")   # then load_fit("partial.nc").model is ready to use
+    ``load_fit`` reads it back with its Bambi model rebuilt, so nothing needs refitting.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit made by ``poolwise.fit`` or ``poolwise.compare``.
+    path : str or Path
+        The ``.nc`` file to write.
+    force : bool
+        Allow replacing an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    PoolwiseError
+        The fit has no poolwise metadata, ``path`` exists without ``force``, or the data cannot be
+        stored (unusual column names).
+
+    Examples
+    --------
+    >>> save_fit(study.fits["partial"], "partial.nc")  # doctest: +SKIP
+    PosixPath('partial.nc')
     """
     if "poolwise" not in fit.idata.attrs:
         raise PoolwiseError("this fit has no poolwise metadata; make fits with poolwise.fitting or poolwise.comparison")
@@ -121,11 +241,31 @@ def save_fit(fit: Fit, path: str | Path, *, force: bool = False) -> Path:
 
 
 def load_fit(path: str | Path) -> Fit:
-    """Load a fit saved by :func:`save_fit` and rebuild its Bambi model (no sampling).
+    """Load a fit saved by ``save_fit`` and rebuild its Bambi model (no sampling).
 
-    Warns (``PoolwiseWarning``) when the fit was made with other poolwise/Bambi/formulae/PyMC
-    versions; raises ``PoolwiseError`` when the file is not a poolwise fit, its data do not match
-    their saved hash, or the installed versions cannot rebuild its model.
+    Warns (``PoolwiseWarning``) when the fit was made with other poolwise, Bambi, formulae or PyMC
+    versions: the draws load as saved, the model is rebuilt with the installed ones.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nc`` file written by ``save_fit`` (``poolwise fit --out``).
+
+    Returns
+    -------
+    Fit
+        The fit, with ``model`` rebuilt.
+
+    Raises
+    ------
+    PoolwiseError
+        The file is missing or not a poolwise fit, was saved by a newer poolwise, its data do not
+        match their saved hash, or the installed versions cannot rebuild its model.
+
+    Examples
+    --------
+    >>> load_fit("partial.nc").pooling  # doctest: +SKIP
+    'partial'
     """
     from poolwise.data import data_hash
 
@@ -163,9 +303,34 @@ def load_fit(path: str | Path) -> Fit:
 
 
 def fitted_spec(meta: dict, data: pd.DataFrame):
-    """The model specification a saved fit was fitted with: its formula read again, with the
-    family, success level and the trials/exposure columns of the prepared data as saved (files
-    from before families existed are binomial counts)."""
+    """The model specification a saved fit was fitted with.
+
+    Its formula read again, with the family, success level, correlated factors and the
+    trials/exposure columns of the prepared data as saved (files from before families existed are
+    binomial counts).
+
+    Parameters
+    ----------
+    meta : dict
+        The fit's saved metadata (its ``poolwise`` attribute).
+    data : pandas.DataFrame
+        The saved fitted data.
+
+    Returns
+    -------
+    FormulaSpec
+        The specification.
+
+    Raises
+    ------
+    PoolwiseError
+        The saved data lack a column the formula names (a damaged file).
+
+    Examples
+    --------
+    >>> fitted_spec(meta, data).family  # doctest: +SKIP
+    'binomial'
+    """
     spec = parse_formula(meta["formula"])
     saved = dict(
         meta.get("spec")
@@ -247,12 +412,36 @@ def _rebuild(path: Path, spec, data: pd.DataFrame, meta: dict, idata, changed: l
 def save_study(
     study, folder: str | Path, *, force: bool = False, extra: Callable[[Path], list[Path]] | None = None
 ) -> list[Path]:
-    """Write a study into ``folder``: one netCDF per fit, ``loo.csv`` (the LOO table),
-    ``coefficients.csv`` (every model's per-group coefficients) and ``study.json`` (formula,
-    verdict, notes, settings, versions).
+    """Write a study into ``folder``, atomically.
 
-    ``extra(tmp_folder)`` may write more files (figures) before the folder is renamed into place.
-    Returns the paths written, relative to ``folder``.
+    One netCDF per fit, ``loo.csv`` (the LOO table), ``coefficients.csv`` (every model's per-group
+    coefficients) and ``study.json`` (formula, verdict, notes, settings, versions).
+
+    Parameters
+    ----------
+    study : Study
+        From ``poolwise.compare``.
+    folder : str or Path
+        The folder to write.
+    force : bool
+        Replace an existing folder.
+    extra : callable, optional
+        ``extra(tmp_folder)`` writes more files (figures) before the folder is renamed into place.
+
+    Returns
+    -------
+    list of Path
+        The files written, relative to ``folder``.
+
+    Raises
+    ------
+    PoolwiseError
+        ``folder`` exists without ``force``, or a fit cannot be saved.
+
+    Examples
+    --------
+    >>> save_study(study, "results")  # doctest: +SKIP
+    [PosixPath('coefficients.csv'), PosixPath('complete.nc'), ...]
     """
     from poolwise.estimates import coefficients
 
@@ -288,8 +477,30 @@ def save_study(
 
 
 def load_study(folder: str | Path):
-    """Load a study saved by :func:`save_study`; the LOO table is recomputed from the saved draws
-    (grouped CV columns, which need refits, are read from loo.csv)."""
+    """Load a study saved by ``save_study``.
+
+    The LOO table is recomputed from the saved draws; grouped cross-validation columns, which need
+    refits, are read from ``loo.csv``.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by ``poolwise compare --out``.
+
+    Returns
+    -------
+    Study
+        The fits (models rebuilt), the LOO table and the notes.
+
+    Raises
+    ------
+    PoolwiseError
+        The folder does not exist or holds fewer than two saved fits, or a fit cannot be loaded.
+
+    Examples
+    --------
+    >>> load_study("results").verdict()  # doctest: +SKIP
+    """
     from poolwise.comparison import Study, loo_table
 
     folder = Path(folder)
@@ -318,5 +529,26 @@ def load_study(folder: str | Path):
 
 
 def load(path: str | Path):
-    """A saved fit (a file) or a saved study (a folder)."""
+    """A saved fit (a file) or a saved study (a folder).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nc`` file or a results folder.
+
+    Returns
+    -------
+    Fit or Study
+        What ``load_fit`` or ``load_study`` returns.
+
+    Raises
+    ------
+    PoolwiseError
+        As ``load_fit`` and ``load_study``.
+
+    Examples
+    --------
+    >>> load("results").fits.keys()  # doctest: +SKIP
+    dict_keys(['complete', 'none', 'partial'])
+    """
     return load_study(path) if Path(path).is_dir() else load_fit(path)

@@ -40,7 +40,26 @@ def _partial(spec: FormulaSpec) -> str:
 
 @dataclass(frozen=True)
 class Pooling:
-    """One pooling strategy: its canonical name, the names users also type, and its formula."""
+    """One pooling strategy: its canonical name, the names users also type, and its formula.
+
+    Parameters
+    ----------
+    name : str
+        ``"complete"``, ``"none"`` or ``"partial"``.
+    aliases : tuple of str
+        Other names ``pooling`` accepts (``"pooled"``, ``"unpooled"``, ``"hierarchical"``, ...).
+    label : str
+        The name in words, e.g. ``"Partial pooling"``.
+    description : str
+        What the model assumes, in one line.
+    build : callable
+        ``build(spec)`` returns the model's Bambi formula for a ``FormulaSpec``.
+
+    Examples
+    --------
+    >>> [entry.name for entry in POOLINGS]
+    ['complete', 'none', 'partial']
+    """
 
     name: str
     aliases: tuple[str, ...]
@@ -75,7 +94,28 @@ POOLINGS = (
 
 
 def pooling(name: str) -> Pooling:
-    """Look a pooling strategy up by its name or an alias."""
+    """Look a pooling strategy up by its name or an alias.
+
+    Parameters
+    ----------
+    name : str
+        A canonical name (complete, none, partial) or an alias (pooled, unpooled, hierarchical, ...).
+
+    Returns
+    -------
+    Pooling
+        The strategy's record.
+
+    Raises
+    ------
+    PoolwiseError
+        ``name`` is neither a name nor an alias.
+
+    Examples
+    --------
+    >>> pooling("hierarchical").label
+    'Partial pooling'
+    """
     for entry in POOLINGS:
         if name == entry.name or name in entry.aliases:
             return entry
@@ -85,6 +125,21 @@ def pooling(name: str) -> Pooling:
 
 def templates(formula: str | FormulaSpec) -> dict[str, str]:
     """The Bambi formulas of the three pooling models that ``formula`` implies, without fitting.
+
+    Parameters
+    ----------
+    formula : str or FormulaSpec
+        An lme4/brms-style formula with at least one group term, or its parsed form.
+
+    Returns
+    -------
+    dict of str to str
+        Pooling name (complete, none, partial) -> Bambi formula.
+
+    Raises
+    ------
+    PoolwiseError
+        The formula has no group term (or cannot be parsed).
 
     Examples
     --------

@@ -29,8 +29,29 @@ def _number(value) -> str:
 
 
 def prior_text(prior, factor: float = 1.0) -> str:
-    """A Bambi prior as poolwise's prior string, with every scale argument (at every level of
-    nesting) multiplied by ``factor``: ``Normal(mu=0.0, sigma=HalfNormal(sigma=27.0))``."""
+    """A Bambi prior as poolwise's prior string, with every scale argument multiplied by ``factor``.
+
+    Scale arguments (``sigma``, ``beta``; ``lam`` is a rate, so it is divided) are scaled at every
+    level of nesting.
+
+    Parameters
+    ----------
+    prior : bambi.Prior
+        A prior.
+    factor : float
+        How many times wider.
+
+    Returns
+    -------
+    str
+        E.g. ``Normal(mu=0.0, sigma=HalfNormal(sigma=10.0))``.
+
+    Examples
+    --------
+    >>> from poolwise.priors import parse_prior  # doctest: +SKIP
+    >>> prior_text(parse_prior("Normal(mu=0, sigma=HalfNormal(sigma=1))"), 10)  # doctest: +SKIP
+    'Normal(mu=0.0, sigma=HalfNormal(sigma=10.0))'
+    """
     args = []
     for key, value in prior.args.items():
         if hasattr(value, "args"):
@@ -43,8 +64,33 @@ def prior_text(prior, factor: float = 1.0) -> str:
 
 
 def widened_priors(fit: Fit, terms: Sequence[str] | None = None, widen: float | str = 10.0) -> dict[str, str]:
-    """The fit's priors with those of ``terms`` (default: every common term) made ``widen`` times
-    wider, or flat with ``widen="flat"`` (common terms only: a flat group term has no group sd)."""
+    """The fit's priors with those of ``terms`` made wider, or flat.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit with its Bambi model.
+    terms : sequence of str, optional
+        Model terms (default: every common term).
+    widen : float or "flat"
+        How many times wider; ``"flat"`` for flat priors (common terms only: a flat group term has
+        no group sd).
+
+    Returns
+    -------
+    dict of str to str
+        Term -> distribution string for the refit.
+
+    Raises
+    ------
+    PoolwiseError
+        The fit has no model, a term is unknown, a group term is made flat, or ``widen`` is not a
+        positive factor.
+
+    Examples
+    --------
+    >>> widened_priors(fit, ["yogaStretch"], widen=10)  # doctest: +SKIP
+    """
     if fit.model is None:
         raise PoolwiseError(
             "this fit has no Bambi model (it was loaded from disk); pass the formula and data to refit it"
@@ -86,8 +132,24 @@ def _table(rows: list[dict], prob: float) -> pd.DataFrame:
 def power_scaling(fit: Fit, rows: list[dict]) -> pd.DataFrame:
     """ArviZ's power-scaling sensitivity of each estimate to the whole prior and to the likelihood.
 
-    Bambi computes the log prior of the parameters in the posterior; the deviations of group
-    terms are deterministic there, so their prior is left out of a partial-pooling fit's scaling.
+    Bambi computes the log prior of the parameters in the posterior; the deviations of group terms
+    are deterministic there, so their prior is left out of a partial-pooling fit's scaling.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit with its Bambi model.
+    rows : list of dict
+        Estimates with their draws (from ``poolwise.identify.estimates``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        psense_prior and psense_likelihood, one row per estimate.
+
+    Examples
+    --------
+    >>> power_scaling(fit, estimates(fit, parameters=True))  # doctest: +SKIP
     """
     from arviz_stats import psense
 
@@ -122,14 +184,43 @@ def sensitivity(
 ) -> pd.DataFrame:
     """Refit with wider (or flat) priors on ``terms`` and report which estimates move.
 
-    ``fit`` is a ``Fit``, or a formula fitted first on ``data`` with ``fit_options`` (pooling,
-    priors, draws, seed, allow_unidentified, ...). The refit keeps every other prior and the
-    sampler settings. One row per estimate (every parameter, and every difference between two
-    levels of a factor, as ``contrasts`` lists them): mean and sd under the original priors,
-    ``mean_wide``/``sd_wide`` under the wider ones, ``shift`` (the change of the mean in original
-    posterior sds), ``moved`` (|shift| > ``threshold``), and ArviZ's power-scaling sensitivity to
-    the prior and to the likelihood (prior above 0.05 with likelihood below it: the prior, not
-    the data, decides the estimate). The priors used for the refit are in ``.attrs["priors"]``.
+    The refit keeps every other prior and the sampler settings. Estimates the data identify stay put;
+    estimates only the priors decide move. ArviZ's power-scaling sensitivity is reported beside it
+    (prior above 0.05 with likelihood below it: the prior, not the data, decides the estimate).
+
+    Parameters
+    ----------
+    fit : Fit or str
+        A fit, or a formula fitted first on ``data`` with ``fit_options``.
+    data : pandas.DataFrame, optional
+        The data, when ``fit`` is a formula.
+    terms : sequence of str, optional
+        The terms whose priors are widened (default: every common term).
+    widen : float or "flat"
+        How many times wider, or flat.
+    threshold : float
+        An estimate moves when its mean shifts by more than this many original posterior sds.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+    **fit_options
+        ``poolwise.fit``'s options (pooling, priors, draws, seed, ...) when ``fit`` is a formula.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per estimate (every parameter, and every difference between two levels of a factor,
+        as ``contrasts`` lists them): set, kind, name, identified, mean and sd under the original
+        priors, mean_wide and sd_wide under the wider ones, shift (in original posterior sds), moved,
+        psense_prior, psense_likelihood. The refit's priors are in ``.attrs["priors"]``.
+
+    Raises
+    ------
+    PoolwiseError
+        As ``widened_priors`` and ``poolwise.fit``.
+
+    Examples
+    --------
+    >>> sensitivity(formula, data, pooling="none", widen="flat", seed=1).query("moved")  # doctest: +SKIP
     """
     base = fit if isinstance(fit, Fit) else fit_model(fit, data, **fit_options)
     priors = widened_priors(base, terms, widen)

@@ -32,7 +32,30 @@ def _nums(values: np.ndarray) -> str:
 
 
 def pooled_mean(spec: FormulaSpec, data: pd.DataFrame) -> float:
-    """The outcome's mean over all rows on the response scale (a rate per trial or unit of exposure)."""
+    """The outcome's mean over all rows on the response scale.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data.
+
+    Returns
+    -------
+    float
+        Successes per trial (kept inside (0.001, 0.999)), events per unit of exposure (at least
+        0.001), or the mean outcome.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> round(pooled_mean(spec, frame), 3)
+    0.333
+    """
     outcome = data[spec.outcome].astype(float)
     if spec.size is None:
         return float(outcome.mean())
@@ -43,12 +66,35 @@ def pooled_mean(spec: FormulaSpec, data: pd.DataFrame) -> float:
 def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[str, str]:
     """Weakly informative priors scaled to the data, rstanarm's way, for every term of one model.
 
-    Slopes Normal(0, 2.5 s_y / s_x) per design column (s_y the outcome's sd for gaussian, 1 on
-    logit and log scales); the intercept Normal(link(mean outcome), sqrt((2.5 s_y)^2 + sum_k
-    (sigma_k xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as
-    rstanarm's prior on the centred intercept implies; group sds HalfNormal with the scale of the
-    term they vary; gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha
-    HalfCauchy(1), Bambi's own. No pooling gives each group the intercept's and slopes' priors.
+    Slopes Normal(0, 2.5 s_y / s_x) per design column (s_y the outcome's sd for gaussian, 1 on logit
+    and log scales); the intercept Normal(link(mean outcome), sqrt((2.5 s_y)^2 + sum_k (sigma_k
+    xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as rstanarm's prior on
+    the centred intercept implies; group sds HalfNormal with the scale of the term they vary;
+    gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha HalfCauchy(1), Bambi's own. No
+    pooling gives each group the intercept's and slopes' priors.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data.
+    pooling : str
+        The pooling model whose terms get priors.
+
+    Returns
+    -------
+    dict of str to str
+        Term -> distribution string.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> default_priors(spec, frame, "complete")
+    {'yogaStretch': 'Normal(mu=0, sigma=5.303)', 'Intercept': 'Normal(mu=-0.6938, sigma=3.062)'}
     """
     family = find_family(spec.family)
     sy = float(data[spec.outcome].std(ddof=0)) if family.name == "gaussian" else 1.0
@@ -82,10 +128,39 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
 
 
 def by_model(spec: FormulaSpec, pooling: str, *, intercept: str, slope, unpooled, contrast: str, sd) -> dict[str, str]:
-    """Place priors on one pooling model's terms: ``intercept`` on the intercept (no pooling: on
-    the first factor's per-level intercepts), ``slope(term)`` on common slopes, ``unpooled(term)``
-    on no pooling's per-level slopes, ``contrast`` on another factor's reference-coded levels (no
-    pooling), and ``sd(term)`` as each group term's prior with its group-sd hyperprior."""
+    """Place priors on one pooling model's terms, named as that model's Bambi formula names them.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    pooling : str
+        The pooling model.
+    intercept : str
+        The intercept's prior (no pooling: of the first factor's per-level intercepts).
+    slope : callable
+        ``slope(term)``: a common slope's prior.
+    unpooled : callable
+        ``unpooled(term)``: the prior of no pooling's per-level slopes.
+    contrast : str
+        The prior of another factor's reference-coded levels (no pooling).
+    sd : callable
+        ``sd(term)``: each group term's prior with its group-sd hyperprior (partial pooling).
+
+    Returns
+    -------
+    dict of str to str
+        Term -> distribution string; a correlated factor also gets ``cor|factor``: LKJCorr(eta=1).
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> by_model(spec, "none", intercept="I", slope=lambda t: "S", unpooled=lambda t: "U", contrast="C", sd=lambda t: "D")
+    {'C(gymID)': 'I', 'C(gymID):yogaStretch': 'U'}
+    """
     priors = {term: slope(term) for term in spec.common}
     if spec.intercept:
         priors["Intercept"] = intercept
@@ -110,17 +185,68 @@ def by_model(spec: FormulaSpec, pooling: str, *, intercept: str, slope, unpooled
 
 
 def resolve_priors(priors: Priors, spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[str, str]:
-    """Every prior of one pooling model as a term -> distribution string: the defaults resolved
-    from ``data``, then a preset, then the user's own strings (later ones win)."""
+    """Every prior of one pooling model: the defaults from the data, then a preset, then the user's own.
+
+    Parameters
+    ----------
+    priors : str, mapping or None
+        A preset name, or term -> distribution strings that may name a ``"preset"`` to start from.
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The prepared data.
+    pooling : str
+        The pooling model.
+
+    Returns
+    -------
+    dict of str to str
+        Term -> distribution string (later sources win).
+
+    Raises
+    ------
+    PoolwiseError
+        As ``prior_strings``.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> resolve_priors({"yogaStretch": "Normal(mu=0, sigma=1)"}, spec, frame, "complete")["yogaStretch"]
+    'Normal(mu=0, sigma=1)'
+    """
     return {**default_priors(spec, data, pooling), **prior_strings(priors, spec, pooling)}
 
 
 def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
-    """The textbook priors, on the scale the textbook means (predictors uncentred, rate at x = 0).
+    """The textbook's priors, on the scale the textbook means (predictors uncentred, rate at x = 0).
 
     Intercept Normal(-1, 1.5); slopes Normal(0, 0.75); partial pooling's group sd of the intercept
-    Uniform(0, 3) and of each slope Uniform(0, 1.5). No pooling gives each group the intercept's
-    and slopes' priors directly.
+    Uniform(0, 3) and of each slope Uniform(0, 1.5). No pooling gives each group the intercept's and
+    slopes' priors directly.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    pooling : str
+        The pooling model.
+
+    Returns
+    -------
+    dict of str to str
+        Term -> distribution string.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> chapter_priors(spec, "partial")["1|gymID"]
+    'Normal(mu=0, sigma=Uniform(lower=0, upper=3))'
     """
     intercept, slope = "Normal(mu=-1, sigma=1.5)", "Normal(mu=0, sigma=0.75)"
     return by_model(
@@ -139,8 +265,37 @@ def chapter_priors(spec: FormulaSpec, pooling: str) -> dict[str, str]:
 
 
 def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, str]:
-    """Resolve ``priors`` (None, a preset name, or a term -> distribution dict that may name a
-    ``"preset"`` to start from) into term -> distribution strings for one pooling model."""
+    """Resolve a ``priors`` argument into term -> distribution strings for one pooling model.
+
+    Parameters
+    ----------
+    priors : str, mapping or None
+        None, a preset name (``PRESETS``), or a term -> distribution dict that may name a
+        ``"preset"`` to start from.
+    spec : FormulaSpec
+        The parsed formula.
+    pooling : str
+        The pooling model.
+
+    Returns
+    -------
+    dict of str to str
+        The preset's priors (if any) updated with the given ones; empty for None.
+
+    Raises
+    ------
+    PoolwiseError
+        ``priors`` is neither a preset nor a dict of strings, or names an unknown preset.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> from poolwise.formulas import parse_formula
+    >>> frame = load_dataset("franchise")
+    >>> spec = parse_formula("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", frame)
+    >>> prior_strings({"preset": "chapter", "yogaStretch": "Normal(mu=0, sigma=1)"}, spec, "complete")
+    {'yogaStretch': 'Normal(mu=0, sigma=1)', 'Intercept': 'Normal(mu=-1, sigma=1.5)'}
+    """
     if priors is None:
         return {}
     if isinstance(priors, str):
@@ -169,7 +324,31 @@ def prior_strings(priors: Priors, spec: FormulaSpec, pooling: str) -> dict[str, 
 
 
 def parse_prior(text: str):
-    """``"Normal(mu=0, sigma=HalfNormal(sigma=1))"`` -> ``bambi.Prior``; distributions must be PyMC's."""
+    """A prior string as a ``bambi.Prior``; the distributions must be PyMC's.
+
+    The string is parsed, never evaluated: only PyMC distribution names with named number (or list,
+    or nested distribution) arguments are accepted.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"Normal(mu=0, sigma=HalfNormal(sigma=1))"``.
+
+    Returns
+    -------
+    bambi.Prior
+        The prior.
+
+    Raises
+    ------
+    PoolwiseError
+        The text is not a call of a PyMC distribution with named number or distribution arguments.
+
+    Examples
+    --------
+    >>> parse_prior("Normal(mu=0, sigma=HalfNormal(sigma=1))")  # doctest: +SKIP
+    Normal(mu: 0.0, sigma: HalfNormal(sigma: 1.0))
+    """
     import bambi as bmb
 
     if not isinstance(text, str):
@@ -216,7 +395,26 @@ def _to_prior(node: ast.expr, text: str, bmb):
 
 
 def check_terms(priors: Mapping[str, str], known: set[str], model: str) -> None:
-    """Every prior must name a term of the model; say which terms there are if not."""
+    """Check that every prior names a term of the model.
+
+    Parameters
+    ----------
+    priors : mapping of str to str
+        Term -> distribution string.
+    known : set of str
+        The model's terms.
+    model : str
+        The model's name, for the message.
+
+    Raises
+    ------
+    PoolwiseError
+        A prior names an unknown term; the message lists the model's terms.
+
+    Examples
+    --------
+    >>> check_terms({"x": "Normal(mu=0, sigma=1)"}, {"Intercept", "x"}, "complete")
+    """
     for term in priors:
         if term not in known:
             raise PoolwiseError(

@@ -7,7 +7,7 @@ them out, so a designer can restyle the report without touching a number. Figure
 base64 PNGs and the page loads nothing from the network (its Content-Security-Policy forbids it):
 it opens offline, reads on a laptop or a phone, and prints to PDF.
 
->>> write_report("results", "report.html")   # what ``poolwise report results`` does
+>>> write_report("results", "report.html")  # doctest: +SKIP
 """
 
 import base64
@@ -43,7 +43,24 @@ RHAT, ESS = 1.01, 400  # the thresholds poolwise.fitting.check_sampling warns at
 
 @dataclass
 class Table:
-    """A table as the template shows it: every cell already formatted; the first column names the row."""
+    """A table as the report's template shows it: every cell already formatted.
+
+    Parameters
+    ----------
+    caption : str
+        The table's caption.
+    columns : list of str
+        Column headers.
+    rows : list of list of str
+        Formatted cells; the first column names the row.
+    numeric : list of bool
+        Which columns hold numbers (right-aligned).
+
+    Examples
+    --------
+    >>> Table("Expected signups", ["", "Mean"], [["Total", "1,749"]], [False, True]).rows
+    [['Total', '1,749']]
+    """
 
     caption: str
     columns: list[str]
@@ -55,7 +72,25 @@ class Table:
 
 
 def significant(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant digits without exponents: 0.0123, 4.06, 1,749."""
+    """A number to ``digits`` significant digits, without exponents.
+
+    Parameters
+    ----------
+    value : float
+        The number (None or non-finite shows as a dash).
+    digits : int
+        Significant digits.
+
+    Returns
+    -------
+    str
+        E.g. 0.0123, 4.06, 1,749.
+
+    Examples
+    --------
+    >>> significant(0.012345), significant(4.0567), significant(1749.2)
+    ('0.0123', '4.06', '1,749')
+    """
     if value is None or not np.isfinite(value):
         return MISSING
     if value == 0:
@@ -65,12 +100,48 @@ def significant(value: float, digits: int = 3) -> str:
 
 
 def is_probability(family: str) -> bool:
-    """Whether ``family``'s mean response is a probability (shown as a percentage)."""
+    """Whether ``family``'s mean response is a probability (shown as a percentage).
+
+    Parameters
+    ----------
+    family : str
+        The outcome family.
+
+    Returns
+    -------
+    bool
+        True for bernoulli and binomial.
+
+    Examples
+    --------
+    >>> is_probability("binomial"), is_probability("poisson")
+    (True, False)
+    """
     return find_family(family).scale == "probability"
 
 
 def mean_text(value: float, family: str, *, unit: bool = True) -> str:
-    """A mean response: '32.0%' for a probability (``unit=False``: '32.0'), else three significant digits."""
+    """A mean response as the report shows it.
+
+    Parameters
+    ----------
+    value : float
+        The mean response.
+    family : str
+        The outcome family.
+    unit : bool
+        Show the percent sign of a probability.
+
+    Returns
+    -------
+    str
+        '32.0%' for a probability (``unit=False``: '32.0'), else three significant digits.
+
+    Examples
+    --------
+    >>> mean_text(0.32, "binomial"), mean_text(4.0567, "poisson")
+    ('32.0%', '4.06')
+    """
     if not np.isfinite(value):
         return MISSING
     if is_probability(family):
@@ -79,7 +150,27 @@ def mean_text(value: float, family: str, *, unit: bool = True) -> str:
 
 
 def change_text(value: float, family: str, *, unit: bool = True) -> str:
-    """A difference of two mean responses: '+6.3 pts' for probabilities (percentage points), else signed digits."""
+    """A difference of two mean responses as the report shows it.
+
+    Parameters
+    ----------
+    value : float
+        The difference.
+    family : str
+        The outcome family.
+    unit : bool
+        Show " pts" after a difference of probabilities.
+
+    Returns
+    -------
+    str
+        '+6.3 pts' for probabilities (percentage points), else signed significant digits.
+
+    Examples
+    --------
+    >>> change_text(0.063, "binomial"), change_text(-1.23, "gaussian")
+    ('+6.3 pts', '-1.23')
+    """
     if not np.isfinite(value):
         return MISSING
     if is_probability(family):
@@ -88,7 +179,28 @@ def change_text(value: float, family: str, *, unit: bool = True) -> str:
 
 
 def estimate_text(row: pd.Series, family: str, quantity: str) -> str:
-    """A mean and its interval, the unit said once: '32.0% (23.5 to 42.0)', '+6.3 pts (-5.1 to +15.1)'."""
+    """A mean and its interval, the unit said once.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        With mean, lower and upper.
+    family : str
+        The outcome family.
+    quantity : str
+        ``"difference"``, ``"ratio"`` or a mean response (rate_without, rate_with).
+
+    Returns
+    -------
+    str
+        E.g. '32.0% (23.5 to 42.0)', '+6.3 pts (-5.1 to +15.1)'.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> estimate_text(pd.Series({"mean": 0.32, "lower": 0.235, "upper": 0.42}), "binomial", "rate_with")
+    '32.0% (23.5 to 42.0)'
+    """
     if not np.isfinite(row["mean"]):
         return MISSING
     if quantity == "ratio":

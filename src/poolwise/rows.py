@@ -23,9 +23,35 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 def aggregate_file(path: str | Path, outcome: str, by: Sequence[str], *, batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
     """Binomial counts of a 0/1 ``outcome`` per unique ``by`` combination, streamed from a file.
 
-    ``path`` is a Parquet or CSV file or a folder of Parquet files. Only ``outcome`` and ``by``
-    are read. Returns the same layout as ``poolwise.data.aggregate``: the ``by`` columns sorted,
-    ``outcome`` (successes) and ``{outcome}_n`` (trials).
+    Only ``outcome`` and ``by`` are read, a batch at a time, so memory grows with the number of
+    combinations rather than rows.
+
+    Parameters
+    ----------
+    path : str or Path
+        A Parquet or CSV file, or a folder of Parquet files.
+    outcome : str
+        The 0/1 outcome column.
+    by : sequence of str
+        The predictor and group columns.
+    batch_rows : int
+        Rows read per batch.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The layout of ``poolwise.data.aggregate``: the ``by`` columns sorted, ``outcome``
+        (successes) and ``{outcome}_n`` (trials).
+
+    Raises
+    ------
+    PoolwiseError
+        A column is missing, an outcome value is not 0/1 or a predictor is missing, or the file has
+        no rows.
+
+    Examples
+    --------
+    >>> aggregate_file("visits.parquet", "signed", ["promo", "store"])  # doctest: +SKIP
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -61,8 +87,31 @@ def aggregate_file(path: str | Path, outcome: str, by: Sequence[str], *, batch_r
 def read_rows(path: str | Path, formula: str, *, batch_rows: int = BATCH_ROWS) -> tuple[pd.DataFrame, str, list[str]]:
     """Read what ``formula`` needs from a big file, aggregating a row-level 0/1 outcome on the way.
 
-    Returns the data, the formula to fit them with (``signed ~ x + (x|g)`` becomes
-    ``p(signed, signed_n) ~ x + (x|g)`` once aggregated) and notes for the user.
+    Parameters
+    ----------
+    path : str or Path
+        A Parquet or CSV file, or a folder of Parquet files.
+    formula : str
+        The formula to fit.
+    batch_rows : int
+        Rows read per batch.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, str, list of str)
+        The data, the formula to fit them with (``signed ~ x + (x|g)`` becomes
+        ``p(signed, signed_n) ~ x + (x|g)`` once aggregated) and notes for the user.
+
+    Raises
+    ------
+    PoolwiseError
+        As ``aggregate_file`` and ``poolwise.parse_formula``.
+
+    Examples
+    --------
+    >>> data, formula, notes = read_rows("rows.parquet", "signed ~ promo + (promo|store)")  # doctest: +SKIP
+    >>> formula  # doctest: +SKIP
+    'p(signed, signed_n) ~ promo + (promo|store)'
     """
     spec = parse_formula(formula)
     if spec.trials is not None:

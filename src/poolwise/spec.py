@@ -11,11 +11,32 @@ from poolwise.errors import PoolwiseError
 
 @dataclass(frozen=True)
 class GroupFactor:
-    """One grouping factor and the terms that vary over it: ``(1 + x|g)`` is GroupFactor("g",
-    True, ("x",), ("g",), True). A nested factor ``a/b`` gives ``a`` and ``a_b`` (each b within
-    its a), whose ``parts`` are ("a", "b"); the data stage makes that column. ``correlated``: the
-    terms are a correlated set, as lme4 and brms read ``(1 + x|g)``; ``(1 + x||g)`` and a single
-    term are not."""
+    """One grouping factor and the terms that vary over it.
+
+    ``(1 + x|g)`` is ``GroupFactor("g", True, ("x",), ("g",), True)``. A nested factor ``a/b`` gives
+    ``a`` and ``a_b`` (each b within its a), whose ``parts`` are ("a", "b"); the data stage makes that
+    column.
+
+    Parameters
+    ----------
+    name : str
+        The factor's data column.
+    intercept : bool
+        Whether the intercept varies over it.
+    terms : tuple of str
+        The slopes that vary over it.
+    parts : tuple of str
+        The columns it is made of (one, or two for a nested ``a/b``).
+    correlated : bool
+        Whether its terms are a correlated set, as lme4 and brms read ``(1 + x|g)``; ``(1 + x||g)``
+        and a single term are not.
+
+    Examples
+    --------
+    >>> from poolwise import parse_formula
+    >>> parse_formula("y ~ x + (x|g)").factors[0]
+    GroupFactor(name='g', intercept=True, terms=('x',), parts=('g',), correlated=True)
+    """
 
     name: str
     intercept: bool
@@ -33,13 +54,38 @@ class GroupFactor:
 class FormulaSpec:
     """One model specification: the parts of a formula every stage reads, and its family.
 
-    ``outcome`` is the response column (successes for binomial counts); ``trials`` the trials
-    column of ``p(k, n)`` (also set once bernoulli rows are aggregated to counts); ``level`` the
-    outcome's success level for a two-valued outcome; ``exposure`` the column of
-    ``offset(log(exposure))``; ``family`` a name in ``poolwise.families.FAMILIES``, None until
-    the data or the user decide it. ``factors`` are the grouping factors in formula order;
-    ``focus`` names the one that per-group tables, figures, decisions and grouped CV speak about
-    (default: the first), which ``group``, ``group_intercept`` and ``varying`` describe.
+    Parameters
+    ----------
+    formula : str
+        The formula as written.
+    outcome : str
+        The response column (successes for binomial counts).
+    trials : str or None
+        The trials column of ``p(k, n)`` (also set once bernoulli rows are aggregated to counts).
+    intercept : bool
+        Whether the model has a population intercept.
+    common : tuple of str
+        The common (population-level) terms.
+    factors : tuple of GroupFactor
+        The grouping factors, in formula order.
+    variables : tuple of str
+        Every data column the formula reads.
+    family : str, optional
+        A name in ``poolwise.families.FAMILIES``; None until the data or the user decide it.
+    level : str, optional
+        The success level of a two-valued outcome.
+    exposure : str, optional
+        The column of ``offset(log(exposure))``.
+    focus : str, optional
+        The grouping factor that per-group tables, figures, decisions and grouped CV speak about
+        (default: the first); ``group``, ``group_intercept`` and ``varying`` describe it.
+
+    Examples
+    --------
+    >>> from poolwise import parse_formula
+    >>> spec = parse_formula("p(k, n) ~ x + (x|g)")
+    >>> spec.outcome, spec.trials, spec.group, spec.treatment
+    ('k', 'n', 'g', 'x')
     """
 
     formula: str
@@ -75,7 +121,29 @@ class FormulaSpec:
         return self.factor.terms if self.factor else ()
 
     def focused(self, factor: str | None) -> "FormulaSpec":
-        """This spec with ``factor`` in focus (None: unchanged); a one-line error naming the factors if unknown."""
+        """This spec with grouping factor ``factor`` in focus.
+
+        Parameters
+        ----------
+        factor : str or None
+            A grouping factor of the formula; None leaves the spec as it is.
+
+        Returns
+        -------
+        FormulaSpec
+            A copy with ``focus`` set.
+
+        Raises
+        ------
+        PoolwiseError
+            ``factor`` is not one of the formula's grouping factors.
+
+        Examples
+        --------
+        >>> from poolwise import parse_formula
+        >>> parse_formula("y ~ 1 + (1|store) + (1|week)").focused("week").group
+        'week'
+        """
         if factor is None:
             return self
         names = [f.name for f in self.factors]

@@ -26,13 +26,47 @@ COLUMNS = ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
 class Summary:
     """What ``poolwise fit`` prints: tables of posterior summaries and the diagnostics.
 
-    ``population`` and ``group_sds`` have one row per parameter and the columns ``COLUMNS``
-    (``group_sds`` also ``factor``; with several grouping factors its rows are ``sd(g:term)``)
-    (``lower``/``upper`` bound the central ``prob`` interval, on the link scale; the family's own
-    parameters such as gaussian ``sigma`` or negative binomial ``alpha`` are in ``population``);
-    ``groups`` has one row per group with each group's intercept ``alpha``, treatment slope
-    ``beta`` and both mean responses (``rate_without``, ``rate_with``), each with
-    ``_lower``/``_upper`` bounds.
+    Parameters
+    ----------
+    pooling, formula, family, link : str
+        The model, the formula as written, its family and link.
+    level : str or None
+        A two-valued outcome's success level.
+    bambi_formula : str
+        The formula Bambi fitted.
+    group, treatment : str or None
+        The grouping factor in focus and the treatment term.
+    n_rows, n_groups : int
+        Rows fitted and levels of the factor in focus.
+    factors : dict of str to int
+        Levels of every grouping factor.
+    independent : list of str
+        Factors whose terms vary independently (lme4's ``||``).
+    parameterization : dict
+        Factor -> term -> centred or non-centred, as fitted.
+    data_hash : str
+        The fitted data's hash.
+    settings : dict
+        draws, tune, chains, seed, backend, target_accept.
+    prob : float
+        The interval probability.
+    population, group_sds : pandas.DataFrame
+        One row per parameter, columns ``COLUMNS`` (mean, sd, lower, upper, r_hat, ess_bulk,
+        ess_tail; ``group_sds`` also ``factor``, its rows ``sd(term)`` or ``sd(g:term)`` with several
+        factors, and ``cor(...)``). Bounds are on the link scale; the family's own parameters (gaussian
+        ``sigma``, negative binomial ``alpha``) are population rows.
+    groups : pandas.DataFrame
+        One row per group: intercept ``alpha``, slope ``beta`` and both mean responses
+        (``rate_without``, ``rate_with``), each with ``_lower``/``_upper`` bounds.
+    divergences : int
+        Divergent transitions.
+    max_r_hat, min_ess_bulk : float
+        The worst r_hat and bulk ESS.
+
+    Examples
+    --------
+    >>> report = summary(study.fits["partial"])  # doctest: +SKIP
+    >>> report.population[["mean", "lower", "upper", "r_hat"]]  # doctest: +SKIP
     """
 
     pooling: str
@@ -64,7 +98,18 @@ class Summary:
         return find_pooling(self.pooling).label
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (NaN, e.g. r_hat of a single chain, becomes null)."""
+        """A JSON-ready dict (NaN, e.g. r_hat of a single chain, becomes null).
+
+        Returns
+        -------
+        dict
+            Every field, tables as nested dicts by row; what ``poolwise fit --json`` prints.
+
+        Examples
+        --------
+        >>> summary(study.fits["partial"]).to_dict()["model"]  # doctest: +SKIP
+        'partial'
+        """
         tables = {
             name: json.loads(getattr(self, name).to_json(orient="index", double_precision=15))
             for name in ("population", "group_sds", "groups")
@@ -95,11 +140,28 @@ class Summary:
 
 
 def summary(fit: Fit, *, prob: float | None = None) -> Summary:
-    """Summarise ``fit`` with ArviZ's ``summary`` (equal-tailed ``prob`` intervals, r_hat, ESS).
+    """Summarise a fit as brms does: population effects, group-level sds, diagnostics, groups.
 
-    Population effects are the terms shared by all groups (for no pooling, that includes each
-    group's own coefficients, as in a fixed-effects model); group-level sds are partial pooling's
-    ``sd(term)``; ``groups`` is :func:`poolwise.estimates` one row per group.
+    ArviZ's ``summary`` gives the equal-tailed ``prob`` intervals, r_hat and ESS. Population effects
+    are the terms shared by all groups (for no pooling, that includes each group's own coefficients,
+    as in a fixed-effects model); group-level sds are partial pooling's ``sd(term)``; ``groups`` is
+    ``poolwise.coefficients``, one row per group.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+
+    Returns
+    -------
+    Summary
+        The tables and diagnostics.
+
+    Examples
+    --------
+    >>> summary(study.fits["partial"]).group_sds  # doctest: +SKIP
     """
     import arviz as az
 
@@ -190,11 +252,24 @@ def _saved(fit: Fit) -> dict:
 class Lme4Summary:
     """lme4/brms-style tables of a partial pooling fit.
 
-    ``fixef``: term, estimate (posterior mean), est_error (posterior sd), lower, upper.
-    ``varcorr``: factor, term, sd (posterior mean of the group-level sd), est_error, lower, upper.
-    ``coef``: factor, group, term, estimate, ...: population + deviation per level of each
-    grouping factor (lme4's ``coef``).
-    ``ranef``: factor, group, term, estimate, ...: the deviations alone (lme4's ``ranef``).
+    Parameters
+    ----------
+    fixef : pandas.DataFrame
+        term, estimate (posterior mean), est_error (posterior sd), lower, upper.
+    varcorr : pandas.DataFrame
+        factor, term, sd (posterior mean of the group-level sd), est_error, lower, upper; correlated
+        factors also have rows ``cor(a,b)``.
+    coef : pandas.DataFrame
+        factor, group, term, estimate, ...: population + deviation per level of each grouping factor
+        (lme4's ``coef``).
+    ranef : pandas.DataFrame
+        factor, group, term, estimate, ...: the deviations alone (lme4's ``ranef``).
+    note : str
+        Which factors' terms are correlated and which independent.
+
+    Examples
+    --------
+    >>> lme4_summary(study.fits["partial"]).varcorr  # doctest: +SKIP
     """
 
     fixef: pd.DataFrame
@@ -237,8 +312,29 @@ def _correlation_note(spec) -> str:
 def lme4_summary(fit: Fit, *, prob: float | None = None) -> Lme4Summary:
     """``fixef``, ``VarCorr``, ``coef`` and ``ranef`` of a partial pooling fit, for R users.
 
-    Bambi's group-level effects are independent: ``(x|g)`` here is lme4's ``(x||g)``, with no
-    intercept-slope correlation, so ``varcorr`` holds standard deviations only.
+    ``(x|g)`` estimates the correlation of the terms varying over ``g`` (as lme4 does) and
+    ``varcorr`` holds it; ``(x||g)`` keeps them independent.
+
+    Parameters
+    ----------
+    fit : Fit
+        A partial pooling fit.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+
+    Returns
+    -------
+    Lme4Summary
+        The four tables and a note on correlations.
+
+    Raises
+    ------
+    PoolwiseError
+        The fit is not partial pooling.
+
+    Examples
+    --------
+    >>> lme4_summary(study.fits["partial"]).coef.head()  # doctest: +SKIP
     """
     if fit.pooling != "partial":
         raise PoolwiseError(

@@ -2,8 +2,8 @@
 function without the suffix draws it (onto ``ax`` if given) and returns the Figure.
 
 >>> from poolwise import plots
->>> plots.forest(plots.forest_table([study.fits["none"], study.fits["partial"]]))
->>> plots.gallery(study, "figures")
+>>> plots.forest(plots.forest_table([study.fits["none"], study.fits["partial"]]))  # doctest: +SKIP
+>>> plots.gallery(study, "figures")  # doctest: +SKIP
 
 ``FIGURES`` lists every figure once (its command-line name, file, title, description and how to
 draw it from a Study or a Fit); the gallery, ``poolwise plot``, the report and the docs read it.

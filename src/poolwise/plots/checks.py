@@ -21,10 +21,29 @@ SCALES = ("count", "rate")
 
 
 def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
-    """``draws`` posterior predictive data sets of the fitted successes, shape (draws, rows).
+    """Posterior predictive data sets of the fitted outcome, simulated by Bambi.
 
-    Picks ``draws`` posterior draws at random (seeded) and has Bambi simulate the response for
-    them; a fit loaded from disk (``fit.model`` None) gets its model rebuilt without sampling.
+    Picks ``draws`` posterior draws at random (seeded) and has Bambi simulate the response for them;
+    a fit loaded from disk (``fit.model`` None) gets its model rebuilt without sampling.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    draws : int
+        How many data sets.
+    seed : int
+        Seed of the picked draws and the simulation.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (draws, rows).
+
+    Examples
+    --------
+    >>> predictive_draws(study.fits["partial"], draws=5).shape  # doctest: +SKIP
+    (5, 48)
     """
     model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
     flat = fit.posterior.stack(sample=("chain", "draw"))
@@ -52,11 +71,40 @@ def ppc_table(
     colors: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Observed and posterior predictive outcomes per data row, as they are ("count") or per unit
-    of each row's size ("rate": k / n, events per unit of exposure; a gaussian value stays as it is).
+    """Observed and posterior predictive outcomes per data row, for every model.
 
-    Columns: model, label, color, series ("observed" or "predicted"), draw (0 for observed), row,
-    value. One observed series and ``draws`` predicted series per model.
+    As they are (``"count"``) or per unit of each row's size (``"rate"``: k / n, events per unit of
+    exposure; a gaussian value stays as it is).
+
+    Parameters
+    ----------
+    fits : Study, Fit, mapping or sequence of Fit
+        The models to check.
+    draws : int
+        Predictive data sets per model.
+    scale : str
+        ``"count"`` or ``"rate"``.
+    seed : int
+        Seed of the simulated data sets.
+    colors : mapping, optional
+        Model name -> colour.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, label, color, series ("observed" or "predicted"), draw (0 for observed), row,
+        value: one observed series and ``draws`` predicted series per model.
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown scale, or ``draws`` is not a whole number >= 1.
+
+    Examples
+    --------
+    >>> ppc(ppc_table(study, scale="rate"))  # doctest: +SKIP
     """
     _check_scale(scale)
     if not isinstance(draws, (int, np.integer)) or draws < 1:
@@ -90,8 +138,40 @@ def predictive_table(
     model: str = "partial",
     color: str | None = None,
 ) -> pd.DataFrame:
-    """The tidy rows of ``ppc_table`` for one model from arrays: observed successes (rows,),
-    predicted successes (draws, rows) and trials (rows,), as counts or as rates k / n."""
+    """The tidy rows of ``ppc_table`` for one model, from arrays.
+
+    Parameters
+    ----------
+    observed : numpy.ndarray
+        Observed outcomes (rows,).
+    predicted : numpy.ndarray
+        Predicted outcomes (draws, rows).
+    trials : numpy.ndarray
+        Each row's size (rows,).
+    scale : str
+        ``"count"`` or ``"rate"`` (divided by ``trials``).
+    model : str
+        The model's name.
+    color : str, optional
+        Its colour (default: the pooling's).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``ppc_table``.
+
+    Raises
+    ------
+    PoolwiseError
+        An unknown scale.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = predictive_table(np.array([1, 2]), np.array([[1, 1], [2, 2]]), np.array([4, 4]), scale="rate")
+    >>> table["value"].tolist()
+    [0.25, 0.5, 0.25, 0.25, 0.5, 0.5]
+    """
     _check_scale(scale)
     series = np.vstack([np.asarray(observed), np.asarray(predicted)])
     if scale == "rate":
@@ -113,8 +193,30 @@ def predictive_table(
 
 
 def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
-    """Draw ``ppc_table`` (or the fits it takes): per model, the observed ECDF in black over the
-    posterior predictive ECDFs. A model that fits has the black line inside the coloured bundle."""
+    """Draw ``ppc_table``: per model, the observed ECDF in black over the posterior predictive ECDFs.
+
+    A model that fits has the black line inside the coloured bundle.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or fits
+        From ``ppc_table``, or what it takes.
+    ax : matplotlib Axes or array of Axes, optional
+        One Axes per model; default: a new figure.
+    title : str, optional
+        The figure's title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Examples
+    --------
+    >>> ppc(ppc_table(study, draws=20))  # doctest: +SKIP
+    """
     from matplotlib.lines import Line2D
 
     table = table if isinstance(table, pd.DataFrame) else ppc_table(table, labels=labels)
@@ -154,8 +256,30 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
 
 
 def comparison_table(study: Study | pd.DataFrame, *, colors: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """The LOO comparison, best model first: model, label, color, elpd_loo, se, elpd_diff, dse,
-    weight, n_bad_k, n_obs (from ``Study.table``)."""
+    """The LOO comparison, best model first.
+
+    Parameters
+    ----------
+    study : Study or pandas.DataFrame
+        A Study, or its ``.table``.
+    colors : mapping, optional
+        Model name -> colour.
+
+    Returns
+    -------
+    pandas.DataFrame
+        model, label, color, then ``Study.table``'s columns (elpd_loo, se, elpd_diff, dse, weight,
+        n_bad_k, n_obs, ...).
+
+    Raises
+    ------
+    PoolwiseError
+        The table lacks the LOO columns.
+
+    Examples
+    --------
+    >>> comparison_table(study)[["model", "elpd_loo", "se"]]  # doctest: +SKIP
+    """
     source = study.table if isinstance(study, Study) else study
     missing = {"elpd_loo", "se", "elpd_diff", "dse"} - set(source.columns)
     if missing:
@@ -169,8 +293,28 @@ def comparison_table(study: Study | pd.DataFrame, *, colors: Mapping[str, str] |
 
 
 def comparison(table, *, ax=None, title: str | None = None):
-    """Draw ``comparison_table`` (or the Study it takes): each model's elpd_loo ± se (filled) and,
-    below it, its difference from the best ± the se of that difference (open triangle)."""
+    """Draw ``comparison_table``: each model's elpd_loo ± se and its difference from the best.
+
+    The difference is drawn below each model (open triangle) with the se of that difference.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or Study
+        From ``comparison_table``, or the Study it takes.
+    ax : matplotlib Axes, optional
+        The Axes to draw onto; default: a new figure.
+    title : str, optional
+        The title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Examples
+    --------
+    >>> comparison(comparison_table(study))  # doctest: +SKIP
+    """
     from matplotlib.lines import Line2D
 
     table = table if isinstance(table, pd.DataFrame) and "label" in table else comparison_table(table)

@@ -55,13 +55,31 @@ def forest_table(
     colors: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Per-group intercepts and slopes of one or several fits, plus each partial-pooling fit's
-    population mean (``kind="population"``, group ``"population"``). ``quantities`` defaults to
-    alpha and beta, or alpha and ``beta[level]`` per level of a categorical treatment.
+    """Per-group intercepts and slopes of one or several fits, with partial pooling's population mean.
 
-    Columns: model, label, color, kind, group, quantity, mean, sd, lower, upper. Groups are in
-    their natural order; ``colors`` maps model names to colours (default: no pooling grey,
-    partial pooling purple, complete pooling orange).
+    Parameters
+    ----------
+    fits : Study, Fit, mapping or sequence of Fit
+        The models to overlay.
+    quantities : sequence of str, optional
+        Default: alpha and beta, or alpha and ``beta[level]`` per level of a categorical treatment.
+    prob : float, optional
+        The interval probability (default: ArviZ's ``rcParams["stats.ci_prob"]``, 0.89).
+    colors : mapping, optional
+        Model name -> colour (default: no pooling grey, partial pooling purple, complete pooling orange).
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, label, color, kind (group, or population for each partial-pooling fit's
+        population mean, group ``"population"``), group, quantity, mean, sd, lower, upper; groups in
+        their natural order.
+
+    Examples
+    --------
+    >>> forest(forest_table([study.fits["none"], study.fits["partial"]]))  # doctest: +SKIP
     """
     fits = as_fits(fits)
     prob = interval_prob(prob)
@@ -90,10 +108,34 @@ def forest_table(
 
 
 def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
-    """Draw ``forest_table`` (or the fits it takes): one panel per quantity side by side, models
-    overlaid within each group's row, partial pooling's population mean as a dashed line in a band.
+    """Draw ``forest_table``: one panel per quantity side by side, models overlaid within each group's row.
 
-    ``ax`` is one Axes per quantity (two for alpha and beta).
+    Partial pooling's population mean is a dashed line in its interval band.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or fits
+        From ``forest_table``, or what it takes.
+    ax : matplotlib Axes or array of Axes, optional
+        One Axes per quantity (two for alpha and beta); default: a new figure.
+    title : str, optional
+        The figure's title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Raises
+    ------
+    PoolwiseError
+        ``ax`` holds another number of Axes than there are quantities.
+
+    Examples
+    --------
+    >>> forest(forest_table(study)).savefig("forest.png")  # doctest: +SKIP
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -175,12 +217,30 @@ def forest(table, *, ax=None, title: str | None = None, labels: Mapping[str, str
 
 
 def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Each group's rate under no pooling and under partial pooling, per treatment condition.
+    """Each group's mean response under no pooling and under partial pooling, per treatment condition.
 
-    Columns: group, condition, treated, trials, successes, no_pooling, partial, population (the
-    typical group's rate, the inverse link of the population intercept (+ slope)). ``trials`` is
-    what the group saw in that condition (trials, exposure or rows): 0 means its no-pooling
-    estimate there is the prior alone.
+    Parameters
+    ----------
+    fits : Study or mapping
+        With the ``"none"`` and ``"partial"`` fits.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns group, condition, treated, trials (what the group saw in that condition: trials,
+        exposure or rows; 0 means its no-pooling estimate there is the prior alone), successes,
+        no_pooling, partial, population (the typical group's mean response).
+
+    Raises
+    ------
+    PoolwiseError
+        The no or partial pooling fit is missing.
+
+    Examples
+    --------
+    >>> shrinkage(shrinkage_table(study))  # doctest: +SKIP
     """
     fits = as_fits(fits)
     missing = [name for name in ("none", "partial") if name not in fits]
@@ -249,10 +309,35 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
 
 
 def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
-    """Draw ``shrinkage_table`` (or the Study it takes): per condition, an arrow from each group's
-    no-pooling rate (circle, area by trials) to its partial-pooling rate, and the population rate.
+    """Draw ``shrinkage_table``: per condition, an arrow from each group's no-pooling to its partial-pooling estimate.
 
-    Groups with no trials in a condition are hollow: their no-pooling rate is the prior's.
+    No-pooling circles have an area by the group's trials; groups with no trials in a condition are
+    hollow (their no-pooling estimate is the prior's); the dashed line is the population.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or Study
+        From ``shrinkage_table``, or the Study it takes.
+    ax : matplotlib Axes or array of Axes, optional
+        One Axes per condition; default: a new figure.
+    title : str, optional
+        The figure's title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Raises
+    ------
+    PoolwiseError
+        ``ax`` holds another number of Axes than there are conditions.
+
+    Examples
+    --------
+    >>> shrinkage(shrinkage_table(study))  # doctest: +SKIP
     """
     from matplotlib.lines import Line2D
 
@@ -350,9 +435,31 @@ def shrinkage(table, *, ax=None, title: str | None = None, labels: Mapping[str, 
 
 
 def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Each group's posterior mean linear predictor without and with the treatment, and its mean
-    response through the inverse link (``expit(eta)`` for logit models). Columns: model, group,
-    condition, treated, eta, rate, color; ``attrs["link"]`` names the link."""
+    """Each group's posterior mean linear predictor without and with the treatment, and its mean response.
+
+    The mean response is the inverse link of the linear predictor (``expit(eta)`` for logit models).
+
+    Parameters
+    ----------
+    fit : Fit, Study or mapping
+        One fit, or several (the partial pooling fit is drawn).
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, group, condition, treated, eta, rate, color; ``attrs["family"]`` names the family.
+
+    Raises
+    ------
+    PoolwiseError
+        Several fits without a partial pooling fit among them.
+
+    Examples
+    --------
+    >>> logistic(logistic_table(study.fits["partial"]))  # doctest: +SKIP
+    """
     fit = pick_fit(fit)
     inverse = find_family(fit.spec.family).inverse
     draws = group_draws(fit)
@@ -382,9 +489,31 @@ def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFr
 
 
 def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
-    """Draw ``logistic_table`` (or the fit it takes): the inverse-link curve (logistic for logit
-    models) with each group's posterior mean linear predictor marked on it, so a reader sees
-    where every group sits."""
+    """Draw ``logistic_table``: the inverse-link curve with each group's linear predictor marked on it.
+
+    Logistic for logit models, exponential for log, a line for identity: a reader sees where every
+    group sits.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or fits
+        From ``logistic_table``, or what it takes.
+    ax : matplotlib Axes, optional
+        The Axes to draw onto; default: a new figure.
+    title : str, optional
+        The title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Examples
+    --------
+    >>> logistic(logistic_table(study.fits["partial"]))  # doctest: +SKIP
+    """
     table = table if isinstance(table, pd.DataFrame) else logistic_table(table, labels=labels)
     found = {**table.attrs.get("labels", {}), **(labels or {})}
     family = find_family(table.attrs.get("family") or "binomial")

@@ -16,10 +16,35 @@ NO_DOT = (
 
 
 def model_graph(fit: Fit, path: str | Path, *, dpi: int = 150) -> Path:
-    """Write the model's DAG to ``path``: an image (format from the suffix, e.g. .png, .svg), or
-    its DOT source for a .gv/.dot path, which needs no Graphviz install. Written atomically.
+    """Write the model's generative graph (DAG), through Bambi's ``Model.graph`` and Graphviz.
 
-    Raises ``PoolwiseError`` naming the fix when Graphviz's ``dot`` is missing.
+    An image (format from the suffix, e.g. .png, .svg), or the graph's DOT source for a .gv/.dot
+    path, which needs no Graphviz install. Written atomically.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model (a loaded fit's model is rebuilt).
+    path : str or Path
+        The file to write.
+    dpi : int
+        Resolution of a raster image.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    PoolwiseError
+        Graphviz's ``dot`` is missing for an image (the message names the fix), or the graphviz
+        Python package is.
+
+    Examples
+    --------
+    >>> model_graph(study.fits["partial"], "partial.gv")  # doctest: +SKIP
+    PosixPath('partial.gv')
     """
     path = Path(path)
     image = path.suffix.lower() not in SOURCE_SUFFIXES

@@ -25,13 +25,42 @@ def data_bars_table(
     untreated: object = None,
     labels: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per bar (or point): group, x (time, or the row's number within its group), the
-    outcome (``successes``), each row's size (``trials``: trials, exposure, or 1), colours.
+    """The raw data by group: one row per bar (or point), coloured by treatment.
 
-    ``time`` defaults to a column whose name mentions time, period, week, ...; without one the
-    bars are the group's rows in data order. ``treatment`` defaults to the formula's treatment
-    column; a 0/1 column splits on 1, any other column on ``untreated`` (default: its first
-    sorted value, the reference level). Readable labels are in ``table.attrs["labels"]``.
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The data.
+    formula : str or FormulaSpec
+        The formula (its outcome, size, group and treatment are drawn).
+    time : str, optional
+        The x axis column (default: a column whose name mentions time, period, week, ...; without
+        one the bars are the group's rows in data order).
+    treatment : str, optional
+        The column that colours the bars (default: the formula's treatment column): a 0/1 column
+        splits on 1, any other column on ``untreated``.
+    untreated : object, optional
+        The untreated value of a non-0/1 treatment (default: its first sorted value, the reference level).
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns group, x, trials, successes, rate, treated, condition, light, dark; readable labels
+        in ``attrs["labels"]``.
+
+    Raises
+    ------
+    PoolwiseError
+        ``time`` or ``treatment`` is not a column, or the treatment is neither 0/1 nor categorical.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> table = data_bars_table(load_dataset("franchise"), "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)")
+    >>> table.loc[0, ["group", "x", "trials", "successes"]].astype(str).tolist()
+    ['1', '1', '34', '10']
     """
     spec = as_spec(formula, data)
     time = time if time is not None else _find_time(data, spec)
@@ -95,8 +124,40 @@ def data_bars(
 ):
     """Draw ``data_bars_table``: a grid of one panel per group (shared axes), or one group's panel.
 
-    ``group`` picks one group (the single-group version); ``ax`` draws that one panel onto an
-    existing matplotlib Axes. The legend goes into an empty grid cell if there is one.
+    Binomial trials are light bars with successes dark on top, other counts bars, continuous outcomes
+    points. The legend goes into an empty grid cell if there is one.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From ``data_bars_table``.
+    group : object, optional
+        One group to draw alone.
+    ncols : int
+        Panels per row of the grid.
+    ax : matplotlib Axes, optional
+        Draw one group's panel onto it.
+    title : str, optional
+        The title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Raises
+    ------
+    PoolwiseError
+        ``group`` is not in the data, or ``ax`` is given for several groups.
+
+    Examples
+    --------
+    >>> from poolwise.data import load_dataset
+    >>> table = data_bars_table(load_dataset("franchise"), "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)")
+    >>> len(data_bars(table, group="1").axes)
+    1
     """
     found = {**table.attrs.get("labels", {}), **(labels or {})}
     names = list(pd.unique(table["group"]))

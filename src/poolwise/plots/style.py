@@ -43,10 +43,26 @@ TIME_WORDS = ("time", "period", "date", "week", "month", "year", "day", "quarter
 
 
 def humanise(name: str) -> str:
-    """``gymID`` -> ``Gym``, ``nTrialCustomers`` -> ``Trial customers``, ``time_period`` -> ``Time period``.
+    """A column name as a reader sees it.
 
-    Splits camelCase and snake_case, drops a leading count prefix ``n`` and a trailing ``ID``
-    (which name columns, not what a reader sees), and keeps acronyms in capitals.
+    Splits camelCase and snake_case, drops a leading count prefix ``n`` and a trailing ``ID`` (which
+    name columns, not what a reader sees), and keeps acronyms in capitals.
+
+    Parameters
+    ----------
+    name : str
+        A column name.
+
+    Returns
+    -------
+    str
+        E.g. ``gymID`` -> ``Gym``, ``nTrialCustomers`` -> ``Trial customers``, ``time_period`` ->
+        ``Time period``.
+
+    Examples
+    --------
+    >>> humanise("nTrialCustomers"), humanise("gymID")
+    ('Trial customers', 'Gym')
     """
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
@@ -60,18 +76,53 @@ def humanise(name: str) -> str:
 
 
 def as_spec(formula: str | FormulaSpec, data: pd.DataFrame | None = None) -> FormulaSpec:
-    """A parsed formula, whether given as text or already parsed."""
+    """A parsed formula, whether given as text or already parsed.
+
+    Parameters
+    ----------
+    formula : str or FormulaSpec
+        A formula.
+    data : pandas.DataFrame, optional
+        Data to parse it with (deciding its family).
+
+    Returns
+    -------
+    FormulaSpec
+        The parsed formula.
+
+    Examples
+    --------
+    >>> as_spec("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)").group
+    'gymID'
+    """
     return formula if isinstance(formula, FormulaSpec) else parse_formula(formula, data)
 
 
 def labels_for(
     spec: FormulaSpec, *, time: str | None = None, overrides: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Readable axis labels derived from the formula's column names and family; ``overrides`` wins.
+    """Readable axis labels derived from the formula's column names and family.
 
-    Keys: group, successes (the outcome), trials (each row's size: trials, exposure or rows),
-    rate (the mean response), per_row (the outcome per data row), link, treatment, treated,
-    untreated, time.
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    time : str, optional
+        The time column, if any.
+    overrides : mapping, optional
+        Labels that win over the derived ones.
+
+    Returns
+    -------
+    dict of str to str
+        Keys group, successes (the outcome), trials (each row's size: trials, exposure or rows), rate
+        (the mean response), per_row (the outcome per data row), link, treatment, treated, untreated,
+        time.
+
+    Examples
+    --------
+    >>> labels_for(as_spec("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"))["rate"]
+    'Rate (signed / trial customers)'
     """
     family = find_family(spec.family or "binomial")
     outcome = humanise(spec.outcome)
@@ -104,7 +155,23 @@ def labels_for(
 
 
 def model_label(name: str) -> str:
-    """``partial`` -> ``Partial pooling``; other names are shown as given."""
+    """A pooling model's name in words; other names are shown as given.
+
+    Parameters
+    ----------
+    name : str
+        A model name.
+
+    Returns
+    -------
+    str
+        E.g. ``partial`` -> ``Partial pooling``.
+
+    Examples
+    --------
+    >>> model_label("partial"), model_label("my model")
+    ('Partial pooling', 'my model')
+    """
     for entry in POOLINGS:
         if entry.name == name:
             return entry.label
@@ -114,7 +181,27 @@ def model_label(name: str) -> str:
 def model_colors(
     names: Sequence[str], poolings: Sequence[str], colors: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """A colour per model: ``colors`` first, then the pooling's default, then a colour-blind-safe cycle."""
+    """A colour per model: ``colors`` first, then the pooling's default, then a colour-blind-safe cycle.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Model names, in drawing order.
+    poolings : sequence of str
+        Each model's pooling.
+    colors : mapping, optional
+        Model name -> colour overrides.
+
+    Returns
+    -------
+    dict of str to str
+        Model name -> colour; no two models share a default colour.
+
+    Examples
+    --------
+    >>> model_colors(["none", "partial"], ["none", "partial"])
+    {'none': '#8C8C8C', 'partial': '#762A83'}
+    """
     chosen: dict[str, str] = {}
     spare = cycle(EXTRA_COLORS)
     for name, kind in zip(names, poolings):
@@ -127,7 +214,28 @@ def model_colors(
 
 
 def as_fits(fits: "Study | Fit | Mapping[str, Fit] | Sequence[Fit]") -> dict[str, Fit]:
-    """Name -> Fit from a Study, one Fit, a mapping or a sequence (named by pooling; repeats numbered)."""
+    """Name -> Fit from a Study, one Fit, a mapping or a sequence.
+
+    Parameters
+    ----------
+    fits : Study, Fit, mapping or sequence of Fit
+        What a figure draws; a sequence is named by pooling (repeats numbered).
+
+    Returns
+    -------
+    dict of str to Fit
+        The fits by name.
+
+    Raises
+    ------
+    PoolwiseError
+        Nothing that holds fits was passed.
+
+    Examples
+    --------
+    >>> list(as_fits(study))  # doctest: +SKIP
+    ['complete', 'none', 'partial']
+    """
     if isinstance(fits, Study):
         return dict(fits.fits)
     if isinstance(fits, Fit):
@@ -145,7 +253,30 @@ def as_fits(fits: "Study | Fit | Mapping[str, Fit] | Sequence[Fit]") -> dict[str
 
 
 def pick_fit(fits: "Study | Fit | Mapping[str, Fit]", preferred: str = "partial") -> Fit:
-    """One fit: ``fits`` itself, or its ``preferred`` pooling model."""
+    """One fit: ``fits`` itself, or its ``preferred`` pooling model.
+
+    Parameters
+    ----------
+    fits : Study, Fit or mapping
+        One fit or several.
+    preferred : str
+        The model to pick among several.
+
+    Returns
+    -------
+    Fit
+        The fit.
+
+    Raises
+    ------
+    PoolwiseError
+        Several fits without ``preferred`` among them.
+
+    Examples
+    --------
+    >>> pick_fit(study).pooling  # doctest: +SKIP
+    'partial'
+    """
     found = as_fits(fits)
     if len(found) == 1:
         return next(iter(found.values()))
@@ -155,10 +286,37 @@ def pick_fit(fits: "Study | Fit | Mapping[str, Fit]", preferred: str = "partial"
 
 
 def new_figure(ax=None, *, size: tuple[float, float], nrows: int = 1, ncols: int = 1, **grid):
-    """``(figure, axes array)``: a fresh constrained-layout figure, or ``ax``'s own figure.
+    """A fresh constrained-layout figure with its axes, or ``ax``'s own figure.
 
     A ``matplotlib.figure.Figure`` rather than pyplot's, so the library keeps no global state and
     works headless; Jupyter still shows a returned Figure.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes or array of Axes, optional
+        Axes to draw onto instead of a new figure.
+    size : tuple of float
+        The new figure's size in inches.
+    nrows, ncols : int
+        The grid of axes.
+    **grid
+        ``Figure.subplots`` options (``sharex``, ``sharey``).
+
+    Returns
+    -------
+    tuple of (matplotlib.figure.Figure, numpy.ndarray)
+        The figure and a (nrows, ncols) array of its axes.
+
+    Raises
+    ------
+    PoolwiseError
+        ``ax`` holds another number of axes than the grid needs.
+
+    Examples
+    --------
+    >>> figure, axes = new_figure(size=(8, 3), ncols=2)
+    >>> axes.shape
+    (1, 2)
     """
     import numpy as np
     from matplotlib.figure import Figure
@@ -176,7 +334,27 @@ def new_figure(ax=None, *, size: tuple[float, float], nrows: int = 1, ncols: int
 
 
 def save(figure, path: str | Path, *, dpi: int = 150) -> Path:
-    """Save ``figure`` atomically (temporary name, then rename), so a reader never sees half a PNG."""
+    """Save ``figure`` atomically (temporary name, then rename), so a reader never sees half a PNG.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure.
+    path : str or Path
+        The file; its suffix picks the format.
+    dpi : int
+        Resolution of a raster image.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> save(plots.forest(plots.forest_table(study)), "forest.png")  # doctest: +SKIP
+    PosixPath('forest.png')
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
     figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
