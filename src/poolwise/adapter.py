@@ -23,60 +23,257 @@ INTERCEPT = "Intercept"
 
 
 def group_term(term: str, group: str) -> str:
-    """Bambi's name of a group-specific term: ``1|g`` for the intercept, ``x|g`` for a slope."""
+    """Bambi's name of a group-specific term: ``1|g`` for the intercept, ``x|g`` for a slope.
+
+    Parameters
+    ----------
+    term : str
+        The term that varies, ``"Intercept"`` or a common term's name.
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> group_term("Intercept", "g")
+    '1|g'
+    >>> group_term("x", "g")
+    'x|g'
+    """
     return f"{'1' if term == INTERCEPT else term}|{group}"
 
 
 def group_sd(term: str, group: str) -> str:
-    """Bambi's name of a group-specific term's standard deviation (``1|g_sigma``)."""
+    """Bambi's name of a group-specific term's standard deviation (``1|g_sigma``).
+
+    Parameters
+    ----------
+    term : str
+        The term that varies, ``"Intercept"`` or a common term's name.
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> group_sd("Intercept", "g")
+    '1|g_sigma'
+    >>> group_sd("x", "g")
+    'x|g_sigma'
+    """
     return sd_of(group_term(term, group))
 
 
 def sd_of(variable: str) -> str:
-    """The standard deviation's name of a group-specific variable (``1|g`` -> ``1|g_sigma``)."""
+    """The name of a group-specific variable's standard deviation (``1|g`` -> ``1|g_sigma``).
+
+    Parameters
+    ----------
+    variable : str
+        A group-specific variable, as ``group_term`` names it.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> sd_of("x|g")
+    'x|g_sigma'
+    """
     return f"{variable}_sigma"
 
 
 def group_dim(group: str) -> str:
-    """The dimension of a group-specific term's per-group values (``g__factor_dim``)."""
+    """The dimension of a group-specific term's per-group values (``g__factor_dim``).
+
+    Bambi names it after the factor alone, so every term varying over ``g`` shares it; a categorical
+    term adds a dimension for its levels (``level_dim(term, grouped=True)``).
+
+    Parameters
+    ----------
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> group_dim("g")
+    'g__factor_dim'
+    """
     return f"{group}__factor_dim"
 
 
 def unpooled_intercept(group: str) -> str:
-    """No pooling's per-group intercepts, as the template writes them (``C(g)``)."""
+    """No pooling's per-group intercepts, as the template writes them (``C(g)``).
+
+    The template fits ``0 + C(g)``: one intercept per group with no common intercept, so the variable
+    holds every group's own value along ``level_dim("C(g)")``.
+
+    Parameters
+    ----------
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> unpooled_intercept("g")
+    'C(g)'
+    """
     return f"C({group})"
 
 
 def unpooled_slope(group: str, term: str) -> str:
-    """No pooling's per-group slopes of ``term`` (``C(g):x``)."""
+    """No pooling's per-group slopes of ``term`` (``C(g):x``).
+
+    Parameters
+    ----------
+    group : str
+        The grouping factor.
+    term : str
+        The slope's term.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> unpooled_slope("g", "x")
+    'C(g):x'
+    """
     return f"{unpooled_intercept(group)}:{term}"
 
 
 def level_dim(term: str, *, grouped: bool = False) -> str:
-    """The dimension of a categorical term's levels: ``<term>_dim`` for a common term,
-    ``<term>__expr_dim`` for the term varying by group (and its sd)."""
+    """The dimension of a categorical term's levels.
+
+    Bambi calls it ``<term>_dim`` for a common term and ``<term>__expr_dim`` for the term varying by
+    group (on the group term and its sd).
+
+    Parameters
+    ----------
+    term : str
+        The categorical term, e.g. ``C(g)`` or a string column.
+    grouped : bool, default False
+        Whether the term is the expression of a group-specific term.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> level_dim("C(g)")
+    'C(g)_dim'
+    >>> level_dim("arm", grouped=True)
+    'arm__expr_dim'
+    """
     return f"{term}__expr_dim" if grouped else f"{term}_dim"
 
 
 def is_group_sd(name: str) -> bool:
-    """Whether a posterior variable (or one level of it, ``x|g_sigma[B]``) is a group-level sd."""
+    """Whether a posterior variable (or one level of it, ``x|g_sigma[B]``) is a group-level sd.
+
+    Parameters
+    ----------
+    name : str
+        A posterior variable, optionally with a level in brackets as summary tables label rows.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_group_sd("x|g_sigma[B]")
+    True
+    >>> [is_group_sd(name) for name in ("1|g", "sigma")]
+    [False, False]
+    """
     return "|" in name and name.split("[", 1)[0].endswith("_sigma")
 
 
 def is_group_term(name: str) -> bool:
-    """Whether a posterior variable holds group-specific deviations."""
+    """Whether a posterior variable holds group-specific deviations (``1|g``, ``x|g``).
+
+    Group sds and the correlations ``correlate`` adds are not. Pass the variable's name without a
+    level in brackets: ``x|g_sigma[B]`` would count as a deviation.
+
+    Parameters
+    ----------
+    name : str
+        A posterior variable.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_group_term("1|g")
+    True
+    >>> [is_group_term(name) for name in ("1|g_sigma", "cor(Intercept,x)|g", "x")]
+    [False, False, False]
+    """
     return "|" in name and not name.endswith("_sigma") and not is_group_cor(name)
 
 
 def sd_term(name: str) -> str:
-    """``1|g_sigma`` -> ``Intercept``; ``x|g_sigma`` -> ``x``; ``x|g_sigma[B]`` -> ``x[B]``."""
+    """The term whose group-level sd ``name`` is, with its level if it has one.
+
+    Parameters
+    ----------
+    name : str
+        A group-level sd, optionally with a level (``x|g_sigma[B]``).
+
+    Returns
+    -------
+    str
+        ``"Intercept"`` for ``1|g_sigma``, else the term (and level, ``x[B]``).
+
+    Examples
+    --------
+    >>> sd_term("1|g_sigma")
+    'Intercept'
+    >>> sd_term("x|g_sigma[B]")
+    'x[B]'
+    """
     term = name.split("|", 1)[0]
     level = name[name.index("[") :] if "[" in name else ""
     return INTERCEPT if term == "1" else term + level
 
 
 def sd_factor(name: str) -> str:
-    """``1|g_sigma`` -> ``g``: the grouping factor of a group-level sd."""
+    """The grouping factor of a group-level sd (``1|g_sigma`` -> ``g``).
+
+    Parameters
+    ----------
+    name : str
+        A group-level sd without a level (``x|g_sigma``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> sd_factor("x|g_sigma")
+    'g'
+    """
     return name.split("|", 1)[1].removesuffix("_sigma").split("[", 1)[0]
 
 
@@ -84,8 +281,32 @@ def sd_factor(name: str) -> str:
 
 
 def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
-    """A ``bambi.Model`` with uncentred predictors: the intercept is the linear predictor at
-    x = 0, which is what the chapter's priors and the per-group alpha_j mean."""
+    """A ``bambi.Model`` with uncentred predictors.
+
+    Bambi centres common predictors by default, which makes its ``Intercept`` the linear predictor at
+    the predictors' means. Here the intercept is the linear predictor at x = 0, which is what the
+    chapter's priors and the per-group alpha_j mean. The model is not built yet: ``set_priors``
+    builds it.
+
+    Parameters
+    ----------
+    formula : str
+        A Bambi formula (a pooling template's).
+    data : pandas.DataFrame
+        The data as fitted.
+    family : str
+        Bambi's family name (``Family.bambi``).
+    namespace : dict
+        The functions the formula may call (``formulas.NAMESPACE``).
+
+    Returns
+    -------
+    bambi.Model
+
+    Examples
+    --------
+    >>> model = new_model("y ~ x + (1|g)", data, "gaussian", NAMESPACE)  # doctest: +SKIP
+    """
     import bambi as bmb
 
     return bmb.Model(formula, data, family=family, center_predictors=False, extra_namespace=namespace)
@@ -96,38 +317,160 @@ def _component(model):
 
 
 def model_terms(model) -> list[str]:
-    """The model's coefficient terms (Bambi's names), without offsets."""
+    """The model's coefficient terms (Bambi's names), without offsets.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model from ``new_model``.
+
+    Returns
+    -------
+    list of str
+        Common terms, then group-specific ones, in the formula's order.
+
+    Examples
+    --------
+    >>> model_terms(new_model("y ~ x + (1 + x|g)", data, "gaussian", NAMESPACE))  # doctest: +SKIP
+    ['Intercept', 'x', '1|g', 'x|g']
+    """
     component = _component(model)
     return [name for name in component.terms if name not in component.offset_terms]
 
 
 def aux_parameters(model) -> list[str]:
-    """The family's own parameters besides the mean (gaussian ``sigma``, negative binomial ``alpha``)."""
+    """The family's own parameters besides the mean (gaussian ``sigma``, negative binomial ``alpha``).
+
+    They take priors by name, as terms do.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model from ``new_model``.
+
+    Returns
+    -------
+    list of str
+        Empty for the binomial and Poisson families.
+
+    Examples
+    --------
+    >>> aux_parameters(new_model("y ~ x", data, "gaussian", NAMESPACE))  # doctest: +SKIP
+    ['sigma']
+    """
     return list(model.family.likelihood.params[1:])
 
 
 def response_mean(model) -> str:
-    """The name of the per-observation mean Bambi adds to the posterior (``p`` or ``mu``)."""
+    """The name of the per-observation mean Bambi adds to the posterior (``p`` or ``mu``).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model from ``new_model``.
+
+    Returns
+    -------
+    str
+        ``p`` for the binomial and bernoulli families, ``mu`` for the others.
+
+    Examples
+    --------
+    >>> response_mean(new_model("y ~ x", data, "gaussian", NAMESPACE))  # doctest: +SKIP
+    'mu'
+    """
     return model.family.likelihood.parent
 
 
 def set_priors(model, priors: dict) -> None:
-    """Set ``bambi.Prior`` objects by term name, then build the PyMC model."""
+    """Set ``bambi.Prior`` objects by term name, then build the PyMC model.
+
+    Building makes ``model.backend.model``, the PyMC graph that ``correlate``, ``center`` and
+    ``reweightable`` then edit. Bambi raises ``TypeError`` or ``ValueError`` for a prior it cannot
+    use (``fitting.build_model`` turns those into a ``PoolwiseError``).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model from ``new_model``, not yet built.
+    priors : dict of str to bambi.Prior
+        Term or family parameter (``sigma``) -> prior; terms left out keep Bambi's defaults.
+
+    Examples
+    --------
+    >>> set_priors(model, {"x": bmb.Prior("Normal", mu=0, sigma=1)})  # doctest: +SKIP
+    """
     model.set_priors(priors)
     model.build()
 
 
 def cor_name(first: str, second: str, group: str) -> str:
-    """The posterior variable of the correlation of two terms varying over ``group``."""
+    """The posterior variable of the correlation of two terms varying over ``group``.
+
+    Bambi has no correlated group terms; ``correlate`` adds each correlation under this name.
+
+    Parameters
+    ----------
+    first, second : str
+        The two terms (``"Intercept"``, a slope, or one level of a categorical term, ``x[B]``), in
+        the order of the factor's terms.
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> cor_name("Intercept", "x", "g")
+    'cor(Intercept,x)|g'
+    """
     return f"cor({first},{second})|{group}"
 
 
 def is_group_cor(name: str) -> bool:
+    """Whether a posterior variable is a correlation of group terms, as ``cor_name`` names them.
+
+    The LKJ Cholesky factor ``cor|g`` that ``correlate`` samples is not one.
+
+    Parameters
+    ----------
+    name : str
+        A posterior variable.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_group_cor("cor(Intercept,x)|g")
+    True
+    >>> is_group_cor("cor|g")
+    False
+    """
     return name.startswith("cor(") and "|" in name
 
 
 def cor_terms(name: str) -> tuple[str, str, str]:
-    """``cor(Intercept,x)|g`` -> ("Intercept", "x", "g")."""
+    """The two terms and the grouping factor of a correlation: ``cor_name`` undone.
+
+    Parameters
+    ----------
+    name : str
+        A correlation's posterior variable.
+
+    Returns
+    -------
+    tuple of str
+        (first term, second term, grouping factor).
+
+    Examples
+    --------
+    >>> cor_terms("cor(Intercept,x)|g")
+    ('Intercept', 'x', 'g')
+    """
     pair, group = name[4:].split(")|", 1)
     first, second = pair.split(",", 1)
     return first, second, group
@@ -141,8 +484,30 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
     ``L`` of a correlation matrix ``R = L L' ~ LKJCorr(eta)`` (brms's ``lkj(1)`` by default): per
     group ``u = sigma * (L @ z)``, still non-centred, with the same variable names, so every stage
     above reads it unchanged. A categorical term contributes one column per level
-    (``urban[Y]``). Each pairwise correlation is a scalar Deterministic (``cor(Intercept,x)|g``).
-    Returns False (nothing changed) when there is only one column.
+    (``urban[Y]``). Each pairwise correlation is a scalar Deterministic (``cor(Intercept,x)|g``);
+    the Cholesky factor itself is the free variable ``cor|g``.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model (``set_priors``).
+    factor : str
+        The grouping factor.
+    terms : tuple of str
+        The terms varying over it (``GroupFactor.names``: ``"Intercept"`` first).
+    eta : float, default 1.0
+        The LKJ concentration: 1 is uniform over correlation matrices, larger values favour
+        correlations near 0.
+
+    Returns
+    -------
+    bool
+        False (nothing changed) when the terms make only one column.
+
+    Examples
+    --------
+    >>> correlate(model, "g", ("Intercept", "x"))  # doctest: +SKIP
+    True
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -180,13 +545,35 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
 
 
 def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | None]) -> list[str]:
-    """Centre the group terms of ``factor`` hierarchically, in place: each group's coefficient is
-    drawn around its population value (``a_g ~ Normal(Intercept, sigma)``) instead of Bambi's
-    non-centred deviation ``u_g = sigma * offset``. Bambi's ``offset`` becomes ``(a_g - centre) /
-    sigma``, so ``1|g`` and ``1|g_sigma`` keep their names and meaning. With data-rich groups this
-    removes both the funnel and the ridge between the intercept and the mean of the deviations.
-    ``centres`` maps each term to the common variable it varies around (None: 0). Terms spanning
-    several columns are left as they are. Returns the terms centred.
+    """Centre the group terms of ``factor`` hierarchically, in place.
+
+    Each group's coefficient is drawn around its population value (``a_g ~ Normal(Intercept,
+    sigma)``, a new variable ``<expr>|<group>_centered``) instead of Bambi's non-centred deviation
+    ``u_g = sigma * offset``. Bambi's ``offset`` becomes ``(a_g - centre) / sigma``, so ``1|g`` and
+    ``1|g_sigma`` keep their names and meaning. With data-rich groups this removes both the funnel
+    and the ridge between the intercept and the mean of the deviations. Terms spanning several
+    columns are left as they are.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model (``set_priors``).
+    factor : str
+        The grouping factor.
+    terms : tuple of str
+        The terms to centre (``"Intercept"`` or slopes varying over ``factor``).
+    centres : dict of str to str or None
+        Term -> the common variable it varies around (None, or a name the model lacks: 0).
+
+    Returns
+    -------
+    list of str
+        The terms centred.
+
+    Examples
+    --------
+    >>> center(model, "g", ("Intercept",), {"Intercept": "Intercept"})  # doctest: +SKIP
+    ['Intercept']
     """
     import pymc as pm
 
@@ -209,8 +596,26 @@ def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | 
 
 
 def parameterization(model, factors) -> dict[str, dict[str, str]]:
-    """How each factor's group terms are parameterized in the built model: "centered" where
-    ``center`` drew them around their population value, else Bambi's "noncentered"."""
+    """How each factor's group terms are parameterized in the built model.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model, after any ``center``.
+    factors : iterable of GroupFactor
+        The grouping factors (``FormulaSpec.factors``).
+
+    Returns
+    -------
+    dict of str to dict of str to str
+        Factor -> term -> ``"centered"`` where ``center`` drew it around its population value, else
+        ``"noncentered"`` (Bambi's own).
+
+    Examples
+    --------
+    >>> parameterization(model, spec.factors)  # doctest: +SKIP
+    {'g': {'Intercept': 'centered', 'x': 'noncentered'}}
+    """
     graph = model.backend.model
     return {
         factor.name: {
@@ -222,8 +627,26 @@ def parameterization(model, factors) -> dict[str, dict[str, str]]:
 
 
 def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str) -> np.ndarray | None:
-    """Per-draw correlation matrices (chain, draw, k, k) of the terms varying over ``group``, or
-    None when they are independent."""
+    """Per-draw correlation matrices of the terms varying over ``group``.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        The draws, with the ``cor(...)|group`` variables ``correlate`` adds.
+    terms : tuple of str
+        The terms, in the order ``correlate`` got them (``GroupFactor.names``).
+    group : str
+        The grouping factor.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        (chain, draw, k, k) with ones on the diagonal; None when the terms are independent.
+
+    Examples
+    --------
+    >>> correlation_matrix(fit.posterior, ("Intercept", "x"), "g")[..., 0, 1].mean()  # doctest: +SKIP
+    """
     if len(terms) < 2 or cor_name(terms[0], terms[1], group) not in posterior:
         return None
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
@@ -236,12 +659,53 @@ def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str
 
 
 def term_prior(model, term: str):
-    """The ``bambi.Prior`` of a term (a group-specific term's ``sigma`` is its group-sd hyperprior)."""
+    """The ``bambi.Prior`` of a term.
+
+    A group-specific term's prior is ``Normal(0, sigma)`` with its group-sd hyperprior as ``sigma``.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model with its priors set.
+    term : str
+        Bambi's name of the term (``x``, ``1|g``).
+
+    Returns
+    -------
+    bambi.Prior
+
+    Examples
+    --------
+    >>> term_prior(model, "1|g")  # doctest: +SKIP
+    Normal(mu: 0.0, sigma: HalfNormal(sigma: 2.8362))
+    """
     return _component(model).terms[term].prior
 
 
 def log_likelihood(model, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
-    """The family's log density of each row of ``data`` (chain, draw, row) under ``posterior``."""
+    """The family's log density of each row of ``data`` under ``posterior``.
+
+    Bambi's ``compute_log_likelihood`` on ``data``, which need not be the rows the draws were fitted
+    to (a fold's held-out rows).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model the draws come from.
+    posterior : xarray.Dataset
+        The draws, (chain, draw, ...).
+    data : pandas.DataFrame
+        The rows to score, with the model's columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        (chain, draw, row).
+
+    Examples
+    --------
+    >>> log_likelihood(model, posterior, data.iloc[rows])  # doctest: +SKIP
+    """
     tree = xr.DataTree.from_dict({"posterior": posterior})
     model.compute_log_likelihood(tree, data=data, inplace=True)
     values = tree["log_likelihood"].to_dataset()
@@ -249,7 +713,29 @@ def log_likelihood(model, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarr
 
 
 def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
-    """Posterior predictive outcomes of the fitted rows, (chain * draw, row)."""
+    """Posterior predictive outcomes of the fitted rows.
+
+    Bambi's ``predict(kind="response")``: outcomes drawn from the likelihood, not its mean.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model the draws come from.
+    posterior : xarray.Dataset
+        The draws, (chain, draw, ...) with both coordinates present.
+    seed : int
+        Seed of the outcome draws.
+
+    Returns
+    -------
+    numpy.ndarray
+        (chain * draw, row).
+
+    Examples
+    --------
+    >>> predict_outcomes(fit.model, fit.posterior, seed=1).shape  # doctest: +SKIP
+    (4000, 48)
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         predicted = model.predict(
@@ -260,7 +746,24 @@ def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
 
 
 def has_comma_dimension(model) -> bool:
-    """Whether a dimension name holds a comma (``C(x, Sum)_dim``), which nutpie 0.16 cannot name."""
+    """Whether a dimension name holds a comma (``C(x, Sum)_dim``), which nutpie 0.16 cannot name.
+
+    nutpie splits dimension names on commas; such a model is sampled with PyMC's own sampler instead.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> has_comma_dimension(model)  # doctest: +SKIP
+    False
+    """
     return any("," in name for name in model.backend.model.coords)
 
 
@@ -279,8 +782,35 @@ def sample(
     """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
 
     PyMC's own convergence checks are off: ``fitting.check_sampling`` does them once, with advice.
-    NumPyro computes the pointwise log-likelihood inside its compiled JAX program.
-    ``target_accept`` None leaves each sampler's own default.
+    NumPyro computes the pointwise log-likelihood inside its compiled JAX program; the other
+    backends get it from Bambi afterwards. Chains get one core each, up to the machine's CPUs.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model.
+    draws, tune, chains, seed : int
+        Sampler settings (``tune``: warm-up draws per chain, discarded).
+    backend : str
+        Bambi's ``inference_method``: ``"numpyro"``, ``"nutpie"`` or ``"pymc"``.
+    progress : bool
+        Show the sampler's progress bar.
+    log_likelihood : bool
+        Store the pointwise log-likelihood (group ``log_likelihood``, which LOO needs) and drop the
+        per-observation mean (``response_mean``) Bambi leaves in the posterior.
+    target_accept : float, optional
+        NUTS's step-size target; None leaves each sampler's own default.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups posterior, sample_stats, observed_data and, with ``log_likelihood``,
+        log_likelihood.
+
+    Examples
+    --------
+    >>> idata = sample(model, draws=1000, tune=1000, chains=4, seed=1, backend="nutpie",
+    ...                progress=False, log_likelihood=True)  # doctest: +SKIP
     """
     options = {"idata_kwargs": {"log_likelihood": log_likelihood}} if backend == "numpyro" else {}
     if target_accept is not None:
@@ -333,6 +863,18 @@ def reweightable(model) -> None:
     the target is ``sum(w * log_lik)``, and a weight of 0 removes an observation exactly (the
     masked posterior is the posterior of the model refitted without it). A refit then only
     swaps the weights. Observed log densities are finite, so ``log_lik + (-log_lik)`` is 0.
+    The model is changed in place.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model with one observed variable.
+
+    Examples
+    --------
+    >>> reweightable(model)  # doctest: +SKIP
+    >>> model.backend.model[WEIGHT].get_value()[:3]  # doctest: +SKIP
+    array([1., 1., 1.])
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -347,11 +889,26 @@ def reweightable(model) -> None:
 
 
 def compile_reweightable(model):
-    """Compile a ``reweightable`` model once for nutpie (numba), or None where nutpie cannot name
-    its dimensions (``has_comma_dimension``) and PyMC's own sampler takes the refits.
+    """Compile a ``reweightable`` model once for nutpie (numba).
 
     The per-observation mean Bambi adds as a deterministic is left out of the draws: a refit is
-    scored on a few held-out rows, and for large data that mean is the largest thing stored."""
+    scored on a few held-out rows, and for large data that mean is the largest thing stored.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model made ``reweightable``.
+
+    Returns
+    -------
+    nutpie compiled model or None
+        None where nutpie cannot name the model's dimensions (``has_comma_dimension``): PyMC's own
+        sampler then takes the refits.
+
+    Examples
+    --------
+    >>> compiled = compile_reweightable(model)  # doctest: +SKIP
+    """
     if has_comma_dimension(model):
         return None
     import nutpie
@@ -366,9 +923,38 @@ def compile_reweightable(model):
 def sample_reweighted(
     model, compiled, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int, target_accept: float | None
 ) -> tuple[xr.Dataset, int]:
-    """Sample a ``reweightable`` model with the given observation weights; return the posterior
-    (NumPy draws) and the number of divergent transitions. ``compiled`` from
-    ``compile_reweightable`` (None: PyMC's sampler, its compiled functions cached on disk)."""
+    """Sample a ``reweightable`` model with the given observation weights.
+
+    The weights are swapped into the compiled program, so nothing is compiled again; without a
+    nutpie compilation PyMC's sampler runs, its compiled functions cached on disk. Sampler warnings
+    are silenced: the caller counts divergences instead.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A model made ``reweightable``.
+    compiled : nutpie compiled model or None
+        From ``compile_reweightable`` (None: PyMC's sampler).
+    weights : numpy.ndarray
+        One weight per row the model was built on; 0 leaves a row out.
+    draws, tune, chains, seed : int
+        Sampler settings.
+    target_accept : float or None
+        NUTS's step-size target; None leaves the sampler's own default.
+
+    Returns
+    -------
+    posterior : xarray.Dataset
+        The draws as NumPy arrays, without the per-observation mean.
+    divergences : int
+        Divergent transitions after warm-up.
+
+    Examples
+    --------
+    >>> posterior, divergences = sample_reweighted(
+    ...     model, compiled, weights, draws=1000, tune=1000, chains=4, seed=1, target_accept=None
+    ... )  # doctest: +SKIP
+    """
     options = {} if target_accept is None else {"target_accept": target_accept}
     cores = min(chains, os.cpu_count() or 1)
     with warnings.catch_warnings():
@@ -412,11 +998,33 @@ def sample_reweighted(
 
 
 def moment_match(fit_idata, loo, model, threshold: float):
-    """ArviZ's moment matching of the LOO terms with Pareto k above ``threshold`` (Paananen et
-    al. 2021), its log densities compiled from the Bambi model (ArviZ restores the offsets and
-    intercept Bambi leaves out of the draws; the Cholesky factors of ``correlate`` are restored
-    here). None where ArviZ still cannot map the draws to the model's parameters: exact refits
-    take those terms."""
+    """ArviZ's moment matching of the LOO terms with Pareto k above ``threshold`` (Paananen et al. 2021).
+
+    arviz-stats' ``loo_moment_match`` compiles its log densities from the Bambi model; it restores
+    the offsets and intercept Bambi leaves out of the draws, and the Cholesky factors of
+    ``correlate`` are restored here.
+
+    Parameters
+    ----------
+    fit_idata : xarray.DataTree
+        The fit's draws, with its pointwise log-likelihood.
+    loo : ELPDData
+        Its PSIS-LOO, pointwise.
+    model : bambi.Model
+        The fit's own model (not one made ``reweightable``: its potential would be refused).
+    threshold : float
+        Pareto k above which a term is moment matched.
+
+    Returns
+    -------
+    ELPDData or None
+        The improved LOO; None where ArviZ still cannot map the draws to the model's parameters
+        (exact refits then take those terms).
+
+    Examples
+    --------
+    >>> moment_match(fit.idata, az.loo(fit.idata, pointwise=True), fit.model, 0.7)  # doctest: +SKIP
+    """
     from arviz_stats import loo_moment_match
 
     with warnings.catch_warnings():

@@ -41,10 +41,29 @@ DEFAULT_WORKERS = 1
 class CV:
     """Grouped cross-validation of the pooling models of one formula.
 
-    ``table`` has one row per model: ``elpd_cv`` (sum over held-out observations of the log
-    predictive density), its ``se``, ``elpd_diff`` and ``dse`` against the best model, and the
-    counts. ``pointwise`` has one row per observation (its group, fold and each model's log
-    predictive density); ``log_lik[model]`` the held-out log-likelihood draws (chain, draw, obs).
+    Parameters
+    ----------
+    formula : str
+        The user's formula.
+    folds : list of list
+        The group labels left out in each fold.
+    table : pandas.DataFrame
+        One row per model, best first (``cv_table``): ``elpd_cv`` (sum over held-out observations of
+        the log predictive density), its ``se``, ``elpd_diff`` and ``dse`` against the best model,
+        and the counts.
+    pointwise : pandas.DataFrame
+        One row per observation: its group, fold and each model's log predictive density.
+    log_lik : dict of str to xarray.DataArray
+        Model -> the held-out log-likelihood draws (chain, draw, obs).
+    settings : dict
+        Sampler settings, seed, counts of folds and refits, seconds taken and where the refits ran.
+    notes : list of str
+        What the data stage changed and which models' refits warned.
+
+    Examples
+    --------
+    >>> cv = group_cv("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)", gym)  # doctest: +SKIP
+    >>> cv.table[["elpd_cv", "se"]]  # doctest: +SKIP
     """
 
     formula: str
@@ -61,8 +80,36 @@ def group_folds(
 ) -> list[list]:
     """Partition the distinct ``groups`` into folds: each group in exactly one fold.
 
-    ``None`` leaves one group out per fold; an integer K deals the groups, shuffled with ``seed``,
-    into K folds whose sizes differ by at most one; a list of lists is checked and used as given.
+    Parameters
+    ----------
+    groups : sequence
+        The group of each row (repeats are fine) or the distinct groups.
+    folds : int, list of lists or None
+        ``None`` leaves one group out per fold; an integer K deals the groups, shuffled with
+        ``seed``, into K folds whose sizes differ by at most one; a list of lists is checked and
+        used as given, its labels matched to the groups by their text (``"3"`` finds group 3).
+    seed : int, optional
+        Seed of the shuffle for an integer ``folds``.
+
+    Returns
+    -------
+    list of list
+        The groups of each fold, as labelled in ``groups``.
+
+    Raises
+    ------
+    PoolwiseError
+        Fewer than 2 groups, an integer outside 2 to the number of groups, or lists that are not a
+        partition of the groups into at least 2 non-empty folds.
+
+    Examples
+    --------
+    >>> group_folds(["a", "a", "b", "c"])
+    [['a'], ['b'], ['c']]
+    >>> group_folds(["a", "b", "c", "d"], [["a", "c"], ["b", "d"]])
+    [['a', 'c'], ['b', 'd']]
+    >>> [len(fold) for fold in group_folds(range(5), 2, seed=1)]
+    [3, 2]
     """
     labels = list(pd.unique(pd.Series(list(groups))))
     if len(labels) < 2:
@@ -110,12 +157,63 @@ def group_cv(
 ) -> CV:
     """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
 
-    ``folds=None`` is leave-one-group-out; ``by`` names the grouping factor whose levels are left
-    out (default: the first in the formula; the others' levels are seen in every fold). Refits run in parallel: a process pool of ``workers``
-    on this machine (``workers=1`` runs them here, one after another), or ``executor``: any
-    ``concurrent.futures.Executor``, or a cluster address (``ray://host:10001`` for Ray, otherwise
-    a Dask scheduler such as ``tcp://host:8786``). Seeds are derived per model and fold from
+    Each fold's groups are left out, each model refitted on the rest (one compiled sampler per model,
+    ``poolwise.refits``) and the held-out observations scored. Priors are resolved once on all the
+    data, so every refit is the model the user asked for. Seeds are derived per model and fold from
     ``seed``, so serial and parallel runs give the same numbers.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4/brms-style formula with a group term.
+    data : pandas.DataFrame
+        The data.
+    family : str, optional
+        One of ``poolwise.families.NAMES``; without it the formula and data decide.
+    folds : int, list of lists or None
+        As ``group_folds``: None is leave-one-group-out.
+    poolings : sequence of str, optional
+        The models (names or aliases); default all three.
+    draws, tune, chains : int
+        Sampler settings of every refit.
+    seed : int, optional
+        Seeds the folds and every refit; None draws one, stored in ``settings``.
+    priors : str or mapping, optional
+        A preset name or term -> distribution strings, as ``fit`` takes them.
+    allow_unidentified : bool, default False
+        Run even when the design does not identify every coefficient.
+    workers : int, default 1
+        Processes on this machine; 1 runs the refits here, one after another (refits of a model
+        share its compiled sampler, which already runs its chains on every core).
+    executor : concurrent.futures.Executor or str, optional
+        Where to map the refits instead: any ``Executor``, or a cluster address (``ray://host:10001``
+        for Ray, otherwise a Dask scheduler such as ``tcp://host:8786``).
+    by : str, optional
+        The grouping factor whose levels are left out (default: the first in the formula; the
+        others' levels are seen in every fold).
+    parameterization : str, default "auto"
+        Partial pooling's group terms, as ``fit`` takes it; chosen once on all the data.
+
+    Returns
+    -------
+    CV
+
+    Raises
+    ------
+    PoolwiseError
+        Bad input (as ``fit``), a formula without a group term, bad ``folds``, ``workers`` or
+        ``executor``, or a prior naming a term none of the models has.
+
+    Warns
+    -----
+    PoolwiseWarning
+        One line per model whose refits had divergent transitions.
+
+    Examples
+    --------
+    >>> formula = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+    >>> cv = group_cv(formula, load_dataset("gym"), folds=4, seed=1)  # doctest: +SKIP
+    >>> cv.table  # doctest: +SKIP
     """
     spec, prepared, notes, _ = checked_inputs(
         formula,
@@ -174,10 +272,51 @@ def run_folds(
     executor: Executor | str | None = None,
     parameterization: dict | None = None,
 ) -> CV:
-    """Refit every model without each fold's groups and score the held-out rows (inputs already
-    checked: ``data`` and ``spec`` as ``prepare_data`` returns them, ``folds`` a partition,
-    ``priors`` each model's resolved prior strings, ``parameterization`` the group terms' layout
-    chosen on all the data)."""
+    """Refit every model without each fold's groups and score the held-out rows (inputs already checked).
+
+    Each task carries the whole DataFrame and the held-out row numbers, so the parent holds one copy
+    of the data however many refits are queued.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The formula as ``prepare_data`` returns it, its group in focus.
+    data : pandas.DataFrame
+        The prepared data.
+    folds : list of list
+        A partition of the groups (``group_folds``).
+    poolings : sequence of str
+        Canonical pooling names.
+    draws, tune, chains, seed : int
+        Sampler settings; each refit's seed is derived from ``seed``, its model and fold.
+    priors : dict of str to dict of str to str
+        Model -> its resolved prior strings.
+    workers : int, default 1
+        Processes on this machine, as in ``group_cv``.
+    executor : concurrent.futures.Executor or str, optional
+        As in ``group_cv``.
+    parameterization : dict, optional
+        The group terms' layout chosen on all the data (``geometry.choose``).
+
+    Returns
+    -------
+    CV
+
+    Raises
+    ------
+    PoolwiseError
+        A bad ``workers`` or ``executor``, or a worker process that died.
+
+    Warns
+    -----
+    PoolwiseWarning
+        One line per model whose refits had divergent transitions.
+
+    Examples
+    --------
+    >>> run_folds(spec, prepared, group_folds(prepared[spec.group]), poolings=["partial"], draws=1000,
+    ...           tune=1000, chains=4, seed=1, priors=resolved)  # doctest: +SKIP
+    """
     check_workers(workers)
     fold_of = np.empty(len(data), dtype=int)
     in_group = data[spec.group].astype(str).to_numpy()
@@ -254,7 +393,26 @@ def run_folds(
 
 
 def check_workers(workers: int) -> None:
-    """Refuse a worker count that is not a whole number >= 1 before any sampling."""
+    """Refuse a worker count that is not a whole number >= 1 before any sampling.
+
+    Parameters
+    ----------
+    workers : int
+        The number of worker processes.
+
+    Raises
+    ------
+    PoolwiseError
+        ``workers`` is not a whole number (``True`` is not one) or is below 1.
+
+    Examples
+    --------
+    >>> check_workers(2)
+    >>> check_workers(0)
+    Traceback (most recent call last):
+        ...
+    poolwise.errors.PoolwiseError: workers must be a whole number >= 1 (1 runs the refits one after another), got 0
+    """
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise PoolwiseError(
             f"workers must be a whole number >= 1 (1 runs the refits one after another), got {workers!r}"
@@ -262,15 +420,56 @@ def check_workers(workers: int) -> None:
 
 
 def pointwise_elpd(log_lik: np.ndarray) -> np.ndarray:
-    """Log predictive density of each observation: log of the mean over draws of its likelihood,
-    computed as a log-sum-exp so tiny likelihoods do not underflow. ``log_lik`` is (chain, draw, obs)."""
+    """Log predictive density of each observation: the log of its likelihood's mean over the draws.
+
+    It is computed as a log-sum-exp, so tiny likelihoods do not underflow.
+
+    Parameters
+    ----------
+    log_lik : numpy.ndarray
+        Log-likelihood draws, (chain, draw, obs).
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per observation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pointwise_elpd(np.log([[[0.2], [0.6]]]))  # log(0.4)
+    array([-0.91629073])
+    """
     flat = log_lik.reshape(-1, log_lik.shape[-1])
     return logsumexp(flat, axis=0) - np.log(flat.shape[0])
 
 
 def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataFrame:
-    """elpd (sum of the pointwise columns), se = sqrt(n var), and the paired difference to the best
-    model with its se, one row per model (column), best first."""
+    """The cross-validation table: one row per model (column of ``pointwise``), best first.
+
+    ``elpd_cv`` is the sum of a column and ``se = sqrt(n var)``; ``elpd_diff`` is the paired
+    difference to the best model (0 for the best, negative otherwise) and ``dse`` its se, computed
+    the same way from the pointwise differences.
+
+    Parameters
+    ----------
+    pointwise : pandas.DataFrame
+        One column per model, one row per observation: its log predictive density.
+    n_folds : int, optional
+        The number of folds, recorded in the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model: ``elpd_cv``, ``se``, ``elpd_diff``, ``dse``, ``n_obs``, ``n_folds``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = cv_table(pd.DataFrame({"complete": [-1.0, -2.0], "partial": [-0.5, -1.0]}), n_folds=2)
+    >>> table.index.tolist(), float(table.loc["complete", "elpd_diff"])
+    (['partial', 'complete'], -1.5)
+    """
     n = len(pointwise)
     elpd = pointwise.sum()
     best = elpd.idxmax()

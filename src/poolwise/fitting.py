@@ -31,7 +31,31 @@ CACHE_BYTES = 2**30  # compiled samplers kept on disk; a gym-sized model takes a
 
 
 def check_settings(draws: int, tune: int, chains: int, backend: str | None) -> str:
-    """Validate sampler settings; return the backend to use."""
+    """Validate sampler settings before anything is built; return the backend to use.
+
+    Parameters
+    ----------
+    draws, tune, chains : int
+        Draws kept per chain (at least 1), warm-up draws per chain (at least 0) and chains (at
+        least 1).
+    backend : str or None
+        One of ``BACKENDS``; None is ``DEFAULT_BACKEND``.
+
+    Returns
+    -------
+    str
+        The backend.
+
+    Raises
+    ------
+    PoolwiseError
+        A count is not a whole number or is below its minimum, or the backend is unknown.
+
+    Examples
+    --------
+    >>> check_settings(1000, 1000, 4, None)
+    'numpyro'
+    """
     for name, value, least in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
         if not isinstance(value, (int, np.integer)) or value < least:
             raise PoolwiseError(f"{name} must be a whole number >= {least}, got {value!r}")
@@ -47,7 +71,12 @@ def use_compile_cache() -> None:
     PyMC compiles NumPyro's sampler with the data, priors and draw counts built in, so the cache
     is keyed by all of them: the same model on the same data (in any process) loads instead of
     compiling. The folder is capped at CACHE_BYTES, least recently used entries going first. A
-    cache folder already configured for JAX in this process is left alone.
+    cache folder already configured for JAX in this process is left alone, and without a home
+    folder nothing is cached.
+
+    Examples
+    --------
+    >>> use_compile_cache()  # doctest: +SKIP
     """
     import jax
 
@@ -73,13 +102,53 @@ def build_model(
     required: Collection[str] = (),
     parameterization: Mapping[str, Mapping[str, str]] | None = None,
 ):
-    """The ``bambi.Model`` of one pooling template with the resolved ``priors`` (term ->
-    distribution string, from ``resolve_priors``) set.
+    """The ``bambi.Model`` of one pooling template, its priors set and the PyMC model built.
 
-    ``required`` are prior terms the user named for this model alone: naming a term the model
-    lacks is an error. (``compare`` checks the user's terms against all three models instead, and
-    priors for terms this model lacks are left out.) Returns the model, its formula and the prior
-    strings applied.
+    Priors for terms this model lacks are left out, so one set of priors can serve all three
+    models. Under partial pooling, a factor whose terms are correlated (lme4's ``(1 + x|g)``) gets
+    an LKJ prior on their correlation, named ``cor|g`` (``adapter.correlate``), and the terms
+    ``parameterization`` marks "centered" are drawn around their population value
+    (``adapter.center``).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The formula as ``prepare_data`` returns it.
+    data : pandas.DataFrame
+        The prepared data.
+    pooling : str
+        The canonical pooling name: ``"complete"``, ``"none"`` or ``"partial"``.
+    priors : mapping of str to str
+        Term -> distribution string, resolved (``priors.resolve_priors``).
+    required : collection of str, optional
+        Prior terms the user named for this model alone: naming a term the model lacks is an error.
+        (``compare`` checks the user's terms against all three models instead,
+        ``check_prior_terms``.)
+    parameterization : mapping, optional
+        Factor -> term -> ``"centered"`` or ``"noncentered"`` (``geometry.choose``); None leaves
+        Bambi's non-centred terms.
+
+    Returns
+    -------
+    model : bambi.Model
+        The built model.
+    formula : str
+        Its Bambi formula.
+    strings : dict of str to str
+        The priors applied, with the LKJ prior of each factor whose terms were correlated.
+
+    Raises
+    ------
+    PoolwiseError
+        A ``required`` term is not in the model, Bambi cannot use a prior (a wrong parameter name),
+        or a correlation's prior is not ``LKJCorr(eta=...)``.
+
+    Examples
+    --------
+    >>> priors = resolve_priors(None, spec, data, "partial")  # doctest: +SKIP
+    >>> model, formula, strings = build_model(spec, data, "partial", priors)  # doctest: +SKIP
+    >>> formula  # doctest: +SKIP
+    'y ~ x + (1 + x|g)'
     """
     formula = find_pooling(pooling).build(spec)
     model = adapter.new_model(formula, data, find_family(spec.family).bambi, NAMESPACE)
@@ -127,11 +196,50 @@ def checked_inputs(
     allow_unidentified: bool,
     pooling: str | None = None,
 ) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
-    """The checks every entry point runs before building a model: formula and family, data,
-    sampler settings and, unless ``allow_unidentified``, the design's identifiability (for
-    ``pooling``, or all three).
+    """The checks every entry point runs before building a model.
 
-    Returns the model specification as fitted, the data to fit, notes for the user and the backend.
+    In order: formula and family, data, sampler settings and, unless ``allow_unidentified``, the
+    design's identifiability (for ``pooling``, or all three), so bad input fails before anything is
+    compiled or sampled.
+
+    Parameters
+    ----------
+    formula : str
+        The user's formula.
+    data : pandas.DataFrame
+        The user's data.
+    family : str or None
+        One of ``poolwise.families.NAMES``; None lets the formula and data decide.
+    draws, tune, chains : int
+        Sampler settings (``check_settings``).
+    backend : str or None
+        The sampler (``check_settings``).
+    allow_unidentified : bool
+        Skip the identifiability check.
+    pooling : str, optional
+        The one model to check the design for; None checks all three.
+
+    Returns
+    -------
+    spec : FormulaSpec
+        The model specification as fitted.
+    data : pandas.DataFrame
+        The data to fit (``prepare_data``).
+    notes : list of str
+        What the data stage changed, for the user.
+    backend : str
+        The backend to use.
+
+    Raises
+    ------
+    PoolwiseError
+        From any of the checks: the formula, family, data, settings or design.
+
+    Examples
+    --------
+    >>> spec, prepared, notes, backend = checked_inputs(
+    ...     formula, gym, family=None, draws=1000, tune=1000, chains=4, backend=None, allow_unidentified=False
+    ... )  # doctest: +SKIP
     """
     spec = parse_formula(formula, data, family=family)
     prepared, spec, notes = prepare_data(spec, data)
@@ -159,13 +267,51 @@ def fit(
 ) -> Fit:
     """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
 
-    ``family`` is one of ``poolwise.families.NAMES``; without it the formula and data decide
-    (see ``poolwise.formulas.resolve_family``). Default priors are resolved from the data and
-    stored in the fit with any ``priors`` given (a preset name or term -> distribution strings).
-    ``parameterization`` ("auto", "centered", "noncentered") sets partial pooling's group terms;
-    "auto" chooses each from the data (``poolwise.geometry``).
-    Raises ``PoolwiseError`` for bad input before any sampling; sampling trouble (divergences,
-    r_hat, ESS) and prior-only coefficients become ``PoolwiseWarning``s.
+    Default priors are resolved from the data and stored in the fit with any ``priors`` given. Bad
+    input fails before any sampling; sampling trouble and prior-only coefficients become warnings.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4/brms-style formula, e.g. ``"y ~ x + (x|g)"``.
+    data : pandas.DataFrame
+        The data.
+    pooling : str, default "partial"
+        ``"complete"``, ``"none"``, ``"partial"`` or an alias (``pooling.pooling``).
+    family : str, optional
+        One of ``poolwise.families.NAMES``; without it the formula and data decide (see
+        ``poolwise.formulas.resolve_family``).
+    draws, tune, chains : int
+        Draws kept per chain, warm-up draws per chain, chains.
+    seed : int, optional
+        The sampler's seed; None draws one, stored in ``settings``.
+    backend : str, optional
+        ``"numpyro"`` (default), ``"nutpie"`` or ``"pymc"``.
+    priors : str or mapping, optional
+        A preset name or term -> distribution strings; None: the resolved defaults alone.
+    allow_unidentified : bool, default False
+        Fit even when the design does not identify every coefficient.
+    progress : bool, default False
+        Show the sampler's progress bar.
+    parameterization : str, default "auto"
+        ``"auto"``, ``"centered"`` or ``"noncentered"`` for partial pooling's group terms; "auto"
+        chooses each from the data (``poolwise.geometry``).
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    PoolwiseError
+        Bad input (formula, family, data, settings, priors, an unidentified design), or a model
+        other than complete pooling for a formula without a group term.
+
+    Warns
+    -----
+    PoolwiseWarning
+        Divergences, r_hat or ESS trouble, correlations the data barely inform, no pooling's
+        prior-only coefficients, and nutpie handing a model to PyMC's sampler.
 
     Examples
     --------
@@ -227,8 +373,51 @@ def sample(
 ) -> Fit:
     """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result.
 
-    ``log_likelihood=False`` skips the in-sample pointwise log-likelihood (LOO needs it; a
-    cross-validation refit, scored on held-out rows, does not).
+    nutpie falls back to PyMC's sampler for a model whose dimension names hold a comma
+    (``C(x, Sum)``), with a note and a warning. Everything that made the fit (specification,
+    Bambi formula, priors, settings, data hash, package versions) is kept as JSON in
+    ``idata.attrs["poolwise"]``, so a saved fit can be rebuilt and checked against its data.
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The formula as ``prepare_data`` returns it.
+    data : pandas.DataFrame
+        The prepared data.
+    pooling : str
+        The canonical pooling name.
+    built : tuple
+        ``build_model``'s (model, formula, prior strings).
+    notes : list of str
+        Notes for the user so far (``checked_inputs``); stored in ``settings``.
+    draws, tune, chains : int
+        Sampler settings.
+    seed : int or None
+        The sampler's seed; None draws one, stored in ``settings``.
+    backend : str
+        A checked backend (``check_settings``).
+    allow_unidentified : bool
+        Recorded in ``settings``.
+    progress : bool
+        Show the sampler's progress bar.
+    log_likelihood : bool, default True
+        False skips the in-sample pointwise log-likelihood (LOO needs it; a refit scored on
+        held-out rows does not).
+
+    Returns
+    -------
+    Fit
+
+    Warns
+    -----
+    PoolwiseWarning
+        As ``check_sampling`` and ``check_correlations``, and for no pooling's prior-only slopes.
+
+    Examples
+    --------
+    >>> sample(spec, prepared, "partial", build_model(spec, prepared, "partial", priors), notes=[],
+    ...        draws=1000, tune=1000, chains=4, seed=1, backend="nutpie", allow_unidentified=False,
+    ...        progress=False)  # doctest: +SKIP
     """
     model, formula, strings = built
     if pooling == "none" and spec.group is not None:
@@ -318,9 +507,27 @@ def target_accept(model, spec: FormulaSpec, pooling: str) -> float | None:
 
 
 def check_correlations(result: Fit) -> None:
-    """Warn when the data barely inform a correlation of group terms: its posterior sd is over
-    0.8 of its LKJ prior's (the marginal of one correlation under LKJCorr(eta) in n dimensions is
-    a Beta(eta - 1 + n/2, eta - 1 + n/2) stretched to (-1, 1), with sd 1 / sqrt(2 (eta - 1 + n/2) + 1))."""
+    """Warn when the data barely inform a correlation of group terms.
+
+    That is when its posterior sd is over 0.8 of its LKJ prior's: the marginal of one correlation
+    under LKJCorr(eta) in n dimensions is a Beta(eta - 1 + n/2, eta - 1 + n/2) stretched to (-1, 1),
+    with sd 1 / sqrt(2 (eta - 1 + n/2) + 1). The warning suggests ``(...||g)``, as lme4 users write
+    when a fit is singular.
+
+    Parameters
+    ----------
+    result : Fit
+        A fit with its priors and posterior.
+
+    Warns
+    -----
+    PoolwiseWarning
+        Once per weakly informed correlation.
+
+    Examples
+    --------
+    >>> check_correlations(fit)  # doctest: +SKIP
+    """
     posterior = result.posterior
     for factor in result.spec.factors:
         names = [
@@ -372,7 +579,18 @@ def _reraise_interrupt():
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that decide a fit's numbers, saved with it."""
+    """Versions of the packages that decide a fit's numbers, saved with it.
+
+    Returns
+    -------
+    dict of str to str
+        Package -> installed version, for each of ``PACKAGES``.
+
+    Examples
+    --------
+    >>> sorted(versions())
+    ['arviz', 'bambi', 'formulae', 'jax', 'numpyro', 'nutpie', 'poolwise', 'pymc']
+    """
     return {name: version(name) for name in PACKAGES}
 
 
@@ -397,7 +615,25 @@ def _warn_prior_only(spec: FormulaSpec, data: pd.DataFrame) -> None:
 
 
 def check_sampling(result: Fit) -> None:
-    """Turn divergences, r_hat > 1.01 and low ESS into warnings that say what to try."""
+    """Turn divergences, r_hat > 1.01 and low bulk ESS into warnings that say what to try.
+
+    Bulk ESS is low under 400, or under a tenth of all draws when that is less. r_hat is undefined
+    for a single chain, which then never warns about it.
+
+    Parameters
+    ----------
+    result : Fit
+        A fit with its sample_stats.
+
+    Warns
+    -----
+    PoolwiseWarning
+        One per kind of trouble.
+
+    Examples
+    --------
+    >>> check_sampling(fit)  # doctest: +SKIP
+    """
     import arviz as az
 
     stats = result.idata["sample_stats"]
@@ -437,7 +673,28 @@ def _all_values(stats) -> np.ndarray:
 
 
 def check_prior_terms(priors: Priors, built: dict) -> None:
-    """A user prior must name a term of at least one of the three models."""
+    """Check that each prior the user named is a term of at least one of the three models.
+
+    ``build_model`` leaves out priors for terms a model lacks, so a typo would otherwise be
+    silently ignored by all three.
+
+    Parameters
+    ----------
+    priors : str, mapping or None
+        The user's priors; only a dict is checked (its ``"preset"`` key aside).
+    built : dict
+        Pooling name -> ``build_model``'s (model, formula, prior strings).
+
+    Raises
+    ------
+    PoolwiseError
+        A prior names a term none of the models has.
+
+    Examples
+    --------
+    >>> built = {name: build_model(spec, data, name, resolved[name]) for name in resolved}  # doctest: +SKIP
+    >>> check_prior_terms({"x": "Normal(0, 1)"}, built)  # doctest: +SKIP
+    """
     if not isinstance(priors, dict):
         return
     terms = set().union(

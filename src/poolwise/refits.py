@@ -43,18 +43,29 @@ _compiled: OrderedDict[str, "Refitter"] = OrderedDict()
 class Refitter:
     """One model structure built on all the data and compiled once; ``refit`` reweights rows.
 
-    Attributes
+    Made by ``refitter``, which keeps one per model and data in each process.
+
+    Parameters
     ----------
     pooling : str
         The pooling model ("complete", "none" or "partial").
     model : bambi.Model
-        The Bambi model, its PyMC graph made reweightable.
+        The Bambi model, its PyMC graph made reweightable (``adapter.reweightable``).
     compiled : object
         nutpie's compiled model (None: PyMC's sampler takes the refits).
     target_accept : float or None
         The step-size target of the model's fits (``fitting.target_accept``).
     seconds : float
         Time spent building and compiling.
+
+    Examples
+    --------
+    >>> refit = refitter(spec, data, "partial", priors, None)  # doctest: +SKIP
+    >>> weights = np.ones(len(data))  # doctest: +SKIP
+    >>> weights[rows] = 0.0  # doctest: +SKIP
+    >>> posterior, divergences = refit.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
+    >>> refit.log_lik(posterior, data.iloc[rows]).shape  # doctest: +SKIP
+    (4, 1000, 12)
     """
 
     pooling: str
@@ -82,7 +93,7 @@ class Refitter:
 
         Examples
         --------
-        >>> posterior, divergent = refitter.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
+        >>> posterior, divergences = refit.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
         """
         return adapter.sample_reweighted(
             self.model,
@@ -112,7 +123,7 @@ class Refitter:
 
         Examples
         --------
-        >>> refitter.log_lik(posterior, data.iloc[rows])  # doctest: +SKIP
+        >>> refit.log_lik(posterior, data.iloc[rows])  # doctest: +SKIP
         """
         return adapter.log_likelihood(self.model, posterior, data)
 
