@@ -94,7 +94,8 @@ def main() -> None:
                         print(
                             f"{label:<15}{kind:<12}{backend:<9}{cache:<6}{row['wall_s']:>8.1f}{row['import_s']:>9.1f}"
                             f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['ess_per_s']:>7.0f}"
-                            f"{row['peak_mb']:>9.0f}  {row['elpd']}" + (f"  k>0.7: {row['bad_k']}" if row["bad_k"] else ""),
+                            f"{row['peak_mb']:>9.0f}  {row['elpd']}"
+                            + (f"  k>0.7: {row['bad_k']}" if row["bad_k"] else ""),
                             flush=True,
                         )
 

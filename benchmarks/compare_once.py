@@ -45,7 +45,7 @@ def run_poolwise(backend: str, frame, fix_loo: str = "refit") -> dict:
         name: {
             "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
             "min_ess": min_ess(fit.idata),
-            "elpd_loo": float(study.table.loc[name, "elpd_loo"]),
+            "elpd_loo": float(study.table.loc[name, "elpd"]),
             "bad_k": int(study.table.loc[name, "n_bad_k"]),
         }
         for name, fit in study.fits.items()

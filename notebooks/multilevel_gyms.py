@@ -236,7 +236,7 @@ plots.shrinkage(plots.shrinkage_table(study))
 
 # %%
 print(study.verdict())
-study.table[["elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "n_bad_k", "n_obs"]]
+study.table[["elpd", "se", "elpd_diff", "dse", "p", "weight", "n_bad_k", "n_refitted", "n_obs"]]
 
 # %%
 plots.comparison(plots.comparison_table(study))

@@ -68,7 +68,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", pw.PoolwiseWarning)
     study = pw.compare(formula, visits, draws=DRAWS, chains=CHAINS, tune=DRAWS, seed=1)
 print(study.verdict())
-study.table[["elpd_loo", "se", "elpd_diff", "dse", "n_bad_k"]]
+study.table[["elpd", "se", "elpd_diff", "dse", "n_bad_k", "n_refitted"]]
 
 # %% [markdown]
 # The default priors were resolved from these data and are stored with each fit, so a refit (or

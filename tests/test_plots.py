@@ -446,7 +446,7 @@ def test_shrinkage_table_counts_and_estimates(tiny):
 
 def test_comparison_table_best_first(tiny):
     table = plots.comparison_table(tiny)
-    assert table["elpd_loo"].is_monotonic_decreasing and table["elpd_diff"].iloc[0] == 0
+    assert table["elpd"].is_monotonic_decreasing and table["elpd_diff"].iloc[0] == 0
     assert dict(zip(table["model"], table["color"])) == {name: MODEL_COLORS[name] for name in table["model"]}
     assert list(table["label"]) == [model_label(name) for name in table["model"]]
     panel = plots.comparison(table).axes[0]

@@ -161,7 +161,7 @@ def test_loo_table_shows_the_saved_elpd(page):
     rows = page.table("LOO comparison")
     labels = {"partial": "Partial pooling", "none": "No pooling", "complete": "Complete pooling"}
     for model, label in labels.items():
-        assert rows[label][1] == f"{saved.loc[model, 'elpd_loo']:.1f}"
+        assert rows[label][1] == f"{saved.loc[model, 'elpd']:.1f}"
         assert rows[label][-1] == f"{saved.loc[model, 'n_bad_k']} of {saved.loc[model, 'n_obs']}"
     assert "within 2 se" in page.text and "Grouped cross-validation was not run" in page.text
 

@@ -477,11 +477,11 @@ def _print_study(study) -> None:
     for name, row in table.iterrows():
         loo.add_row(
             pooling(name).label,
-            _num(row["elpd_loo"], 1),
+            _num(row["elpd"], 1),
             _num(row["se"], 1),
             _num(row["elpd_diff"], 1),
             _num(row["dse"], 1),
-            _num(row["p_loo"], 1),
+            _num(row["p"], 1),
             _num(row["weight"]),
             f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}",
         )

@@ -109,11 +109,11 @@ def loo_table(fits: dict[str, Fit], *, fix: str = "refit") -> tuple[pd.DataFrame
         rows.append(
             {
                 "model": name,
-                "elpd_loo": float(loo.elpd),
+                "elpd": float(loo.elpd),
                 "se": float(loo.se),
                 "elpd_diff": float(loo.elpd - loos[best].elpd),
                 "dse": float(compared.loc[name, "dse"]),
-                "p_loo": float(loo.p),
+                "p": float(loo.p),
                 "weight": float(compared.loc[name, "weight"]),
                 "n_bad_k": _bad(loo),
                 "n_moment_matched": fixed[name][0],
@@ -121,7 +121,7 @@ def loo_table(fits: dict[str, Fit], *, fix: str = "refit") -> tuple[pd.DataFrame
                 "n_obs": int(loo.n_data_points),
             }
         )
-    table = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False).set_index("model")
+    table = pd.DataFrame(rows).sort_values("elpd", ascending=False).set_index("model")
     return table, loos
 
 
@@ -133,7 +133,7 @@ def _bad(loo) -> int:
 def verdict(table: pd.DataFrame) -> str:
     """E.g. 'Partial pooling predicts best (...); no pooling is within 2 se (...); complete pooling is worse by 172 (se 32).'"""
     best = table.index[0]
-    parts = [f"{pooling(best).label} predicts best (elpd_loo {table.loc[best, 'elpd_loo']:.1f})"]
+    parts = [f"{pooling(best).label} predicts best (elpd_loo {table.loc[best, 'elpd']:.1f})"]
     for name in table.index[1:]:
         diff, dse = -table.loc[name, "elpd_diff"], table.loc[name, "dse"]
         if diff < 2 * dse or diff < 4:
@@ -166,7 +166,7 @@ def compare(
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
-    ``study.table`` holds elpd_loo, se, elpd_diff, dse, p_loo, weight and the count of Pareto
+    ``study.table`` holds elpd, se, elpd_diff, dse, p, weight and the count of Pareto
     k > 0.7 per model; ``study.fits[name]`` each fit. Models are fitted one after another with
     seeds derived from ``seed``, so the same call gives the same numbers. ``cv="group"`` adds
     grouped cross-validation (``folds``, ``workers``, ``executor``, ``by`` as in ``poolwise.cv.group_cv``):

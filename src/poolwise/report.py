@@ -243,11 +243,11 @@ def _loo_tables(table: pd.DataFrame) -> tuple[Table, Table | None]:
         [
             [
                 pooling(name).label,
-                _number(row["elpd_loo"], 1),
+                _number(row["elpd"], 1),
                 _number(row["se"], 1),
                 _number(row["elpd_diff"], 1),
                 _number(row["dse"], 1),
-                _number(row["p_loo"], 1),
+                _number(row["p"], 1),
                 _number(row["weight"], 2),
                 f"{row['n_bad_k']:.0f} of {row['n_obs']:.0f}",
             ]

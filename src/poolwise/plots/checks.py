@@ -268,7 +268,7 @@ def comparison_table(study: Study | pd.DataFrame, *, colors: Mapping[str, str] |
     Returns
     -------
     pandas.DataFrame
-        model, label, color, then ``Study.table``'s columns (elpd_loo, se, elpd_diff, dse, weight,
+        model, label, color, then ``Study.table``'s columns (elpd, se, elpd_diff, dse, weight,
         n_bad_k, n_obs, ...).
 
     Raises
@@ -278,13 +278,13 @@ def comparison_table(study: Study | pd.DataFrame, *, colors: Mapping[str, str] |
 
     Examples
     --------
-    >>> comparison_table(study)[["model", "elpd_loo", "se"]]  # doctest: +SKIP
+    >>> comparison_table(study)[["model", "elpd", "se"]]  # doctest: +SKIP
     """
     source = study.table if isinstance(study, Study) else study
-    missing = {"elpd_loo", "se", "elpd_diff", "dse"} - set(source.columns)
+    missing = {"elpd", "se", "elpd_diff", "dse"} - set(source.columns)
     if missing:
         raise PoolwiseError(f"the comparison table lacks {', '.join(sorted(missing))}; pass a Study or its .table")
-    table = source.sort_values("elpd_loo", ascending=False).reset_index()
+    table = source.sort_values("elpd", ascending=False).reset_index()
     names = list(table["model"])
     colours = model_colors(names, names, colors)
     table.insert(1, "label", [model_label(name) for name in names])
@@ -320,11 +320,11 @@ def comparison(table, *, ax=None, title: str | None = None):
     table = table if isinstance(table, pd.DataFrame) and "label" in table else comparison_table(table)
     figure, axes = new_figure(ax, size=(8.5, 1.6 + 0.9 * len(table)))
     panel = axes.flat[0]
-    best = table["elpd_loo"].iloc[0]
+    best = table["elpd"].iloc[0]
     panel.axvline(best, color="0.6", ls="--", lw=1, zorder=0)
     y = np.arange(len(table))[::-1].astype(float)
     for row_y, (_, row) in zip(y, table.iterrows()):
-        panel.errorbar(row["elpd_loo"], row_y, xerr=row["se"], fmt="o", ms=7, lw=2, color=row["color"])
+        panel.errorbar(row["elpd"], row_y, xerr=row["se"], fmt="o", ms=7, lw=2, color=row["color"])
         if row_y != y[0]:
             panel.errorbar(
                 best + row["elpd_diff"],
