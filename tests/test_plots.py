@@ -583,3 +583,13 @@ def test_baseline_response_curve_poisson(tmp_path):
         "Visits per member month = exp of the linear predictor",
         "Where each gym sits on the exponential curve (Partial pooling)",
     } <= texts(figure)
+
+
+def test_arviz_plot_compare_accepts_the_study_table(tiny):
+    """Study.table keeps ArviZ's column names, so ArviZ's own comparison plot takes it as is."""
+    import arviz_plots
+
+    for relative in (True, False):
+        plot = arviz_plots.plot_compare(tiny.table, relative_scale=relative, backend="matplotlib")
+        labels = [t.get_text() for t in plot.viz["plot"].item().get_yticklabels()]
+        assert set(tiny.table.index) <= set(labels), labels
