@@ -263,7 +263,7 @@ def sd_factor(name: str) -> str:
     Parameters
     ----------
     name : str
-        A group-level sd without a level (``x|g_sigma``).
+        A group-level sd, or one level of it (``x|g_sigma``, ``x|g_sigma[B]``).
 
     Returns
     -------
@@ -273,8 +273,10 @@ def sd_factor(name: str) -> str:
     --------
     >>> sd_factor("x|g_sigma")
     'g'
+    >>> sd_factor("x|g_sigma[B]")
+    'g'
     """
-    return name.split("|", 1)[1].removesuffix("_sigma").split("[", 1)[0]
+    return name.split("|", 1)[1].split("[", 1)[0].removesuffix("_sigma")
 
 
 # ---- a built model ------------------------------------------------------------------------------
@@ -776,7 +778,6 @@ def sample(
     seed: int,
     backend: str,
     progress: bool,
-    log_likelihood: bool,
     target_accept: float | None = None,
 ):
     """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
@@ -795,24 +796,22 @@ def sample(
         Bambi's ``inference_method``: ``"numpyro"``, ``"nutpie"`` or ``"pymc"``.
     progress : bool
         Show the sampler's progress bar.
-    log_likelihood : bool
-        Store the pointwise log-likelihood (group ``log_likelihood``, which LOO needs) and drop the
-        per-observation mean (``response_mean``) Bambi leaves in the posterior.
     target_accept : float, optional
         NUTS's step-size target; None leaves each sampler's own default.
 
     Returns
     -------
     xarray.DataTree
-        Groups posterior, sample_stats, observed_data and, with ``log_likelihood``,
-        log_likelihood.
+        Groups posterior, sample_stats, observed_data and log_likelihood (the pointwise
+        log-likelihood LOO needs); the per-observation mean Bambi leaves in the posterior
+        (``response_mean``) is dropped.
 
     Examples
     --------
     >>> idata = sample(model, draws=1000, tune=1000, chains=4, seed=1, backend="nutpie",
-    ...                progress=False, log_likelihood=True)  # doctest: +SKIP
+    ...                progress=False)  # doctest: +SKIP
     """
-    options = {"idata_kwargs": {"log_likelihood": log_likelihood}} if backend == "numpyro" else {}
+    options = {"idata_kwargs": {"log_likelihood": True}} if backend == "numpyro" else {}
     if target_accept is not None:
         options["target_accept"] = target_accept
     with warnings.catch_warnings():
@@ -830,12 +829,11 @@ def sample(
             **options,
         )
         _to_numpy(idata)
-        if log_likelihood:
-            if "log_likelihood" not in idata:
-                model.compute_log_likelihood(idata)
-            # Bambi leaves the in-sample mean (draws x observations) in the posterior; it is as
-            # large as the log-likelihood, and every figure recomputes it from the coefficients.
-            idata["posterior"] = idata["posterior"].to_dataset().drop_vars(response_mean(model), errors="ignore")
+        if "log_likelihood" not in idata:
+            model.compute_log_likelihood(idata)
+        # Bambi leaves the in-sample mean (draws x observations) in the posterior; it is as
+        # large as the log-likelihood, and every figure recomputes it from the coefficients.
+        idata["posterior"] = idata["posterior"].to_dataset().drop_vars(response_mean(model), errors="ignore")
     return idata
 
 

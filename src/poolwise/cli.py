@@ -596,13 +596,26 @@ def templates(formula: Formula) -> None:
     Example: poolwise templates 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)'
     """
     with _guarded():
+        from poolwise.formulas import parse_formula
         from poolwise.pooling import POOLINGS
         from poolwise.pooling import templates as build
 
+        factors = parse_formula(formula).factors
         formulas = build(formula)
         for entry in POOLINGS:
             stdout.print(f"[bold]{entry.label}[/]: {escape(formulas[entry.name])}")
             stdout.print(f"  {entry.description}")
+        # Bambi's (1 + x|g) draws the terms independently; lme4 readers must not take it for theirs.
+        for factor in factors:
+            if factor.intercept + len(factor.terms) > 1:
+                stdout.print(
+                    f"  {factor.name}: "
+                    + (
+                        "correlated terms (lme4's |): poolwise adds an LKJ(1) correlation to Bambi's formula"
+                        if factor.correlated
+                        else "independent terms (lme4's ||), which Bambi writes with one |"
+                    )
+                )
 
 
 @app.command()

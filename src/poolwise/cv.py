@@ -379,7 +379,7 @@ def run_folds(
         refits=len(tasks),
         seconds=round(time.perf_counter() - started, 1),
         executor=_describe(executor, workers),
-        sampler="nutpie, one compilation per model (refits reweight rows)",
+        sampler=" and ".join(sorted({result["sampler"] for result in results})) + ", one compilation per model",
     )
     return CV(
         spec.formula,
@@ -506,6 +506,7 @@ def _refit_and_score(task: dict) -> dict:
         "fold": task["fold"],
         "log_lik": refit.log_lik(posterior, data.iloc[rows]),
         "messages": messages,
+        "sampler": "nutpie" if refit.compiled is not None else "pymc",
         "seconds": time.perf_counter() - started,
     }
 

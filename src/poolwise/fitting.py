@@ -369,7 +369,6 @@ def sample(
     backend: str,
     allow_unidentified: bool,
     progress: bool,
-    log_likelihood: bool = True,
 ) -> Fit:
     """Run NUTS on a model from ``build_model`` (inputs already checked) and wrap the result.
 
@@ -400,9 +399,6 @@ def sample(
         Recorded in ``settings``.
     progress : bool
         Show the sampler's progress bar.
-    log_likelihood : bool, default True
-        False skips the in-sample pointwise log-likelihood (LOO needs it; a refit scored on
-        held-out rows does not).
 
     Returns
     -------
@@ -441,7 +437,6 @@ def sample(
             seed=seed,
             backend=backend,
             progress=progress,
-            log_likelihood=log_likelihood,
             target_accept=target_accept(model, spec, pooling),
         )
     settings = {

@@ -502,6 +502,7 @@ def load_study(folder: str | Path):
     >>> load_study("results").verdict()  # doctest: +SKIP
     """
     from poolwise.comparison import Study, loo_table
+    from poolwise.refits import REFITS
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -517,9 +518,11 @@ def load_study(folder: str | Path):
         )
     saved_study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
     notes = saved_study.get("notes", [])
-    # Refitted LOO terms replay from the draws each fit keeps; a study saved before LOO was
-    # fixed (no "fix_loo") loads as it was computed, with plain PSIS-LOO.
-    fix_loo = saved_study.get("fix_loo", "off")
+    # Refitted LOO terms replay from the draws each fit keeps. Without a study.json saying how
+    # LOO was fixed, fits that keep refits were fixed by refits; others (saved before LOO was
+    # fixed) load as they were computed, with plain PSIS-LOO.
+    refitted = any(REFITS in fit.idata.children for fit in fits.values())
+    fix_loo = saved_study.get("fix_loo", "refit" if refitted else "off")
     table, loos = loo_table(fits, fix=fix_loo)
     saved = pd.read_csv(folder / "loo.csv", index_col="model") if (folder / "loo.csv").is_file() else pd.DataFrame()
     cv = [column for column in ("elpd_cv", "se_cv") if column in saved.columns]
