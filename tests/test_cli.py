@@ -103,7 +103,12 @@ def test_templates():
         "  every group on its own: one intercept and slope per group with fixed priors",
         "Partial pooling: p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)",
         "  groups drawn from a shared population: the formula as written",
+        "  gymID: independent terms (lme4's ||), which Bambi writes with one |",
     ]
+    correlated = run("templates", FORMULA.replace("||", "|")).stdout.splitlines()
+    assert (
+        correlated[-1] == "  gymID: correlated terms (lme4's |): poolwise adds an LKJ(1) correlation to Bambi's formula"
+    )
 
 
 def test_check():
