@@ -1,8 +1,7 @@
-"""Shared fixtures: the chapter's data from ../shared/data and one small seeded comparison."""
+"""Shared fixtures: the chapter's data from ../shared/data, one small seeded comparison, and the rule
+that a test which samples is marked slow (by its fixtures, or it fails in the fast run)."""
 
-import os
 import warnings
-from pathlib import Path
 
 import matplotlib
 import pytest
@@ -11,18 +10,7 @@ matplotlib.use("Agg")
 
 import poolwise as pw  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
-
-
-def shared_csv(name: str) -> Path:
-    """Path of an outside data file; skip (or, on CI, fail) when ../shared/data is absent."""
-    path = SHARED / name
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing on CI; CI must have ../shared/data beside the checkout")
-        pytest.skip(f"{path} not found: the chapter's data live in ../shared/data beside the checkout")
-    return path
+from helpers import GYM_FORMULA, shared_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +29,28 @@ def gym_study(gym):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         return pw.compare(GYM_FORMULA, gym, draws=500, tune=500, chains=2, seed=11)
+
+
+# Fixtures that run MCMC: a test that uses one is slow whether or not it says so.
+SAMPLING_FIXTURES = {"gym_study", "gym_cv_study", "gym_none_fit", "over_fit"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark slow every test that uses a sampling fixture, so `-m "not slow"` never samples."""
+    for item in items:
+        if SAMPLING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def refuse_sampling_unless_slow(request, monkeypatch):
+    """A test not marked slow that reaches a sampler fails at once, saying how to fix it."""
+    if request.node.get_closest_marker("slow"):
+        return
+    from poolwise import adapter
+
+    def refuse(*args, **kwargs):
+        pytest.fail("this test runs MCMC: mark it @pytest.mark.slow, or use the tiny saved study (helpers.TINY)")
+
+    monkeypatch.setattr(adapter, "sample", refuse)
+    monkeypatch.setattr(adapter, "sample_reweighted", refuse)

@@ -20,8 +20,8 @@ from poolwise.cli import CV, Backend, Family, Model, Parameterization, Simulated
 from poolwise.io import load_fit
 from poolwise.plots import FIGURES
 
-TINY = Path(__file__).parent / "data" / "tiny_study"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+from helpers import GYM_FORMULA, TINY
+
 SIMPLE = "p(k, n) ~ x + (1|g)"
 COMMANDS = ("templates", "check", "fit", "compare", "demo", "show", "plot", "decide", "report", "simulate")
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_every_command_has_help_with_an_example(command):
 
 
 def test_templates():
-    result = run("templates", FORMULA)
+    result = run("templates", GYM_FORMULA)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "Complete pooling: p(nSigned, nTrialCustomers) ~ yogaStretch",
@@ -105,14 +105,14 @@ def test_templates():
         "  groups drawn from a shared population: the formula as written",
         "  gymID: independent terms (lme4's ||), which Bambi writes with one |",
     ]
-    correlated = run("templates", FORMULA.replace("||", "|")).stdout.splitlines()
+    correlated = run("templates", GYM_FORMULA.replace("||", "|")).stdout.splitlines()
     assert (
         correlated[-1] == "  gymID: correlated terms (lme4's |): poolwise adds an LKJ(1) correlation to Bambi's formula"
     )
 
 
 def test_check():
-    result = run("check", "franchise", FORMULA)
+    result = run("check", "franchise", GYM_FORMULA)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert (
@@ -240,7 +240,7 @@ BAD = {
         "invalid value for '--model': 'mixed' is not one of 'complete', 'none', 'partial'; see poolwise decide --help",
     ),
     "unknown dataset name": (
-        ["compare", "gyms", FORMULA],
+        ["compare", "gyms", GYM_FORMULA],
         "file not found: gyms; pass an existing CSV/Parquet path or a dataset name (gym)",
     ),
     "unknown family": (
@@ -312,7 +312,7 @@ def test_unreadable_csv(tmp_path):
 
 def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
     out = tmp_path / "partial.nc"
-    result = run("fit", "franchise", FORMULA, "--per-group", "--seed", 7, "--out", out)
+    result = run("fit", "franchise", GYM_FORMULA, "--per-group", "--seed", 7, "--out", out)
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.startswith("Partial pooling  p(nSigned, nTrialCustomers) ~ yogaStretch + (1 + yogaStretch|gymID)\n")
@@ -340,7 +340,7 @@ def test_fit_prints_a_summary_and_saves(tiny_sampler, tmp_path):
 
 
 def test_fit_json(tiny_sampler):
-    result = run("fit", "franchise", FORMULA, "--model", "none", "--json")
+    result = run("fit", "franchise", GYM_FORMULA, "--model", "none", "--json")
     assert result.exit_code == 0
     payload = json.loads(result.stdout)
     assert payload["model"] == "none" and payload["label"] == "No pooling" and payload["out"] is None
@@ -395,8 +395,8 @@ def test_help_lists_the_choices(command, option, choices):
 
 
 def test_old_option_spellings_still_work_but_are_hidden(tiny_sampler):
-    old = run("fit", "franchise", FORMULA, "--pooling", "unpooled", "--priors", "chapter", "--groups")
-    new = run("fit", "franchise", FORMULA, "--model", "none", "--prior", "chapter", "--per-group")
+    old = run("fit", "franchise", GYM_FORMULA, "--pooling", "unpooled", "--priors", "chapter", "--groups")
+    new = run("fit", "franchise", GYM_FORMULA, "--model", "none", "--prior", "chapter", "--per-group")
     assert old.exit_code == new.exit_code == 0, old.output
     assert old.stdout == new.stdout and old.stdout.startswith("No pooling")
     for command, hidden in (("fit", ("--pooling", "--priors", "--groups")), ("show", ("--groups",))):
@@ -406,7 +406,7 @@ def test_old_option_spellings_still_work_but_are_hidden(tiny_sampler):
 
 def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
     out = tmp_path / "results"
-    result = run("compare", "franchise", FORMULA, "--out", out)
+    result = run("compare", "franchise", GYM_FORMULA, "--out", out)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "LOO comparison (higher elpd_loo predicts better)"
@@ -428,8 +428,8 @@ def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):
     )
     assert lines[-1] == f"Wrote {out}/: coefficients.csv, complete.nc, loo.csv, none.nc, partial.nc, study.json"
     assert "Pareto k > 0.7" in result.stderr
-    assert run("compare", "franchise", FORMULA, "--out", out).exit_code == 2
-    assert run("compare", "franchise", FORMULA, "--out", out, "--force").exit_code == 0
+    assert run("compare", "franchise", GYM_FORMULA, "--out", out).exit_code == 2
+    assert run("compare", "franchise", GYM_FORMULA, "--out", out, "--force").exit_code == 0
     shown = run("show", out)
     assert shown.exit_code == 0 and shown.stdout.splitlines() == lines[:-1]
 
@@ -445,7 +445,7 @@ def test_compare_with_grouped_cv(monkeypatch, tmp_path):
 
     monkeypatch.setattr(import_module("poolwise.comparison"), "compare", fake_compare)
     result = run(
-        "compare", "franchise", FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv"
+        "compare", "franchise", GYM_FORMULA, "--cv", "group", "--folds", 3, "--workers", 1, "--out", tmp_path / "cv"
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -461,7 +461,7 @@ def test_compare_with_grouped_cv(monkeypatch, tmp_path):
 
 
 def test_compare_json(tiny_sampler):
-    result = run("compare", "franchise", FORMULA, "--json")
+    result = run("compare", "franchise", GYM_FORMULA, "--json")
     assert result.exit_code == 0
     payload = json.loads(result.stdout)
     assert [row["model"] for row in payload["table"]] == ["partial", "none", "complete"]
@@ -473,7 +473,7 @@ def test_demo(tiny_sampler, tmp_path):
     result = run("demo", "--out", tmp_path / "demo", "--no-plots")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"Demo: {FORMULA} on ") and lines[0].endswith("franchise.csv (franchise, simulated)")
+    assert lines[0].startswith(f"Demo: {GYM_FORMULA} on ") and lines[0].endswith("franchise.csv (franchise, simulated)")
     assert lines[-1].startswith(
         "Truth: population yogaStretch slope 0.50; partial pooling estimates 0.28 (89% interval "
     )
@@ -486,12 +486,12 @@ def test_simulate(tmp_path):
     data = pw.read_data(tmp_path / "sim" / "franchise.csv")
     truth = json.loads((tmp_path / "sim" / "franchise_truth.json").read_text())
     assert data["gymID"].nunique() == 30 and len(data) == 120 and truth["seed"] == 7
-    assert result.stdout.splitlines()[-1] == f"Next: poolwise compare {tmp_path}/sim/franchise.csv '{FORMULA}'"
+    assert result.stdout.splitlines()[-1] == f"Next: poolwise compare {tmp_path}/sim/franchise.csv '{GYM_FORMULA}'"
     assert run("simulate", tmp_path / "sim", "--force").exit_code == 0
 
 
 def test_compare_with_plots(tiny_sampler, tmp_path):
-    result = run("compare", "franchise", FORMULA, "--out", tmp_path / "results", "--plots")
+    result = run("compare", "franchise", GYM_FORMULA, "--out", tmp_path / "results", "--plots")
     assert result.exit_code == 0, result.output
     figures = sorted(p.name for p in (tmp_path / "results" / "figures").iterdir())
     assert {"data_bars.png", "forest.png", "ppc_counts.png", "shrinkage.png", "loo_compare.png"} <= set(figures)
@@ -502,7 +502,9 @@ def test_compare_with_plots(tiny_sampler, tmp_path):
 
 
 def test_compare_with_a_report(tiny_sampler, tmp_path):
-    result = run("compare", "franchise", FORMULA, "--out", tmp_path / "results", "--report", tmp_path / "report.html")
+    result = run(
+        "compare", "franchise", GYM_FORMULA, "--out", tmp_path / "results", "--report", tmp_path / "report.html"
+    )
     assert result.exit_code == 0, result.output
     assert (
         result.stdout.splitlines()[-1]
@@ -522,7 +524,7 @@ def test_plot_from_saved_results(kind, tmp_path):
 
 
 def test_plot_data_from_a_file(tmp_path):
-    result = run("plot", "data", "franchise", "--formula", FORMULA, "--out", tmp_path / "bars.png")
+    result = run("plot", "data", "franchise", "--formula", GYM_FORMULA, "--out", tmp_path / "bars.png")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -544,7 +546,9 @@ def test_decide(tmp_path):
 @pytest.mark.slow
 def test_real_fit_and_show(tmp_path):
     out = tmp_path / "fit.nc"
-    result = run("fit", "franchise", FORMULA, "--draws", 150, "--tune", 150, "--chains", 2, "--seed", 3, "--out", out)
+    result = run(
+        "fit", "franchise", GYM_FORMULA, "--draws", 150, "--tune", 150, "--chains", 2, "--seed", 3, "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert "Draws: 2 chains x 150 (tune 150), numpyro, seed 3." in result.stdout
     assert run("show", out).stdout == result.stdout.rsplit("Saved the fit", 1)[0]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import poolwise as pw
 from poolwise.cv import cv_table, group_cv, group_folds, pointwise_elpd
 
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+from helpers import GYM_FORMULA
 
 
 def test_leave_one_group_out_is_the_default():

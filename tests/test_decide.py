@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 from scipy.special import expit
 
 import poolwise as pw
@@ -17,14 +16,13 @@ from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, rate_draws
 from poolwise.estimates import coefficients
 from poolwise.fitting import build_model
 from poolwise.fitting import fit as fit_model
-from poolwise.formulas import parse_formula
 from poolwise.io import load_study
 from poolwise.plots import difference_forest, difference_forest_table, rate_densities, rate_density_table
 from poolwise.plots.style import DIFFERENCE, MODEL_COLORS, RATE_COLORS
-from poolwise.results import Fit
 from poolwise.summaries import lme4_summary
 
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+from helpers import fake_fit
+
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
 WEIGHTS = WEIGHTS / WEIGHTS.sum()
 NEVER_WITH, NEVER_WITHOUT = ["2", "8", "11", "12"], ["10"]
@@ -44,47 +42,6 @@ def expected_truth(centre, sd, trials: int, groups: int) -> tuple[float, float]:
     mean, second = moments(centre, sd)
     variance = groups * (trials * (mean - second) + trials**2 * (second - mean**2))
     return trials * groups * float(mean.mean()), float(np.sqrt(variance.mean() / mean.size))
-
-
-def fake_fit(data: pd.DataFrame, pooling: str, *, draws: int = 4000, seed: int = 0) -> Fit:
-    """A Fit whose posterior is drawn from known distributions and named as Bambi names it: no MCMC,
-    so these tests run in milliseconds and their exact answers are known."""
-    rng = np.random.default_rng(seed)
-    labels = [str(g) for g in sorted(data["gymID"].unique())]
-    scalar = ("chain", "draw")
-
-    def normal(mean, sd, *extra):
-        return rng.normal(mean, sd, (1, draws, *extra))
-
-    coords = {"chain": [0], "draw": np.arange(draws)}
-    if pooling == "complete":
-        variables = {"Intercept": (scalar, normal(-1.15, 0.05)), "yogaStretch": (scalar, normal(0.5, 0.08))}
-    elif pooling == "partial":
-        dims = (*scalar, "gymID__factor_dim")
-        coords["gymID__factor_dim"] = labels
-        variables = {
-            "Intercept": (scalar, normal(-1.2, 0.3)),
-            "yogaStretch": (scalar, normal(0.5, 0.2)),
-            "1|gymID_sigma": (scalar, np.abs(normal(1.0, 0.2))),
-            "yogaStretch|gymID_sigma": (scalar, np.abs(normal(0.4, 0.2))),
-            "1|gymID": (dims, normal(0, 1.0, len(labels))),
-            "yogaStretch|gymID": (dims, normal(0, 0.4, len(labels))),
-        }
-    else:
-        coords |= {"C(gymID)_dim": labels, "C(gymID):yogaStretch_dim": labels}
-        variables = {
-            "C(gymID)": ((*scalar, "C(gymID)_dim"), normal(-1.2, 0.5, len(labels))),
-            "C(gymID):yogaStretch": ((*scalar, "C(gymID):yogaStretch_dim"), normal(0.4, 0.5, len(labels))),
-        }
-    posterior = xr.Dataset(variables, coords=coords)
-    return Fit(
-        pooling,
-        GYM_FORMULA,
-        parse_formula(GYM_FORMULA, data),
-        {},
-        xr.DataTree.from_dict({"posterior": posterior}),
-        data,
-    )
 
 
 def flat(values) -> np.ndarray:

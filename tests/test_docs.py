@@ -24,11 +24,11 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
-from conftest import shared_csv
 from typer.testing import CliRunner
 
+from helpers import TINY, shared_csv
+
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "data" / "tiny_study"
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 FENCE = re.compile(r"^```(\S*)\s*$")
 SKIP = re.compile(r"^<!--\s*docs-test:\s*skip\b\s*(.*?)\s*-->$")

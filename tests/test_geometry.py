@@ -5,11 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import GYM_FORMULA
 
 import poolwise as pw
 from poolwise.data import prepare_data
 from poolwise.geometry import choose
+
+from helpers import GYM_FORMULA
 
 
 def layout(formula, data, parameterization="auto"):

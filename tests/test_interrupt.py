@@ -21,8 +21,8 @@ import pytest
 
 import poolwise as pw
 
-TINY = Path(__file__).parent / "data" / "tiny_study"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+from helpers import GYM_FORMULA, TINY
+
 TINY_DRAWS = ["--draws", "40", "--tune", "60", "--chains", "2", "--seed", "3"]
 STUDY_FILES = ["coefficients.csv", "complete.nc", "loo.csv", "none.nc", "partial.nc", "study.json"]
 
@@ -77,7 +77,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 class Run:
-    """``poolwise compare franchise FORMULA --out OUT ...`` in its own process group."""
+    """``poolwise compare franchise GYM_FORMULA --out OUT ...`` in its own process group."""
 
     def __init__(self, tmp_path: Path, out: Path, *extra: str, pause: float = 0.0):
         home = tmp_path / "run"  # the wrapper, marks and logs; OUT lives in a folder of its own
@@ -93,7 +93,7 @@ class Run:
             str(pause),
             "compare",
             "franchise",
-            FORMULA,
+            GYM_FORMULA,
             *TINY_DRAWS,
             "--out",
             str(out),

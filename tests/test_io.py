@@ -17,7 +17,7 @@ import poolwise as pw
 from poolwise.io import ENGINE, atomic_folder, load_fit, load_study, save_fit, save_study, write_csv
 from poolwise.summaries import summary
 
-TINY = Path(__file__).parent / "data" / "tiny_study"
+from helpers import TINY
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,9 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-from conftest import shared_csv
 from nbclient import NotebookClient
+
+from helpers import shared_csv
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.py"))

@@ -29,16 +29,16 @@ from poolwise import plots
 from poolwise.estimates import coefficients, group_draws, groups
 from poolwise.plots.style import MODEL_COLORS, TREATED, UNTREATED, model_label, save
 
+from helpers import GYM_FORMULA, TINY
+
 HERE = Path(__file__).parent
 BASELINE = HERE / "baseline"
-TINY = HERE / "data" / "tiny_study"
 # RMS on the 0-255 scale, compared with all text hidden (titles, ticks, legends), so that fonts,
 # FreeType versions and text layout cannot move a pixel; text is asserted through the Figure's
 # objects instead. Measured: another font family or size moves the text-free images by 0.0;
 # one bar one count taller by 2.6, one interval shifted by 0.1 by 2.4, two model colours
 # swapped by 7.
 TOLERANCE = 1.0
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 
 @pytest.fixture(scope="module")

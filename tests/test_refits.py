@@ -16,7 +16,8 @@ from poolwise import adapter, fitting, geometry, refits
 from poolwise.cv import group_cv, pointwise_elpd
 from poolwise.priors import resolve_priors
 
-GYM_FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+from helpers import GYM_FORMULA
+
 VISITS_FORMULA = "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)"
 
 

@@ -26,7 +26,8 @@ from poolwise.io import load_study
 from poolwise.plots import FIGURES
 from poolwise.report import change_text, estimate_text, mean_text, render_report, significant, write_report
 
-TINY = Path(__file__).parent / "data" / "tiny_study"
+from helpers import TINY
+
 SECTIONS = [
     "Question and verdict",
     "Model comparison",

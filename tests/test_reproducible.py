@@ -23,9 +23,9 @@ from poolwise.io import ENGINE, load_fit
 from poolwise.pooling import POOLINGS
 from poolwise.priors import chapter_priors
 
+from helpers import GYM_FORMULA, TINY
+
 POOLWISE = Path(sys.executable).with_name("poolwise")
-TINY = Path(__file__).parent / "data" / "tiny_study"
-FORMULA = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 SEED = 20261122
 DRAWS, TUNE, CHAINS = 40, 60, 2
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
@@ -62,7 +62,7 @@ def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
     args = [
         "compare",
         "franchise",
-        FORMULA,
+        GYM_FORMULA,
         "--prior",
         "chapter",
         "--backend",
@@ -91,13 +91,13 @@ def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
 
     # What each saved fit records, checked against values computed here, not read from the run.
     fitted = validate_counts(pw.load_dataset("franchise"), "nSigned", "nTrialCustomers")
-    spec = pw.parse_formula(FORMULA, fitted)
+    spec = pw.parse_formula(GYM_FORMULA, fitted)
     versions = {name: version(name) for name in PACKAGES}
     for offset, entry in enumerate(POOLINGS):
         meta = json.loads(tree(a / f"{entry.name}.nc").attrs["poolwise"])
         assert meta["versions"] == versions
         assert meta["data_hash"] == data_hash(fitted)
-        assert meta["formula"] == FORMULA and meta["pooling"] == entry.name
+        assert meta["formula"] == GYM_FORMULA and meta["pooling"] == entry.name
         assert meta["priors"] == chapter_priors(spec, entry.name)
         settings = meta["settings"]
         assert (settings["seed"], settings["backend"]) == (SEED + offset, backend)
@@ -115,7 +115,7 @@ def test_saved_metadata_alone_reproduces_a_fit(tmp_path):
     poolwise(
         "fit",
         "franchise",
-        FORMULA,
+        GYM_FORMULA,
         "--model",
         "none",
         "--prior",

@@ -643,20 +643,22 @@ def correlation_matrix(posterior: xr.Dataset, terms: tuple[str, ...], group: str
     Returns
     -------
     numpy.ndarray or None
-        (chain, draw, k, k) with ones on the diagonal; None when the terms are independent.
+        (chain, draw, k, k) with ones on the diagonal; None when the terms are independent, or
+        when a categorical term's correlations are per level (``cor(Intercept,f[B])|g``), which
+        this term-by-term matrix cannot hold: callers then draw the terms independently.
 
     Examples
     --------
     >>> correlation_matrix(fit.posterior, ("Intercept", "x"), "g")[..., 0, 1].mean()  # doctest: +SKIP
     """
-    if len(terms) < 2 or cor_name(terms[0], terms[1], group) not in posterior:
+    pairs = [(i, j) for i in range(len(terms)) for j in range(i + 1, len(terms))]
+    if not pairs or any(cor_name(terms[i], terms[j], group) not in posterior for i, j in pairs):
         return None
     shape = (posterior.sizes["chain"], posterior.sizes["draw"])
     matrix = np.broadcast_to(np.eye(len(terms)), (*shape, len(terms), len(terms))).copy()
-    for i in range(len(terms)):
-        for j in range(i + 1, len(terms)):
-            values = posterior[cor_name(terms[i], terms[j], group)].transpose("chain", "draw").to_numpy()
-            matrix[..., i, j] = matrix[..., j, i] = values
+    for i, j in pairs:
+        values = posterior[cor_name(terms[i], terms[j], group)].transpose("chain", "draw").to_numpy()
+        matrix[..., i, j] = matrix[..., j, i] = values
     return matrix
 
 

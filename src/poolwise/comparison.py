@@ -23,7 +23,30 @@ MAX_REFITS = 25  # more flagged terms than this per model: grouped CV is the bet
 
 @dataclass
 class Study:
-    """Three fits of one formula and their LOO comparison (and grouped CV in ``cv`` if asked for)."""
+    """Three fits of one formula and their LOO comparison (and grouped CV in ``cv`` if asked for).
+
+    Parameters
+    ----------
+    formula : str
+        The formula as written.
+    fits : dict of str to Fit
+        Each pooling model's fit, by name ("complete", "none", "partial").
+    table : pandas.DataFrame
+        ``loo_table``'s comparison (ArviZ's column names), with elpd_cv and se_cv after grouped CV.
+    loo : dict of str to ELPDData
+        Each model's LOO as used in the table.
+    notes : list of str
+        What the user should know about the data and settings.
+    cv : CV, optional
+        The grouped cross-validation, when ``compare(cv="group")`` ran it.
+    fix_loo : str
+        How LOO terms with Pareto k > 0.7 were fixed (one of ``FIXES``).
+
+    Examples
+    --------
+    >>> study = compare("p(k, n) ~ x + (x||g)", data, seed=1)  # doctest: +SKIP
+    >>> study.table["elpd"], study.verdict()  # doctest: +SKIP
+    """
 
     formula: str
     fits: dict[str, Fit]
@@ -34,11 +57,35 @@ class Study:
     fix_loo: str = "refit"
 
     def verdict(self) -> str:
-        """One plain-language sentence about which model predicts best and how clearly."""
+        """One plain-language sentence about which model predicts best and how clearly.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> study.verdict()  # doctest: +SKIP
+        'Partial pooling predicts best (elpd_loo -110.8); no pooling is worse by 7.2 (se 2.9); ...'
+        """
         return verdict(self.table)
 
     def focused(self, factor: str | None) -> "Study":
-        """The study with grouping factor ``factor`` in focus in every fit (see ``Fit.focused``)."""
+        """The study with grouping factor ``factor`` in focus in every fit (see ``Fit.focused``).
+
+        Parameters
+        ----------
+        factor : str or None
+            A grouping factor of the formula; None leaves the study as it is.
+
+        Returns
+        -------
+        Study
+
+        Examples
+        --------
+        >>> study.focused("week")  # doctest: +SKIP
+        """
         return (
             self
             if factor is None
@@ -131,7 +178,27 @@ def _bad(loo) -> int:
 
 
 def verdict(table: pd.DataFrame) -> str:
-    """E.g. 'Partial pooling predicts best (...); no pooling is within 2 se (...); complete pooling is worse by 172 (se 32).'"""
+    """One sentence on which model predicts best and how clearly: another model is "within 2 se"
+    when it trails by less than twice the se of the difference, or by less than 4.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``loo_table``'s table, best model first.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> table = pd.DataFrame(
+    ...     {"elpd": [-110.0, -113.0, -280.0], "elpd_diff": [0.0, -3.0, -170.0], "dse": [0.0, 2.0, 32.0]},
+    ...     index=["partial", "none", "complete"],
+    ... )
+    >>> verdict(table)
+    'Partial pooling predicts best (elpd_loo -110.0); no pooling is within 2 se (worse by 3.0, se 2.0); complete pooling is worse by 170.0 (se 32.0).'
+    """
     best = table.index[0]
     parts = [f"{pooling(best).label} predicts best (elpd_loo {table.loc[best, 'elpd']:.1f})"]
     for name in table.index[1:]:
@@ -166,11 +233,69 @@ def compare(
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
-    ``study.table`` holds elpd, se, elpd_diff, dse, p, weight and the count of Pareto
-    k > 0.7 per model; ``study.fits[name]`` each fit. Models are fitted one after another with
-    seeds derived from ``seed``, so the same call gives the same numbers. ``cv="group"`` adds
-    grouped cross-validation (``folds``, ``workers``, ``executor``, ``by`` as in ``poolwise.cv.group_cv``):
-    ``study.cv`` holds it and ``study.table`` gains its elpd_cv and se_cv.
+    Models are fitted one after another with seeds derived from ``seed`` (model k uses seed + k),
+    so the same call gives the same numbers. Priors are resolved once on all the data and stored
+    in each fit. LOO terms with Pareto k > 0.7 are fixed as ``fix_loo`` says (``loo_table``).
+
+    Parameters
+    ----------
+    formula : str
+        An lme4/brms-style formula with at least one group term, e.g.
+        ``"p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"``.
+    data : pandas.DataFrame
+        The data (``read_data`` reads files and dataset names).
+    family : str, optional
+        One of ``poolwise.families.NAMES``; None lets the formula and data decide.
+    draws, tune, chains : int
+        NUTS settings per model.
+    seed : int, optional
+        Base seed; None draws one and records it in every fit.
+    backend : str, optional
+        "numpyro" (default), "nutpie" or "pymc" for the full fits (refits always use nutpie).
+    priors : str or mapping, optional
+        A preset ("chapter") or term -> distribution strings, over poolwise's default priors.
+    allow_unidentified : bool, default False
+        Fit a design whose coefficients the data cannot all identify (otherwise refused).
+    progress : bool, default False
+        Show the samplers' progress bars.
+    cv : {"group"}, optional
+        Also run grouped cross-validation: ``study.cv``, and elpd_cv / se_cv in the table.
+    folds : int or list of lists, optional
+        Grouped CV folds: None leaves one group out per fold, K deals the groups into K folds.
+    workers : int, default 1
+        Worker processes for the CV refits (1: here, every fold reusing one compiled model).
+    executor : concurrent.futures.Executor or str, optional
+        Run the CV refits there instead: an executor, a Dask scheduler address or ``ray://...``.
+    by : str, optional
+        The grouping factor grouped CV leaves out (default: the first in the formula).
+    parameterization : {"auto", "centered", "noncentered"}
+        Partial pooling's group terms; "auto" chooses each from the data (``poolwise.geometry``).
+    fix_loo : {"refit", "moment_match", "off"}
+        How LOO terms with Pareto k > 0.7 are fixed: exact refits (default), moment matching
+        first, or not at all.
+
+    Returns
+    -------
+    Study
+        ``study.table`` (elpd, se, elpd_diff, dse, p, weight, n_bad_k, n_moment_matched,
+        n_refitted, n_obs per model), ``study.fits[name]``, ``study.verdict()``.
+
+    Raises
+    ------
+    PoolwiseError
+        Bad input, before any sampling: an unknown ``cv`` or ``fix_loo``, a formula without a
+        group term, bad data, settings, priors or folds.
+
+    Warns
+    -----
+    PoolwiseWarning
+        Sampling trouble, prior-only coefficients, LOO terms still unreliable.
+
+    Examples
+    --------
+    >>> study = compare("p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
+    ...                 load_dataset("gym"), seed=1)  # doctest: +SKIP
+    >>> study.verdict()  # doctest: +SKIP
     """
     if cv is not None and cv != "group":
         raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
