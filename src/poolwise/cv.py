@@ -29,7 +29,7 @@ from poolwise.fitting import build_model, check_prior_terms, checked_inputs
 from poolwise.pooling import POOLINGS
 from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, resolve_priors
-from poolwise.refits import refitter
+from poolwise.refits import refitter, release_memory
 from poolwise.spec import FormulaSpec
 
 # One process: refits of a model share its compiled sampler, and the sampler already runs the
@@ -501,10 +501,13 @@ def _refit_and_score(task: dict) -> dict:
         weights, draws=task["draws"], tune=task["tune"], chains=task["chains"], seed=task["seed"]
     )
     messages = [f"{divergences} divergent transitions after warm-up"] if divergences else []
+    log_lik = refit.log_lik(posterior, data.iloc[rows])
+    del posterior
+    release_memory()
     return {
         "pooling": task["pooling"],
         "fold": task["fold"],
-        "log_lik": refit.log_lik(posterior, data.iloc[rows]),
+        "log_lik": log_lik,
         "messages": messages,
         "sampler": "nutpie" if refit.compiled is not None else "pymc",
         "seconds": time.perf_counter() - started,
