@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 INTERCEPT = "Intercept"
+OBS_DIM = "__obs__"  # the dimension of Bambi's per-observation variables (log-likelihood, mean)
 
 
 # ---- names ------------------------------------------------------------------------------------

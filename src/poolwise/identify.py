@@ -602,7 +602,7 @@ def _parameters(posterior: xr.Dataset) -> dict[str, xr.DataArray]:
         extra = [dim for dim in values.dims if dim not in ("chain", "draw")]
         if not extra:
             out[name] = values
-        elif len(extra) == 1 and "__obs__" not in extra[0]:
+        elif len(extra) == 1 and adapter.OBS_DIM not in extra[0]:
             for label in values[extra[0]].values:
                 out[f"{name}[{label}]"] = values.sel({extra[0]: label}, drop=True)
     return out

@@ -19,7 +19,6 @@ import copy
 import ctypes
 import gc
 import json
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -34,7 +33,6 @@ from poolwise.fitting import build_model, target_accept
 from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
-OBS = "__obs__"  # Bambi's observation dimension
 REFITS = "loo_refits"  # the fit's group of exact LOO refits: held-out log-likelihood draws per row
 CACHE_SIZE = 6  # compiled models kept per process: the three pooling models of two formulas
 
@@ -57,8 +55,6 @@ class Refitter:
         nutpie's compiled model (None: PyMC's sampler takes the refits).
     target_accept : float or None
         The step-size target of the model's fits (``fitting.target_accept``).
-    seconds : float
-        Time spent building and compiling.
 
     Examples
     --------
@@ -74,7 +70,6 @@ class Refitter:
     model: object
     compiled: object
     target_accept: float | None
-    seconds: float
 
     def refit(self, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int) -> tuple[xr.Dataset, int]:
         """Sample the model with observation ``weights`` (0 leaves a row out).
@@ -170,11 +165,10 @@ def refitter(
     if key in _compiled:
         _compiled.move_to_end(key)
         return _compiled[key]
-    started = time.perf_counter()
     model = build_model(spec, data, pooling, priors, parameterization=parameterization)[0]
     adapter.reweightable(model)
     compiled = adapter.compile_reweightable(model)
-    found = Refitter(pooling, model, compiled, target_accept(model, spec, pooling), time.perf_counter() - started)
+    found = Refitter(pooling, model, compiled, target_accept(model, spec, pooling))
     _compiled[key] = found
     while len(_compiled) > CACHE_SIZE:
         _compiled.popitem(last=False)
@@ -279,16 +273,16 @@ def exact_loo(fit: Fit, loo, *, threshold: float):
     # reloo stacks the observation dimensions into one named "__obs__", Bambi's own name for
     # them: rename it for the call and back.
     idata = fit.idata.copy()
-    idata["log_likelihood"] = _renamed(idata["log_likelihood"].to_dataset(), OBS, "row")
+    idata["log_likelihood"] = _renamed(idata["log_likelihood"].to_dataset(), adapter.OBS_DIM, "row")
     wrapper = _LeaveOneOut(fit, idata, int(fit.settings["seed"]), saved)
-    fixed = reloo(wrapper, loo_orig=_renamed_loo(loo, OBS, "row"), k_threshold=threshold)
+    fixed = reloo(wrapper, loo_orig=_renamed_loo(loo, adapter.OBS_DIM, "row"), k_threshold=threshold)
     if saved:
         rows = sorted(saved)
         fit.idata[REFITS] = xr.Dataset(
             {"log_lik": (("chain", "draw", "row"), np.stack([saved[row] for row in rows], axis=-1))},
             coords={"row": rows},
         )
-    return _renamed_loo(fixed, "row", OBS)
+    return _renamed_loo(fixed, "row", adapter.OBS_DIM)
 
 
 def _renamed(value, old: str, new: str):
