@@ -492,7 +492,6 @@ def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataF
 
 def _refit_and_score(task: dict) -> dict:
     """One refit: the model with the fold's rows weighted 0, scored on those rows (runs in a worker)."""
-    started = time.perf_counter()
     data, rows = task["data"], task["rows"]
     refit = refitter(task["spec"], data, task["pooling"], task["priors"], task["parameterization"])
     weights = np.ones(len(data))
@@ -510,7 +509,6 @@ def _refit_and_score(task: dict) -> dict:
         "log_lik": log_lik,
         "messages": messages,
         "sampler": "nutpie" if refit.compiled is not None else "pymc",
-        "seconds": time.perf_counter() - started,
     }
 
 
