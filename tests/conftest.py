@@ -47,10 +47,10 @@ def refuse_sampling_unless_slow(request, monkeypatch):
     """A test not marked slow that reaches a sampler fails at once, saying how to fix it."""
     if request.node.get_closest_marker("slow"):
         return
-    from poolwise import adapter
+    from poolwise import adapter, program
 
     def refuse(*args, **kwargs):
         pytest.fail("this test runs MCMC: mark it @pytest.mark.slow, or use the tiny saved study (helpers.TINY)")
 
     monkeypatch.setattr(adapter, "sample", refuse)
-    monkeypatch.setattr(adapter, "sample_reweighted", refuse)
+    monkeypatch.setattr(program.Program, "run", refuse)

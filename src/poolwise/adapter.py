@@ -388,8 +388,8 @@ def response_mean(model) -> str:
 def set_priors(model, priors: dict) -> None:
     """Set ``bambi.Prior`` objects by term name, then build the PyMC model.
 
-    Building makes ``model.backend.model``, the PyMC graph that ``correlate``, ``center`` and
-    ``reweightable`` then edit. Bambi raises ``TypeError`` or ``ValueError`` for a prior it cannot
+    Building makes ``model.backend.model``, the PyMC graph that ``correlate`` and ``center``
+    then edit. Bambi raises ``TypeError`` or ``ValueError`` for a prior it cannot
     use (``fitting.build_model`` turns those into a ``PoolwiseError``).
 
     Parameters
@@ -786,8 +786,9 @@ def sample(
     """Run NUTS with ``backend`` through Bambi and return the DataTree, draws as NumPy arrays.
 
     PyMC's own convergence checks are off: ``fitting.check_sampling`` does them once, with advice.
-    NumPyro computes the pointwise log-likelihood inside its compiled JAX program; the other
-    backends get it from Bambi afterwards. Chains get one core each, up to the machine's CPUs.
+    NumPyro runs on the model's own JAX program (``poolwise.program``: its chains side by side, the
+    program kept for refits); the other backends run through Bambi, which adds the pointwise
+    log-likelihood afterwards. Their chains get one core each, up to the machine's CPUs.
 
     Parameters
     ----------
@@ -814,29 +815,41 @@ def sample(
     >>> idata = sample(model, draws=1000, tune=1000, chains=4, seed=1, backend="nutpie",
     ...                progress=False)  # doctest: +SKIP
     """
-    options = {"idata_kwargs": {"log_likelihood": True}} if backend == "numpyro" else {}
+    options = {}
     if target_accept is not None:
         options["target_accept"] = target_accept
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*os.fork.*")
-        idata = model.fit(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, os.cpu_count() or 1),
-            random_seed=seed,
-            inference_method=backend,
-            progressbar=progress,
-            compute_convergence_checks=False,
-            **options,
-        )
-        _to_numpy(idata)
-        if "log_likelihood" not in idata:
-            model.compute_log_likelihood(idata)
+        if backend == "numpyro":
+            from poolwise import program
+
+            idata = program.sample(model, draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept)
+        else:
+            idata = _fit(
+                model, draws=draws, tune=tune, chains=chains, seed=seed, backend=backend, progress=progress, **options
+            )
         # Bambi leaves the in-sample mean (draws x observations) in the posterior; it is as
         # large as the log-likelihood, and every figure recomputes it from the coefficients.
         idata["posterior"] = idata["posterior"].to_dataset().drop_vars(response_mean(model), errors="ignore")
+    return idata
+
+
+def _fit(model, *, draws: int, tune: int, chains: int, seed: int, backend: str, progress: bool, **options):
+    """Bambi's own fit with nutpie or PyMC, draws as NumPy arrays and the log-likelihood added."""
+    idata = model.fit(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=min(chains, os.cpu_count() or 1),
+        random_seed=seed,
+        inference_method=backend,
+        progressbar=progress,
+        compute_convergence_checks=False,
+        **options,
+    )
+    _to_numpy(idata)
+    model.compute_log_likelihood(idata)
     return idata
 
 
@@ -849,152 +862,6 @@ def _to_numpy(idata) -> None:
     for group in idata.children:
         dataset = idata[group].to_dataset()
         idata[group] = dataset.copy(data={name: np.array(var.values) for name, var in dataset.data_vars.items()})
-
-
-# ---- refits: one compiled sampler, observations reweighted ------------------------------------
-
-WEIGHT = "poolwise_weight"
-
-
-def reweightable(model) -> None:
-    """Give a built model a runtime weight per observation (``pm.Data`` named ``WEIGHT``, all ones).
-
-    Bambi bakes the data into the PyMC graph, so a refit on fewer rows would otherwise be a new
-    program to compile. Here the likelihood stays and a potential adds ``(w - 1) * log_lik``:
-    the target is ``sum(w * log_lik)``, and a weight of 0 removes an observation exactly (the
-    masked posterior is the posterior of the model refitted without it). A refit then only
-    swaps the weights. Observed log densities are finite, so ``log_lik + (-log_lik)`` is 0.
-    The model is changed in place.
-
-    Parameters
-    ----------
-    model : bambi.Model
-        A built model with one observed variable.
-
-    Examples
-    --------
-    >>> reweightable(model)  # doctest: +SKIP
-    >>> model.backend.model[WEIGHT].get_value()[:3]  # doctest: +SKIP
-    array([1., 1., 1.])
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    graph = model.backend.model
-    (observed,) = graph.observed_RVs
-    rows = np.shape(graph.rvs_to_values[observed].data)[0]
-    with graph:
-        weight = pm.Data(WEIGHT, np.ones(rows))
-        log_lik = graph.logp(vars=[observed], sum=False)[0]
-        pm.Potential("poolwise_reweighted", pt.sum((weight - 1) * log_lik))
-
-
-def compile_reweightable(model):
-    """Compile a ``reweightable`` model once for nutpie (numba).
-
-    The per-observation mean Bambi adds as a deterministic is left out of the draws: a refit is
-    scored on a few held-out rows, and for large data that mean is the largest thing stored.
-
-    Parameters
-    ----------
-    model : bambi.Model
-        A model made ``reweightable``.
-
-    Returns
-    -------
-    nutpie compiled model or None
-        None where nutpie cannot name the model's dimensions (``has_comma_dimension``): PyMC's own
-        sampler then takes the refits.
-
-    Examples
-    --------
-    >>> compiled = compile_reweightable(model)  # doctest: +SKIP
-    """
-    if has_comma_dimension(model):
-        return None
-    import nutpie
-
-    graph = model.backend.model
-    keep = [var.name for var in graph.free_RVs + graph.deterministics if var.name != response_mean(model)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return nutpie.compile_pymc_model(graph, backend="numba", var_names=keep)
-
-
-def sample_reweighted(
-    model, compiled, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int, target_accept: float | None
-) -> tuple[xr.Dataset, int]:
-    """Sample a ``reweightable`` model with the given observation weights.
-
-    The weights are swapped into the compiled program, so nothing is compiled again; without a
-    nutpie compilation PyMC's sampler runs, its compiled functions cached on disk. Sampler warnings
-    are silenced: the caller counts divergences instead.
-
-    Parameters
-    ----------
-    model : bambi.Model
-        A model made ``reweightable``.
-    compiled : nutpie compiled model or None
-        From ``compile_reweightable`` (None: PyMC's sampler).
-    weights : numpy.ndarray
-        One weight per row the model was built on; 0 leaves a row out.
-    draws, tune, chains, seed : int
-        Sampler settings.
-    target_accept : float or None
-        NUTS's step-size target; None leaves the sampler's own default.
-
-    Returns
-    -------
-    posterior : xarray.Dataset
-        The draws as NumPy arrays, without the per-observation mean.
-    divergences : int
-        Divergent transitions after warm-up.
-
-    Examples
-    --------
-    >>> posterior, divergences = sample_reweighted(
-    ...     model, compiled, weights, draws=1000, tune=1000, chains=4, seed=1, target_accept=None
-    ... )  # doctest: +SKIP
-    """
-    options = {} if target_accept is None else {"target_accept": target_accept}
-    cores = min(chains, os.cpu_count() or 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if compiled is not None:
-            import nutpie
-
-            tree = nutpie.sample(
-                compiled.with_data(**{WEIGHT: weights}),
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                seed=seed,
-                progress_bar=False,
-                save_warmup=False,
-                **options,
-            )
-        else:
-            import pymc as pm
-
-            # Through Bambi, whose PyMC path names the comma dimensions that PyMC's own
-            # conversion splits; it samples the same reweightable graph.
-            with model.backend.model:
-                pm.set_data({WEIGHT: weights})
-            tree = model.fit(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                random_seed=seed,
-                inference_method="pymc",
-                progressbar=False,
-                compute_convergence_checks=False,
-                **options,
-            )
-    posterior = tree["posterior"].to_dataset()
-    posterior = posterior.copy(data={name: np.array(var.values) for name, var in posterior.data_vars.items()})
-    return posterior, int(np.asarray(tree["sample_stats"]["diverging"]).sum())
 
 
 def moment_match(fit_idata, loo, model, threshold: float):
@@ -1011,7 +878,7 @@ def moment_match(fit_idata, loo, model, threshold: float):
     loo : ELPDData
         Its PSIS-LOO, pointwise.
     model : bambi.Model
-        The fit's own model (not one made ``reweightable``: its potential would be refused).
+        The fit's own model.
     threshold : float
         Pareto k above which a term is moment matched.
 

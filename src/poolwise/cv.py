@@ -323,28 +323,26 @@ def run_folds(
     for number, fold in enumerate(folds):
         fold_of[np.isin(in_group, [str(label) for label in fold])] = number
     settings = {"draws": draws, "tune": tune, "chains": chains}
-    tasks = []
     canonical = [entry.name for entry in POOLINGS]
-    for name in poolings:
-        for number in range(len(folds)):
-            held_out = fold_of == number
-            # Seeds depend on the model and fold only, not on the run order or the models asked for.
-            (fit_seed,) = np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(1)
-            # Every task refers to the same DataFrame and slices it in the worker, so the parent
-            # holds one copy of the data however many refits are queued.
-            tasks.append(
-                {
-                    "spec": spec,
-                    "pooling": name,
-                    "fold": number,
-                    "priors": priors[name],
-                    "parameterization": parameterization,
-                    "data": data,
-                    "rows": np.flatnonzero(held_out),
-                    "seed": int(fit_seed),
-                    **settings,
-                }
-            )
+    # One task per model: its folds are refitted in one batch on one compiled program. Seeds
+    # depend on the model and fold only, not on the run order or the models asked for. Every
+    # task refers to the same DataFrame, so the parent holds one copy of the data.
+    tasks = [
+        {
+            "spec": spec,
+            "pooling": name,
+            "priors": priors[name],
+            "parameterization": parameterization,
+            "data": data,
+            "rows": [np.flatnonzero(fold_of == number) for number in range(len(folds))],
+            "seeds": [
+                int(np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(1)[0])
+                for number in range(len(folds))
+            ],
+            **settings,
+        }
+        for name in poolings
+    ]
     started = time.perf_counter()
     with _executor(executor, workers) as pool:
         try:
@@ -357,11 +355,11 @@ def run_folds(
                 '`if __name__ == "__main__":` (worker processes re-import it); if memory ran out, use fewer workers'
             ) from None
     log_lik = {}
-    for name in poolings:
+    for task, result in zip(tasks, results):
+        name = task["pooling"]
         values = np.empty((chains, draws, len(data)))
-        for task, result in zip(tasks, results):
-            if task["pooling"] == name:
-                values[..., task["rows"]] = result["log_lik"]
+        for rows, fold_log_lik in zip(task["rows"], result["log_lik"]):
+            values[..., rows] = fold_log_lik
         log_lik[name] = xr.DataArray(
             values,
             dims=("chain", "draw", "obs"),
@@ -376,10 +374,10 @@ def run_folds(
     settings.update(
         seed=seed,
         folds=len(folds),
-        refits=len(tasks),
+        refits=len(tasks) * len(folds),
         seconds=round(time.perf_counter() - started, 1),
         executor=_describe(executor, workers),
-        sampler=" and ".join(sorted({result["sampler"] for result in results})) + ", one compilation per model",
+        sampler="numpyro, each model's folds in one batch on one compiled program",
     )
     return CV(
         spec.formula,
@@ -491,37 +489,32 @@ def cv_table(pointwise: pd.DataFrame, *, n_folds: int | None = None) -> pd.DataF
 
 
 def _refit_and_score(task: dict) -> dict:
-    """One refit: the model with the fold's rows weighted 0, scored on those rows (runs in a worker)."""
-    data, rows = task["data"], task["rows"]
+    """One model's refits, one per fold (its rows weighted 0), scored on those rows (runs in a worker)."""
+    data = task["data"]
     refit = refitter(task["spec"], data, task["pooling"], task["priors"], task["parameterization"])
-    weights = np.ones(len(data))
-    weights[rows] = 0.0
-    posterior, divergences = refit.refit(
-        weights, draws=task["draws"], tune=task["tune"], chains=task["chains"], seed=task["seed"]
-    )
-    messages = [f"{divergences} divergent transitions after warm-up"] if divergences else []
-    log_lik = refit.log_lik(posterior, data.iloc[rows])
-    del posterior
+    results = refit.refit(task["rows"], task["seeds"], draws=task["draws"], tune=task["tune"], chains=task["chains"])
     release_memory()
     return {
         "pooling": task["pooling"],
-        "fold": task["fold"],
-        "log_lik": log_lik,
-        "messages": messages,
-        "sampler": "nutpie" if refit.compiled is not None else "pymc",
+        "log_lik": [log_lik for log_lik, _ in results],
+        "messages": [
+            (fold, f"{divergences} divergent transitions after warm-up")
+            for fold, (_, divergences) in enumerate(results)
+            if divergences
+        ],
+        "folds": len(results),
     }
 
 
 def _sampling_notes(results: list[dict]) -> list[str]:
     """One line per model whose refits warned, instead of one warning per refit."""
     notes = []
-    for name in dict.fromkeys(r["pooling"] for r in results):
-        warned = [r for r in results if r["pooling"] == name and r["messages"]]
-        if warned:
-            first = warned[0]["messages"][0]
+    for result in results:
+        if result["messages"]:
+            fold, first = result["messages"][0]
             notes.append(
-                f"grouped CV, {find_pooling(name).label.lower()}: {len(warned)} of "
-                f"{sum(r['pooling'] == name for r in results)} refits warned, e.g. fold {warned[0]['fold'] + 1}: {first}"
+                f"grouped CV, {find_pooling(result['pooling']).label.lower()}: {len(result['messages'])} of "
+                f"{result['folds']} refits warned, e.g. fold {fold + 1}: {first}"
             )
     return notes
 

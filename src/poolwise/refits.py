@@ -1,18 +1,20 @@
-"""Refits that compile once: every refit of a model is the same compiled sampler with other weights.
+"""Exact refits on the fit's own compiled program: every refit is the same program with other weights.
 
 A refit (a grouped cross-validation fold, an exact leave-one-out refit) used to build a new Bambi
-model on fewer rows, and PyMC compiled a new sampler for it, because the data are baked into the
-program. Here the model is built once on all the data with a weight per observation
-(``adapter.reweightable``) and compiled once; a refit sets the weights of the rows it leaves out
-to 0. That is exact, not an approximation: the masked posterior is the posterior of the model
-refitted without those rows (``tests/test_refits.py`` checks the log density at random points).
-It also makes scoring simple: in the masked posterior a held-out group's coefficients are draws
-of a new group's, from the population (partial pooling) or their prior (no pooling).
+model on fewer rows, and a new sampler was compiled for it, because the data are baked into the
+program. Here each model's log density takes a weight per observation (``poolwise.program``):
+a refit sets the weights of the rows it leaves out to 0. That is exact, not an approximation:
+the masked posterior is the posterior of the model refitted without those rows
+(``tests/test_refits.py`` checks the log density at random points). It also makes scoring
+simple: in the masked posterior a held-out group's coefficients are draws of a new group's,
+from the population (partial pooling) or their prior (no pooling). All refits of a model run
+in one call, their chains side by side, on the program the fit compiled (or, in another
+process, the one JAX's caches on disk hold).
 
 The priors must be resolved on all the data first and passed in (as ``compare`` and ``group_cv``
 do), so every refit is the model the user asked for rather than one whose automatic priors moved
-with the training rows. Compiled samplers are kept per process, keyed by everything that defines
-the program, so a worker that gets many folds of one model compiles it once.
+with the training rows. Built models are kept per process, keyed by everything that defines
+the program.
 """
 
 import copy
@@ -27,102 +29,109 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
-from poolwise import adapter
+from poolwise import adapter, program
 from poolwise.data import data_hash
-from poolwise.fitting import build_model, target_accept
+from poolwise.fitting import build_model, target_accept, use_compile_cache
 from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
 REFITS = "loo_refits"  # the fit's group of exact LOO refits: held-out log-likelihood draws per row
-CACHE_SIZE = 6  # compiled models kept per process: the three pooling models of two formulas
+# An exact LOO term is the log of one mean over the refit's draws: a quarter of the fit's draws
+# per chain (1,000 over 4 chains by default) put its Monte Carlo error near 0.01, far below the
+# term's own uncertainty, at a quarter of the cost. Grouped CV refits keep the fit's draws.
+LOO_DRAWS_FRACTION = 4
+LOO_MIN_DRAWS = 100
+CACHE_SIZE = 6  # built models kept per process: the three pooling models of two formulas
 
-_compiled: OrderedDict[str, "Refitter"] = OrderedDict()
+_built: OrderedDict[str, "Refitter"] = OrderedDict()
 
 
 @dataclass
 class Refitter:
-    """One model structure built on all the data and compiled once; ``refit`` reweights rows.
+    """One model built on all the data; ``refit`` reweights its rows on the model's JAX program.
 
-    Made by ``refitter``, which keeps one per model and data in each process.
+    Made by ``refitter`` (one per model and data in each process) or from a fit's own model
+    (``of_fit``), whose program already holds the fit's sampler state to start refits from.
 
     Parameters
     ----------
     pooling : str
         The pooling model ("complete", "none" or "partial").
     model : bambi.Model
-        The Bambi model, its PyMC graph made reweightable (``adapter.reweightable``).
-    compiled : object
-        nutpie's compiled model (None: PyMC's sampler takes the refits).
+        The built Bambi model.
     target_accept : float or None
         The step-size target of the model's fits (``fitting.target_accept``).
 
     Examples
     --------
     >>> refit = refitter(spec, data, "partial", priors, None)  # doctest: +SKIP
-    >>> weights = np.ones(len(data))  # doctest: +SKIP
-    >>> weights[rows] = 0.0  # doctest: +SKIP
-    >>> posterior, divergences = refit.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
-    >>> refit.log_lik(posterior, data.iloc[rows]).shape  # doctest: +SKIP
+    >>> [(log_lik, divergences)] = refit.refit([rows], [1], draws=1000, tune=1000, chains=4)  # doctest: +SKIP
+    >>> log_lik.shape  # doctest: +SKIP
     (4, 1000, 12)
     """
 
     pooling: str
     model: object
-    compiled: object
     target_accept: float | None
 
-    def refit(self, weights: np.ndarray, *, draws: int, tune: int, chains: int, seed: int) -> tuple[xr.Dataset, int]:
-        """Sample the model with observation ``weights`` (0 leaves a row out).
+    def refit(
+        self, held_out: list[np.ndarray], seeds: list[int], *, draws: int, tune: int, chains: int
+    ) -> list[tuple[np.ndarray, int]]:
+        """Refit the model once per entry of ``held_out`` (those rows weighted 0), all in one call.
 
         Parameters
         ----------
-        weights : numpy.ndarray
-            One weight per row of the data the model was built on.
-        draws, tune, chains, seed : int
-            Sampler settings.
+        held_out : list of numpy.ndarray
+            The row numbers each refit leaves out.
+        seeds : list of int
+            One seed per refit.
+        draws, tune, chains : int
+            Sampler settings (``tune``: the fit's warm-up; ``program.refit`` says when refits
+            need less).
 
         Returns
         -------
-        posterior : xarray.Dataset
-            The draws, (chain, draw, ...), with Bambi's variable names.
-        divergences : int
-            Divergent transitions after warm-up.
+        list of (numpy.ndarray, int)
+            Per refit: the held-out rows' log-likelihood draws (chain, draw, row) and the
+            divergent transitions after warm-up.
 
         Examples
         --------
-        >>> posterior, divergences = refit.refit(weights, draws=1000, tune=1000, chains=4, seed=1)  # doctest: +SKIP
+        >>> [(log_lik, divergences)] = refit.refit([np.array([3])], [7], draws=1000, tune=1000, chains=4)  # doctest: +SKIP
         """
-        return adapter.sample_reweighted(
-            self.model,
-            self.compiled,
-            np.asarray(weights, dtype=float),
+        use_compile_cache()
+        return program.refit(
+            program.program(self.model),
+            held_out,
+            seeds,
             draws=draws,
             tune=tune,
             chains=chains,
-            seed=seed,
             target_accept=self.target_accept,
         )
 
-    def log_lik(self, posterior: xr.Dataset, data: pd.DataFrame) -> np.ndarray:
-        """Log density of each row of ``data`` under ``posterior``, (chain, draw, row).
 
-        Parameters
-        ----------
-        posterior : xarray.Dataset
-            Draws from ``refit``.
-        data : pandas.DataFrame
-            Rows of the data the model was built on (e.g. a fold's held-out rows).
+def of_fit(fit: Fit) -> Refitter:
+    """The refitter of ``fit``: its own model (and program) where the fit holds one, else one
+    built from what the fit records.
 
-        Returns
-        -------
-        numpy.ndarray
-            The pointwise log-likelihood draws.
+    Parameters
+    ----------
+    fit : Fit
+        A fit made by ``fit`` or ``compare``, or loaded from disk.
 
-        Examples
-        --------
-        >>> refit.log_lik(posterior, data.iloc[rows])  # doctest: +SKIP
-        """
-        return adapter.log_likelihood(self.model, posterior, data)
+    Returns
+    -------
+    Refitter
+
+    Examples
+    --------
+    >>> of_fit(study.fits["partial"]).pooling  # doctest: +SKIP
+    'partial'
+    """
+    if fit.model is not None:
+        return Refitter(fit.pooling, fit.model, fit.settings.get("target_accept"))
+    return refitter(fit.spec, fit.data, fit.pooling, fit.priors, fit.settings.get("parameterization") or None)
 
 
 def refitter(
@@ -132,8 +141,8 @@ def refitter(
     priors: dict[str, str],
     parameterization: dict | None,
 ) -> Refitter:
-    """The compiled, reweightable model of ``pooling`` on ``data``: built and compiled on first
-    use in this process, then reused.
+    """The model of ``pooling`` on ``data``, ready for refits: built on first use in this process,
+    then reused.
 
     Parameters
     ----------
@@ -162,16 +171,14 @@ def refitter(
         + [sorted(priors.items()), parameterization, data_hash(data)],
         default=str,
     )
-    if key in _compiled:
-        _compiled.move_to_end(key)
-        return _compiled[key]
+    if key in _built:
+        _built.move_to_end(key)
+        return _built[key]
     model = build_model(spec, data, pooling, priors, parameterization=parameterization)[0]
-    adapter.reweightable(model)
-    compiled = adapter.compile_reweightable(model)
-    found = Refitter(pooling, model, compiled, target_accept(model, spec, pooling))
-    _compiled[key] = found
-    while len(_compiled) > CACHE_SIZE:
-        _compiled.popitem(last=False)
+    found = Refitter(pooling, model, target_accept(model, spec, pooling))
+    _built[key] = found
+    while len(_built) > CACHE_SIZE:
+        _built.popitem(last=False)
     return found
 
 
@@ -196,52 +203,34 @@ def release_memory() -> None:
 
 
 class _LeaveOneOut(SamplingWrapper):
-    """ArviZ's refit interface for ``reloo``: leaving row i out sets its weight to 0.
+    """ArviZ's refit interface for ``reloo``, replaying refits already made.
 
-    ``saved`` maps a row to its held-out log-likelihood draws (chain, draw) from an earlier
-    refit, kept in the fit (``REFITS``), so a reloaded fit replays them instead of sampling;
-    the compiled model is only built when a row has none.
+    ``saved`` maps a row to its held-out log-likelihood draws (chain, draw): ``exact_loo`` runs
+    every refit ``reloo`` will ask for in one batch first, and a reloaded fit brings its own
+    (``REFITS``), so ``reloo`` only combines them.
     """
 
-    def __init__(self, fit: Fit, idata, seed: int, saved: dict[int, np.ndarray]):
+    def __init__(self, idata, saved: dict[int, np.ndarray]):
         super().__init__(model=None, idata_orig=idata)
-        self.fit, self.seed, self.saved, self.left_out = fit, seed, saved, None
+        self.saved = saved
 
     def sel_observations(self, idx):
-        weights = np.ones(len(self.fit.data))
-        weights[int(idx)] = 0.0
-        self.left_out = int(idx)
-        return weights, int(idx)
+        return None, int(idx)
 
     def sample(self, modified_observed_data):
-        if self.left_out in self.saved:
-            return None
-        fit = self.fit
-        self.model = self.model or refitter(
-            fit.spec, fit.data, fit.pooling, fit.priors, fit.settings.get("parameterization") or None
-        )
-        (seed,) = np.random.SeedSequence([self.seed, self.left_out]).generate_state(1)
-        settings = fit.settings
-        return self.model.refit(
-            modified_observed_data,
-            draws=settings["draws"],
-            tune=settings["tune"],
-            chains=settings["chains"],
-            seed=int(seed),
-        )[0]
+        return None
 
     def get_inference_data(self, fitted_model):
         return fitted_model
 
     def log_likelihood__i(self, excluded_obs, idata__i):
-        if excluded_obs not in self.saved:
-            self.saved[excluded_obs] = self.model.log_lik(idata__i, self.fit.data.iloc[[excluded_obs]])[..., 0]
         return xr.DataArray(self.saved[excluded_obs][..., None], dims=("chain", "draw", "left_out"))
 
 
 def exact_loo(fit: Fit, loo, *, threshold: float):
     """``loo`` with the terms whose Pareto k exceeds ``threshold`` replaced by exact refits
-    (ArviZ's ``reloo``), each the fit's compiled model with that row's weight set to 0.
+    (ArviZ's ``reloo``), each the fit's compiled program with that row's weight set to 0, all
+    of a fit's refits in one batch.
 
     The held-out draws of every refit are kept in the fit (group ``REFITS`` of ``fit.idata``,
     saved with it), so the same call on a reloaded fit gives the same numbers without sampling.
@@ -270,11 +259,23 @@ def exact_loo(fit: Fit, loo, *, threshold: float):
     if REFITS in fit.idata.children:
         draws = fit.idata[REFITS].to_dataset()["log_lik"]
         saved = {int(row): draws.sel(row=row).transpose("chain", "draw").to_numpy() for row in draws["row"].values}
+    flagged = [int(row) for row in np.flatnonzero(np.asarray(loo.pareto_k) > threshold) if int(row) not in saved]
+    if flagged:
+        settings, base = fit.settings, int(fit.settings["seed"])
+        seeds = [int(np.random.SeedSequence([base, row]).generate_state(1)[0]) for row in flagged]
+        refitted = of_fit(fit).refit(
+            [np.array([row]) for row in flagged],
+            seeds,
+            draws=max(LOO_MIN_DRAWS, settings["draws"] // LOO_DRAWS_FRACTION),
+            tune=settings["tune"],
+            chains=settings["chains"],
+        )
+        saved.update({row: log_lik[..., 0] for row, (log_lik, _) in zip(flagged, refitted)})
     # reloo stacks the observation dimensions into one named "__obs__", Bambi's own name for
     # them: rename it for the call and back.
     idata = fit.idata.copy()
     idata["log_likelihood"] = _renamed(idata["log_likelihood"].to_dataset(), adapter.OBS_DIM, "row")
-    wrapper = _LeaveOneOut(fit, idata, int(fit.settings["seed"]), saved)
+    wrapper = _LeaveOneOut(idata, saved)
     fixed = reloo(wrapper, loo_orig=_renamed_loo(loo, adapter.OBS_DIM, "row"), k_threshold=threshold)
     if saved:
         rows = sorted(saved)

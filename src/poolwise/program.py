@@ -1,0 +1,628 @@
+"""One compiled JAX program per model: its fit and every refit run NumPyro's NUTS on it.
+
+PyMC turns a Bambi model's graph into JAX functions (``get_jaxified_graph``); here the log density
+takes a weight per observation as a runtime argument, ``sum(w * log_lik) + log prior``. A weight
+of 0 leaves a row out exactly (the masked posterior is the posterior of the model refitted without
+it), so the fit (all weights 1), an exact LOO refit and a grouped-CV fold are the same function
+with other inputs. The chains of one call, and of many refits in one call, run side by side
+(``jax.vmap``) in one XLA program, kept in JAX's persistent compilation cache, so a second process
+loads what the first compiled.
+
+Everything that reaches into PyMC's JAX conversion or NumPyro's kernel is in this module.
+"""
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
+
+import numpy as np
+
+# A refit starts where the fit ended, with the fit's adapted mass matrix: only the step size is
+# tuned again, for this fraction of the fit's warm-up.
+REFIT_TUNE_FRACTION = 4
+_MAX_CALL_BYTES = 2**29  # draws held at once by one batch of refits (512 MB): larger batches are split
+STATS = ("diverging", "n_steps", "lp", "energy", "acceptance_rate", "step_size", "tree_depth")
+
+_programs: "WeakKeyDictionary[object, Program]" = WeakKeyDictionary()
+
+
+@dataclass
+class Draws:
+    """What one call of ``Program.run`` returns, per chain (chain = batch entry).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Unconstrained draws, (chain, draw, parameter).
+    stats : dict of str to numpy.ndarray
+        Sampler statistics (``STATS``), each (chain, draw).
+    step_size : numpy.ndarray
+        Each chain's adapted step size, (chain,).
+    inverse_mass : numpy.ndarray
+        Each chain's adapted diagonal inverse mass matrix, (chain, parameter).
+    seconds : float
+        Wall time of the call.
+
+    Examples
+    --------
+    >>> draws = program(model).run(weights, seeds, tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
+    >>> draws.z.shape  # doctest: +SKIP
+    (4, 1000, 31)
+    """
+
+    z: np.ndarray
+    stats: dict
+    step_size: np.ndarray
+    inverse_mass: np.ndarray
+    seconds: float
+
+
+@dataclass
+class Program:
+    """A PyMC model's log density, pointwise log-likelihood and draws-to-variables map, in JAX.
+
+    Made by ``program``, one per model. Parameters are one flat vector, in the order of the
+    model's value variables; the sampler's state is one array per chain, which keeps NumPyro's
+    tree building cheap.
+
+    Parameters
+    ----------
+    graph : pymc.Model
+        The model's PyMC graph.
+    names : list of str
+        The value variables, in the flat vector's order.
+    shapes : list of tuple
+        Their shapes.
+    logp : callable
+        ``logp(z, w)``: log prior + sum of w * log-likelihood (JAX).
+    pointwise : callable
+        ``pointwise(z)``: the log-likelihood of every row, (rows,) (JAX).
+    rows : int
+        Observations the model was built on.
+    start : numpy.ndarray
+        The model's initial point, flat.
+    warm : Draws or None
+        The last unweighted fit's sampler state, from which refits start.
+
+    Examples
+    --------
+    >>> found = program(model)  # doctest: +SKIP
+    >>> found.logp(found.start, np.ones(found.rows))  # doctest: +SKIP
+    """
+
+    graph: object
+    names: list
+    shapes: list
+    logp: object
+    pointwise: object
+    rows: int
+    start: np.ndarray
+    warm: Draws | None = None
+    _runners: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Number of unconstrained parameters.
+
+        Examples
+        --------
+        >>> program(model).size  # doctest: +SKIP
+        31
+        """
+        return int(sum(int(np.prod(shape)) for shape in self.shapes))
+
+    def unravel(self, z):
+        """The flat vector (or batch of them, last axis) split into the value variables' arrays.
+
+        Parameters
+        ----------
+        z : array
+            (..., parameters).
+
+        Returns
+        -------
+        list of arrays
+            One per value variable, in ``names`` order.
+
+        Examples
+        --------
+        >>> found.unravel(found.start)  # doctest: +SKIP
+        """
+        out, start = [], 0
+        for shape in self.shapes:
+            stop = start + int(np.prod(shape))
+            out.append(z[..., start:stop].reshape((*z.shape[:-1], *shape)))
+            start = stop
+        return out
+
+    def initial_points(self, chains: int, seed: int) -> np.ndarray:
+        """Jittered starting points, one flat vector per chain: PyMC's ``jitter+adapt_diag``
+        (the model's initial point plus uniform(-1, 1) noise on the unconstrained scale, drawn
+        again, up to 10 times, where the log density is not finite).
+
+        Parameters
+        ----------
+        chains : int
+            Number of starting points.
+        seed : int
+            Seed of the jitter.
+
+        Returns
+        -------
+        numpy.ndarray
+            (chains, parameters).
+
+        Examples
+        --------
+        >>> program(model).initial_points(4, seed=1).shape  # doctest: +SKIP
+        (4, 31)
+        """
+        import jax
+
+        if "logp" not in self._runners:
+            self._runners["logp"] = jax.jit(jax.vmap(self.logp, in_axes=(0, None)))
+        rng = np.random.default_rng(seed)
+        points = self.start + rng.uniform(-1, 1, (chains, self.size))
+        for _ in range(10):
+            bad = ~np.isfinite(np.asarray(self._runners["logp"](points, np.ones(self.rows))))
+            if not bad.any():
+                break
+            points[bad] = self.start + rng.uniform(-1, 1, (int(bad.sum()), self.size))
+        return points
+
+    def run(
+        self,
+        weights: np.ndarray,
+        seeds: np.ndarray,
+        *,
+        tune: int,
+        draws: int,
+        target_accept: float | None,
+        start: Draws | None = None,
+    ) -> Draws:
+        """Run NUTS once per row of ``weights``, all chains side by side in one compiled call.
+
+        Parameters
+        ----------
+        weights : numpy.ndarray
+            (chain, rows): each chain's observation weights (0 leaves a row out).
+        seeds : numpy.ndarray
+            One seed per chain.
+        tune, draws : int
+            Warm-up and kept draws per chain.
+        target_accept : float or None
+            NUTS's step-size target; None is NumPyro's 0.8.
+        start : Draws, optional
+            Start each chain from this state (its last draw, step size and mass matrix, one chain
+            of ``start`` per chain here): the mass matrix is kept and only the step size tuned.
+            None starts from jittered initial points with full adaptation.
+
+        Returns
+        -------
+        Draws
+
+        Examples
+        --------
+        >>> found.run(np.ones((4, found.rows)), refit_seeds(1, 4), tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
+        """
+        import jax
+
+        weights = np.asarray(weights, dtype=float)
+        chains = weights.shape[0]
+        warm = start is not None
+        if warm:
+            init, step, mass = start.z[:, -1, :], start.step_size, start.inverse_mass
+        else:
+            init = self.initial_points(chains, int(seeds[0]))
+            step, mass = np.ones(chains), np.ones((chains, self.size))
+        keys = np.asarray(jax.vmap(jax.random.PRNGKey)(np.asarray(seeds, dtype=np.uint32)))
+        args = (
+            keys,
+            weights,
+            np.asarray(init, dtype=float),
+            np.asarray(step, dtype=float),
+            np.asarray(mass, dtype=float),
+        )
+        runner = self._runner((tune, draws, target_accept or 0.8, warm), args)
+        began = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z, stats, step_size, inverse_mass = runner(*args)
+        z, stats = np.asarray(z), {name: np.asarray(value) for name, value in stats.items()}
+        return Draws(z, stats, np.asarray(step_size), np.asarray(inverse_mass), time.perf_counter() - began)
+
+    def _runner(self, settings: tuple, args: tuple):
+        """The compiled sampler for ``settings`` and the arguments' shapes: traced once per machine.
+
+        Tracing NumPyro's kernel under ``vmap`` takes seconds, so the traced program is kept on
+        disk (``jax.export``), keyed by the log density's own trace, the settings, the shapes and
+        the versions of JAX and NumPyro; XLA's compilation of it is in JAX's persistent cache.
+        """
+        import jax
+
+        key = (settings, tuple(a.shape for a in args))
+        if key in self._runners:
+            return self._runners[key]
+        traced = jax.jit(jax.vmap(_chain(self.logp, *settings)))
+        path = _exported_path(self, key)
+        exported = None
+        if path is not None and path.exists():
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            except Exception:  # an unreadable or foreign entry: trace again and overwrite it
+                exported = None
+        if exported is None:
+            exported = jax.export.export(traced)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args])
+            if path is not None:
+                _write_atomic(path, exported.serialize())
+        self._runners[key] = jax.jit(exported.call)
+        return self._runners[key]
+
+    def log_lik(self, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The pointwise log-likelihood of ``rows`` (default all) at each draw of ``z``.
+
+        Parameters
+        ----------
+        z : numpy.ndarray
+            (chain, draw, parameter).
+        rows : numpy.ndarray, optional
+            Row numbers to keep.
+
+        Returns
+        -------
+        numpy.ndarray
+            (chain, draw, row).
+
+        Examples
+        --------
+        >>> found.log_lik(draws.z, np.array([3])).shape  # doctest: +SKIP
+        (4, 1000, 1)
+        """
+        import jax
+
+        key = "pointwise"
+        if key not in self._runners:
+            self._runners[key] = jax.jit(jax.vmap(jax.vmap(self.pointwise)))
+        values = np.asarray(self._runners[key](z))
+        return values if rows is None else values[..., np.asarray(rows)]
+
+
+def program(model) -> Program:
+    """The JAX program of a built Bambi model (made once per model object).
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model with one observed variable.
+
+    Returns
+    -------
+    Program
+
+    Examples
+    --------
+    >>> program(model).names  # doctest: +SKIP
+    """
+    graph = model.backend.model
+    if graph not in _programs:
+        _programs[graph] = _make(graph)
+    return _programs[graph]
+
+
+def _make(graph) -> Program:
+    import pytensor.tensor as pt
+    from pymc.sampling.jax import get_jaxified_graph
+
+    (observed,) = graph.observed_RVs
+    weight = pt.vector("poolwise_weight")
+    log_lik = graph.logp(vars=[observed], sum=False)[0]
+    prior = graph.logp(vars=graph.free_RVs + graph.potentials)
+    total = prior + pt.sum(weight * log_lik)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logp_fn = get_jaxified_graph(inputs=[*graph.value_vars, weight], outputs=[total])
+        pointwise_fn = get_jaxified_graph(inputs=graph.value_vars, outputs=[log_lik])
+    point = graph.initial_point()
+    names = [var.name for var in graph.value_vars]
+    shapes = [tuple(np.shape(point[name])) for name in names]
+    rows = int(np.shape(graph.rvs_to_values[observed].data)[0])
+    found = Program(graph, names, shapes, None, None, rows, _flat([point[name] for name in names]))
+
+    def logp(z, w):
+        return logp_fn(*found.unravel(z), w)[0]
+
+    def pointwise(z):
+        return pointwise_fn(*found.unravel(z))[0]
+
+    found.logp, found.pointwise = logp, pointwise
+    return found
+
+
+def _exported_path(found: Program, key: tuple):
+    """Where the traced sampler of ``key`` is kept, or None without a cache folder."""
+    import hashlib
+    from importlib.metadata import version
+
+    import jax
+
+    from poolwise.data import cache_dir
+
+    try:
+        folder = cache_dir() / "programs"
+    except RuntimeError:
+        return None
+    density = jax.make_jaxpr(found.logp)(np.zeros(found.size), np.ones(found.rows))
+    text = "\n".join([str(density), repr(key), version("jax"), version("numpyro"), version("pymc")])
+    return folder / f"{hashlib.sha256(text.encode()).hexdigest()[:32]}.jaxexport"
+
+
+def _write_atomic(path, content: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: a reader never sees half a file."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(handle, "wb") as out:
+        out.write(content)
+    os.replace(temporary, path)
+
+
+def _flat(values: list) -> np.ndarray:
+    return np.concatenate([np.reshape(v, -1) for v in values])
+
+
+def _chain(logp, tune: int, draws: int, target_accept: float, warm: bool):
+    """One NUTS chain as a function of (key, weights, start, step size, inverse mass): NumPyro's
+    kernel, warm-up and draws as ``lax.scan`` loops so the whole chain is one XLA program."""
+    import jax
+    from numpyro.infer.hmc import hmc
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=lambda w: lambda z: -logp(z, w), algo="NUTS")
+
+    def one(key, w, start, step_size, inverse_mass):
+        options = (
+            {"step_size": step_size, "inverse_mass_matrix": inverse_mass, "adapt_mass_matrix": False} if warm else {}
+        )
+        state = init_kernel(
+            start, num_warmup=tune, target_accept_prob=target_accept, model_args=(w,), rng_key=key, **options
+        )
+
+        def warmup(state, _):
+            return sample_kernel(state, model_args=(w,)), None
+
+        def keep(state, _):
+            state = sample_kernel(state, model_args=(w,))
+            stats = {
+                "diverging": state.diverging,
+                "n_steps": state.num_steps,
+                "lp": -state.potential_energy,
+                "energy": state.energy,
+                "acceptance_rate": state.accept_prob,
+                "step_size": state.adapt_state.step_size,
+            }
+            return state, (state.z, stats)
+
+        state, _ = jax.lax.scan(warmup, state, None, length=tune)
+        state, (z, stats) = jax.lax.scan(keep, state, None, length=draws)
+        stats["tree_depth"] = (jax.numpy.log2(stats["n_steps"]) + 1).astype(int)
+        return z, stats, state.adapt_state.step_size, state.adapt_state.inverse_mass_matrix
+
+    return one
+
+
+def refit(
+    found: Program,
+    held_out: list[np.ndarray],
+    seeds: list[int],
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float | None,
+) -> list[tuple[np.ndarray, int]]:
+    """Exact refits, one per entry of ``held_out``: those rows weighted 0, the rest 1.
+
+    All refits run in one call, ``chains`` chains each side by side (split into several calls
+    where their draws would pass ``_MAX_CALL_BYTES``). Where the program's own fit has run in this
+    process (``Program.warm``), each refit starts from the fit's last draws with its mass matrix,
+    and tunes only its step size for ``tune // REFIT_TUNE_FRACTION`` draws; otherwise from
+    PyMC's jittered initial points with the full warm-up.
+
+    Parameters
+    ----------
+    found : Program
+        The model's program (``program``).
+    held_out : list of numpy.ndarray
+        The row numbers each refit leaves out.
+    seeds : list of int
+        One seed per refit.
+    draws, tune, chains : int
+        Sampler settings of each refit (``tune``: the fit's warm-up).
+    target_accept : float or None
+        NUTS's step-size target.
+
+    Returns
+    -------
+    list of (numpy.ndarray, int)
+        Per refit: the held-out rows' log-likelihood (chain, draw, row) and its divergences.
+
+    Examples
+    --------
+    >>> [(log_lik, divergences)] = refit(program(model), [np.array([3])], [7], draws=1000, tune=1000, chains=4, target_accept=None)  # doctest: +SKIP
+    """
+    warm = found.warm is not None and found.warm.z.shape[0] == chains
+    per_call = max(1, _MAX_CALL_BYTES // max(1, chains * draws * found.size * 8))
+    results = []
+    for first in range(0, len(held_out), per_call):
+        rows, batch = held_out[first : first + per_call], seeds[first : first + per_call]
+        count = len(rows)
+        weights = np.ones((count * chains, found.rows))
+        chain_seeds = np.concatenate([refit_seeds(seed, chains) for seed in batch])
+        for number, left_out in enumerate(rows):
+            weights[number * chains : (number + 1) * chains, left_out] = 0.0
+        start = None
+        if warm:
+            w = found.warm
+            start = Draws(
+                np.tile(w.z[:, -1:, :], (count, 1, 1)),
+                {},
+                np.tile(w.step_size, count),
+                np.tile(w.inverse_mass, (count, 1)),
+                0.0,
+            )
+        result = found.run(
+            weights,
+            chain_seeds,
+            tune=max(1, tune // REFIT_TUNE_FRACTION) if warm else tune,
+            draws=draws,
+            target_accept=target_accept,
+            start=start,
+        )
+        for number, left_out in enumerate(rows):
+            chunk = slice(number * chains, (number + 1) * chains)
+            log_lik = found.log_lik(result.z[chunk], np.asarray(left_out))
+            results.append((log_lik, int(result.stats["diverging"][chunk].sum())))
+    return results
+
+
+def refit_seeds(seed: int, chains: int) -> np.ndarray:
+    """The chains' seeds of one refit (or fit) with base ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        The refit's (or fit's) seed.
+    chains : int
+        Number of chains.
+
+    Returns
+    -------
+    numpy.ndarray
+        One uint32 seed per chain.
+
+    Examples
+    --------
+    >>> len(refit_seeds(1, 4))
+    4
+    """
+    return np.random.SeedSequence(int(seed)).generate_state(chains)
+
+
+def sample(model, *, draws: int, tune: int, chains: int, seed: int, target_accept: float | None):
+    """Fit a built Bambi model with NUTS on its JAX program and return the DataTree Bambi would.
+
+    The groups and names are those of Bambi's own NumPyro fit (posterior without offsets and with
+    the intercept on the data's scale, sample_stats, log_likelihood, observed_data); the final
+    sampler state is kept on the program, for refits to start from.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model.
+    draws, tune, chains, seed : int
+        Sampler settings.
+    target_accept : float or None
+        NUTS's step-size target; None is NumPyro's 0.8.
+
+    Returns
+    -------
+    xarray.DataTree
+
+    Examples
+    --------
+    >>> idata = sample(model, draws=1000, tune=1000, chains=4, seed=1, target_accept=None)  # doctest: +SKIP
+    """
+    found = program(model)
+    result = found.run(
+        np.ones((chains, found.rows)), refit_seeds(seed, chains), tune=tune, draws=draws, target_accept=target_accept
+    )
+    found.warm = result
+    return tree(model, result, tune=tune)
+
+
+def tree(model, result: Draws, *, tune: int):
+    """The DataTree of draws from ``program(model).run``, in the layout of Bambi's own fits.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model drawn from.
+    result : Draws
+        The draws.
+    tune : int
+        Warm-up draws per chain (recorded).
+
+    Returns
+    -------
+    xarray.DataTree
+
+    Examples
+    --------
+    >>> tree(model, draws, tune=1000)["posterior"]  # doctest: +SKIP
+    """
+    from arviz_base import from_dict
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+
+    found = program(model)
+    graph = found.graph
+    (observed,) = graph.observed_RVs
+    groups = {
+        "posterior": posterior(model, result.z),
+        "sample_stats": result.stats,
+        "log_likelihood": {observed.name: found.log_lik(result.z)},
+    }
+    observations = find_observations(graph)
+    if observations:
+        groups["observed_data"] = observations
+    constants = find_constants(graph)
+    if constants:
+        groups["constant_data"] = constants
+    coords, dims = coords_and_dims_for_inferencedata(graph)
+    attrs = {"posterior": {"inference_library": "numpyro", "sampling_time": result.seconds, "tuning_steps": tune}}
+    idata = from_dict(data=groups, coords=coords, dims=dims, sample_dims=["chain", "draw"], attrs=attrs)
+    idata = model.backend._clean_results(idata, omit_offsets=True, include_response_params=False)
+    model.backend.fit = True
+    return idata
+
+
+def posterior(model, z: np.ndarray) -> dict[str, np.ndarray]:
+    """The model's variables at unconstrained draws ``z`` (chain, draw, parameter), as Bambi keeps
+    them before its own clean-up: no transformed values, offsets or per-observation likelihood
+    parameters.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model ``z`` was drawn from (``program(model).run``).
+    z : numpy.ndarray
+        (chain, draw, parameter).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Variable name -> draws (chain, draw, ...).
+
+    Examples
+    --------
+    >>> posterior(model, draws.z)["Intercept"].shape  # doctest: +SKIP
+    (4, 1000)
+    """
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph
+    from pymc.util import get_default_varnames
+
+    found = program(model)
+    graph = found.graph
+    likelihood = set(model.family.likelihood.params)
+    keep = [
+        var
+        for var in get_default_varnames(graph.unobserved_value_vars, include_transformed=False)
+        if not var.name.endswith("_offset") and not (var.name in likelihood and var in graph.deterministics)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expand = get_jaxified_graph(inputs=graph.value_vars, outputs=keep)
+    values = jax.jit(jax.vmap(jax.vmap(lambda draw: expand(*found.unravel(draw)))))(z)
+    return {var.name: np.asarray(value) for var, value in zip(keep, values)}
