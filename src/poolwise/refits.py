@@ -36,11 +36,6 @@ from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
 REFITS = "loo_refits"  # the fit's group of exact LOO refits: held-out log-likelihood draws per row
-# An exact LOO term is the log of one mean over the refit's draws: a quarter of the fit's draws
-# per chain (1,000 over 4 chains by default) put its Monte Carlo error near 0.01, far below the
-# term's own uncertainty, at a quarter of the cost. Grouped CV refits keep the fit's draws.
-LOO_DRAWS_FRACTION = 4
-LOO_MIN_DRAWS = 100
 CACHE_SIZE = 6  # built models kept per process: the three pooling models of two formulas
 
 _built: OrderedDict[str, "Refitter"] = OrderedDict()
@@ -266,7 +261,7 @@ def exact_loo(fit: Fit, loo, *, threshold: float):
         refitted = of_fit(fit).refit(
             [np.array([row]) for row in flagged],
             seeds,
-            draws=max(LOO_MIN_DRAWS, settings["draws"] // LOO_DRAWS_FRACTION),
+            draws=settings["draws"],
             tune=settings["tune"],
             chains=settings["chains"],
         )
