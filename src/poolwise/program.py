@@ -353,7 +353,9 @@ def _exported_path(found: Program, key: tuple):
     # or two data sets of one shape would share a program.
     density = jax.make_jaxpr(found.logp)(np.zeros(found.size), np.ones(found.rows))
     digest = hashlib.sha256()
-    digest.update("\n".join([str(density.jaxpr), repr(key), version("jax"), version("numpyro"), version("pymc")]).encode())
+    digest.update(
+        "\n".join([str(density.jaxpr), repr(key), version("jax"), version("numpyro"), version("pymc")]).encode()
+    )
     for constant in density.consts:
         value = np.asarray(constant)
         digest.update(f"{value.dtype}{value.shape}".encode())
