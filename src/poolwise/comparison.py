@@ -251,7 +251,8 @@ def compare(
     seed : int, optional
         Base seed; None draws one and records it in every fit.
     backend : str, optional
-        "numpyro" (default), "nutpie" or "pymc" for the full fits (refits always use nutpie).
+        "numpyro" (default), "nutpie" or "pymc" for the full fits (refits always run on each
+        model's JAX program, ``poolwise.program``).
     priors : str or mapping, optional
         A preset ("chapter") or term -> distribution strings, over poolwise's default priors.
     allow_unidentified : bool, default False

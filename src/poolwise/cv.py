@@ -32,8 +32,8 @@ from poolwise.priors import Priors, resolve_priors
 from poolwise.refits import refitter, release_memory
 from poolwise.spec import FormulaSpec
 
-# One process: refits of a model share its compiled sampler, and the sampler already runs the
-# chains on every core. More workers each compile every model once (worth it on a cluster).
+# One process: each model's folds run in one batch on its compiled program. More workers take
+# one model each (worth it on a cluster); the programs they trace and compile are cached on disk.
 DEFAULT_WORKERS = 1
 
 
@@ -183,8 +183,8 @@ def group_cv(
     allow_unidentified : bool, default False
         Run even when the design does not identify every coefficient.
     workers : int, default 1
-        Processes on this machine; 1 runs the refits here, one after another (refits of a model
-        share its compiled sampler, which already runs its chains on every core).
+        Processes on this machine; 1 runs the refits here, each model's folds in one batch on
+        its compiled program; more take one model each.
     executor : concurrent.futures.Executor or str, optional
         Where to map the refits instead: any ``Executor``, or a cluster address (``ray://host:10001``
         for Ray, otherwise a Dask scheduler such as ``tcp://host:8786``).
