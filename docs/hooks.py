@@ -29,8 +29,8 @@ STAGES = [
     (
         "records",
         "Shared records",
-        "Leaf modules every stage may import: the error type, what a formula says, what a fit is, the families.",
-        ["errors", "spec", "results", "families"],
+        "Leaf modules every stage may import: the error type, what a formula says, what a fit is, the families, the seed rule.",
+        ["errors", "spec", "results", "families", "seeds"],
     ),
     ("data", "Data", "Read, validate, simulate and aggregate data.", ["data", "rows"]),
     (
@@ -48,8 +48,8 @@ STAGES = [
     (
         "fitting",
         "Fitting",
-        "The only code that talks to Bambi and PyMC, one fit, and refits that compile once.",
-        ["adapter", "fitting", "refits"],
+        "The only code that talks to Bambi and PyMC, each model's JAX program, one fit, and refits on that program.",
+        ["program", "adapter", "fitting", "refits"],
     ),
     (
         "comparison",

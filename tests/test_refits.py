@@ -12,7 +12,7 @@ from scipy.special import expit
 from scipy.stats import binom, norm
 
 import poolwise as pw
-from poolwise import adapter, fitting, geometry, program, refits
+from poolwise import adapter, fitting, geometry, program, refits, seeds
 from poolwise.cv import group_cv, pointwise_elpd
 from poolwise.priors import resolve_priors
 
@@ -197,7 +197,7 @@ def test_masked_refits_agree_with_true_refits(gym, held_out):
     rows = (prepared["gymID"] == held_out).to_numpy()
     found = program.program(refit.model)
     weights = np.tile((~rows).astype(float), (4, 1))
-    draws = found.run(weights, program.refit_seeds(3, 4), tune=1000, draws=1000, target_accept=refit.target_accept)
+    draws = found.run(weights, seeds.of_chains(3, 4), tune=1000, draws=1000, target_accept=refit.target_accept)
     masked = program.tree(refit.model, draws, tune=1000)["posterior"].to_dataset()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from poolwise import adapter, geometry
+from poolwise import adapter, geometry, seeds
 from poolwise.cv import DEFAULT_WORKERS, check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
@@ -233,7 +233,7 @@ def compare(
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
-    Models are fitted one after another with seeds derived from ``seed`` (model k uses seed + k),
+    Models are fitted one after another with seeds derived from ``seed`` (model k uses ``seeds.of_model(seed, k)``),
     so the same call gives the same numbers. Priors are resolved once on all the data and stored
     in each fit. LOO terms with Pareto k > 0.7 are fixed as ``fix_loo`` says (``loo_table``).
 
@@ -317,8 +317,8 @@ def compare(
             f"formula {formula!r} has no group term; add one such as (1|group) or (x|group) to compare pooling"
         )
     # One base seed for everything, drawn here when not given, so the study records a seed that
-    # reproduces all three fits (model k uses seed + k) and the CV folds.
-    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    # reproduces all three fits and the CV folds (``poolwise.seeds``).
+    seed = seeds.base(seed)
     if cv is not None:
         check_workers(workers)
         cv_folds = group_folds(prepared[spec.focused(by).group], folds, seed=seed)
@@ -339,7 +339,7 @@ def compare(
             draws=draws,
             tune=tune,
             chains=chains,
-            seed=seed + offset,
+            seed=seeds.of_model(seed, offset),
             backend=backend,
             allow_unidentified=allow_unidentified,
             progress=progress,

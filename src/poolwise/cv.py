@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from poolwise import geometry
+from poolwise import geometry, seeds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs
 from poolwise.pooling import POOLINGS
@@ -232,7 +232,7 @@ def group_cv(
     spec = spec.focused(by)
     check_workers(workers)
     names = [find_pooling(name).name for name in (poolings or [entry.name for entry in POOLINGS])]
-    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    seed = seeds.base(seed)
     folds = group_folds(prepared[spec.group], folds, seed=seed)
     # Priors resolved once on all the data: every refit is the model the user asked for, not one
     # with priors recomputed from the training groups.
@@ -335,10 +335,7 @@ def run_folds(
             "parameterization": parameterization,
             "data": data,
             "rows": [np.flatnonzero(fold_of == number) for number in range(len(folds))],
-            "seeds": [
-                int(np.random.SeedSequence([seed, canonical.index(name), number]).generate_state(1)[0])
-                for number in range(len(folds))
-            ],
+            "seeds": [seeds.of_fold(seed, canonical.index(name), number) for number in range(len(folds))],
             **settings,
         }
         for name in poolings

@@ -12,7 +12,7 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from poolwise import adapter, geometry
+from poolwise import adapter, geometry, seeds
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
@@ -78,6 +78,9 @@ def use_compile_cache() -> None:
     --------
     >>> use_compile_cache()  # doctest: +SKIP
     """
+    from poolwise.program import use_cores
+
+    use_cores()  # before JAX's first computation, which the lines below do not start
     import jax
 
     if jax.config.jax_compilation_cache_dir is not None:
@@ -418,7 +421,7 @@ def sample(
     model, formula, strings = built
     if pooling == "none" and spec.group is not None:
         _warn_prior_only(spec, data)
-    seed = int(np.random.default_rng().integers(2**31)) if seed is None else int(seed)
+    seed = seeds.base(seed)
     if backend == "nutpie" and adapter.has_comma_dimension(model):
         # nutpie 0.16 splits dimension names on commas, and Bambi names C(x, Sum)'s dimension
         # "C(x, Sum)_dim"; PyMC's own sampler handles it.

@@ -5,8 +5,9 @@ takes a weight per observation as a runtime argument, ``sum(w * log_lik) + log p
 of 0 leaves a row out exactly (the masked posterior is the posterior of the model refitted without
 it), so the fit (all weights 1), an exact LOO refit and a grouped-CV fold are the same function
 with other inputs. The chains of one call, and of many refits in one call, run side by side
-(``jax.vmap``) in one XLA program, kept in JAX's persistent compilation cache, so a second process
-loads what the first compiled.
+(``jax.vmap``) in one XLA program, split over the machine's cores (one JAX CPU device per core,
+``jax.pmap``), kept in JAX's persistent compilation cache, so a second process loads what the
+first compiled.
 
 Everything that reaches into PyMC's JAX conversion or NumPyro's kernel is in this module.
 """
@@ -18,10 +19,42 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from poolwise import seeds
+
 _MAX_CALL_BYTES = 2**29  # draws held at once by one batch of refits (512 MB): larger batches are split
 STATS = ("diverging", "n_steps", "lp", "energy", "acceptance_rate", "step_size", "tree_depth")
 
 _programs: "WeakKeyDictionary[object, Program]" = WeakKeyDictionary()
+
+
+def use_cores() -> None:
+    """Give JAX one CPU device per core, so the chains of one call run on all of them.
+
+    XLA runs one small program on one core; NumPyro's answer is one host device per core
+    (``numpyro.set_host_device_count``), which only takes effect before JAX's first computation.
+    A process that has already computed with JAX, or set the device count itself, keeps what it
+    has.
+
+    Examples
+    --------
+    >>> use_cores()  # doctest: +SKIP
+    """
+    import os
+
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores > 1:
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cores}".strip()
+        )
+
+
+def _devices(batch: int) -> int:
+    """How many devices share a batch of chains: the most that divide it evenly."""
+    import jax
+
+    return max(d for d in range(1, min(batch, jax.local_device_count()) + 1) if batch % d == 0)
 
 
 @dataclass
@@ -201,7 +234,7 @@ class Program:
 
         Examples
         --------
-        >>> found.run(np.ones((4, found.rows)), refit_seeds(1, 4), tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
+        >>> found.run(np.ones((4, found.rows)), seeds.of_chains(1, 4), tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
         """
         import jax
 
@@ -221,26 +254,35 @@ class Program:
             np.asarray(step, dtype=float),
             np.asarray(mass, dtype=float),
         )
+        devices = _devices(chains)
+        args = tuple(a.reshape((devices, chains // devices, *a.shape[1:])) for a in args)
         runner = self._runner((tune, draws, target_accept or 0.8, warm), args)
         began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             z, stats, step_size, inverse_mass = runner(*args)
-        z, stats = np.asarray(z), {name: np.asarray(value) for name, value in stats.items()}
-        return Draws(z, stats, np.asarray(step_size), np.asarray(inverse_mass), time.perf_counter() - began)
+
+        def joined(value):  # (device, chain, ...) -> (chain, ...)
+            return np.asarray(value).reshape((chains, *value.shape[2:]))
+
+        stats = {name: joined(value) for name, value in stats.items()}
+        return Draws(joined(z), stats, joined(step_size), joined(inverse_mass), time.perf_counter() - began)
 
     def _runner(self, settings: tuple, args: tuple):
-        """The compiled sampler for ``settings`` and the arguments' shapes: traced once per machine.
+        """The compiled sampler for ``settings`` and the arguments' shapes (device, chain, ...):
+        traced once per machine.
 
-        Tracing NumPyro's kernel under ``vmap`` takes seconds, so the traced program is kept on
-        disk (``jax.export``), keyed by the log density's own trace, the settings, the shapes and
-        the versions of JAX and NumPyro; XLA's compilation of it is in JAX's persistent cache.
+        Tracing NumPyro's kernel under ``vmap`` takes seconds, so the traced program of one
+        device's chains is kept on disk (``jax.export``), keyed by the log density's own trace, the
+        settings, the shapes and the versions of JAX and NumPyro; XLA's compilation of it is in
+        JAX's persistent cache. Several devices run it side by side with ``jax.pmap``.
         """
         import jax
 
         key = (settings, tuple(a.shape for a in args))
         if key in self._runners:
             return self._runners[key]
+        args = tuple(a[0] for a in args)
         traced = jax.jit(jax.vmap(_chain(self.logp, *settings)))
         path = _exported_path(self, key)
         exported = None
@@ -253,7 +295,7 @@ class Program:
             exported = jax.export.export(traced)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args])
             if path is not None:
                 _write_atomic(path, exported.serialize())
-        self._runners[key] = jax.jit(exported.call)
+        self._runners[key] = jax.pmap(exported.call) if key[1][0][0] > 1 else _first(jax.jit(exported.call))
         return self._runners[key]
 
     def log_lik(self, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -334,6 +376,17 @@ def _make(graph) -> Program:
 
     found.logp, found.pointwise = logp, pointwise
     return found
+
+
+def _first(call):
+    """``call`` on the one device's arguments, its outputs with the device axis back."""
+
+    def run(*args):
+        import jax
+
+        return jax.tree.map(lambda a: a[None], call(*(a[0] for a in args)))
+
+    return run
 
 
 def _exported_path(found: Program, key: tuple):
@@ -465,7 +518,7 @@ def refit(
         rows, batch = held_out[first : first + per_call], seeds[first : first + per_call]
         count = len(rows)
         weights = np.ones((count * chains, found.rows))
-        chain_seeds = np.concatenate([refit_seeds(seed, chains) for seed in batch])
+        chain_seeds = np.concatenate([seeds.of_chains(seed, chains) for seed in batch])
         for number, left_out in enumerate(rows):
             weights[number * chains : (number + 1) * chains, left_out] = 0.0
         start = None
@@ -491,29 +544,6 @@ def refit(
             log_lik = found.log_lik(result.z[chunk], np.asarray(left_out))
             results.append((log_lik, int(result.stats["diverging"][chunk].sum())))
     return results
-
-
-def refit_seeds(seed: int, chains: int) -> np.ndarray:
-    """The chains' seeds of one refit (or fit) with base ``seed``.
-
-    Parameters
-    ----------
-    seed : int
-        The refit's (or fit's) seed.
-    chains : int
-        Number of chains.
-
-    Returns
-    -------
-    numpy.ndarray
-        One uint32 seed per chain.
-
-    Examples
-    --------
-    >>> len(refit_seeds(1, 4))
-    4
-    """
-    return np.random.SeedSequence(int(seed)).generate_state(chains)
 
 
 def sample(model, *, draws: int, tune: int, chains: int, seed: int, target_accept: float | None):
@@ -542,7 +572,11 @@ def sample(model, *, draws: int, tune: int, chains: int, seed: int, target_accep
     """
     found = program(model)
     result = found.run(
-        np.ones((chains, found.rows)), refit_seeds(seed, chains), tune=tune, draws=draws, target_accept=target_accept
+        np.ones((chains, found.rows)),
+        seeds.of_chains(seed, chains),
+        tune=tune,
+        draws=draws,
+        target_accept=target_accept,
     )
     found.warm = result
     return tree(model, result, tune=tune)

@@ -29,7 +29,7 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
-from poolwise import adapter, program
+from poolwise import adapter, program, seeds
 from poolwise.data import data_hash
 from poolwise.fitting import build_model, target_accept, use_compile_cache
 from poolwise.results import Fit
@@ -256,11 +256,11 @@ def exact_loo(fit: Fit, loo, *, threshold: float):
         saved = {int(row): draws.sel(row=row).transpose("chain", "draw").to_numpy() for row in draws["row"].values}
     flagged = [int(row) for row in np.flatnonzero(np.asarray(loo.pareto_k) > threshold) if int(row) not in saved]
     if flagged:
-        settings, base = fit.settings, int(fit.settings["seed"])
-        seeds = [int(np.random.SeedSequence([base, row]).generate_state(1)[0]) for row in flagged]
+        settings = fit.settings
+        row_seeds = [seeds.of_row(settings["seed"], row) for row in flagged]
         refitted = of_fit(fit).refit(
             [np.array([row]) for row in flagged],
-            seeds,
+            row_seeds,
             draws=settings["draws"],
             tune=settings["tune"],
             chains=settings["chains"],

@@ -33,6 +33,7 @@ from poolwise.io import atomic_path, check_new, load_study
 from poolwise.plots.decisions import decision_fit
 from poolwise.plots.figures import FIGURES
 from poolwise.pooling import POOLINGS, pooling
+from poolwise.seeds import of_comparison
 from poolwise.summaries import summary
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -545,8 +546,7 @@ def _compare_command(study: Study) -> str:
     file's name is not saved: DATA stands for it)."""
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
-    # compare seeds model k of POOLINGS with seed + k
-    seed = settings.get("seed", 0) - [entry.name for entry in POOLINGS].index(name)
+    seed = of_comparison(settings.get("seed", 0), [entry.name for entry in POOLINGS].index(name))
     words = ["poolwise", "compare", "DATA", study.formula, "--family", fit.spec.family]
     for option in ("draws", "tune", "chains", "backend"):
         if settings.get(option) is not None:
