@@ -19,7 +19,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from poolwise import seeds
+from poolwise.seeds import of_chains
 
 _MAX_CALL_BYTES = 2**29  # draws held at once by one batch of refits (512 MB): larger batches are split
 STATS = ("diverging", "n_steps", "lp", "energy", "acceptance_rate", "step_size", "tree_depth")
@@ -234,7 +234,7 @@ class Program:
 
         Examples
         --------
-        >>> found.run(np.ones((4, found.rows)), seeds.of_chains(1, 4), tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
+        >>> found.run(np.ones((4, found.rows)), of_chains(1, 4), tune=1000, draws=1000, target_accept=None)  # doctest: +SKIP
         """
         import jax
 
@@ -518,7 +518,7 @@ def refit(
         rows, batch = held_out[first : first + per_call], seeds[first : first + per_call]
         count = len(rows)
         weights = np.ones((count * chains, found.rows))
-        chain_seeds = np.concatenate([seeds.of_chains(seed, chains) for seed in batch])
+        chain_seeds = np.concatenate([of_chains(seed, chains) for seed in batch])
         for number, left_out in enumerate(rows):
             weights[number * chains : (number + 1) * chains, left_out] = 0.0
         start = None
@@ -573,7 +573,7 @@ def sample(model, *, draws: int, tune: int, chains: int, seed: int, target_accep
     found = program(model)
     result = found.run(
         np.ones((chains, found.rows)),
-        seeds.of_chains(seed, chains),
+        of_chains(seed, chains),
         tune=tune,
         draws=draws,
         target_accept=target_accept,
