@@ -60,8 +60,8 @@ STAGES = [
     (
         "decisions",
         "Decisions and summaries",
-        "The business answer on the response scale, brms/lme4-style summaries, prior sensitivity.",
-        ["decisions", "summaries", "prior_sensitivity"],
+        "The business answer on the response scale, brms/lme4-style summaries, prior sensitivity, predictions for new rows.",
+        ["decisions", "summaries", "prior_sensitivity", "prediction"],
     ),
     ("io", "Saved results", "Fits and studies on disk, written atomically.", ["io"]),
     ("figures", "Figures", "A tidy table, then a drawing, for every figure.", ["plots", "decision_plots"]),

@@ -37,6 +37,7 @@ _EXPORTS = {
     "contrasts": "identify",
     "correlated_pairs": "identify",
     "sensitivity": "prior_sensitivity",
+    "predict": "prediction",
     "save_fit": "io",
     "load_fit": "io",
     "save_study": "io",

@@ -750,6 +750,35 @@ def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
     return np.asarray(values).reshape(posterior.sizes["chain"] * posterior.sizes["draw"], -1)
 
 
+def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:
+    """The mean response of new rows from the common terms (offset included), every group effect
+    at 0: Bambi's ``predict(..., include_group_specific=False)``.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model the draws come from.
+    idata : xarray.DataTree
+        Its fit.
+    data : pandas.DataFrame
+        The new rows, with every column the common terms read.
+
+    Returns
+    -------
+    numpy.ndarray
+        (chain, draw, row).
+
+    Examples
+    --------
+    >>> common_mean(fit.model, fit.idata, new).shape  # doctest: +SKIP
+    (4, 1000, 3)
+    """
+    posterior = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()})
+    predicted = model.predict(posterior, data=data, kind="response_params", inplace=False, include_group_specific=False)
+    values = predicted["posterior"].to_dataset()[response_mean(model)]
+    return values.transpose("chain", "draw", ...).to_numpy().copy()
+
+
 def has_comma_dimension(model) -> bool:
     """Whether a dimension name holds a comma (``C(x, Sum)_dim``), which nutpie 0.16 cannot name.
 

@@ -891,6 +891,48 @@ def show(
             _print_summary(report, groups=per_group or groups)
 
 
+@app.command("predict")
+def predict_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A fit saved by 'fit --out' (.nc) or a folder saved by 'compare --out'.", show_default=False
+        ),
+    ],
+    newdata: Annotated[str, typer.Argument(help="CSV/Parquet file of the rows to predict.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The CSV file to write.")] = Path("predictions.csv"),
+    model: Annotated[
+        str | None,
+        typer.Option(help="Which model of a study: partial (default), none or complete.", show_default=False),
+    ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(help="mean (expected outcome of the row), rate (per trial or unit of exposure), outcome or link."),
+    ] = "mean",
+    groups: Annotated[
+        str,
+        typer.Option(help="fitted (seen groups their own, unseen ones drawn), population (group effects 0) or new."),
+    ] = "fitted",
+    prob: Annotated[float | None, typer.Option(help="Interval probability (default 0.89).", show_default=False)] = None,
+    seed: Seed = None,
+    force: Force = False,
+) -> None:
+    """Predict new rows from a saved fit or study: mean, sd and interval per row, into a CSV.
+
+    Example: poolwise predict results new_gyms.csv --kind rate --out predictions.csv
+    """
+    with _guarded():
+        from poolwise.data import read_data
+        from poolwise.io import atomic_path, check_new, load
+        from poolwise.prediction import predict
+
+        check_new(out, force=force)
+        predicted = predict(load(path), read_data(newdata), model=model, kind=kind, groups=groups, prob=prob, seed=seed)
+        with atomic_path(out, force=force) as temporary:
+            predicted.to_csv(temporary, index=False)
+        stdout.print(f"Wrote {escape(str(out))}: {len(predicted)} rows, {kind} with {groups} groups.")
+
+
 @app.command()
 def report(
     results_dir: Annotated[
