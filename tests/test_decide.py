@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
+from scipy.special import expit, logit
 
 import poolwise as pw
 from poolwise.decisions import QUANTITIES, TABLE_COLUMNS, decide, rate_draws
@@ -351,7 +351,8 @@ def test_gym_lme4_summary_agrees_with_coefficients(gym_study):
 @pytest.mark.slow
 def test_gaussian_new_group_agrees_with_bambi(gym_study):
     """Bambi's route (resampling an observed gym's deviations) and ours (Normal(population, sd))
-    are different estimators of the same thing: they should agree to a few points."""
+    are different estimators of the same thing. Bambi's draws from 12 observed gyms, so its median
+    can sit about sd / sqrt(12) from ours on the logit scale: they must agree within twice that."""
     fit = gym_study.fits["partial"]
     model = fit.model or build_model(fit.spec, fit.data, "partial")[0]
     new = pd.DataFrame(
@@ -369,12 +370,10 @@ def test_gaussian_new_group_agrees_with_bambi(gym_study):
         )
     p = predicted["posterior"]["p"].values.reshape(-1, 4)
     ours = rate_draws(fit, scope="new", seed=10)
-    for column, quantity in (
-        (p[:, 0], ours["rate_without"]),
-        (p[:, 1], ours["rate_with"]),
-        (p[:, 1] - p[:, 0], ours["difference"]),
-    ):
-        assert abs(np.median(column) - float(quantity.median())) < 0.05
+    spread = 2 * float(fit.posterior["1|gymID_sigma"].mean()) / np.sqrt(12)
+    for column, quantity in ((p[:, 0], ours["rate_without"]), (p[:, 1], ours["rate_with"])):
+        assert abs(logit(np.median(column)) - logit(float(quantity.median()))) < spread
+    assert abs(np.median(p[:, 1] - p[:, 0]) - float(ours["difference"].median())) < 0.05
     # Why decide() draws its own new groups: Bambi gives every unseen level the same observed
     # group's deviations per draw, so "new a" and "new b" are identical. If this starts failing,
     # Bambi draws distinct new groups and new_group_coefficients could use it instead.
