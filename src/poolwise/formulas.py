@@ -36,9 +36,9 @@ NAMESPACE = {
 ALLOWED_CALLS = frozenset(TRANSFORMS) | frozenset(NAMESPACE)
 EXAMPLE = "y ~ x + (x|group)"
 _I_CALL = re.compile(r"\bI\((?:[^()]|\([^()]*\))*\)")  # I(...) with one level of parentheses inside
-_DOUBLE_BAR = re.compile(r"\|\|\s*([\w\s:/]+?)\s*\)")  # the factor of (x||g), (x||a/b)
-_OFFSET = re.compile(r"^offset\(log\((\w+)\)\)$")
-_CBIND = re.compile(r"^\s*cbind\(\s*(\w+)\s*,\s*(\w+)\s*-\s*(\w+)\s*\)\s*~")
+_DOUBLE_BAR = re.compile(r"\|\|\s*([\w\s.:/]+?)\s*\)")  # the factor of (x||g), (x||a/b)
+_OFFSET = re.compile(r"^offset\(log\(([\w.]+)\)\)$")
+_CBIND = re.compile(r"^\s*cbind\(\s*([\w.]+)\s*,\s*([\w.]+)\s*-\s*([\w.]+)\s*\)\s*~")
 _PROPORTION = {"p", "prop", "proportion"}
 
 
@@ -188,7 +188,7 @@ def _factors(group_terms: list, *, independent: set[str] = frozenset()) -> tuple
     for term in group_terms:
         parts = tuple(component.name for component in term.factor.components)
         for part in parts:
-            if not re.fullmatch(r"\w+", str(part)):
+            if not _plain(str(part)):
                 raise PoolwiseError(f"grouping factor {part!r} must be a plain column name; write (x|column)")
         entry = found.setdefault("_".join(parts), {"parts": parts, "intercept": False, "terms": []})
         if isinstance(term.expr, Intercept):
@@ -310,7 +310,7 @@ def _response(term: Term, formula: str) -> tuple[str, str | None, str | None]:
             f"response {component.name} is not a column or a count pair; write y, p(successes, trials) or "
             "cbind(successes, trials - successes), and compute transformed outcomes as a data column"
         )
-    if len(term.components) == 1 and hasattr(component, "name") and re.fullmatch(r"\w+", component.name):
+    if len(term.components) == 1 and hasattr(component, "name") and _plain(component.name):
         reference = getattr(component, "reference", None)
         return component.name, None, None if reference is None else str(reference)
     raise PoolwiseError(f"cannot read the response of {formula!r}; write it as {EXAMPLE}")

