@@ -144,7 +144,10 @@ BAD = {
     ),
     "negative count": (["fit", "{csv:k=-1}", SIMPLE], "k is negative in row 1; counts must be >= 0"),
     "non-integer count": (["fit", "{csv:n=10.5}", SIMPLE], "n is not a whole number in row 1; counts must be integers"),
-    "NaN count": (["fit", "{csv:k=}", SIMPLE], "k is missing (NaN) in row 1; fill or drop those rows"),
+    "NaN count, --strict": (
+        ["fit", "{csv:k=}", SIMPLE, "--strict"],
+        "k is missing (NaN) in row 1; fill or drop those rows",
+    ),
     "text count": (["fit", "{csv:k=four}", SIMPLE], "k is not a number in row 1; fix or drop those rows"),
     "n = 0": (["fit", "{csv:n=0}", SIMPLE], "n is 0 in row 1; drop rows with no trials"),
     "malformed formula": (

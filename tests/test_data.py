@@ -90,3 +90,34 @@ def test_missing_file():
         match=r"^file not found: nowhere.csv; pass an existing CSV/Parquet path or a dataset name \(gym\)$",
     ):
         pw.read_data("nowhere.csv")
+
+
+def test_rows_missing_a_formula_value_are_dropped_and_counted():
+    """As lme4's na.omit and brms: rows missing a value the formula reads are dropped, with one
+    warning naming how many per column; other columns' gaps do not matter; missing='error' refuses."""
+    import warnings
+
+    from poolwise.fitting import checked_inputs
+
+    gym = pw.load_dataset("franchise")
+    holes = gym.assign(note="", yogaStretch=gym["yogaStretch"].astype(float))
+    holes.loc[[0, 3], "yogaStretch"] = np.nan
+    holes.loc[[3, 7], "nSigned"] = np.nan
+    holes.loc[5, "note"] = None
+    settings = dict(family=None, draws=10, tune=10, chains=1, backend=None, allow_unidentified=False)
+    formula = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec, prepared, notes, _ = checked_inputs(formula, holes, **settings)
+    note = (
+        f"dropped 3 of {len(gym)} rows with a missing value (nSigned: 2, yogaStretch: 2), as lme4 and brms do; "
+        "missing='error' (--strict) refuses them instead"
+    )
+    assert notes[0] == note and [str(w.message) for w in caught if isinstance(w.message, pw.PoolwiseWarning)] == [note]
+    assert len(prepared) == len(gym) - 3 and 5 in prepared.index and "note" in prepared.columns
+    with pytest.raises(
+        pw.PoolwiseError, match=r"^yogaStretch is missing \(NaN\) in rows 1, 4; fill or drop those rows$"
+    ):
+        checked_inputs(formula, holes, missing="error", **settings)
+    with pytest.raises(pw.PoolwiseError, match=r"^unknown missing 'omit'; use one of: drop, error$"):
+        checked_inputs(formula, holes, missing="omit", **settings)

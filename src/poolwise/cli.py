@@ -246,6 +246,13 @@ Group = Annotated[
         show_default=False,
     ),
 ]
+Strict = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse rows with a missing value in a column the formula reads (default: drop them, as lme4 does).",
+    ),
+]
 PerGroup = Annotated[bool, typer.Option("--per-group", help="Also print each observed group's numbers.")]
 AllowUnidentified = Annotated[
     bool,
@@ -678,6 +685,7 @@ def fit_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
+    strict: Strict = False,
     parameterization: ParameterizationOption = Parameterization.auto,
     pooling: OldPooling = None,
     priors: OldPreset = None,
@@ -712,6 +720,7 @@ def fit_command(
                 allow_unidentified=allow_unidentified,
                 parameterization=parameterization.value,
                 progress=progress,
+                missing="error" if strict else "drop",
             )
         report = summary(result)
         if out is not None:
@@ -758,6 +767,7 @@ def compare_command(
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
+    strict: Strict = False,
     parameterization: ParameterizationOption = Parameterization.auto,
     cv: Annotated[
         CV | None,
@@ -816,6 +826,7 @@ def compare_command(
                 progress=progress,
                 allow_unidentified=allow_unidentified,
                 fix_loo=fix_loo.value,
+                missing="error" if strict else "drop",
             )
             return
         _compare(
@@ -842,6 +853,7 @@ def compare_command(
             workers=workers,
             by=by,
             fix_loo=fix_loo.value,
+            missing="error" if strict else "drop",
         )
 
 

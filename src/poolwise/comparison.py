@@ -257,6 +257,7 @@ def compare(
     by: str | None = None,
     parameterization: str = "auto",
     fix_loo: str = "refit",
+    missing: str = "drop",
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
@@ -301,6 +302,9 @@ def compare(
     fix_loo : {"refit", "moment_match", "off"}
         How LOO terms with Pareto k > 0.7 are fixed: exact refits (default), moment matching
         first, or not at all.
+    missing : {"drop", "error"}, default "drop"
+        Rows missing a value in a column the formula reads: dropped with a warning, or refused
+        (``fitting.drop_missing``).
 
     Returns
     -------
@@ -338,6 +342,7 @@ def compare(
         chains=chains,
         backend=backend,
         allow_unidentified=allow_unidentified,
+        missing=missing,
     )
     if spec.group is None:
         raise PoolwiseError(
@@ -420,6 +425,7 @@ def compare_models(
     allow_unidentified: bool = False,
     progress: bool = False,
     fix_loo: str = "refit",
+    missing: str = "drop",
 ) -> Study:
     """Fit models the analyst wrote to the same observations and compare them by LOO, as brms's
     ``loo_compare(m1, m2)``: with or without a covariate, ``|`` against ``||``, one family against
@@ -453,6 +459,9 @@ def compare_models(
         Show the sampler's progress bar.
     fix_loo : {"refit", "moment_match", "off"}
         How LOO terms with Pareto k > 0.7 are fixed.
+    missing : {"drop", "error"}, default "drop"
+        Rows missing a value in a column the formula reads: dropped with a warning, or refused
+        (``fitting.drop_missing``).
 
     Returns
     -------
@@ -491,6 +500,7 @@ def compare_models(
             backend=backend,
             allow_unidentified=allow_unidentified,
             pooling=pooling_name,
+            missing=missing,
         )
         prepared[name] = (spec, rows)
     check_same_observations(prepared)
@@ -510,6 +520,7 @@ def compare_models(
             priors=priors,
             allow_unidentified=allow_unidentified,
             progress=progress,
+            missing=missing,
         )
     table, loos = loo_table(fits, fix=fix_loo)
     return Study(" vs ".join(named.values()), fits, table, loos, [], None, fix_loo)

@@ -154,6 +154,7 @@ def group_cv(
     executor: Executor | str | None = None,
     by: str | None = None,
     parameterization: str = "auto",
+    missing: str = "drop",
 ) -> CV:
     """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
 
@@ -193,6 +194,8 @@ def group_cv(
         others' levels are seen in every fold).
     parameterization : str, default "auto"
         Partial pooling's group terms, as ``fit`` takes it; chosen once on all the data.
+    missing : {"drop", "error"}, default "drop"
+        Rows missing a value in a column the formula reads: dropped with a warning, or refused.
 
     Returns
     -------
@@ -224,6 +227,7 @@ def group_cv(
         chains=chains,
         backend=None,
         allow_unidentified=allow_unidentified,
+        missing=missing,
     )
     if spec.group is None:
         raise PoolwiseError(

@@ -198,6 +198,7 @@ def checked_inputs(
     backend: str | None,
     allow_unidentified: bool,
     pooling: str | None = None,
+    missing: str = "drop",
 ) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
     """The checks every entry point runs before building a model.
 
@@ -221,6 +222,9 @@ def checked_inputs(
         Skip the identifiability check.
     pooling : str, optional
         The one model to check the design for; None checks all three.
+    missing : {"drop", "error"}, default "drop"
+        Rows with a missing value in a column the formula reads: dropped with a warning naming
+        how many per column (lme4's ``na.omit``, as brms does), or left for the checks to refuse.
 
     Returns
     -------
@@ -244,12 +248,76 @@ def checked_inputs(
     ...     formula, gym, family=None, draws=1000, tune=1000, chains=4, backend=None, allow_unidentified=False
     ... )  # doctest: +SKIP
     """
+    data, dropped = drop_missing(formula, data, family=family, missing=missing)
     spec = parse_formula(formula, data, family=family)
     prepared, spec, notes = prepare_data(spec, data)
+    notes = dropped + notes
     backend = check_settings(draws, tune, chains, backend)
     if not allow_unidentified:
         check_design(spec, prepared, POOLINGS[0].build(spec), pooling=pooling)
     return spec, prepared, notes, backend
+
+
+MISSING = ("drop", "error")  # what fit and compare do with rows missing a value the formula reads
+
+
+def drop_missing(
+    formula: str, data: pd.DataFrame, *, family: str | None = None, missing: str = "drop"
+) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of ``data`` with a value in every column ``formula`` reads, and what was dropped.
+
+    Missing means NaN, None or empty text. Every column of a kept row stays.
+
+    Parameters
+    ----------
+    formula : str
+        The user's formula.
+    data : pandas.DataFrame
+        The user's data.
+    family : str, optional
+        As given to ``fit``.
+    missing : {"drop", "error"}
+        ``"error"`` drops nothing (the data checks then refuse the first missing value).
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        The complete rows.
+    notes : list of str
+        One sentence when rows were dropped, also given as a warning.
+
+    Raises
+    ------
+    PoolwiseError
+        ``missing`` is not one of ``MISSING``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"y": [1.0, None, 3.0], "x": [1, 2, None], "g": ["a", "b", "a"]})
+    >>> kept, notes = drop_missing("y ~ x + (1|g)", frame)  # doctest: +SKIP
+    >>> len(kept), notes[0]  # doctest: +SKIP
+    (1, 'dropped 2 of 3 rows with a missing value (x: 1, y: 1), as lme4 and brms do; ...')
+    """
+    if missing not in MISSING:
+        raise PoolwiseError(f"unknown missing {missing!r}; use one of: {', '.join(MISSING)}")
+    if missing == "error" or not isinstance(data, pd.DataFrame):
+        return data, []
+    spec = parse_formula(formula, family=family)
+    columns = [name for name in (*spec.variables, spec.outcome, spec.trials, spec.exposure) if name in data.columns]
+    blank = {
+        name: data[name].isna() | data[name].map(lambda value: isinstance(value, str) and not value.strip())
+        for name in dict.fromkeys(columns)
+    }
+    rows = pd.concat(blank, axis=1).any(axis=1) if blank else pd.Series(False, index=data.index)
+    if not rows.any():
+        return data, []
+    counts = ", ".join(f"{name}: {int(mask.sum())}" for name, mask in sorted(blank.items()) if mask.any())
+    note = (
+        f"dropped {int(rows.sum())} of {len(data)} rows with a missing value ({counts}), as lme4 and brms do; "
+        "missing='error' (--strict) refuses them instead"
+    )
+    warnings.warn(PoolwiseWarning(note), stacklevel=4)
+    return data.loc[~rows], [note]
 
 
 def fit(
@@ -267,6 +335,7 @@ def fit(
     allow_unidentified: bool = False,
     progress: bool = False,
     parameterization: str = "auto",
+    missing: str = "drop",
 ) -> Fit:
     """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
 
@@ -299,6 +368,9 @@ def fit(
     parameterization : str, default "auto"
         ``"auto"``, ``"centered"`` or ``"noncentered"`` for partial pooling's group terms; "auto"
         chooses each from the data (``poolwise.geometry``).
+    missing : {"drop", "error"}, default "drop"
+        Rows missing a value in a column the formula reads: dropped with a warning (as lme4 and
+        brms do), or refused (``drop_missing``).
 
     Returns
     -------
@@ -331,6 +403,7 @@ def fit(
         backend=backend,
         allow_unidentified=allow_unidentified,
         pooling=name,
+        missing=missing,
     )
     if name != "complete" and spec.group is None:
         raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")
