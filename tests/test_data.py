@@ -121,3 +121,22 @@ def test_rows_missing_a_formula_value_are_dropped_and_counted():
         checked_inputs(formula, holes, missing="error", **settings)
     with pytest.raises(pw.PoolwiseError, match=r"^unknown missing 'omit'; use one of: drop, error$"):
         checked_inputs(formula, holes, missing="omit", **settings)
+
+
+def test_aggregated_rows_are_counted_as_the_users_rows():
+    """19,819 customer rows fitted as 116 counts are reported as such, not as "116 rows"."""
+    from poolwise.fitting import checked_inputs
+    from poolwise.summaries import source_rows
+
+    rng = np.random.default_rng(2)
+    rows = pd.DataFrame(
+        {"bought": rng.integers(0, 2, 500), "x": rng.integers(0, 2, 500), "store": rng.integers(0, 9, 500)}
+    )
+    settings = dict(family=None, draws=10, tune=10, chains=1, backend=None, allow_unidentified=False)
+    spec, prepared, _, _ = checked_inputs("bought ~ x + (1|store)", rows, **settings)
+    fit = pw.Fit("partial", spec.formula, spec, {}, None, prepared)
+    assert len(prepared) == 18 and source_rows(fit) == 500
+    spec, prepared, _, _ = checked_inputs(
+        "p(nSigned, nTrialCustomers) ~ yogaStretch", pw.load_dataset("franchise"), **settings
+    )
+    assert source_rows(pw.Fit("complete", spec.formula, spec, {}, None, prepared)) == len(prepared) == 48

@@ -418,6 +418,13 @@ def _effects_table(title: str, frame, prob: float) -> Table:
     return table
 
 
+def _rows(report) -> str:
+    """ "48 rows", or "19,819 rows aggregated to 116 counts" where the data stage aggregated them."""
+    if report.n_source_rows == report.n_rows:
+        return f"{report.n_rows:,} rows"
+    return f"{report.n_source_rows:,} rows aggregated to {report.n_rows:,} counts"
+
+
 def _print_summary(report, *, groups: bool) -> None:
     """What ``fit`` and ``show`` print for one fit."""
     settings = report.settings
@@ -425,7 +432,7 @@ def _print_summary(report, *, groups: bool) -> None:
     grouping = f", {report.n_groups} levels of {report.group}" if report.group else ""
     success = f", success: {escape(str(report.level))}" if report.level is not None else ""
     stdout.print(
-        f"Family: {report.family} ({report.link} link{success}). Data: {report.n_rows} rows{grouping}. "
+        f"Family: {report.family} ({report.link} link{success}). Data: {_rows(report)}{grouping}. "
         f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
         f"{settings['backend']}, seed {settings['seed']}."
     )

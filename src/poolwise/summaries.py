@@ -38,6 +38,9 @@ class Summary:
         The grouping factor in focus and the treatment term.
     n_rows, n_groups : int
         Rows fitted and levels of the factor in focus.
+    n_source_rows : int
+        Rows of the user's data behind them: bernoulli rows aggregated to binomial counts, or
+        Poisson rows merged, are counted one by one (``n_rows`` where nothing was aggregated).
     factors : dict of str to int
         Levels of every grouping factor.
     independent : list of str
@@ -79,6 +82,7 @@ class Summary:
     treatment: str | None
     n_rows: int
     n_groups: int
+    n_source_rows: int
     factors: dict[str, int]
     independent: list[str]
     parameterization: dict[str, dict[str, str]]
@@ -125,6 +129,7 @@ class Summary:
             "group": self.group,
             "treatment": self.treatment,
             "n_rows": self.n_rows,
+            "n_source_rows": self.n_source_rows,
             "n_groups": self.n_groups,
             "factors": self.factors,
             "independent": self.independent,
@@ -201,6 +206,7 @@ def summary(fit: Fit, *, prob: float | None = None) -> Summary:
         group=fit.spec.group,
         treatment=fit.spec.treatment,
         n_rows=len(fit.data),
+        n_source_rows=source_rows(fit),
         n_groups=int(fit.data[fit.spec.group].nunique()) if fit.spec.group else 1,
         factors={factor.name: int(fit.data[factor.name].nunique()) for factor in fit.spec.factors},
         independent=[
@@ -387,3 +393,28 @@ def lme4_summary(fit: Fit, *, prob: float | None = None) -> Lme4Summary:
         ranef=pd.DataFrame(ranef),
         note=_correlation_note(spec),
     )
+
+
+def source_rows(fit: Fit) -> int:
+    """How many of the user's rows the fitted rows stand for: the data stage aggregates bernoulli
+    rows to counts and merges Poisson rows, counting each merged row in a ``{outcome}_n`` column.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fit.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> source_rows(fit)  # doctest: +SKIP
+    19819
+    """
+    spec = fit.spec
+    counted = f"{spec.outcome}_n"
+    if counted in (spec.trials, spec.exposure) and counted not in spec.variables and counted in fit.data:
+        return int(fit.data[counted].sum())
+    return len(fit.data)
