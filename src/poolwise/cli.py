@@ -525,11 +525,15 @@ def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, 
             raise PoolwiseError(
                 f"{option} is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
             )
+    # Short names keep the table readable; the legend says which formula each is.
+    named = {f"m{number}": formula for number, formula in enumerate(formulas, start=1)}
     with _sampling(settings["progress"], f"Fitting {len(formulas)} models..."):
-        study = compare_models(formulas, frame, **settings)
+        study = compare_models(named, frame, **settings)
     if as_json:
         typer.echo(_study_json(study, caught, None, []))
     else:
+        for name, formula in named.items():
+            stdout.print(f"{name}: {escape(formula)}")
         _print_study(study)
 
 
