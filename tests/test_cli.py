@@ -634,3 +634,15 @@ def test_an_lmer_model_pasted_as_is(tmp_path):
         "fit", path, "Reaction ~ Days + (Days|Subject)", "--draws", 100, "--tune", 100, "--chains", 1, "--seed", 1
     )
     assert "Family: gaussian (identity link). Data: 180 rows, 18 levels of Subject." in text.stdout
+
+
+def test_prob_sets_the_intervals_of_show_and_decide():
+    shown = run("show", TINY / "partial.nc", "--prob", "0.95")
+    assert shown.exit_code == 0 and "l-95% u-95%" in shown.stdout
+    decided = run("decide", TINY, "--prob", "0.5", "--json")
+    typical = json.loads(decided.stdout)["typical"]
+    fit = load_fit(TINY / "partial.nc")
+    expected = pw.decide(fit, prob=0.5).typical
+    assert [row["lower"] for row in typical] == pytest.approx(expected["lower"].tolist())
+    bad = run("decide", TINY, "--prob", "1.5")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: prob must be between 0 and 1 (e.g. 0.89), got 1.5")

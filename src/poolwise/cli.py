@@ -233,6 +233,9 @@ Tune = Annotated[int, typer.Option(help="Tuning (warm-up) draws per chain.")]
 Chains = Annotated[int, typer.Option(help="Number of chains.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed, for identical numbers on a rerun.", show_default=False)]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output.")]
+Prob = Annotated[
+    float | None, typer.Option(help="Interval probability, e.g. 0.95 (default 0.89, ArviZ's).", show_default=False)
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
 ParameterizationOption = Annotated[
@@ -693,6 +696,7 @@ def fit_command(
     out: Annotated[Path | None, typer.Option(help="Save the fit to this netCDF file.", show_default=False)] = None,
     force: Force = False,
     per_group: PerGroup = False,
+    prob: Prob = None,
     as_json: AsJson = False,
     progress: Progress = False,
     allow_unidentified: AllowUnidentified = False,
@@ -733,7 +737,7 @@ def fit_command(
                 progress=progress,
                 missing="error" if strict else "drop",
             )
-        report = summary(result)
+        report = summary(result, prob=prob)
         if out is not None:
             save_fit(result, out, force=force)
         if as_json:
@@ -928,6 +932,7 @@ def show(
         ),
     ],
     per_group: PerGroup = False,
+    prob: Prob = None,
     as_json: AsJson = False,
     groups: OldGroups = False,
 ) -> None:
@@ -949,7 +954,7 @@ def show(
             else:
                 _print_study(saved)
             return
-        report = summary(saved)
+        report = summary(saved, prob=prob)
         if as_json:
             typer.echo(json.dumps({**report.to_dict(), "warnings": _messages(caught)}, indent=2))
         else:
@@ -978,7 +983,7 @@ def predict_command(
         str,
         typer.Option(help="fitted (seen groups their own, unseen ones drawn), population (group effects 0) or new."),
     ] = "fitted",
-    prob: Annotated[float | None, typer.Option(help="Interval probability (default 0.89).", show_default=False)] = None,
+    prob: Prob = None,
     seed: Seed = None,
     force: Force = False,
 ) -> None:
@@ -1141,6 +1146,7 @@ def decide(
     per_group: PerGroup = False,
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
     group: Group = None,
+    prob: Prob = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer the business question on the response scale: does the treatment help?
@@ -1165,6 +1171,7 @@ def decide(
             groups=new_groups,
             higher_is_better=not lower_is_better,
             seed=seed,
+            prob=prob,
         )
         if as_json:
             tables = {
