@@ -388,3 +388,18 @@ def test_gym_figures(gym_study, tmp_path):
     for name, fig in (("densities", densities), ("forest", forest)):
         fig.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_threshold_gives_the_probability_of_helping_by_more_than_it():
+    fit = fake_fit(pw.load_dataset("franchise"), "partial")
+    difference = rate_draws(fit, scope="typical")["difference"]
+    for higher, sign in ((True, 1), (False, -1)):
+        decision = pw.decide(fit, threshold=0.05, higher_is_better=higher, seed=1)
+        typical = decision.typical.set_index("quantity")
+        assert typical.loc["difference", "p_helps_by"] == pytest.approx(float((sign * difference > 0.05).mean()))
+        assert typical.loc["difference", "p_helps_by"] < typical.loc["difference", "p_helps"]
+        assert decision.per_group["p_helps_by"].between(0, 1).all() and decision.threshold == 0.05
+    assert "p_helps_by" not in pw.decide(fit, seed=1).typical.columns
+    with pytest.raises(pw.PoolwiseError) as caught:
+        pw.decide(fit, threshold=-0.1)
+    assert str(caught.value) == "threshold must be a number >= 0 (a difference of mean responses), got -0.1"

@@ -1147,6 +1147,13 @@ def decide(
     seed: Annotated[int, typer.Option(help="Random seed for simulated new groups.")] = 0,
     group: Group = None,
     prob: Prob = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Also give P(helps by more than this difference of rates), e.g. 0.02 for two points.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer the business question on the response scale: does the treatment help?
@@ -1172,6 +1179,7 @@ def decide(
             higher_is_better=not lower_is_better,
             seed=seed,
             prob=prob,
+            threshold=threshold,
         )
         if as_json:
             tables = {
@@ -1211,7 +1219,8 @@ def _print_decision(decision, *, per_group: bool) -> None:
     )
     against = f" (each level against {decision.reference})" if categorical else ""
     rates = _table(f"{escape(decision.treatment)}: {escape(what)}{escape(against)}, {pct} intervals", gap=1)
-    numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)")
+    beyond = () if decision.threshold is None else (f"P(by >{decision.threshold:g})",)
+    numbers = ("Mean", f"l-{pct}", f"u-{pct}", "P(helps)", *beyond)
     columns = (decision.factor, *(["Level"] if categorical else []), "Quantity", *numbers, "Source")
     for column in columns:
         rates.add_column(escape(column), justify="right" if column in numbers else "left", no_wrap=True)
@@ -1221,8 +1230,15 @@ def _print_decision(decision, *, per_group: bool) -> None:
             digits = ".2f" if row["quantity"] == "ratio" else ".3f" if link == "logit" else ".3g"
             cells = [f"{row[c]:{digits}}" if row[c] == row[c] else "nan" for c in ("mean", "lower", "upper")]
             level = [escape(str(row["arm"]))] if categorical else []
+            by = [] if decision.threshold is None else [_num(row["p_helps_by"])]
             rates.add_row(
-                escape(str(row["group"])), *level, row["quantity"], *cells, _num(row["p_helps"]), escape(row["source"])
+                escape(str(row["group"])),
+                *level,
+                row["quantity"],
+                *cells,
+                _num(row["p_helps"]),
+                *by,
+                escape(row["source"]),
             )
     stdout.print(rates)
     if not decision.best.empty:

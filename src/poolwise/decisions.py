@@ -94,6 +94,8 @@ class Decision:
         the level is the best of all, reference included.
     notes : list of str
         What a reader must know (groups whose data cannot inform their difference).
+    threshold : float or None
+        The ``decide(threshold=)`` of the ``p_helps_by`` column, when one was asked for.
 
     Examples
     --------
@@ -119,6 +121,7 @@ class Decision:
     expected: pd.DataFrame
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    threshold: float | None = None
 
     def verdict(self) -> str:
         """A short plain-language answer with the numbers, for the CLI and reports.
@@ -374,14 +377,19 @@ def _rows(
     sources: dict[str, str],
     quantities: tuple[str, ...],
     sign: int,
+    threshold: float | None = None,
 ) -> list[dict]:
+    # P(helps by more than threshold), only when one is asked for: the column is then in the table.
+    beyond = {} if threshold is None else {"p_helps_by": np.nan}
     if draws is None:
-        empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan}
+        empty = {"mean": np.nan, "sd": np.nan, "lower": np.nan, "upper": np.nan, "p_helps": np.nan, **beyond}
         return [
             {"model": model, "group": group, "arm": arm, "quantity": q, **empty, "source": sources[q]}
             for q in quantities
         ]
     p_helps = float((sign * draws["difference"] > 0).mean())
+    if threshold is not None:
+        beyond = {"p_helps_by": float((sign * draws["difference"] > threshold).mean())}
     return [
         {
             "model": model,
@@ -390,13 +398,16 @@ def _rows(
             "quantity": q,
             **summarise(draws[q], prob),
             "p_helps": p_helps,
+            **beyond,
             "source": sources[q],
         }
         for q in quantities
     ]
 
 
-def _per_group(fit: Fit, treatment: str, arm: str, prob: float, sign: int) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _per_group(
+    fit: Fit, treatment: str, arm: str, prob: float, sign: int, threshold: float | None = None
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Each observed group's rates, with the quantities its data cannot inform marked by source."""
     coefficients = group_draws(fit, treatment, arm if arms(fit, treatment) else None)
     draws = rates(coefficients["alpha"], coefficients["beta"], find_family(fit.spec.family))
@@ -412,8 +423,16 @@ def _per_group(fit: Fit, treatment: str, arm: str, prob: float, sign: int) -> tu
         for reason, groups in flagged.items():
             if str(label) in groups:
                 sources.update(dict.fromkeys(_UNINFORMED[reason], _BORROWED[fit.pooling]))
-        rows += _rows(fit.pooling, str(label), arm, draws.sel(group=label), prob, sources, quantities, sign)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS), flagged
+        rows += _rows(fit.pooling, str(label), arm, draws.sel(group=label), prob, sources, quantities, sign, threshold)
+    return pd.DataFrame(rows, columns=_columns(threshold)), flagged
+
+
+def _columns(threshold: float | None) -> list[str]:
+    """``TABLE_COLUMNS``, with p_helps_by after p_helps when a threshold is asked for."""
+    if threshold is None:
+        return TABLE_COLUMNS
+    at = TABLE_COLUMNS.index("p_helps") + 1
+    return [*TABLE_COLUMNS[:at], "p_helps_by", *TABLE_COLUMNS[at:]]
 
 
 def _expected(
@@ -495,6 +514,7 @@ def decide(
     prob: float | None = None,
     higher_is_better: bool = True,
     seed: int | None = None,
+    threshold: float | None = None,
 ) -> Decision:
     """Turn a fit into decisions on the response scale.
 
@@ -522,6 +542,11 @@ def decide(
         False makes "helps" mean a lower mean response (fewer defects, shorter reaction times).
     seed : int, optional
         Seed of the simulated new groups and outcomes.
+    threshold : float, optional
+        Also give P(the arm helps by more than ``threshold``), a column ``p_helps_by`` of the
+        typical, new-group and per-group tables: the difference of mean responses on the
+        response scale (0.02: two percentage points of a probability), above it (below
+        ``-threshold`` when lower is better).
 
     Returns
     -------
@@ -532,7 +557,8 @@ def decide(
     ------
     PoolwiseError
         An unknown treatment, ``trials`` not a positive (whole, for counts of trials) number,
-        ``groups`` not a whole number >= 1, or ``prob`` outside (0, 1).
+        ``groups`` not a whole number >= 1, ``prob`` outside (0, 1), or a ``threshold`` that is not
+        a number >= 0.
 
     Examples
     --------
@@ -553,6 +579,13 @@ def decide(
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise PoolwiseError(f"groups must be a whole number >= 1, got {groups!r}")
     prob = interval_prob(prob)
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.integer, np.floating))
+        or not threshold >= 0
+        or not np.isfinite(threshold)
+    ):
+        raise PoolwiseError(f"threshold must be a number >= 0 (a difference of mean responses), got {threshold!r}")
     rng = np.random.default_rng(seed)
     sign = 1 if higher_is_better else -1
     factor = fit.spec.group or "group"
@@ -571,12 +604,12 @@ def decide(
         for arm in names:
             draws = _level_rates(etas[scope], arm, family) if etas else None
             source = dict.fromkeys(QUANTITIES, sources[scope])
-            rows[scope] += _rows(fit.pooling, scope, arm, draws, prob, source, quantities, sign)
+            rows[scope] += _rows(fit.pooling, scope, arm, draws, prob, source, quantities, sign, threshold)
     best = _best(etas, sign) if etas and levels else pd.DataFrame(columns=["scope", "level", "p_best"])
     per_group = []
     flagged = {}
     for arm in names:
-        table, flagged = _per_group(fit, treatment, arm, prob, sign)
+        table, flagged = _per_group(fit, treatment, arm, prob, sign, threshold)
         per_group.append(table)
     notes = _notes(fit.pooling, treatment, factor, flagged) if not levels else []
     if not levels and treatment in fit.data.columns and not set(pd.unique(fit.data[treatment])) <= {0, 1}:
@@ -599,12 +632,13 @@ def decide(
         prob=prob,
         reference=reference_level(fit, treatment),
         arms=names,
-        typical=pd.DataFrame(rows["typical"], columns=TABLE_COLUMNS),
+        typical=pd.DataFrame(rows["typical"], columns=_columns(threshold)),
         per_group=pd.concat(per_group, ignore_index=True),
-        new_group=pd.DataFrame(rows["new"], columns=TABLE_COLUMNS),
+        new_group=pd.DataFrame(rows["new"], columns=_columns(threshold)),
         expected=_expected(fit, treatment, trials, int(groups), prob, rng, sign),
         best=best,
         notes=notes,
+        threshold=None if threshold is None else float(threshold),
     )
 
 
