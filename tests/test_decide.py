@@ -403,3 +403,39 @@ def test_threshold_gives_the_probability_of_helping_by_more_than_it():
     with pytest.raises(pw.PoolwiseError) as caught:
         pw.decide(fit, threshold=-0.1)
     assert str(caught.value) == "threshold must be a number >= 0 (a difference of mean responses), got -0.1"
+
+
+def covariate_fit(draws: int = 2000) -> pw.Fit:
+    """A partial-pooling fit of the franchise with a strong covariate x around 2 (posterior drawn
+    from known distributions): the cell x = 0 is far from any observed customer."""
+    from dataclasses import replace
+
+    import xarray as xr
+
+    data = pw.load_dataset("franchise")
+    data = data.assign(x=np.random.default_rng(4).normal(2.0, 0.5, len(data)))
+    base = fake_fit(data, "partial", draws=draws)
+    posterior = base.posterior.assign(x=(("chain", "draw"), np.random.default_rng(5).normal(1.0, 0.05, (1, draws))))
+    formula = "p(nSigned, nTrialCustomers) ~ yogaStretch + x + (yogaStretch||gymID)"
+    return replace(
+        base, spec=pw.parse_formula(formula, data), idata=xr.DataTree.from_dict({"posterior": posterior}), data=data
+    )
+
+
+def test_a_covariate_is_averaged_over_not_held_at_zero():
+    fit = covariate_fit()
+    decision = pw.decide(fit, seed=1)
+    typical = decision.typical.set_index("quantity")
+    post = {name: fit.posterior[name].to_numpy().reshape(-1, 1) for name in ("Intercept", "yogaStretch", "x")}
+    x = fit.data["x"].to_numpy()
+    by_hand = expit(post["Intercept"] + post["yogaStretch"] + post["x"] * x).mean(axis=1)
+    assert typical.loc["rate_with", "mean"] == pytest.approx(float(by_hand.mean()), rel=1e-9)
+    at_zero = float(expit(post["Intercept"] + post["yogaStretch"]).mean())
+    assert typical.loc["rate_with", "mean"] - at_zero > 0.2  # the average customer, not the x = 0 cell
+    assert decision.notes[0].startswith("the typical and new-gymID rows average over the 48 observed rows' x;")
+    assert typical.loc["rate_with", "source"] == "population, averaged over rows"
+    held = pw.decide(fit, seed=1, at={"x": 0.0}).typical.set_index("quantity")
+    assert held.loc["rate_with", "mean"] == pytest.approx(at_zero, rel=1e-9)
+    with pytest.raises(pw.PoolwiseError) as caught:
+        pw.decide(fit, at={"gymID": 3})
+    assert str(caught.value) == "cannot hold 'gymID' at a value: it is not one of the formula's other predictors (x)"

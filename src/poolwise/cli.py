@@ -1154,6 +1154,15 @@ def decide(
             show_default=False,
         ),
     ] = None,
+    at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--at",
+            metavar="NAME=VALUE",
+            help="Hold a predictor at a value instead of averaging over the observed rows; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer the business question on the response scale: does the treatment help?
@@ -1180,6 +1189,7 @@ def decide(
             seed=seed,
             prob=prob,
             threshold=threshold,
+            at=_held(at),
         )
         if as_json:
             tables = {
@@ -1203,6 +1213,22 @@ def decide(
             )
             return
         _print_decision(decision, per_group=per_group)
+
+
+def _held(pairs: list[str] | None) -> dict | None:
+    """``--at NAME=VALUE`` options as a dict, numbers where the value reads as one."""
+    if not pairs:
+        return None
+    held = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise PoolwiseError(f"--at takes NAME=VALUE, e.g. --at age=40, not {pair!r}")
+        try:
+            held[name.strip()] = float(value)
+        except ValueError:
+            held[name.strip()] = value.strip()
+    return held
 
 
 def _print_decision(decision, *, per_group: bool) -> None:

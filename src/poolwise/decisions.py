@@ -33,6 +33,7 @@ from poolwise.estimates import arms, group_draws, interval_prob, population_draw
 from poolwise.families import Family
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
+from poolwise.prediction import link_draws
 from poolwise.results import Fit
 
 QUANTITIES = ("rate_without", "rate_with", "difference", "ratio")
@@ -208,11 +209,7 @@ def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset
     >>> round(float(out["ratio"][0]), 3)
     2.718
     """
-    without, with_ = family.inverse(alpha), family.inverse(alpha + beta)
-    out = {"rate_without": without, "rate_with": with_, "difference": with_ - without}
-    if family.ratio:
-        out["ratio"] = with_ / without
-    return xr.Dataset(out)
+    return rates_of(family.inverse(alpha), family.inverse(alpha + beta), family)
 
 
 def unit(fit: Fit) -> str:
@@ -310,6 +307,138 @@ def _new_group_normals(
     i, j = factor.names.index("Intercept"), factor.names.index(treatment)
     rho = matrix[..., i, j][..., None]
     return [z[0], rho * z[0] + np.sqrt(1 - rho**2) * z[1]]
+
+
+MAX_AVERAGED_ROWS = 2000  # rows an averaged effect is taken over (a seeded sample beyond that)
+
+
+def covariates(fit: Fit, treatment: str) -> list[str]:
+    """The common terms besides the treatment, over whose observed values decisions average.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str
+        The treatment term.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> covariates(fit, "yogaStretch")  # doctest: +SKIP
+    ['age']
+    """
+    return [term for term in fit.spec.common if term != treatment]
+
+
+def averaged_rates(
+    fit: Fit, treatment: str, scope: str, rng: np.random.Generator, *, at: dict | None = None
+) -> dict[str, xr.Dataset]:
+    """Each arm's rates against the reference, averaged over the observed rows' other predictors
+    (an average marginal effect, as marginaleffects' ``avg_comparisons`` and Bambi's
+    ``comparisons(average_by=)`` give): every row is predicted at the reference level and at the
+    arm, for the typical group (group effects 0) or one new group drawn from the population for
+    all rows, and the mean responses are averaged over the rows, draw by draw.
+
+    Parameters
+    ----------
+    fit : Fit
+        A partial or complete pooling fit.
+    treatment : str
+        The treatment term.
+    scope : str
+        ``"typical"`` or ``"new"``.
+    rng : numpy.random.Generator
+        Draws the new group and, beyond ``MAX_AVERAGED_ROWS`` rows, the rows averaged over.
+    at : dict, optional
+        Column -> value: predictors held at a chosen value instead of averaged over.
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        Arm -> rate_without, rate_with, difference and (where meaningful) ratio, dims (chain, draw).
+
+    Raises
+    ------
+    PoolwiseError
+        An ``at`` column that is not a predictor of the formula, or is the treatment or a grouping
+        factor.
+
+    Examples
+    --------
+    >>> averaged_rates(fit, "yogaStretch", "typical", np.random.default_rng(1))["1"]["difference"].mean()  # doctest: +SKIP
+    """
+    spec, family = fit.spec, find_family(fit.spec.family)
+    column, values = _treatment_values(fit, treatment)
+    grouping = {part for factor in spec.factors for part in (*factor.parts, factor.name)}
+    rows = fit.data
+    if len(rows) > MAX_AVERAGED_ROWS:
+        rows = rows.iloc[np.sort(rng.choice(len(rows), MAX_AVERAGED_ROWS, replace=False))]
+    rows = rows.reset_index(drop=True).copy()
+    fixed = {column, *grouping, spec.outcome, spec.trials, spec.exposure}
+    for name, value in (at or {}).items():
+        if name not in spec.variables or name in fixed:
+            choices = [v for v in spec.variables if v not in fixed]
+            raise PoolwiseError(
+                f"cannot hold {name!r} at a value: it is not one of the formula's other predictors ({', '.join(choices) or 'none'})"
+            )
+        rows[name] = value
+    if spec.exposure:  # rates per unit of exposure: the offset log(1) = 0
+        rows[spec.exposure] = 1
+    if scope == "new":  # one new group for every row, drawn once per draw
+        for name in grouping:
+            rows[name] = "new group"
+    stacked = pd.concat([rows.assign(**{column: value}) for value in values.values()], ignore_index=True)
+    eta = link_draws(fit, stacked, "population" if scope == "typical" else "new", rng)
+    means = family.inverse(eta.reshape(*eta.shape[:2], len(values), len(rows))).mean(axis=-1)
+    names = list(values)
+    dims = ("chain", "draw")
+    reference = xr.DataArray(means[..., 0], dims=dims)
+    return {
+        name: rates_of(reference, xr.DataArray(means[..., number], dims=dims), family)
+        for number, name in enumerate(names[1:], start=1)
+    }
+
+
+def rates_of(without: xr.DataArray, with_: xr.DataArray, family: Family) -> xr.Dataset:
+    """rate_without, rate_with, difference and (where meaningful) ratio from two mean responses.
+
+    Parameters
+    ----------
+    without, with_ : xarray.DataArray
+        Draws of the mean response at the reference level and at the arm.
+    family : Family
+        The outcome family (whether a ratio is meaningful).
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> from poolwise.families import FAMILIES
+    >>> round(float(rates_of(xr.DataArray(0.2), xr.DataArray(0.3), FAMILIES["binomial"])["difference"]), 2)
+    0.1
+    """
+    out = {"rate_without": without, "rate_with": with_, "difference": with_ - without}
+    if family.ratio:
+        out["ratio"] = with_ / without
+    return xr.Dataset(out)
+
+
+def _treatment_values(fit: Fit, treatment: str) -> tuple[str, dict[str, object]]:
+    """The treatment's data column and its value at the reference level and at each arm."""
+    levels = arms(fit, treatment)
+    if not levels:
+        return treatment, {"0": 0, "1": 1}
+    column = next(name for name in fit.spec.variables if name in str(treatment) and name in fit.data.columns)
+    typed = {str(value): value for value in pd.unique(fit.data[column])}
+    names = [reference_level(fit, treatment), *levels]
+    return column, {name: typed.get(name, name) for name in names}
 
 
 def _level_rates(etas: xr.DataArray, arm: str, family: Family) -> xr.Dataset:
@@ -515,6 +644,7 @@ def decide(
     higher_is_better: bool = True,
     seed: int | None = None,
     threshold: float | None = None,
+    at: dict | None = None,
 ) -> Decision:
     """Turn a fit into decisions on the response scale.
 
@@ -542,6 +672,9 @@ def decide(
         False makes "helps" mean a lower mean response (fewer defects, shorter reaction times).
     seed : int, optional
         Seed of the simulated new groups and outcomes.
+    at : dict, optional
+        Predictors held at chosen values (column -> value) in the typical and new-group rows
+        instead of averaged over the observed rows (``averaged_rates``).
     threshold : float, optional
         Also give P(the arm helps by more than ``threshold``), a column ``p_helps_by`` of the
         typical, new-group and per-group tables: the difference of mean responses on the
@@ -599,11 +732,22 @@ def decide(
         "partial": {"typical": "population", "new": "new group from population"},
     }[fit.pooling]
     etas = {} if fit.pooling == "none" else {scope: level_etas(fit, treatment, scope, rng) for scope in SCOPES}
+    # With other predictors, the typical and new-group rows average over the observed rows' values
+    # of them (or hold them at ``at``) rather than describe the cell where they are all 0.
+    others = covariates(fit, treatment) if etas else []
+    if at and not others:
+        raise PoolwiseError(
+            f"cannot hold {next(iter(at))!r} at a value: the formula has no predictors besides {treatment} to average over"
+        )
+    averaged = {scope: averaged_rates(fit, treatment, scope, rng, at=at) for scope in SCOPES} if others else {}
     rows = {scope: [] for scope in SCOPES}
     for scope in SCOPES:
         for arm in names:
-            draws = _level_rates(etas[scope], arm, family) if etas else None
-            source = dict.fromkeys(QUANTITIES, sources[scope])
+            if averaged:
+                draws = averaged[scope][arm]
+            else:
+                draws = _level_rates(etas[scope], arm, family) if etas else None
+            source = dict.fromkeys(QUANTITIES, sources[scope] + (", averaged over rows" if averaged else ""))
             rows[scope] += _rows(fit.pooling, scope, arm, draws, prob, source, quantities, sign, threshold)
     best = _best(etas, sign) if etas and levels else pd.DataFrame(columns=["scope", "level", "p_best"])
     per_group = []
@@ -617,6 +761,13 @@ def decide(
             0,
             f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
             "the effect of one unit more",
+        )
+    if averaged:
+        held = f", {', '.join(f'{name} = {value}' for name, value in at.items())} held fixed" if at else ""
+        notes.insert(
+            0,
+            f"the typical and new-{factor} rows average over the {min(len(fit.data), MAX_AVERAGED_ROWS)} observed rows' "
+            f"{', '.join(others)}{held}; the per-{factor} rows and the expected outcomes hold them at 0",
         )
     trials = int(trials) if whole else float(trials)
     return Decision(
