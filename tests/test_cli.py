@@ -646,3 +646,27 @@ def test_prob_sets_the_intervals_of_show_and_decide():
     assert [row["lower"] for row in typical] == pytest.approx(expected["lower"].tolist())
     bad = run("decide", TINY, "--prob", "1.5")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: prob must be between 0 and 1 (e.g. 0.89), got 1.5")
+
+
+def test_fit_and_show_print_the_priors_as_fitted(tmp_path):
+    """brms's prior_summary: every prior the fit used, read from the saved fit itself."""
+    import xarray as xr
+
+    from poolwise.io import ENGINE
+    from poolwise.summaries import summary
+
+    priors = {"Intercept": "Normal(mu=-1, sigma=3)", "1|gymID": "Normal(mu=0, sigma=HalfNormal(sigma=2.5))"}
+    with xr.open_datatree(TINY / "partial.nc", engine=ENGINE) as opened:
+        saved = opened.load()
+    meta = json.loads(saved.attrs["poolwise"])
+    meta["priors"] = priors
+    saved.attrs["poolwise"] = json.dumps(meta)
+    path = tmp_path / "with_priors.nc"
+    saved.to_netcdf(path, engine=ENGINE)
+    assert summary(load_fit(path)).to_dict()["priors"] == priors
+    lines = run("show", path).stdout.splitlines()
+    start = lines.index("Priors as fitted (the user's, else defaults resolved from the data)")
+    assert [line.split()[:2] for line in lines[start + 3 : start + 5]] == [
+        ["Intercept", "Normal(mu=-1,"],
+        ["1|gymID", "Normal(mu=0,"],
+    ]

@@ -457,6 +457,13 @@ def _print_summary(report, *, groups: bool) -> None:
         stdout.print(
             f"The terms varying over {factor} are independent (lme4's (...||{factor})): no correlations estimated."
         )
+    if report.priors:
+        priors = _table("Priors as fitted (the user's, else defaults resolved from the data)")
+        for column in ("Term", "Prior"):
+            priors.add_column(column, no_wrap=column == "Term")
+        for term, prior in report.priors.items():
+            priors.add_row(escape(term), escape(prior))
+        stdout.print(priors)
     if groups:
         stdout.print(_groups_table(report))
     stdout.print(

@@ -47,6 +47,9 @@ class Summary:
         Factors whose terms vary independently (lme4's ``||``).
     parameterization : dict
         Factor -> term -> centred or non-centred, as fitted.
+    priors : dict of str to str
+        Term -> the prior the fit used (brms's ``prior_summary``): the user's, else the default
+        resolved from the data, for every term, group sd, correlation and family parameter.
     data_hash : str
         The fitted data's hash.
     settings : dict
@@ -86,6 +89,7 @@ class Summary:
     factors: dict[str, int]
     independent: list[str]
     parameterization: dict[str, dict[str, str]]
+    priors: dict[str, str]
     data_hash: str
     settings: dict
     prob: float
@@ -134,6 +138,7 @@ class Summary:
             "factors": self.factors,
             "independent": self.independent,
             "parameterization": self.parameterization,
+            "priors": self.priors,
             "data_hash": self.data_hash,
             "settings": self.settings,
             "prob": self.prob,
@@ -215,6 +220,7 @@ def summary(fit: Fit, *, prob: float | None = None) -> Summary:
             if len(f.names) > 1 and adapter.cor_name(*f.names[:2], f.name) not in fit.posterior
         ],
         parameterization=fit.settings.get("parameterization") or {},
+        priors=dict(fit.priors),
         data_hash=_saved(fit).get("data_hash", ""),
         settings={
             key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend", "target_accept")
