@@ -228,7 +228,7 @@ BAD = {
     ),
     "unknown figure": (
         ["plot", "funnel", str(TINY)],
-        "invalid value for 'kind': 'funnel' is not one of 'data', 'forest', 'ppc', 'ppc-rates', 'logistic', 'shrinkage', 'loo', 'densities', 'differences', 'graph'; see poolwise plot --help",
+        "invalid value for 'kind': 'funnel' is not one of 'data', 'forest', 'ppc', 'ppc-rates', 'loo-pit', 'logistic', 'shrinkage', 'loo', 'densities', 'differences', 'graph'; see poolwise plot --help",
     ),
     "figure needing a study": (
         ["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"],

@@ -473,6 +473,7 @@ def test_gallery_writes_every_figure_atomically(tiny, tmp_path):
         "forest.png",
         "ppc_counts.png",
         "ppc_rates.png",
+        "loo_pit.png",
         "logistic.png",
         "shrinkage.png",
         "loo_compare.png",
@@ -593,3 +594,20 @@ def test_arviz_plot_compare_accepts_the_study_table(tiny):
         plot = arviz_plots.plot_compare(tiny.table, relative_scale=relative, backend="matplotlib")
         labels = [t.get_text() for t in plot.viz["plot"].item().get_yticklabels()]
         assert set(tiny.table.index) <= set(labels), labels
+
+
+def test_loo_pit_finds_complete_poolings_overconfidence(tiny):
+    """On the gym data complete pooling's predictions are far too narrow (the gyms differ): its
+    LOO-PIT values pile up at 0 and 1, partial pooling's do not; every value is a probability."""
+    from poolwise.plots.checks import loo_pit, loo_pit_table
+
+    table = loo_pit_table(tiny, seed=1)
+    assert table.groupby("model").size().to_dict() == {name: len(fit.data) for name, fit in tiny.fits.items()}
+    assert table["pit"].between(0, 1).all()
+    extreme = table.assign(tail=(table["pit"] < 0.05) | (table["pit"] > 0.95)).groupby("model")["tail"].mean()
+    assert extreme["complete"] > 0.3 > 0.15 > extreme["partial"]
+    figure = loo_pit(table)
+    assert [axis.get_title() for axis in figure.axes] == [
+        f"{label} ({len(tiny.fits[name].data)} rows)"
+        for name, label in zip(pd.unique(table["model"]), pd.unique(table["label"]))
+    ]

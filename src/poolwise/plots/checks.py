@@ -1,4 +1,5 @@
-"""Figures that check the models: the cumulative posterior predictive check and the LOO comparison.
+"""Figures that check the models: the cumulative posterior predictive check, LOO-PIT calibration
+and the LOO comparison.
 
 Both are drawn with matplotlib: the ECDFs by ``Axes.ecdf``; the comparison by hand because
 arviz_plots' ``plot_compare`` shows either elpd or its difference (not both) and makes its own
@@ -252,6 +253,119 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
         )
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
+    return figure
+
+
+def loo_pit_table(fits, *, seed: int = 0, colors: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Each row's LOO probability integral transform, for every model (ArviZ's ``loo_pit``).
+
+    The share of the leave-one-out predictive distribution below the observed outcome, from all the
+    fit's draws: the posterior predictive outcomes Bambi simulates, weighted by PSIS. A calibrated
+    model's values are uniform on (0, 1); for counts ArviZ randomises within each outcome's step.
+
+    Parameters
+    ----------
+    fits : Study, Fit, mapping or sequence of Fit
+        The models to check, each with its pointwise log-likelihood.
+    seed : int
+        Seed of the simulated outcomes and of the randomisation for counts.
+    colors : mapping, optional
+        Model name -> colour.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, label, color, row, pit.
+
+    Examples
+    --------
+    >>> loo_pit(loo_pit_table(study))  # doctest: +SKIP
+    """
+    import xarray as xr
+    from arviz_stats import loo_pit as arviz_loo_pit
+
+    fits = as_fits(fits)
+    colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
+    parts = []
+    for name, fit in fits.items():
+        model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
+        posterior = fit.posterior
+        log_lik = fit.idata["log_likelihood"].to_dataset()
+        (variable,) = log_lik.data_vars
+        dims = log_lik[variable].dims
+        simulated = adapter.predict_outcomes(model, posterior, seed).reshape(
+            posterior.sizes["chain"], posterior.sizes["draw"], -1
+        )
+        tree = xr.DataTree.from_dict(
+            {
+                "posterior": posterior,
+                "posterior_predictive": xr.Dataset({variable: (dims, simulated)}),
+                "log_likelihood": log_lik,
+                "observed_data": fit.idata["observed_data"].to_dataset(),
+            }
+        )
+        values = arviz_loo_pit(tree, random_state=seed)[variable].to_numpy()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "label": model_label(name),
+                    "color": colours[name],
+                    "row": np.arange(len(values)),
+                    "pit": values,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def loo_pit(table, *, ax=None, title: str | None = None):
+    """Draw ``loo_pit_table``: per model, the ECDF of the LOO-PIT values minus the uniform's, with
+    the band a calibrated model stays in 95 % of the time at each point (pointwise binomial).
+
+    Predictions too narrow (overdispersion the model misses) pile the values at 0 and 1: the curve
+    jumps above the band at 0 and falls below it before 1. Too wide ones gather them near 0.5: the
+    curve dips below zero first and rises above it later. Outcomes higher than predicted overall
+    keep the curve below zero.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or fits
+        From ``loo_pit_table``, or what it takes.
+    ax : matplotlib Axes or array of Axes, optional
+        One Axes per model; default: a new figure.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> loo_pit(loo_pit_table(study))  # doctest: +SKIP
+    """
+    table = table if isinstance(table, pd.DataFrame) else loo_pit_table(table)
+    models = list(pd.unique(table["model"]))
+    figure, axes = new_figure(ax, size=(4.6 * len(models) + 0.4, 4.0), ncols=len(models), sharex=True, sharey=True)
+    grid = np.linspace(0, 1, 201)
+    for panel, model in zip(axes.flat, models):
+        rows = table[table["model"] == model]
+        values = np.sort(rows["pit"].to_numpy())
+        n = len(values)
+        band = 1.96 * np.sqrt(grid * (1 - grid) / n)
+        panel.fill_between(grid, -band, band, color="0.85", lw=0, label="95 % band of a calibrated model")
+        panel.axhline(0, color="0.4", lw=0.8)
+        ecdf = np.searchsorted(values, grid, side="right") / n
+        panel.plot(grid, ecdf - grid, color=rows["color"].iloc[0], lw=2, label="LOO-PIT ECDF - uniform")
+        panel.set_title(f"{rows['label'].iloc[0]} ({n} rows)", fontsize="medium")
+        panel.set_xlabel("LOO-PIT value")
+        panel.spines[["top", "right"]].set_visible(False)
+    axes.flat[0].set_ylabel("ECDF difference from uniform")
+    if ax is None:
+        handles, names = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, names, loc="outside lower center", ncols=2, frameon=False)
+        figure.suptitle(title or "LOO-PIT calibration: inside the band is calibrated")
     return figure
 
 

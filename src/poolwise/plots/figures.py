@@ -213,6 +213,31 @@ def draw_ppc(source: "Study | Fit", *, seed: int = 0, draws: int = 20, labels: M
     return ppc(ppc_table(source, draws=draws, seed=seed, labels=labels))
 
 
+def draw_loo_pit(source: "Study | Fit", *, seed: int = 0, draws: int = 20, labels: Mapping[str, str] | None = None):
+    """The ``loo-pit`` figure: each model's LOO-PIT calibration (``poolwise.plots.loo_pit``).
+
+    Parameters
+    ----------
+    source : Study or Fit
+        Every model of a Study, or one fit.
+    seed : int
+        Seed of the simulated outcomes.
+    draws, labels
+        Unused; every draw function takes them.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> draw_loo_pit(study)  # doctest: +SKIP
+    """
+    from poolwise.plots.checks import loo_pit, loo_pit_table
+
+    return loo_pit(loo_pit_table(source, seed=seed))
+
+
 def draw_ppc_rates(source: "Study | Fit", *, seed: int = 0, draws: int = 20, labels: Mapping[str, str] | None = None):
     """The ``ppc-rates`` figure: the posterior predictive check per unit of each row's size.
 
@@ -428,6 +453,16 @@ FIGURES: dict[str, FigureKind] = {
             "The same check per unit of each row's size (trials, exposure or rows).",
             False,
             draw_ppc_rates,
+        ),
+        FigureKind(
+            "loo-pit",
+            "loo_pit.png",
+            "LOO-PIT calibration",
+            "Where each observed outcome falls in its leave-one-out predictive distribution, as an ECDF against "
+            "the uniform: a calibrated model stays in the grey band; predictions too narrow (overdispersion the "
+            "model misses) jump above it at 0 and fall below it before 1.",
+            False,
+            draw_loo_pit,
         ),
         FigureKind(
             "logistic",
