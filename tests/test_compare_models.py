@@ -104,3 +104,29 @@ def test_sleepstudy_random_slopes_win(tmp_path):
     assert table.index[-1] == formulas[2] and -worst["elpd_diff"] > worst["dse"]
     assert worst["elpd"] == pytest.approx(float(az.loo(alone.idata).elpd), abs=0.05 + worst["n_refitted"])
     assert study.verdict().startswith(f"{table.index[0]} predicts best")
+
+
+def test_rows_missing_a_value_of_any_model_are_dropped_for_all(monkeypatch):
+    """A value one model reads is missing: the row leaves every model, so they stay comparable."""
+    import warnings
+
+    from poolwise import comparison
+
+    fitted = {}
+
+    def fake_fit(formula, data, **settings):
+        fitted[formula] = len(data)
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr("poolwise.fitting.fit", fake_fit)
+    gym = pw.load_dataset("franchise").assign(age=np.linspace(20, 60, 48))
+    gym.loc[[2, 9], "age"] = np.nan
+    formulas = [GYM_FORMULA, "p(nSigned, nTrialCustomers) ~ yogaStretch + age + (yogaStretch||gymID)"]
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(RuntimeError):
+        warnings.simplefilter("always")
+        comparison.compare_models(formulas, gym)
+    assert fitted == {GYM_FORMULA: 46}
+    messages = [str(w.message) for w in caught if isinstance(w.message, pw.PoolwiseWarning)]
+    assert messages == [
+        "dropped 2 of 48 rows with a missing value (age: 2), as lme4 and brms do; missing='error' (--strict) refuses them instead"
+    ]

@@ -460,8 +460,8 @@ def compare_models(
     fix_loo : {"refit", "moment_match", "off"}
         How LOO terms with Pareto k > 0.7 are fixed.
     missing : {"drop", "error"}, default "drop"
-        Rows missing a value in a column the formula reads: dropped with a warning, or refused
-        (``fitting.drop_missing``).
+        Rows missing a value in a column any of the formulas reads: dropped for every model (so
+        they describe the same rows) with a warning per formula, or refused.
 
     Returns
     -------
@@ -480,6 +480,7 @@ def compare_models(
     ...                        sleepstudy, family="gaussian", seed=1)  # doctest: +SKIP
     >>> study.verdict()  # doctest: +SKIP
     """
+    from poolwise.fitting import drop_missing
     from poolwise.fitting import fit as fit_one
 
     named = dict(models) if isinstance(models, Mapping) else {str(formula): str(formula) for formula in models}
@@ -487,6 +488,9 @@ def compare_models(
         raise PoolwiseError("compare_models needs at least two models; to compare pooling, use compare(formula, data)")
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
+    # Rows missing a value any model reads are dropped for all of them, so they stay comparable.
+    for formula in named.values():
+        data, _ = drop_missing(formula, data, family=family, missing=missing)
     prepared = {}
     for name, formula in named.items():
         pooling_name = "partial" if parse_formula(formula, data, family=family).factors else "complete"
@@ -500,7 +504,7 @@ def compare_models(
             backend=backend,
             allow_unidentified=allow_unidentified,
             pooling=pooling_name,
-            missing=missing,
+            missing="error",
         )
         prepared[name] = (spec, rows)
     check_same_observations(prepared)
@@ -520,7 +524,7 @@ def compare_models(
             priors=priors,
             allow_unidentified=allow_unidentified,
             progress=progress,
-            missing=missing,
+            missing="error",
         )
     table, loos = loo_table(fits, fix=fix_loo)
     return Study(" vs ".join(named.values()), fits, table, loos, [], None, fix_loo)
