@@ -439,3 +439,12 @@ def test_a_covariate_is_averaged_over_not_held_at_zero():
     with pytest.raises(pw.PoolwiseError) as caught:
         pw.decide(fit, at={"gymID": 3})
     assert str(caught.value) == "cannot hold 'gymID' at a value: it is not one of the formula's other predictors (x)"
+
+
+def test_a_transformed_treatment_is_not_averaged_over_rows():
+    """Rows cannot set log(dose): such a decision keeps the other predictors at 0 (and says so)
+    rather than comparing two identical arms."""
+    from poolwise.decisions import averageable
+
+    fit = covariate_fit(draws=200)
+    assert averageable(fit, "yogaStretch") and not averageable(fit, "log(x)")

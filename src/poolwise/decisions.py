@@ -21,6 +21,7 @@ typical group's.
 The ``source`` column of every table says which of these a row is.
 """
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -334,6 +335,38 @@ def covariates(fit: Fit, treatment: str) -> list[str]:
     return [term for term in fit.spec.common if term != treatment]
 
 
+def averageable(fit: Fit, treatment: str) -> bool:
+    """Whether ``averaged_rates`` can set the treatment row by row: it is a data column (or a
+    categorical one, ``C(x)``) and every slope varying by group is a numeric data column.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+    treatment : str
+        The treatment term.
+
+    Returns
+    -------
+    bool
+        False for a transformed treatment (``log(dose)``) or a categorical slope varying by group;
+        decisions then hold the other predictors at 0 and say so.
+
+    Examples
+    --------
+    >>> averageable(fit, "yogaStretch")  # doctest: +SKIP
+    True
+    """
+    if _treatment_values(fit, treatment) is None:
+        return False
+    data = fit.data
+    return all(
+        term in data.columns and pd.api.types.is_numeric_dtype(data[term])
+        for factor in fit.spec.factors
+        for term in factor.terms
+    )
+
+
 def averaged_rates(
     fit: Fit, treatment: str, scope: str, rng: np.random.Generator, *, at: dict | None = None
 ) -> dict[str, xr.Dataset]:
@@ -375,9 +408,14 @@ def averaged_rates(
     column, values = _treatment_values(fit, treatment)
     grouping = {part for factor in spec.factors for part in (*factor.parts, factor.name)}
     rows = fit.data
+    # Aggregated rows (bernoulli customers as counts, merged Poisson rows) stand for several of
+    # the user's rows: each weighs as many as it stands for.
+    counted = f"{spec.outcome}_n"
+    generated = counted in (spec.trials, spec.exposure) and counted not in spec.variables and counted in rows
     if len(rows) > MAX_AVERAGED_ROWS:
         rows = rows.iloc[np.sort(rng.choice(len(rows), MAX_AVERAGED_ROWS, replace=False))]
     rows = rows.reset_index(drop=True).copy()
+    weights = rows[counted].to_numpy(dtype=float) if generated else np.ones(len(rows))
     fixed = {column, *grouping, spec.outcome, spec.trials, spec.exposure}
     for name, value in (at or {}).items():
         if name not in spec.variables or name in fixed:
@@ -392,8 +430,9 @@ def averaged_rates(
         for name in grouping:
             rows[name] = "new group"
     stacked = pd.concat([rows.assign(**{column: value}) for value in values.values()], ignore_index=True)
-    eta = link_draws(fit, stacked, "population" if scope == "typical" else "new", rng)
-    means = family.inverse(eta.reshape(*eta.shape[:2], len(values), len(rows))).mean(axis=-1)
+    # A new group of the factor in focus, the other factors at 0: as the decisions without covariates.
+    eta = link_draws(fit, stacked, "population" if scope == "typical" else "new", rng, factors={spec.group})
+    means = family.inverse(eta.reshape(*eta.shape[:2], len(values), len(rows))) @ (weights / weights.sum())
     names = list(values)
     dims = ("chain", "draw")
     reference = xr.DataArray(means[..., 0], dims=dims)
@@ -430,12 +469,18 @@ def rates_of(without: xr.DataArray, with_: xr.DataArray, family: Family) -> xr.D
     return xr.Dataset(out)
 
 
-def _treatment_values(fit: Fit, treatment: str) -> tuple[str, dict[str, object]]:
-    """The treatment's data column and its value at the reference level and at each arm."""
+def _treatment_values(fit: Fit, treatment: str) -> tuple[str, dict[str, object]] | None:
+    """The treatment's data column and its value at the reference level and at each arm; None
+    where the treatment is a transform of a column (``log(dose)``), which rows cannot set."""
     levels = arms(fit, treatment)
     if not levels:
-        return treatment, {"0": 0, "1": 1}
-    column = next(name for name in fit.spec.variables if name in str(treatment) and name in fit.data.columns)
+        return (treatment, {"0": 0, "1": 1}) if treatment in fit.data.columns else None
+    # The column inside C(...) or factor(...): a whole word of the term, the longest if several.
+    words = set(re.findall(r"[A-Za-z][\w.]*", str(treatment)))
+    found = sorted((name for name in fit.spec.variables if name in words and name in fit.data.columns), key=len)
+    if not found:
+        return None
+    column = found[-1]
     typed = {str(value): value for value in pd.unique(fit.data[column])}
     names = [reference_level(fit, treatment), *levels]
     return column, {name: typed.get(name, name) for name in names}
@@ -734,11 +779,15 @@ def decide(
     etas = {} if fit.pooling == "none" else {scope: level_etas(fit, treatment, scope, rng) for scope in SCOPES}
     # With other predictors, the typical and new-group rows average over the observed rows' values
     # of them (or hold them at ``at``) rather than describe the cell where they are all 0.
-    others = covariates(fit, treatment) if etas else []
+    others = covariates(fit, treatment) if etas and averageable(fit, treatment) else []
+    unaveraged = bool(etas) and bool(covariates(fit, treatment)) and not others
     if at and not others:
-        raise PoolwiseError(
-            f"cannot hold {next(iter(at))!r} at a value: the formula has no predictors besides {treatment} to average over"
+        why = (
+            f"{treatment} is not a data column, or a categorical slope varies by group, so rows cannot be averaged over"
+            if unaveraged
+            else f"the formula has no predictors besides {treatment} to average over"
         )
+        raise PoolwiseError(f"cannot hold {next(iter(at))!r} at a value: {why}")
     averaged = {scope: averaged_rates(fit, treatment, scope, rng, at=at) for scope in SCOPES} if others else {}
     rows = {scope: [] for scope in SCOPES}
     for scope in SCOPES:
@@ -761,6 +810,12 @@ def decide(
             0,
             f"{treatment} is not 0/1: 'without' is {treatment} = 0 and 'with' is {treatment} = 1, "
             "the effect of one unit more",
+        )
+    if unaveraged:
+        notes.insert(
+            0,
+            f"{treatment} is not a data column, or a categorical slope varies by group: the typical and new-{factor} "
+            f"rows hold {', '.join(covariates(fit, treatment))} at 0 instead of averaging over the rows",
         )
     if averaged:
         held = f", {', '.join(f'{name} = {value}' for name, value in at.items())} held fixed" if at else ""

@@ -112,7 +112,9 @@ def predict(
     return pd.concat([newdata.reset_index(drop=True), pd.DataFrame(summaries)], axis=1)
 
 
-def link_draws(fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Generator) -> np.ndarray:
+def link_draws(
+    fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Generator, *, factors: set[str] | None = None
+) -> np.ndarray:
     """The linear predictor of each new row at each draw, (chain, draw, row).
 
     Parameters
@@ -125,6 +127,8 @@ def link_draws(fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Gene
         One of ``GROUPS``.
     rng : numpy.random.Generator
         Draws the unseen groups.
+    factors : set of str, optional
+        The grouping factors whose effects are added (default: all); the others are at 0.
 
     Returns
     -------
@@ -148,7 +152,8 @@ def link_draws(fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Gene
     eta = _linked(family, common)
     if fit.pooling != "partial" or groups == "population":
         return eta
-    for factor in fit.spec.factors:
+    chosen = [factor for factor in fit.spec.factors if factors is None or factor.name in factors]
+    for factor in chosen:
         for term in factor.terms:
             if term not in newdata or not pd.api.types.is_numeric_dtype(newdata[term]):
                 raise PoolwiseError(
@@ -156,7 +161,7 @@ def link_draws(fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Gene
                     "use groups='population'"
                 )
     posterior = fit.posterior
-    for factor in fit.spec.factors:
+    for factor in chosen:
         seen = [str(level) for level in posterior[adapter.group_dim(factor.name)].values]
         labels = newdata[factor.name].astype(str).to_numpy()
         unseen = sorted(set(labels)) if groups == "new" else sorted(set(labels) - set(seen))
@@ -233,10 +238,15 @@ def _checked(fit: Fit, newdata: pd.DataFrame, kind: str, groups: str) -> pd.Data
         if now.isna().any():
             row = int(np.flatnonzero(now.isna().to_numpy())[0])
             raise PoolwiseError(f"column {name!r} of the new data is missing in row {row + 1}; fill it or drop the row")
-    for name in (spec.trials, spec.exposure):
-        if name in new and pd.api.types.is_numeric_dtype(new[name]) and (new[name] < 0).any():
-            row = int(np.flatnonzero((new[name] < 0).to_numpy())[0])
-            raise PoolwiseError(f"column {name!r} of the new data is negative in row {row + 1}; it must be >= 0")
+    for name, least, bad in ((spec.trials, "0", lambda v: v < 0), (spec.exposure, "> 0", lambda v: v <= 0)):
+        if name in new and pd.api.types.is_numeric_dtype(new[name]) and bad(new[name]).any():
+            row = int(np.flatnonzero(bad(new[name]).to_numpy())[0])
+            what = "negative" if least == "0" else "not positive"
+            raise PoolwiseError(
+                f"column {name!r} of the new data is {what} in row {row + 1}; it must be {'>= 0' if least == '0' else '> 0'}"
+            )
+    if spec.exposure and spec.exposure not in new:  # kind rate or link: per unit of exposure
+        new[spec.exposure] = 1
     for name in needed:
         if name in grouping or name in (spec.trials, spec.exposure) or pd.api.types.is_numeric_dtype(fitted[name]):
             continue
