@@ -49,6 +49,7 @@ def run(kind: str, backend: str, dataset: str, groups: int, compiledir: str) -> 
         "sampling_s": sampling,
         "rest_s": wall - sampling,
         "min_ess": ess,
+        "max_rhat": max(m.get("max_rhat", float("nan")) for m in models),
         "ess_per_s": ess / wall,
         "peak_mb": result["peak_mb"],
         "elpd": {name: round(m["elpd_loo"], 1) for name, m in result["models"].items()},
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="warm runs per row (median shown)")
     args = parser.parse_args()
     cases = ([] if args.no_gym else [("gym", 0)]) + [("franchise", g) for g in args.groups]
-    header = f"{'data':<15}{'tool':<12}{'backend':<9}{'cache':<6}{'wall s':>8}{'import s':>9}{'sample s':>9}{'rest s':>8}{'min ESS':>9}{'ESS/s':>7}{'peak MB':>9}  elpd_loo"
+    header = f"{'data':<15}{'tool':<12}{'backend':<9}{'cache':<6}{'wall s':>8}{'import s':>9}{'sample s':>9}{'rest s':>8}{'min ESS':>9}{'r_hat':>7}{'ESS/s':>7}{'peak MB':>9}  elpd_loo"
     print(header)
     print("-" * len(header))
     for dataset, groups in cases:
@@ -93,7 +94,7 @@ def main() -> None:
                             continue
                         print(
                             f"{label:<15}{kind:<12}{backend:<9}{cache:<6}{row['wall_s']:>8.1f}{row['import_s']:>9.1f}"
-                            f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['ess_per_s']:>7.0f}"
+                            f"{row['sampling_s']:>9.1f}{row['rest_s']:>8.1f}{row['min_ess']:>9.0f}{row['max_rhat']:>7.3f}{row['ess_per_s']:>7.0f}"
                             f"{row['peak_mb']:>9.0f}  {row['elpd']}"
                             + (f"  k>0.7: {row['bad_k']}" if row["bad_k"] else ""),
                             flush=True,

@@ -38,6 +38,12 @@ def min_ess(idata) -> float:
     return float(az.ess(idata["posterior"].to_dataset()).to_array().min())
 
 
+def max_rhat(idata) -> float:
+    import arviz as az
+
+    return float(az.rhat(idata["posterior"].to_dataset()).to_array().max())
+
+
 def run_poolwise(backend: str, frame, fix_loo: str = "refit") -> dict:
     import poolwise as pw
 
@@ -46,6 +52,7 @@ def run_poolwise(backend: str, frame, fix_loo: str = "refit") -> dict:
         name: {
             "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
             "min_ess": min_ess(fit.idata),
+            "max_rhat": max_rhat(fit.idata),
             "elpd_loo": float(study.table.loc[name, "elpd"]),
             "bad_k": int(study.table.loc[name, "n_bad_k"]),
         }
@@ -73,6 +80,7 @@ def run_partial(backend: str, frame, formula: str = FORMULA) -> dict:
         "partial": {
             "sampling_s": fit.idata["posterior"].attrs.get("sampling_time"),
             "min_ess": min_ess(fit.idata),
+            "max_rhat": max_rhat(fit.idata),
             "elpd_loo": float("nan"),
         }
     }
@@ -94,6 +102,7 @@ def run_plain(backend: str, frame) -> dict:
         name: {
             "sampling_s": fit["posterior"].attrs.get("sampling_time"),
             "min_ess": min_ess(fit),
+            "max_rhat": max_rhat(fit),
             "elpd_loo": float(table.loc[name, "elpd"]),
         }
         for name, fit in fits.items()
@@ -158,7 +167,12 @@ def run_numpyro_reference(backend: str, frame) -> dict:
         seconds[name] = time.perf_counter() - start
     table = az.compare(fits, round_to="none")
     return {
-        name: {"sampling_s": seconds[name], "min_ess": min_ess(fit), "elpd_loo": float(table.loc[name, "elpd"])}
+        name: {
+            "sampling_s": seconds[name],
+            "min_ess": min_ess(fit),
+            "max_rhat": max_rhat(fit),
+            "elpd_loo": float(table.loc[name, "elpd"]),
+        }
         for name, fit in fits.items()
     }
 

@@ -28,10 +28,23 @@ def test_few_groups_stay_non_centred_and_many_data_rich_groups_are_centred(gym):
     assert layout(GYM_FORMULA, thin) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
 
 
-def test_the_choice_can_be_forced_and_correlated_terms_stay_non_centred(gym):
+def test_correlated_blocks_are_centred_as_one_where_the_groups_are_data_rich(gym):
+    correlated = GYM_FORMULA.replace("||", "|")
+    assert layout(correlated, gym) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
+    many, _ = pw.simulate_franchise(groups=200, periods=12, seed=1)
+    assert layout(correlated, many) == {"gymID": {"Intercept": "centered", "yogaStretch": "centered"}}
+    # Data-rich intercepts but slopes the data barely inform: the block stays non-centred as one.
+    few_treated = many.assign(yogaStretch=(many["timePeriod"] == 12) & (many["gymID"] % 10 == 0)).astype(
+        {"yogaStretch": int}
+    )
+    assert layout(GYM_FORMULA, few_treated)["gymID"] == {"Intercept": "centered", "yogaStretch": "noncentered"}
+    assert layout(correlated, few_treated)["gymID"] == {"Intercept": "noncentered", "yogaStretch": "noncentered"}
+
+
+def test_the_choice_can_be_forced(gym):
     assert layout(GYM_FORMULA, gym, "centered") == {"gymID": {"Intercept": "centered", "yogaStretch": "centered"}}
     correlated = GYM_FORMULA.replace("||", "|")
-    assert layout(correlated, gym, "centered") == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
+    assert layout(correlated, gym, "centered") == {"gymID": {"Intercept": "centered", "yogaStretch": "centered"}}
     with pytest.raises(pw.PoolwiseError) as err:
         layout(GYM_FORMULA, gym, "funnel")
     assert str(err.value) == "unknown parameterization 'funnel'; use one of: auto, centered, noncentered"
@@ -52,3 +65,29 @@ def test_centred_and_non_centred_fits_agree_within_monte_carlo_error(gym):
         a, b = (fits[how].posterior[name] for how in ("centered", "noncentered"))
         mcse = float(np.hypot(az.mcse(a.to_dataset(name="v"))["v"], az.mcse(b.to_dataset(name="v"))["v"]))
         assert abs(float(a.mean()) - float(b.mean())) < 4 * mcse + 0.02, name
+
+
+@pytest.mark.slow
+def test_centred_and_non_centred_correlated_blocks_agree_within_monte_carlo_error():
+    import arviz as az
+
+    data, _ = pw.simulate_franchise(groups=60, periods=6, seed=2)
+    formula = GYM_FORMULA.replace("||", "|")
+    fits = {}
+    for how in ("centered", "noncentered"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pw.PoolwiseWarning)
+            fits[how] = pw.fit(formula, data, parameterization=how, draws=500, tune=500, chains=4, seed=3)
+    assert fits["centered"].settings["parameterization"]["gymID"] == {
+        "Intercept": "centered",
+        "yogaStretch": "centered",
+    }
+    assert "block|gymID_centered" in fits["centered"].posterior
+    names = ("Intercept", "yogaStretch", "1|gymID_sigma", "yogaStretch|gymID_sigma", "cor(Intercept,yogaStretch)|gymID")
+    for name in names:
+        a, b = (fits[how].posterior[name] for how in ("centered", "noncentered"))
+        mcse = float(np.hypot(az.mcse(a.to_dataset(name="v"))["v"], az.mcse(b.to_dataset(name="v"))["v"]))
+        assert abs(float(a.mean()) - float(b.mean())) < 4 * mcse + 0.02, name
+    # The groups' own coefficients, the quantity the block draws directly when centred.
+    a, b = (fits[how].posterior["1|gymID"].mean(("chain", "draw")) for how in ("centered", "noncentered"))
+    assert float(np.abs(a - b).max()) < 0.1

@@ -479,7 +479,9 @@ def cor_terms(name: str) -> tuple[str, str, str]:
     return first, second, group
 
 
-def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> bool:
+def correlate(
+    model, factor: str, terms: tuple[str, ...], eta: float = 1.0, centres: dict[str, str | None] | None = None
+) -> bool:
     """Make the group terms of ``factor`` a correlated set, in place: lme4's and brms's ``(1 + x|g)``.
 
     Bambi draws each group term independently, non-centred (``u = sigma * offset`` with
@@ -489,6 +491,12 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
     above reads it unchanged. A categorical term contributes one column per level
     (``urban[Y]``). Each pairwise correlation is a scalar Deterministic (``cor(Intercept,x)|g``);
     the Cholesky factor itself is the free variable ``cor|g``.
+
+    With ``centres`` the block is centred instead: each group's coefficients are drawn from a
+    multivariate normal around their population values, ``b_g ~ MvNormal(centre, diag(sigma) R
+    diag(sigma))`` (the variable ``centered_block(factor)``), and Bambi's offsets become the
+    standardised deviations ``(b_g - centre) / sigma``, so ``1|g`` keeps its name and meaning. This
+    is the geometry for data-rich groups; it needs every term to be one column.
 
     Parameters
     ----------
@@ -501,6 +509,9 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
     eta : float, default 1.0
         The LKJ concentration: 1 is uniform over correlation matrices, larger values favour
         correlations near 0.
+    centres : dict of str to str or None, optional
+        Term -> the common variable it varies around (None, or a name the model lacks: 0), to centre
+        the block; None keeps it non-centred. A block with a term of several columns stays non-centred.
 
     Returns
     -------
@@ -535,6 +546,9 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
         for i in range(len(labels)):
             for j in range(i + 1, len(labels)):
                 pm.Deterministic(cor_name(labels[i], labels[j], factor), correlation[i, j])
+    if centres is not None and len(columns) == len(terms):
+        model.backend.model = _centered_block(graph, factor, terms, cholesky, centres)
+        return True
     offsets = [graph[f"{name}_offset"] if k is None else graph[f"{name}_offset"][:, k] for _, name, k in columns]
     mixed = pt.stack(offsets, axis=-1) @ cholesky.T
     interventions = {}
@@ -545,6 +559,48 @@ def correlate(model, factor: str, terms: tuple[str, ...], eta: float = 1.0) -> b
         interventions[name] = graph[f"{name}_sigma"] * value
     model.backend.model = pm.do(graph, interventions)
     return True
+
+
+def centered_block(factor: str) -> str:
+    """The variable of a centred correlated block's group coefficients (group, term).
+
+    Parameters
+    ----------
+    factor : str
+        The grouping factor.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> centered_block("g")
+    'block|g_centered'
+    """
+    return f"block|{factor}_centered"
+
+
+def _centered_block(graph, factor: str, terms: tuple[str, ...], cholesky, centres: dict[str, str | None]):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = [group_term(term, factor) for term in terms]
+    sigmas = pt.stack([graph[f"{name}_sigma"] for name in names])
+    means = pt.stack(
+        [graph[centres[term]] if centres.get(term) in graph.named_vars else pt.constant(0.0) for term in terms]
+    )
+    dim = f"{factor}__term_dim"
+    graph.add_coord(dim, list(terms))
+    with graph:
+        block = pm.MvNormal(
+            centered_block(factor),
+            mu=means,
+            chol=sigmas[:, None] * cholesky,
+            dims=(graph.named_vars_to_dims[f"{names[0]}_offset"][0], dim),
+        )
+    interventions = {f"{name}_offset": (block[:, i] - means[i]) / sigmas[i] for i, name in enumerate(names)}
+    return pm.do(graph, interventions)
 
 
 def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | None]) -> list[str]:
@@ -622,7 +678,10 @@ def parameterization(model, factors) -> dict[str, dict[str, str]]:
     graph = model.backend.model
     return {
         factor.name: {
-            term: "centered" if f"{group_term(term, factor.name)}_centered" in graph.named_vars else "noncentered"
+            term: "centered"
+            if f"{group_term(term, factor.name)}_centered" in graph.named_vars
+            or centered_block(factor.name) in graph.named_vars
+            else "noncentered"
             for term in factor.names
         }
         for factor in factors

@@ -167,24 +167,29 @@ def build_model(
         raise PoolwiseError(
             f"cannot build the {pooling} model with priors {strings}: {str(err).splitlines()[0]}; check the prior's parameter names"
         ) from None
+    layout = parameterization or {}
     for key, factor in correlated.items():
         prior = parsed.get(key)
         if prior is not None and (prior.name != "LKJCorr" or set(prior.args) != {"eta"}):
             raise PoolwiseError(f"the prior of {key} must be LKJCorr(eta=...), not {strings[key]}")
         eta = float(prior.args["eta"]) if prior is not None else 1.0
-        if adapter.correlate(model, factor.name, factor.names, eta):
+        centred = set(layout.get(factor.name, {}).values()) == {"centered"}
+        if adapter.correlate(model, factor.name, factor.names, eta, _centres(spec, factor.names) if centred else None):
             strings[key] = f"LKJCorr(eta={eta:g})"
         else:
             strings.pop(key, None)
     if pooling == "partial":
         for factor in spec.factors:
-            centred = [term for term, how in (parameterization or {}).get(factor.name, {}).items() if how == "centered"]
-            centres = {
-                term: term if term in spec.common or (term == "Intercept" and spec.intercept) else None
-                for term in centred
-            }
-            adapter.center(model, factor.name, tuple(centred), centres)
+            if f"cor|{factor.name}" in strings:
+                continue  # a correlated block is centred as one, above
+            centred = [term for term, how in layout.get(factor.name, {}).items() if how == "centered"]
+            adapter.center(model, factor.name, tuple(centred), _centres(spec, centred))
     return model, formula, strings
+
+
+def _centres(spec: FormulaSpec, terms) -> dict[str, str | None]:
+    """Term -> the common variable its group values vary around (None: they vary around 0)."""
+    return {term: term if term in spec.common or (term == "Intercept" and spec.intercept) else None for term in terms}
 
 
 def checked_inputs(

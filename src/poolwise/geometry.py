@@ -61,8 +61,9 @@ def check_parameterization(parameterization: str) -> str:
 def choose(spec: FormulaSpec, data: pd.DataFrame, parameterization: str = "auto") -> dict[str, dict[str, str]]:
     """How partial pooling parameterizes each group term: centred or non-centred.
 
-    Correlated factors stay non-centred: their terms share the standard normals the correlation mixes.
-    With ``"auto"`` each term is chosen from the data (see the module docstring).
+    With ``"auto"`` each term is chosen from the data (see the module docstring). A correlated factor's
+    terms are drawn as one block (``adapter.correlate``), centred only when every term is; a block
+    with a categorical term stays non-centred whatever is asked.
 
     Parameters
     ----------
@@ -71,7 +72,7 @@ def choose(spec: FormulaSpec, data: pd.DataFrame, parameterization: str = "auto"
     data : pandas.DataFrame
         The data to fit.
     parameterization : str
-        ``"auto"``, or ``"centered"`` / ``"noncentered"`` for every independent term.
+        ``"auto"``, or ``"centered"`` / ``"noncentered"`` for every term.
 
     Returns
     -------
@@ -92,12 +93,13 @@ def choose(spec: FormulaSpec, data: pd.DataFrame, parameterization: str = "auto"
     parameterization = check_parameterization(parameterization)
     choices = {}
     for factor in spec.factors:
-        if factor.correlated:
-            choices[factor.name] = dict.fromkeys(factor.names, "noncentered")
-        elif parameterization != "auto":
+        if parameterization != "auto":
             choices[factor.name] = dict.fromkeys(factor.names, parameterization)
         else:
             choices[factor.name] = {term: _auto(spec, data, factor.name, term) for term in factor.names}
+        if factor.correlated and set(choices[factor.name].values()) != {"centered"}:
+            # A correlated block is drawn as one: centred only when every term of it is.
+            choices[factor.name] = dict.fromkeys(factor.names, "noncentered")
     return choices
 
 
