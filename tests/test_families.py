@@ -56,7 +56,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "three ~ x + (1|g)",
             None,
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-            "counts or numbers (bernoulli, binomial, poisson, negativebinomial, gaussian): recode it, "
+            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian): recode it, "
             "e.g. to 0/1 for one level against the rest",
         ),
         (
@@ -69,14 +69,20 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
         (
             "count ~ x + (1|g)",
             "weibull",
-            "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, poisson, "
+            "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
             "negativebinomial, gaussian",
         ),
         (
             "p(k, x) ~ (1|g)",
             "poisson",
-            "p(k, x) is a count of successes out of trials, which only the binomial family models; "
-            "drop --family poisson or write the outcome alone",
+            "p(k, x) is a count of successes out of trials, which the binomial and beta_binomial families "
+            "model; drop --family poisson or write the outcome alone",
+        ),
+        (
+            "yes ~ x + (1|g)",
+            "beta_binomial",
+            "beta_binomial models successes out of trials, and yes is one outcome per row; write the response "
+            "as p(successes, trials) or use --family bernoulli",
         ),
         (
             "value ~ x + offset(log(days)) + (1|g)",

@@ -809,6 +809,41 @@ def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
     return np.asarray(values).reshape(posterior.sizes["chain"] * posterior.sizes["draw"], -1)
 
 
+def predict_means_and_outcomes(model, posterior: xr.Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean response of each fitted row and an outcome drawn for it, draw by draw.
+
+    One Bambi ``predict(kind="response")`` call gives both: the mean (``p`` or ``mu``) as Bambi's
+    likelihood takes it and the posterior predictive outcome.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        The model the draws come from.
+    posterior : xarray.Dataset
+        The draws, (chain, draw, ...) with both coordinates present.
+    seed : int
+        Seed of the outcome draws.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The means and the outcomes, each (chain * draw, row).
+
+    Examples
+    --------
+    >>> means, outcomes = predict_means_and_outcomes(fit.model, fit.posterior, seed=1)  # doctest: +SKIP
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        predicted = model.predict(
+            xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False, random_seed=seed
+        )
+    draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    means = predicted["posterior"].to_dataset()[response_mean(model)].transpose("chain", "draw", ...)
+    outcomes = next(iter(predicted["posterior_predictive"].data_vars.values()))
+    return np.asarray(means).reshape(draws, -1), np.asarray(outcomes).reshape(draws, -1)
+
+
 def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:
     """The mean response of new rows from the common terms (offset included), every group effect
     at 0: Bambi's ``predict(..., include_group_specific=False)``.

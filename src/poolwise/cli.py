@@ -61,6 +61,7 @@ class Family(StrEnum):
 
     bernoulli = "bernoulli"
     binomial = "binomial"
+    beta_binomial = "beta_binomial"
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
@@ -76,6 +77,7 @@ class SimulatedFamily(StrEnum):
     """
 
     binomial = "binomial"
+    beta_binomial = "beta_binomial"
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
@@ -215,6 +217,15 @@ Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{G
 FamilyOption = Annotated[
     Family | None,
     typer.Option(help="Outcome family (default: read from the formula and data, as lme4 would).", show_default=False),
+]
+FamiliesOption = Annotated[
+    list[Family] | None,
+    typer.Option(
+        "--family",
+        help="Outcome family (default: read from the formula and data); with several formulas, once for all "
+        "or once per formula, in order.",
+        show_default=False,
+    ),
 ]
 ModelOption = Annotated[Model, typer.Option("--model", help="Which pooling model to fit.")]
 PriorOption = Annotated[
@@ -526,6 +537,16 @@ def _print_study(study) -> None:
         stdout.print(f"Note: {escape(note)}")
 
 
+def _one_family(families: list[str]) -> str | None:
+    """The one --family of a one-formula compare."""
+    if len(families) > 1:
+        raise PoolwiseError(
+            f"--family is given {len(families)} times for one formula; give it once, or repeat the formula "
+            "to compare families (compare DATA 'F' 'F' --family binomial --family beta_binomial)"
+        )
+    return families[0] if families else None
+
+
 def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, unsupported: dict, **settings) -> None:
     """``compare DATA FORMULA FORMULA ...``: the models as written, compared by LOO, printed."""
     from poolwise.comparison import compare_models
@@ -542,8 +563,9 @@ def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, 
     if as_json:
         typer.echo(_study_json(study, caught, None, []))
     else:
-        for name, formula in named.items():
-            stdout.print(f"{name}: {escape(formula)}")
+        for name, fitted in study.fits.items():
+            family = f" (family {fitted.spec.family})" if isinstance(settings["family"], list) else ""
+            stdout.print(f"{name}: {escape(named[name])}{family}")
         _print_study(study)
 
 
@@ -779,7 +801,7 @@ def compare_command(
     plots: Annotated[
         bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")
     ] = False,
-    family: FamilyOption = None,
+    family: FamiliesOption = None,
     prior: PriorOption = None,
     backend: BackendOption = None,
     draws: Draws = 1000,
@@ -831,6 +853,7 @@ def compare_command(
     with _guarded() as caught:
         from poolwise.data import read_data
 
+        families = [entry.value for entry in family or []]
         if len(formulas) > 1:
             _compare_models(
                 read_data(data),
@@ -838,7 +861,7 @@ def compare_command(
                 as_json=as_json,
                 caught=caught,
                 unsupported={"--out": out, "--plots": plots, "--report": report, "--cv": cv},
-                family=_value(family),
+                family=families[0] if len(families) == 1 else (families or None),
                 priors=_priors(prior, priors),
                 backend=_value(backend),
                 draws=draws,
@@ -860,7 +883,7 @@ def compare_command(
             as_json=as_json,
             caught=caught,
             report=report,
-            family=_value(family),
+            family=_one_family(families),
             priors=_priors(prior, priors),
             backend=_value(backend),
             draws=draws,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from poolwise import adapter, geometry, seeds
 from poolwise.cv import DEFAULT_WORKERS, check_workers, group_folds, run_folds
+from poolwise.dispersion import check_fits
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
 from poolwise.formulas import parse_formula
@@ -408,6 +409,9 @@ def compare(
                 ),
                 stacklevel=2,
             )
+    # The partial pooling model has the data's group structure: what it leaves unexplained is
+    # row-to-row variation, which the family must carry (complete pooling's excess is the groups').
+    notes = [*notes, *check_fits({"partial": fits["partial"]}, {"partial": pooling("partial").label})]
     return Study(spec.formula, fits, table, loos, notes, result, fix_loo)
 
 
@@ -443,8 +447,10 @@ def compare_models(
         The formulas, or name -> formula (the names label the table; default: the formulas).
     data : pandas.DataFrame
         The data.
-    family : str, optional
-        One family for every model; None lets each formula and the data decide.
+    family : str or sequence of str, optional
+        One family for every model, or one per model in their order (the same formula twice with
+        ``["binomial", "beta_binomial"]`` asks whether the counts are overdispersed); None lets
+        each formula and the data decide.
     draws, tune, chains : int
         Sampler settings per model.
     seed : int, optional
@@ -471,8 +477,8 @@ def compare_models(
     Raises
     ------
     PoolwiseError
-        Fewer than two models, a bad formula or setting, or models that do not describe the same
-        observations.
+        Fewer than two models, families not one per model, a bad formula or setting, or models that
+        do not describe the same observations.
 
     Examples
     --------
@@ -483,21 +489,29 @@ def compare_models(
     from poolwise.fitting import drop_missing
     from poolwise.fitting import fit as fit_one
 
-    named = dict(models) if isinstance(models, Mapping) else {str(formula): str(formula) for formula in models}
+    formulas = list(models.values()) if isinstance(models, Mapping) else [str(formula) for formula in models]
+    families = _families(family, len(formulas))
+    if isinstance(models, Mapping):
+        named = dict(models)
+    elif len(set(formulas)) < len(formulas):  # one formula, several families: name each by its family
+        named = {f"{formula} [{fam}]": formula for formula, fam in zip(formulas, families)}
+    else:
+        named = {formula: formula for formula in formulas}
     if len(named) < 2:
         raise PoolwiseError("compare_models needs at least two models; to compare pooling, use compare(formula, data)")
+    family_of = dict(zip(named, families))
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
     # Rows missing a value any model reads are dropped for all of them, so they stay comparable.
-    for formula in named.values():
-        data, _ = drop_missing(formula, data, family=family, missing=missing)
+    for name, formula in named.items():
+        data, _ = drop_missing(formula, data, family=family_of[name], missing=missing)
     prepared = {}
     for name, formula in named.items():
-        pooling_name = "partial" if parse_formula(formula, data, family=family).factors else "complete"
+        pooling_name = "partial" if parse_formula(formula, data, family=family_of[name]).factors else "complete"
         spec, rows, _, backend = checked_inputs(
             formula,
             data,
-            family=family,
+            family=family_of[name],
             draws=draws,
             tune=tune,
             chains=chains,
@@ -515,7 +529,7 @@ def compare_models(
             named[name],
             data,
             pooling="partial" if spec.factors else "complete",
-            family=family,
+            family=family_of[name],
             draws=draws,
             tune=tune,
             chains=chains,
@@ -527,7 +541,19 @@ def compare_models(
             missing="error",
         )
     table, loos = loo_table(fits, fix=fix_loo)
-    return Study(" vs ".join(named.values()), fits, table, loos, [], None, fix_loo)
+    return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), None, fix_loo)
+
+
+def _families(family: str | Sequence[str | None] | None, count: int) -> list[str | None]:
+    """One family (or None) per model: ``family`` for all, or its entries in the models' order."""
+    if family is None or isinstance(family, str):
+        return [family] * count
+    families = list(family)
+    if len(families) != count:
+        raise PoolwiseError(
+            f"{len(families)} families for {count} models; give one family for all or one per model, in order"
+        )
+    return families
 
 
 def check_same_observations(prepared: Mapping[str, tuple]) -> None:

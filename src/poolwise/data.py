@@ -651,6 +651,14 @@ SIMULATIONS = {
         "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3},
     },
+    "beta_binomial": {
+        "name": "franchise_overdispersed",
+        "outcome": "nSigned",
+        "size": "nTrialCustomers",
+        "sizes": (40, 160),
+        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.5, "sigma_beta": 0.2, "kappa": 20.0},
+    },
     "poisson": {
         "name": "visits",
         "outcome": "nVisits",
@@ -707,7 +715,7 @@ def simulate_franchise(
     periods : int
         Periods per gym; the treatment starts after the first half.
     family : str
-        ``"binomial"``, ``"poisson"``, ``"negativebinomial"`` or ``"gaussian"``.
+        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"`` or ``"gaussian"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional
@@ -745,7 +753,7 @@ def simulate_franchise(
     alpha_j = rng.normal(population["alpha"], population["sigma_alpha"], groups)
     beta_j = rng.normal(population["beta"], population["sigma_beta"], groups)
     treated_gyms = rng.random(groups) < treated_share
-    aux = {"alpha": population.get("shape"), "sigma": population.get("sigma")}
+    aux = {"alpha": population.get("shape"), "sigma": population.get("sigma"), "kappa": population.get("kappa")}
     rows = []
     for j in range(groups):
         for t in range(1, periods + 1):

@@ -744,7 +744,7 @@ def decide(
     """
     treatment = check_treatment(fit, treatment)
     family = find_family(fit.spec.family)
-    whole = family.name in ("binomial", "bernoulli")
+    whole = family.trials
     if (
         isinstance(trials, bool)
         or not isinstance(trials, (int, float, np.integer, np.floating))
@@ -867,19 +867,19 @@ def _notes(pooling: str, treatment: str, factor: str, flagged: dict[str, list[st
 
 def _value(value: float, family: str) -> str:
     """A mean response as a reader says it: 22% for a probability, else three significant digits."""
-    return f"{100 * value:.0f}%" if family in ("binomial", "bernoulli") else f"{value:.3g}"
+    return f"{100 * value:.0f}%" if find_family(family).probability else f"{value:.3g}"
 
 
 def _change(value: float, family: str) -> str:
     """A difference of two mean responses: +10 points for probabilities, else signed digits."""
-    return f"{100 * value:+.0f}" if family in ("binomial", "bernoulli") else f"{value:+.3g}"
+    return f"{100 * value:+.0f}" if find_family(family).probability else f"{value:+.3g}"
 
 
 def _rate_sentence(table: pd.DataFrame, prob: float, family: str) -> tuple[str, str]:
     """('from 22% to 33%', 'difference +10 points, 89% interval +2 to +19; P(helps) = 0.97')."""
     rows = table.set_index("quantity")
     diff = rows.loc["difference"]
-    points = " points" if family in ("binomial", "bernoulli") else ""
+    points = " points" if find_family(family).probability else ""
     change = (
         f"from {_value(rows.loc['rate_without', 'mean'], family)} to {_value(rows.loc['rate_with', 'mean'], family)}"
     )
@@ -913,7 +913,7 @@ def measure(family: str, outcome: str, unit: str) -> str:
     >>> measure("poisson", "nVisits", "memberMonths")
     'nVisits per unit of memberMonths'
     """
-    if family in ("binomial", "bernoulli"):
+    if find_family(family).probability:
         return "rate"
     if family == "gaussian":
         return f"mean {outcome}"

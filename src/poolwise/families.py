@@ -2,8 +2,10 @@
 
 Every stage reads a family from this registry instead of assuming binomial counts. A family's
 *mean response* is what tables, decisions and figures call the rate: a probability (bernoulli,
-binomial), events per unit of exposure (poisson, negative binomial; per row without an offset) or
-the mean value (gaussian). Plain NumPy/SciPy: no Bambi here.
+binomial, beta-binomial), events per unit of exposure (poisson, negative binomial; per row without
+an offset) or the mean value (gaussian). The beta-binomial is the binomial with overdispersion:
+each row's probability varies around its mean, the less the larger ``kappa`` is. Plain
+NumPy/SciPy: no Bambi here.
 """
 
 from dataclasses import dataclass
@@ -34,6 +36,13 @@ class Family:
         Whether a ratio of two means is meaningful (the mean is positive).
     counts : bool
         Whether outcomes are counts (whole numbers).
+    trials : bool
+        Whether outcomes are successes out of trials (a unit's size is its trials; bernoulli rows
+        are aggregated to them).
+    overdispersed : str, optional
+        The family to fit instead when rows vary more than this one allows (binomial:
+        beta_binomial; poisson: negativebinomial); None where there is nothing to check
+        (``poolwise.dispersion``).
 
     Examples
     --------
@@ -48,6 +57,8 @@ class Family:
     aux: tuple[str, ...]
     ratio: bool
     counts: bool
+    trials: bool = False
+    overdispersed: str | None = None
 
     def inverse(self, eta):
         """The mean response from the linear predictor: the inverse link.
@@ -72,6 +83,11 @@ class Family:
         if self.link == "log":
             return np.exp(eta)
         return eta
+
+    @property
+    def probability(self) -> bool:
+        """Whether the mean response is a probability (shown in percent, differences in points)."""
+        return self.scale == "probability"
 
     @property
     def inverse_name(self) -> str:
@@ -121,7 +137,8 @@ class Family:
         size : float or numpy.ndarray
             Each unit's size.
         aux : dict of str to numpy.ndarray
-            The family's own parameters (``alpha`` of the negative binomial, ``sigma`` of the gaussian).
+            The family's own parameters (``kappa`` of the beta-binomial, ``alpha`` of the negative
+            binomial, ``sigma`` of the gaussian).
 
         Returns
         -------
@@ -134,7 +151,11 @@ class Family:
         >>> FAMILIES["poisson"].simulate(np.random.default_rng(0), np.array([2.0]), 10, {}).shape
         (1,)
         """
-        if self.name in ("binomial", "bernoulli"):
+        if self.name == "beta_binomial":
+            # Bambi's BetaBinomial(mu, kappa): each unit's probability is Beta(mu kappa, (1 - mu) kappa).
+            kappa = aux["kappa"]
+            return rng.binomial(np.asarray(size, dtype=np.int64), rng.beta(mean * kappa, (1 - mean) * kappa))
+        if self.trials:
             return rng.binomial(np.asarray(size, dtype=np.int64), mean)
         if self.name == "poisson":
             return rng.poisson(mean * size)
@@ -148,15 +169,26 @@ class Family:
 FAMILIES = {
     family.name: family
     for family in (
-        Family("bernoulli", "binomial", "logit", "probability", (), True, True),
-        Family("binomial", "binomial", "logit", "probability", (), True, True),
-        Family("poisson", "poisson", "log", "events per unit of exposure", (), True, True),
+        Family("bernoulli", "binomial", "logit", "probability", (), True, True, trials=True),
+        Family(
+            "binomial", "binomial", "logit", "probability", (), True, True, trials=True, overdispersed="beta_binomial"
+        ),
+        Family("beta_binomial", "beta_binomial", "logit", "probability", ("kappa",), True, True, trials=True),
+        Family(
+            "poisson", "poisson", "log", "events per unit of exposure", (), True, True, overdispersed="negativebinomial"
+        ),
         Family("negativebinomial", "negativebinomial", "log", "events per unit of exposure", ("alpha",), True, True),
         Family("gaussian", "gaussian", "identity", "mean", ("sigma",), False, False),
     )
 }
 NAMES = tuple(FAMILIES)
-ALIASES = {"negbinomial": "negativebinomial", "negative_binomial": "negativebinomial", "normal": "gaussian"}
+ALIASES = {
+    "betabinomial": "beta_binomial",
+    "beta-binomial": "beta_binomial",
+    "negbinomial": "negativebinomial",
+    "negative_binomial": "negativebinomial",
+    "normal": "gaussian",
+}
 
 
 def family(name: str) -> Family:
@@ -165,8 +197,9 @@ def family(name: str) -> Family:
     Parameters
     ----------
     name : str
-        ``bernoulli``, ``binomial``, ``poisson``, ``negativebinomial`` or ``gaussian``, or an alias
-        (``negbinomial``, ``negative_binomial``, ``normal``); case and spaces around are ignored.
+        ``bernoulli``, ``binomial``, ``beta_binomial``, ``poisson``, ``negativebinomial`` or
+        ``gaussian``, or an alias (``betabinomial``, ``negbinomial``, ``negative_binomial``,
+        ``normal``); case and spaces around are ignored.
 
     Returns
     -------

@@ -187,6 +187,31 @@ def build_model(
     return model, formula, strings
 
 
+def model_of(fit: Fit):
+    """The Bambi model of a fit: its own, or rebuilt without sampling for a fit loaded from disk.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+
+    Returns
+    -------
+    bambi.Model
+        Built, ready for ``predict``.
+
+    Examples
+    --------
+    >>> model_of(pw.load_fit("partial.nc")).family.name  # doctest: +SKIP
+    'binomial'
+    """
+    if fit.model is not None:
+        return fit.model
+    return build_model(
+        fit.spec, fit.data, fit.pooling, fit.priors, parameterization=fit.settings.get("parameterization") or None
+    )[0]
+
+
 def _centres(spec: FormulaSpec, terms) -> dict[str, str | None]:
     """Term -> the common variable its group values vary around (None: they vary around 0)."""
     return {term: term if term in spec.common or (term == "Intercept" and spec.intercept) else None for term in terms}

@@ -277,10 +277,15 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
         family = "binomial"
     elif spec.level is not None:
         family = "bernoulli"
-    if spec.trials is not None and family != "binomial":
+    if spec.trials is not None and family not in ("binomial", "beta_binomial"):
         raise PoolwiseError(
-            f"{spec.response} is a count of successes out of trials, which only the binomial family models; "
-            f"drop --family {family} or write the outcome alone"
+            f"{spec.response} is a count of successes out of trials, which the binomial and beta_binomial "
+            f"families model; drop --family {family} or write the outcome alone"
+        )
+    if family == "beta_binomial" and spec.trials is None:
+        raise PoolwiseError(
+            f"beta_binomial models successes out of trials, and {spec.response} is one outcome per row; write "
+            "the response as p(successes, trials) or use --family bernoulli"
         )
     if spec.exposure is not None and family not in (None, "poisson", "negativebinomial"):
         raise PoolwiseError(

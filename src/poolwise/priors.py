@@ -70,8 +70,10 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     and log scales); the intercept Normal(link(mean outcome), sqrt((2.5 s_y)^2 + sum_k (sigma_k
     xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as rstanarm's prior on
     the centred intercept implies; group sds HalfNormal with the scale of the term they vary;
-    gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha HalfCauchy(1), Bambi's own. No
-    pooling gives each group the intercept's and slopes' priors.
+    gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha HalfCauchy(1), Bambi's own;
+    beta-binomial kappa Gamma(0.01, 0.01), brms's prior on its phi (Bambi's HalfCauchy(1) puts
+    half its mass below 1, strong overdispersion). No pooling gives each group the intercept's and
+    slopes' priors.
 
     Parameters
     ----------
@@ -124,6 +126,8 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
     elif family.name == "negativebinomial":
         priors["alpha"] = "HalfCauchy(beta=1)"
+    elif family.name == "beta_binomial":
+        priors["kappa"] = "Gamma(alpha=0.01, beta=0.01)"  # brms's default prior on the beta-binomial's phi
     return priors
 
 

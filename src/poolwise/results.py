@@ -6,6 +6,7 @@ the type without importing the sampler.
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from poolwise.spec import FormulaSpec
@@ -54,6 +55,40 @@ class Fit:
     def posterior(self):
         """The posterior group of ``idata`` as an xarray Dataset."""
         return self.idata["posterior"].to_dataset()
+
+    def thinned(self, draws: int, seed: int):
+        """The posterior with ``draws`` of its draws picked at random (seeded), as one chain.
+
+        Bambi's ``predict`` wants (chain, draw, ...) with both coordinates present.
+
+        Parameters
+        ----------
+        draws : int
+            How many draws to keep (all of them when there are fewer).
+        seed : int
+            Seed of the pick.
+
+        Returns
+        -------
+        xarray.Dataset
+            (chain=1, draw, ...), the draws in their original order.
+
+        Examples
+        --------
+        >>> fit.thinned(20, seed=0).sizes["draw"]  # doctest: +SKIP
+        20
+        """
+        flat = self.posterior.stack(sample=("chain", "draw"))
+        size = min(draws, flat.sizes["sample"])
+        picked = np.sort(np.random.default_rng(seed).choice(flat.sizes["sample"], size=size, replace=False))
+        return (
+            flat.isel(sample=picked)
+            .drop_vars(["sample", "chain", "draw"])
+            .rename_dims(sample="draw")
+            .assign_coords(draw=np.arange(size))
+            .expand_dims(chain=[0])
+            .transpose("chain", "draw", ...)
+        )
 
     def focused(self, factor: str | None) -> "Fit":
         """This fit with grouping factor ``factor`` in focus for per-group tables, figures and decisions.

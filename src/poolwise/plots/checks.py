@@ -14,7 +14,7 @@ import pandas as pd
 from poolwise import adapter
 from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import build_model
+from poolwise.fitting import model_of
 from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
 from poolwise.results import Fit
 
@@ -46,21 +46,8 @@ def predictive_draws(fit: Fit, *, draws: int = 20, seed: int = 0) -> np.ndarray:
     >>> predictive_draws(study.fits["partial"], draws=5).shape  # doctest: +SKIP
     (5, 48)
     """
-    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
-    flat = fit.posterior.stack(sample=("chain", "draw"))
-    picked = np.sort(
-        np.random.default_rng(seed).choice(flat.sizes["sample"], size=min(draws, flat.sizes["sample"]), replace=False)
-    )
-    # Bambi wants (chain, draw, ...) with both coordinates present: one chain of the picked draws.
-    thinned = (
-        flat.isel(sample=picked)
-        .drop_vars(["sample", "chain", "draw"])
-        .rename_dims(sample="draw")
-        .assign_coords(draw=np.arange(len(picked)))
-        .expand_dims(chain=[0])
-        .transpose("chain", "draw", ...)
-    )
-    return adapter.predict_outcomes(model, thinned, seed)
+    model = model_of(fit)
+    return adapter.predict_outcomes(model, fit.thinned(draws, seed), seed)
 
 
 def ppc_table(
@@ -288,7 +275,7 @@ def loo_pit_table(fits, *, seed: int = 0, colors: Mapping[str, str] | None = Non
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
     parts = []
     for name, fit in fits.items():
-        model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
+        model = model_of(fit)
         posterior = fit.posterior
         log_lik = fit.idata["log_likelihood"].to_dataset()
         (variable,) = log_lik.data_vars

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 from poolwise.errors import PoolwiseError
-from poolwise.fitting import build_model
+from poolwise.fitting import model_of
 from poolwise.results import Fit
 
 SOURCE_SUFFIXES = (".gv", ".dot")
@@ -50,7 +50,7 @@ def model_graph(fit: Fit, path: str | Path, *, dpi: int = 150) -> Path:
     image = path.suffix.lower() not in SOURCE_SUFFIXES
     if image and shutil.which("dot") is None:
         raise PoolwiseError(NO_DOT)
-    model = fit.model if fit.model is not None else build_model(fit.spec, fit.data, fit.pooling, fit.priors)[0]
+    model = model_of(fit)
     try:
         graph = model.graph()
     except ImportError:
