@@ -471,6 +471,15 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
     predictors = [name for name in spec.variables if name not in (spec.outcome, spec.trials, spec.exposure)]
     for name in predictors:
         _fail_rows(data[name].isna(), f"{name} is missing (NaN)", "fill or drop those rows")
+    groups = {part for factor in spec.factors for part in factor.parts}
+    for name in predictors:
+        # A one-level categorical has no contrast to code (formulae fails deep inside); numeric
+        # constants reach the design check, which names the collinearity.
+        if name not in groups and not pd.api.types.is_numeric_dtype(data[name]) and values_constant(data[name]):
+            raise PoolwiseError(
+                f"{name} takes a single value ({one_line(data[name].iloc[0])}) on every row, so its effect cannot "
+                "be estimated; drop it from the formula or check the rows selected"
+            )
     if spec.trials is not None:  # binomial counts, or bernoulli rows already aggregated to them
         return validate_counts(data, spec.outcome, spec.trials), spec, []
     if spec.family == "bernoulli":
