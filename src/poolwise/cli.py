@@ -28,6 +28,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from poolwise.errors import PoolwiseError, PoolwiseWarning
+from poolwise.families import family as find_family
 from poolwise.plots.figures import FIGURES
 
 GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
@@ -65,6 +66,7 @@ class Family(StrEnum):
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
+    gamma = "gamma"
 
 
 class SimulatedFamily(StrEnum):
@@ -81,6 +83,7 @@ class SimulatedFamily(StrEnum):
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
+    gamma = "gamma"
 
 
 class Backend(StrEnum):
@@ -1078,7 +1081,7 @@ def simulate(
     family: Annotated[
         SimulatedFamily,
         typer.Option(
-            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); gamma: spend per customer (spend.csv)."
         ),
     ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
@@ -1103,7 +1106,7 @@ def simulate(
             f"Wrote {escape(str(path))} ({groups} gyms x {periods} periods) and its truth "
             f"{escape(str(path.with_name(f'{name}_truth.json')))}."
         )
-        option = "" if family in ("binomial", "poisson", "gaussian") else f" --family {family}"
+        option = "" if family in ("binomial", "poisson", "gaussian") else f" --family {family}"  # what lme4 would infer
         stdout.print(f"Next: poolwise compare {escape(str(path))} '{SIMULATIONS[family]['formula']}'{option}")
 
 
@@ -1310,7 +1313,7 @@ def _print_decision(decision, *, per_group: bool) -> None:
     )
     for column in (*(["Level"] if categorical else []), "Quantity", "Mean", f"l-{pct}", f"u-{pct}", "P(helps)"):
         expected.add_column(column, justify="left" if column in ("Quantity", "Level") else "right", no_wrap=True)
-    digits = 3 if decision.family == "gaussian" else 0
+    digits = 0 if find_family(decision.family).counts else 3
     for _, row in decision.expected.iterrows():
         level = [escape(str(row["arm"]))] if categorical else []
         expected.add_row(

@@ -499,6 +499,12 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
             f"exposure {spec.exposure} is <= 0",
             "a rate per unit of exposure needs exposure > 0: drop those rows or fix the column",
         )
+    if FAMILIES[spec.family].positive:
+        _fail_rows(
+            data[spec.outcome] <= 0,
+            f"{spec.outcome} is <= 0",
+            f"{spec.family} measurements must be > 0 (use --family gaussian for signed numbers)",
+        )
     if spec.family in ("poisson", "negativebinomial"):
         values = data[spec.outcome]
         _fail_rows(
@@ -692,6 +698,14 @@ SIMULATIONS = {
         "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
     },
+    "gamma": {
+        "name": "spend",
+        "outcome": "spend",
+        "size": None,
+        "sizes": (3, 8),
+        "formula": "spend ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {"alpha": 3.5, "beta": 0.15, "sigma_alpha": 0.3, "sigma_beta": 0.1, "shape": 4.0},
+    },
 }
 
 
@@ -724,7 +738,8 @@ def simulate_franchise(
     periods : int
         Periods per gym; the treatment starts after the first half.
     family : str
-        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"`` or ``"gaussian"``.
+        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"``, ``"gaussian"`` or
+        ``"gamma"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional

@@ -225,7 +225,7 @@ def unit(fit: Fit) -> str:
     -------
     str
         ``"trials"`` (binomial), the exposure column (poisson with an offset), ``"observations"``
-        (gaussian) or ``"rows"``.
+        (a measurement: gaussian, gamma) or ``"rows"``.
 
     Examples
     --------
@@ -237,7 +237,7 @@ def unit(fit: Fit) -> str:
         return "trials"
     if spec.exposure and not spec.exposure.endswith("_n"):
         return spec.exposure
-    return "observations" if spec.family == "gaussian" else "rows"
+    return "rows" if find_family(spec.family).counts else "observations"
 
 
 def level_etas(fit: Fit, treatment: str, scope: str, rng: np.random.Generator, size: int | None = None) -> xr.DataArray:
@@ -641,7 +641,7 @@ def _expected(
         str(level): family.simulate(rng, family.inverse(etas.sel(level=level).values), trials, aux).sum(axis=-1)
         for level in etas["level"].values
     }
-    if family.name == "gaussian":  # a measurement's total means little: report the mean per observation
+    if not family.counts:  # a measurement's total means little: report the mean per observation
         totals = {level: values / (groups * trials) for level, values in totals.items()}
     source = "new groups from population" if fit.pooling == "partial" else "all groups"
     rows = []
@@ -915,7 +915,7 @@ def measure(family: str, outcome: str, unit: str) -> str:
     """
     if find_family(family).probability:
         return "rate"
-    if family == "gaussian":
+    if not find_family(family).counts:
         return f"mean {outcome}"
     return f"{outcome} per {'row' if unit == 'rows' else 'unit of ' + unit}"
 
@@ -996,7 +996,7 @@ def verdict(decision: Decision) -> str:
         ]
     if not d.higher_is_better:
         sentences.append("Lower is better here: P(helps) is the probability of a decrease.")
-    total, digits = ("mean ", ".3g") if d.family == "gaussian" else ("", ",.0f")
+    total, digits = ("", ",.0f") if find_family(d.family).counts else ("mean ", ".3g")
     outcomes = []
     for arm in d.arms:
         rows = d.expected[d.expected["arm"] == arm].set_index("quantity")

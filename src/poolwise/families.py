@@ -39,6 +39,10 @@ class Family:
     trials : bool
         Whether outcomes are successes out of trials (a unit's size is its trials; bernoulli rows
         are aggregated to them).
+    aux_priors : tuple of (str, str)
+        Each own parameter's default prior; ``{sy}`` stands for the outcome's sd (identity link).
+    positive : bool
+        Whether outcomes must be > 0 (gamma).
     overdispersed : str, optional
         The family to fit instead when rows vary more than this one allows (binomial:
         beta_binomial; poisson: negativebinomial); None where there is nothing to check
@@ -58,6 +62,8 @@ class Family:
     ratio: bool
     counts: bool
     trials: bool = False
+    aux_priors: tuple[tuple[str, str], ...] = ()
+    positive: bool = False
     overdispersed: str | None = None
 
     def inverse(self, eta):
@@ -126,7 +132,7 @@ class Family:
         """Simulated outcomes of units with mean response ``mean`` and ``size`` each.
 
         ``size`` is trials (binomial, bernoulli), units of exposure (poisson, negative binomial) or
-        observations (gaussian: the outcome is the sum of ``size`` observations).
+        observations (gaussian, gamma: the outcome is the sum of ``size`` observations).
 
         Parameters
         ----------
@@ -163,9 +169,16 @@ class Family:
             # Bambi's NegativeBinomial(mu, alpha): variance mu + mu^2 / alpha, a gamma-Poisson mixture.
             alpha = aux["alpha"]
             return rng.poisson(rng.gamma(alpha, mean * size / alpha))
+        if self.name == "gamma":
+            # Bambi's Gamma(mu, alpha): shape alpha, mean mu; a sum of n is Gamma(n alpha, mean n mu).
+            alpha = aux["alpha"]
+            return rng.gamma(alpha * size, mean / alpha)
         return rng.normal(mean * size, aux["sigma"] * np.sqrt(size))
 
 
+# brms's default prior on a precision or shape parameter (beta-binomial phi, gamma shape):
+# Bambi's HalfCauchy(1) puts half its mass below 1, strong overdispersion or skew.
+BRMS_PRECISION = "Gamma(alpha=0.01, beta=0.01)"
 FAMILIES = {
     family.name: family
     for family in (
@@ -173,12 +186,51 @@ FAMILIES = {
         Family(
             "binomial", "binomial", "logit", "probability", (), True, True, trials=True, overdispersed="beta_binomial"
         ),
-        Family("beta_binomial", "beta_binomial", "logit", "probability", ("kappa",), True, True, trials=True),
+        Family(
+            "beta_binomial",
+            "beta_binomial",
+            "logit",
+            "probability",
+            ("kappa",),
+            True,
+            True,
+            trials=True,
+            aux_priors=(("kappa", BRMS_PRECISION),),
+        ),
         Family(
             "poisson", "poisson", "log", "events per unit of exposure", (), True, True, overdispersed="negativebinomial"
         ),
-        Family("negativebinomial", "negativebinomial", "log", "events per unit of exposure", ("alpha",), True, True),
-        Family("gaussian", "gaussian", "identity", "mean", ("sigma",), False, False),
+        Family(
+            "negativebinomial",
+            "negativebinomial",
+            "log",
+            "events per unit of exposure",
+            ("alpha",),
+            True,
+            True,
+            aux_priors=(("alpha", "HalfCauchy(beta=1)"),),
+        ),
+        Family(
+            "gaussian",
+            "gaussian",
+            "identity",
+            "mean",
+            ("sigma",),
+            False,
+            False,
+            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
+        ),
+        Family(
+            "gamma",
+            "gamma",
+            "log",
+            "mean",
+            ("alpha",),
+            True,
+            False,
+            aux_priors=(("alpha", BRMS_PRECISION),),
+            positive=True,
+        ),
     )
 }
 NAMES = tuple(FAMILIES)

@@ -154,7 +154,8 @@ def build_model(
     'y ~ x + (1 + x|g)'
     """
     formula = find_pooling(pooling).build(spec)
-    model = adapter.new_model(formula, data, find_family(spec.family).bambi, NAMESPACE)
+    family = find_family(spec.family)
+    model = adapter.new_model(formula, data, family.bambi, NAMESPACE, link=family.link)
     # Correlated group terms (lme4's (1 + x|g)) get an LKJ prior on their correlation, named cor|g.
     correlated = {f"cor|{f.name}": f for f in spec.factors if f.correlated} if pooling == "partial" else {}
     known = set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) | set(correlated)

@@ -71,9 +71,8 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as rstanarm's prior on
     the centred intercept implies; group sds HalfNormal with the scale of the term they vary;
     gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha HalfCauchy(1), Bambi's own;
-    beta-binomial kappa Gamma(0.01, 0.01), brms's prior on its phi (Bambi's HalfCauchy(1) puts
-    half its mass below 1, strong overdispersion). No pooling gives each group the intercept's and
-    slopes' priors.
+    beta-binomial kappa and gamma shape alpha Gamma(0.01, 0.01), brms's (``Family.aux_priors``).
+    No pooling gives each group the intercept's and slopes' priors.
 
     Parameters
     ----------
@@ -99,7 +98,7 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     {'yogaStretch': 'Normal(mu=0, sigma=5.303)', 'Intercept': 'Normal(mu=-0.6938, sigma=3.062)'}
     """
     family = find_family(spec.family)
-    sy = float(data[spec.outcome].std(ddof=0)) if family.name == "gaussian" else 1.0
+    sy = float(data[spec.outcome].std(ddof=0)) if family.link == "identity" else 1.0
     terms = list(dict.fromkeys([*spec.common, *spec.varying]))
     found = design(f"{spec.response} ~ " + " + ".join(["1", *terms]), data)
     slopes, shift = {}, 0.0
@@ -122,12 +121,8 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
             f"Normal(mu=0, sigma=HalfNormal(sigma={_num(SCALE * sy) if term == 'Intercept' else _nums(slopes[term])}))"
         ),
     )
-    if family.name == "gaussian":
-        priors["sigma"] = f"HalfStudentT(nu=4, sigma={_num(sy)})"
-    elif family.name == "negativebinomial":
-        priors["alpha"] = "HalfCauchy(beta=1)"
-    elif family.name == "beta_binomial":
-        priors["kappa"] = "Gamma(alpha=0.01, beta=0.01)"  # brms's default prior on the beta-binomial's phi
+    for name, prior in family.aux_priors:
+        priors[name] = prior.format(sy=_num(sy))
     return priors
 
 

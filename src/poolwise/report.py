@@ -331,7 +331,7 @@ def _measure(decision: Decision) -> str:
 def _expected_table(decision: Decision) -> Table | None:
     if decision.expected["mean"].isna().all():
         return None
-    total = "Mean" if decision.family == "gaussian" else "Total"
+    total = "Total" if find_family(decision.family).counts else "Mean"
     body = []
     for arm, part in decision.expected.groupby("arm", sort=False):
         rows = part.set_index("quantity")
@@ -358,7 +358,7 @@ def _expected_table(decision: Decision) -> Table | None:
                     _number(rows.loc[q, "p_helps"], 2) if q == "difference" else "",
                 ]
             )
-    per = "per observation" if decision.family == "gaussian" else "in total"
+    per = "in total" if find_family(decision.family).counts else "per observation"
     return Table(
         f"{decision.groups} new {decision.factor}s × {decision.trials:,g} {decision.unit} each: {decision.outcome} {per}",
         ["", "Mean", f"{decision.prob:.0%} interval", "P(helps)"],
@@ -374,7 +374,7 @@ def _outcome_text(family: str, sign: str) -> Callable[[float], str]:
     def show(value: float) -> str:
         if not np.isfinite(value):
             return MISSING
-        if family == "gaussian":
+        if not find_family(family).counts:
             return change_text(value, family) if sign else significant(value)
         return f"{value:{sign},.0f}"
 

