@@ -248,7 +248,7 @@ BAD = {
     ),
     "unknown family": (
         ["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"],
-        "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'beta_binomial', 'poisson', 'negativebinomial', 'gaussian', 'gamma'; see poolwise fit --help",
+        "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'beta_binomial', 'poisson', 'negativebinomial', 'gaussian', 't', 'gamma'; see poolwise fit --help",
     ),
     "counts without a family": (
         ["compare", "{csv}", "k ~ x + (1|g)"],
@@ -388,7 +388,7 @@ def test_option_choices_agree_with_the_library():
         ("fit", "--model", "complete|none|partial"),
         ("decide", "--model", "complete|none|partial"),
         ("compare", "--backend", "numpyro|nutpie|pymc"),
-        ("check", "--family", "bernoulli|binomial|beta_binomial|poisson|negativebinomial|gaussian|gamma"),
+        ("check", "--family", "bernoulli|binomial|beta_binomial|poisson|negativebinomial|gaussian|t|gamma"),
         ("compare", "--cv", "group"),
     ],
 )

@@ -56,7 +56,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "three ~ x + (1|g)",
             None,
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, gamma): recode it, "
+            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, t, gamma): recode it, "
             "e.g. to 0/1 for one level against the rest",
         ),
         (
@@ -70,7 +70,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             "weibull",
             "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
-            "negativebinomial, gaussian, gamma",
+            "negativebinomial, gaussian, t, gamma",
         ),
         (
             "p(k, x) ~ (1|g)",
@@ -214,3 +214,14 @@ def test_gamma_simulates_sums_of_observations_with_the_gamma_mean_and_variance()
     )
     assert outcomes.mean() == pytest.approx(300.0, rel=0.01)
     assert outcomes.var() == pytest.approx(10 * 30.0**2 / 4, rel=0.02)
+
+
+def test_student_t_simulates_sums_of_heavy_tailed_observations():
+    # A sum of 6 t(nu=5) observations: mean 6 mu, variance 6 sigma^2 nu / (nu - 2), and heavier
+    # tails than the normal of that variance (positive excess kurtosis, 6 / (nu - 4) / 6 = 1).
+    aux = {"sigma": np.array(2.0), "nu": np.array(5.0)}
+    outcomes = FAMILIES["t"].simulate(np.random.default_rng(5), np.full(400_000, 10.0), 6, aux)
+    assert outcomes.mean() == pytest.approx(60.0, rel=0.005)
+    assert outcomes.var() == pytest.approx(6 * 4.0 * 5 / 3, rel=0.03)
+    z = (outcomes - outcomes.mean()) / outcomes.std()
+    assert 0.5 < (z**4).mean() - 3 < 1.6

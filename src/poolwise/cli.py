@@ -66,6 +66,7 @@ class Family(StrEnum):
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
+    t = "t"
     gamma = "gamma"
 
 
@@ -83,6 +84,7 @@ class SimulatedFamily(StrEnum):
     poisson = "poisson"
     negativebinomial = "negativebinomial"
     gaussian = "gaussian"
+    t = "t"
     gamma = "gamma"
 
 
@@ -1081,7 +1083,7 @@ def simulate(
     family: Annotated[
         SimulatedFamily,
         typer.Option(
-            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); gamma: spend per customer (spend.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv)."
         ),
     ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,

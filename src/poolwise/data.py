@@ -698,6 +698,14 @@ SIMULATIONS = {
         "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
     },
+    "t": {
+        "name": "satisfaction_heavy",
+        "outcome": "satisfaction",
+        "size": None,
+        "sizes": (3, 8),
+        "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0, "nu": 3.0},
+    },
     "gamma": {
         "name": "spend",
         "outcome": "spend",
@@ -738,8 +746,8 @@ def simulate_franchise(
     periods : int
         Periods per gym; the treatment starts after the first half.
     family : str
-        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"``, ``"gaussian"`` or
-        ``"gamma"``.
+        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"``, ``"gaussian"``,
+        ``"t"`` or ``"gamma"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional
@@ -777,7 +785,7 @@ def simulate_franchise(
     alpha_j = rng.normal(population["alpha"], population["sigma_alpha"], groups)
     beta_j = rng.normal(population["beta"], population["sigma_beta"], groups)
     treated_gyms = rng.random(groups) < treated_share
-    aux = {"alpha": population.get("shape"), "sigma": population.get("sigma"), "kappa": population.get("kappa")}
+    aux = {name: population.get(name) for name in ("sigma", "kappa", "nu")} | {"alpha": population.get("shape")}
     rows = []
     for j in range(groups):
         for t in range(1, periods + 1):

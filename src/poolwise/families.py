@@ -132,7 +132,7 @@ class Family:
         """Simulated outcomes of units with mean response ``mean`` and ``size`` each.
 
         ``size`` is trials (binomial, bernoulli), units of exposure (poisson, negative binomial) or
-        observations (gaussian, gamma: the outcome is the sum of ``size`` observations).
+        observations (gaussian, t, gamma: the outcome is the sum of ``size`` observations).
 
         Parameters
         ----------
@@ -173,6 +173,14 @@ class Family:
             # Bambi's Gamma(mu, alpha): shape alpha, mean mu; a sum of n is Gamma(n alpha, mean n mu).
             alpha = aux["alpha"]
             return rng.gamma(alpha * size, mean / alpha)
+        if self.name == "t":
+            # A sum of Student-t observations has no closed form: add them one by one (``size`` is
+            # rounded to whole observations), so heavy tails stay heavy for small groups.
+            sigma, nu, _ = np.broadcast_arrays(aux["sigma"], aux["nu"], np.asarray(mean, dtype=float))
+            total = np.asarray(mean * np.round(size), dtype=float)
+            for _ in range(int(np.max(np.round(size)))):
+                total = total + sigma * rng.standard_t(nu)
+            return total
         return rng.normal(mean * size, aux["sigma"] * np.sqrt(size))
 
 
@@ -221,6 +229,16 @@ FAMILIES = {
             aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
         ),
         Family(
+            "t",
+            "t",
+            "identity",
+            "mean",
+            ("sigma", "nu"),
+            False,
+            False,
+            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"), ("nu", "Gamma(alpha=2, beta=0.1)")),
+        ),
+        Family(
             "gamma",
             "gamma",
             "log",
@@ -240,6 +258,8 @@ ALIASES = {
     "negbinomial": "negativebinomial",
     "negative_binomial": "negativebinomial",
     "normal": "gaussian",
+    "student": "t",
+    "student_t": "t",
 }
 
 

