@@ -579,6 +579,7 @@ def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str
     return json.dumps(
         {
             "formula": study.formula,
+            "models": {name: {"formula": fit.formula, "family": fit.spec.family} for name, fit in study.fits.items()},
             "verdict": study.verdict(),
             "table": table,
             "notes": study.notes,

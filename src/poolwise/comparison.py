@@ -492,14 +492,20 @@ def compare_models(
     formulas = list(models.values()) if isinstance(models, Mapping) else [str(formula) for formula in models]
     families = _families(family, len(formulas))
     if isinstance(models, Mapping):
-        named = dict(models)
+        names = [str(name) for name in models]
     elif len(set(formulas)) < len(formulas):  # one formula, several families: name each by its family
-        named = {f"{formula} [{fam}]": formula for formula, fam in zip(formulas, families)}
+        names = [f"{formula} [{fam}]" for formula, fam in zip(formulas, families)]
     else:
-        named = {formula: formula for formula in formulas}
-    if len(named) < 2:
+        names = formulas
+    if len(names) < 2:
         raise PoolwiseError("compare_models needs at least two models; to compare pooling, use compare(formula, data)")
-    family_of = dict(zip(named, families))
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise PoolwiseError(
+            f"model {repeated!r} is given twice; compare different formulas, or one formula with a family "
+            "per model (family=['binomial', 'beta_binomial'])"
+        )
+    named, family_of = dict(zip(names, formulas)), dict(zip(names, families))
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
     # Rows missing a value any model reads are dropped for all of them, so they stay comparable.

@@ -736,8 +736,10 @@ def simulate_franchise(
     beta_j ~ Normal(beta, sigma_beta) on the family's link scale (independent). Half the gyms
     (``treated_share``) switch the treatment on from the second half of the periods on, as the
     chapter's yoga rollout did. Per gym and period: binomial, ``trials`` trial customers and the
-    signups; poisson and negative binomial, ``trials`` member-months of exposure and the visits;
-    gaussian, ``trials`` customers each giving one satisfaction score.
+    signups (beta-binomial: each period's probability varies around the gym's, by ``kappa``);
+    poisson and negative binomial, ``trials`` member-months of exposure and the visits; gaussian
+    and t, ``trials`` customers each giving one satisfaction score; gamma, ``trials`` customers
+    each spending an amount.
 
     Parameters
     ----------

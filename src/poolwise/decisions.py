@@ -225,7 +225,7 @@ def unit(fit: Fit) -> str:
     -------
     str
         ``"trials"`` (binomial), the exposure column (poisson with an offset), ``"observations"``
-        (a measurement: gaussian, gamma) or ``"rows"``.
+        (a measurement: gaussian, t, gamma) or ``"rows"``.
 
     Examples
     --------

@@ -11,17 +11,21 @@ family's overdispersed sibling (``Family.overdispersed``): beta-binomial for bin
 negative binomial for Poisson counts.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from poolwise import adapter
+from poolwise.data import one_line
+from poolwise.errors import PoolwiseWarning
 from poolwise.families import family as find_family
 from poolwise.fitting import model_of
 from poolwise.results import Fit
 
 P_VALUE = 0.05  # flag a model whose observed dispersion beats the simulated one in >= 95% of draws
 DRAWS = 1000  # posterior draws the statistic is computed on: enough for a p-value near 0.05
-CELLS = 5_000_000  # at most draws x rows simulated counts, so 70,000 rows take 100 draws, not 1,000
+CELLS = 5_000_000  # draws x rows simulated counts to aim for (never below 100 draws): 50,000 rows take 100
 COLUMNS = ["model", "family", "ratio", "p_value", "overdispersed", "instead"]
 
 
@@ -57,7 +61,7 @@ def overdispersion(fit: Fit, *, draws: int | None = None, seed: int = 0) -> pd.S
         A binomial or Poisson fit (``checkable``).
     draws : int, optional
         Posterior draws to compute the statistic on (picked at random, seeded); default ``DRAWS``,
-        fewer for large data (at most ``CELLS`` simulated counts, at least 100 draws).
+        fewer for large data (about ``CELLS`` simulated counts, but at least 100 draws).
     seed : int
         Seed of the picked draws and the simulated counts.
 
@@ -108,7 +112,7 @@ def overdispersion(fit: Fit, *, draws: int | None = None, seed: int = 0) -> pd.S
     )
 
 
-def advice(check: pd.Series, outcome: str, label: str) -> str:
+def advice(check: pd.Series, outcome: str, label: str, *, compared: bool = False) -> str:
     """The check in one sentence, with what to write instead when it flags the model.
 
     Parameters
@@ -119,6 +123,9 @@ def advice(check: pd.Series, outcome: str, label: str) -> str:
         The outcome column, for the sentence.
     label : str
         The model's name, to begin the sentence.
+    compared : bool
+        Whether the comparison already holds a model of the family to use instead (then the
+        sentence points there rather than saying how to fit one).
 
     Returns
     -------
@@ -136,6 +143,11 @@ def advice(check: pd.Series, outcome: str, label: str) -> str:
     )
     if not check["overdispersed"]:
         return f"{found}: no sign of overdispersion"
+    if compared:
+        return (
+            f"{found}, so its intervals are too narrow and P(helps) overconfident; the {check['instead']} "
+            "model in this comparison allows for it"
+        )
     return (
         f"{found}, so its intervals are too narrow and P(helps) overconfident; fit --family {check['instead']} "
         f"(family='{check['instead']}') and compare the two: poolwise compare DATA 'FORMULA' 'FORMULA' "
@@ -156,7 +168,8 @@ def check_fits(fits: dict[str, Fit], labels: dict[str, str] | None = None) -> li
     Returns
     -------
     list of str
-        One ``advice`` sentence per checkable fit (none for other families).
+        One ``advice`` sentence per checkable fit (none for other families); a check that fails is a
+        ``PoolwiseWarning`` instead, so the fits are never lost to it.
 
     Examples
     --------
@@ -164,8 +177,21 @@ def check_fits(fits: dict[str, Fit], labels: dict[str, str] | None = None) -> li
     ['partial pooling: nSigned varies 1.1x as much ... no sign of overdispersion']
     """
     labels = labels or {}
-    return [
-        advice(overdispersion(fit), fit.spec.outcome, labels.get(name, name))
-        for name, fit in fits.items()
-        if checkable(fit)
-    ]
+    present = {fit.spec.family for fit in fits.values()}
+    notes = []
+    for name, fit in fits.items():
+        if not checkable(fit):
+            continue
+        label = labels.get(name, name)
+        try:
+            check = overdispersion(fit)
+        except Exception as err:  # noqa: BLE001 - a failed check must not throw away the fits
+            warnings.warn(
+                PoolwiseWarning(
+                    f"{label}: the overdispersion check failed ({one_line(str(err))}); the comparison stands"
+                ),
+                stacklevel=3,
+            )
+            continue
+        notes.append(advice(check, fit.spec.outcome, label, compared=check["instead"] in present))
+    return notes

@@ -3,7 +3,7 @@
 Every stage reads a family from this registry instead of assuming binomial counts. A family's
 *mean response* is what tables, decisions and figures call the rate: a probability (bernoulli,
 binomial, beta-binomial), events per unit of exposure (poisson, negative binomial; per row without
-an offset) or the mean value (gaussian). The beta-binomial is the binomial with overdispersion:
+an offset) or the mean value (gaussian, t, gamma). The beta-binomial is the binomial with overdispersion:
 each row's probability varies around its mean, the less the larger ``kappa`` is. Plain
 NumPy/SciPy: no Bambi here.
 """
@@ -144,7 +144,7 @@ class Family:
             Each unit's size.
         aux : dict of str to numpy.ndarray
             The family's own parameters (``kappa`` of the beta-binomial, ``alpha`` of the negative
-            binomial, ``sigma`` of the gaussian).
+            binomial and the gamma, ``sigma`` of the gaussian and the t, ``nu`` of the t).
 
         Returns
         -------
@@ -174,12 +174,13 @@ class Family:
             alpha = aux["alpha"]
             return rng.gamma(alpha * size, mean / alpha)
         if self.name == "t":
-            # A sum of Student-t observations has no closed form: add them one by one (``size`` is
-            # rounded to whole observations), so heavy tails stay heavy for small groups.
-            sigma, nu, _ = np.broadcast_arrays(aux["sigma"], aux["nu"], np.asarray(mean, dtype=float))
-            total = np.asarray(mean * np.round(size), dtype=float)
-            for _ in range(int(np.max(np.round(size)))):
-                total = total + sigma * rng.standard_t(nu)
+            # A sum of Student-t observations has no closed form: add each unit's noise term by
+            # term (``size`` rounded to whole observations, the mean kept at ``mean * size``), so
+            # heavy tails stay heavy for small groups.
+            sigma, nu, count = np.broadcast_arrays(aux["sigma"], aux["nu"], np.round(size), np.asarray(mean))[:3]
+            total = np.asarray(mean * size, dtype=float)
+            for k in range(int(np.max(count, initial=0))):
+                total = total + np.where(k < count, sigma * rng.standard_t(nu), 0.0)
             return total
         return rng.normal(mean * size, aux["sigma"] * np.sqrt(size))
 
@@ -269,9 +270,10 @@ def family(name: str) -> Family:
     Parameters
     ----------
     name : str
-        ``bernoulli``, ``binomial``, ``beta_binomial``, ``poisson``, ``negativebinomial`` or
-        ``gaussian``, or an alias (``betabinomial``, ``negbinomial``, ``negative_binomial``,
-        ``normal``); case and spaces around are ignored.
+        A name of ``FAMILIES`` (``bernoulli``, ``binomial``, ``beta_binomial``, ``poisson``,
+        ``negativebinomial``, ``gaussian``, ``t``, ``gamma``) or an alias of ``ALIASES``
+        (``betabinomial``, ``beta-binomial``, ``negbinomial``, ``negative_binomial``, ``normal``,
+        ``student``, ``student_t``); case and spaces around are ignored.
 
     Returns
     -------

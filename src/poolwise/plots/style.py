@@ -132,9 +132,9 @@ def labels_for(
         else ("Trials" if family.counts and family.link == "logit" else "Rows")
     )
     treatment = humanise(spec.treatment) if spec.treatment else "Treatment"
-    if family.link == "logit":
+    if family.probability:
         rate = f"Rate ({outcome.lower()} / {size.lower()})"
-    elif family.link == "log":
+    elif family.counts:
         rate = f"{outcome} per {size.lower().removesuffix('s')}"
     else:
         rate = f"Mean {outcome.lower()}"
