@@ -1,6 +1,8 @@
 """Shared fixtures: the chapter's data from ../shared/data, one small seeded comparison, and the rule
 that a test which samples is marked slow (by its fixtures, or it fails in the fast run)."""
 
+import gc
+import sys
 import warnings
 
 import matplotlib
@@ -42,6 +44,18 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if SAMPLING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """After each test module, drop JAX's in-memory compiled programs: one pytest process compiles
+    hundreds of models, and a full run once aborted inside XLA (serialising an executable for the
+    persistent cache) late in the run. What a later module needs is recompiled or read back from
+    the persistent cache."""
+    yield
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
