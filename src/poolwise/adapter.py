@@ -803,13 +803,7 @@ def predict_outcomes(model, posterior: xr.Dataset, seed: int) -> np.ndarray:
     >>> predict_outcomes(fit.model, fit.posterior, seed=1).shape  # doctest: +SKIP
     (4000, 48)
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        predicted = model.predict(
-            xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False, random_seed=seed
-        )
-    values = next(iter(predicted["posterior_predictive"].data_vars.values()))
-    return np.asarray(values).reshape(posterior.sizes["chain"] * posterior.sizes["draw"], -1)
+    return predict_means_and_outcomes(model, posterior, seed)[1]
 
 
 def predict_means_and_outcomes(model, posterior: xr.Dataset, seed: int) -> tuple[np.ndarray, np.ndarray]:
