@@ -248,7 +248,9 @@ BAD = {
     ),
     "unknown family": (
         ["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"],
-        "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'beta_binomial', 'poisson', 'negativebinomial', 'gaussian', 't', 'gamma'; see poolwise fit --help",
+        "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'beta_binomial', 'poisson', 'negativebinomial', 'gaussian', 't', 'gamma', "
+        "'lognormal', 'beta', 'zero_inflated_poisson', 'zero_inflated_negativebinomial', 'hurdle_poisson'; "
+        "see poolwise fit --help",
     ),
     "counts without a family": (
         ["compare", "{csv}", "k ~ x + (1|g)"],
@@ -268,7 +270,7 @@ BAD = {
     ),
     "offset under gaussian": (
         ["check", "{csv}", "k ~ x + offset(log(n)) + (1|g)", "--family", "gaussian"],
-        "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; use --family poisson or drop the offset",
+        "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson); use --family poisson or drop the offset",
     ),
 }
 
@@ -388,12 +390,17 @@ def test_option_choices_agree_with_the_library():
         ("fit", "--model", "complete|none|partial"),
         ("decide", "--model", "complete|none|partial"),
         ("compare", "--backend", "numpyro|nutpie|pymc"),
-        ("check", "--family", "bernoulli|binomial|beta_binomial|poisson|negativebinomial|gaussian|t|gamma"),
+        (
+            "check",
+            "--family",
+            "bernoulli|binomial|beta_binomial|poisson|negativebinomial|gaussian|t|gamma|lognormal|beta|"
+            "zero_inflated_poisson|zero_inflated_negativebinomial|hurdle_poisson",
+        ),
         ("compare", "--cv", "group"),
     ],
 )
 def test_help_lists_the_choices(command, option, choices):
-    text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"}).stdout
+    text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"}).stdout
     assert any(line.split()[1:3] == [option, f"<{choices}>"] for line in text.splitlines() if option in line)
 
 

@@ -56,7 +56,8 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "three ~ x + (1|g)",
             None,
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, t, gamma): recode it, "
+            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, t, gamma, lognormal, beta, zero_inflated_poisson, "
+            "zero_inflated_negativebinomial, hurdle_poisson): recode it, "
             "e.g. to 0/1 for one level against the rest",
         ),
         (
@@ -70,7 +71,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             "weibull",
             "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
-            "negativebinomial, gaussian, t, gamma",
+            "negativebinomial, gaussian, t, gamma, lognormal, beta, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson",
         ),
         (
             "p(k, x) ~ (1|g)",
@@ -87,7 +88,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
         (
             "value ~ x + offset(log(days)) + (1|g)",
             "gaussian",
-            "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for poisson and negativebinomial only; "
+            "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson); "
             "use --family poisson or drop the offset",
         ),
     ],
@@ -132,11 +133,31 @@ def test_a_family_the_data_cannot_have_is_refused_in_one_line(formula, family_na
             "gamma",
             "value is <= 0 in rows 2, 5; gamma measurements must be > 0 (use --family gaussian for signed numbers)",
         ),
+        (
+            "value",
+            [0.5, 0.2, 1.0, 0.3, 0.0, 0.9],
+            "beta",
+            "value is not strictly between 0 and 1 in rows 3, 5; beta measurements must lie in (0, 1): shares of "
+            "exactly 0 or 1 need another family",
+        ),
+        (
+            "count",
+            [3, 0, 7, 2.5, 2, 5],
+            "zero_inflated_poisson",
+            "count is not a whole number in row 4; zero_inflated_poisson counts must be integers (use --family "
+            "gaussian for measurements)",
+        ),
+        (
+            "count",
+            [3, 0, -1, 2, 2, 5],
+            "hurdle_poisson",
+            "count is negative in row 3; hurdle_poisson counts must be >= 0 (use --family gaussian for signed numbers)",
+        ),
     ],
 )
 def test_data_the_family_cannot_hold_are_refused_naming_the_rows(column, values, family_name, message):
     data = ROWS.assign(**{column: values})
-    outcome = "value" if family_name in ("gaussian", "gamma") else "count"
+    outcome = "count" if family(family_name).counts else "value"
     offset = " + offset(log(days))" if column == "days" else ""
     with pytest.raises(pw.PoolwiseError) as err:
         prepare_data(pw.parse_formula(f"{outcome} ~ x{offset} + (1|g)", data, family=family_name), data)
@@ -225,3 +246,51 @@ def test_student_t_simulates_sums_of_heavy_tailed_observations():
     assert outcomes.var() == pytest.approx(6 * 4.0 * 5 / 3, rel=0.03)
     z = (outcomes - outcomes.mean()) / outcomes.std()
     assert 0.5 < (z**4).mean() - 3 < 1.6
+
+
+@pytest.mark.parametrize(
+    ("name", "aux", "zeros"),
+    [
+        # Zero-inflated: P(0) = 1 - psi + psi e^-mu; mean psi mu.
+        ("zero_inflated_poisson", {"psi": 0.6}, 0.4 + 0.6 * np.exp(-1.5)),
+        # A negative binomial's P(0) = (alpha / (alpha + mu))^alpha.
+        ("zero_inflated_negativebinomial", {"psi": 0.6, "alpha": 2.0}, 0.4 + 0.6 * (2 / 3.5) ** 2),
+        # Hurdle: P(0) = 1 - psi exactly; the rest is the count truncated at zero.
+        ("hurdle_poisson", {"psi": 0.6}, 0.4),
+    ],
+)
+def test_zero_inflated_and_hurdle_counts_have_their_zeros_and_mean(name, aux, zeros):
+    aux = {key: np.array(value) for key, value in aux.items()}
+    counts = FAMILIES[name].simulate(np.random.default_rng(6), np.full(400_000, 1.5), 1, aux)
+    assert counts.dtype == np.int64 and counts.min() == 0
+    assert (counts == 0).mean() == pytest.approx(zeros, abs=0.003)
+    assert counts.mean() == pytest.approx(float(FAMILIES[name].mean(np.log(1.5), aux)), rel=0.01)
+    if name == "hurdle_poisson":  # mean psi mu / (1 - P0(mu)), computed here from the truncation
+        assert float(FAMILIES[name].mean(np.log(1.5), aux)) == pytest.approx(0.6 * 1.5 / (1 - np.exp(-1.5)))
+
+
+def test_lognormal_and_beta_simulate_their_means():
+    rng = np.random.default_rng(7)
+    # Bambi's LogNormal(mu, sigma): mu is the mean of log y; the linear predictor is log of the
+    # median exp(mu), and the mean response is exp(mu + sigma^2 / 2).
+    lognormal = FAMILIES["lognormal"]
+    minutes = lognormal.simulate(rng, np.full(400_000, 20.0), 1, {"sigma": np.array(0.6)})
+    assert np.median(minutes) == pytest.approx(20.0, rel=0.01)
+    assert minutes.mean() == pytest.approx(20.0 * np.exp(0.18), rel=0.01)
+    assert float(lognormal.mean(np.log(20.0), {"sigma": 0.6})) == pytest.approx(20.0 * np.exp(0.18))
+    assert (lognormal.link, lognormal.bambi_link) == ("log", "identity")
+    # Bambi's Beta(mu, kappa): Beta(mu kappa, (1 - mu) kappa), variance mu (1 - mu) / (1 + kappa).
+    shares = FAMILIES["beta"].simulate(rng, np.full(400_000, 0.3), 1, {"kappa": np.array(15.0)})
+    assert 0 < shares.min() and shares.max() < 1
+    assert shares.mean() == pytest.approx(0.3, abs=0.002) and shares.var() == pytest.approx(0.21 / 16, rel=0.02)
+    # A sum of 5 observations: 5 times the mean.
+    sums = FAMILIES["beta"].simulate(rng, np.full(100_000, 0.3), 5, {"kappa": np.array(15.0)})
+    assert sums.mean() == pytest.approx(1.5, rel=0.005)
+
+
+def test_an_offset_makes_a_rate_for_zero_inflated_counts_too():
+    data = ROWS.assign(days=[1.0, 2.0, 1.0, 3.0, 2.0, 1.0])
+    spec = pw.parse_formula("count ~ x + offset(log(days)) + (1|g)", data, family="zip")
+    assert (spec.family, spec.exposure) == ("zero_inflated_poisson", "days")
+    prepared, spec, notes = prepare_data(spec, data)  # zero-inflated rows are not merged
+    assert len(prepared) == len(data) and notes == []

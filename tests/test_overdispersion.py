@@ -124,8 +124,8 @@ def test_a_model_given_twice_is_refused(families, repeated):
     with pytest.raises(pw.PoolwiseError) as err:
         pw.compare_models([FORMULA, FORMULA], counts(None), family=families)
     assert str(err.value) == (
-        f"model {repeated!r} is given twice; compare different formulas, or one formula with a family per "
-        "model (family=['binomial', 'beta_binomial'])"
+        f"model {repeated!r} is given twice; compare different formulas, or one formula with a family or link "
+        "per model (family=['binomial', 'beta_binomial'], link=['logit', 'probit'])"
     )
 
 

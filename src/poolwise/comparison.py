@@ -259,6 +259,7 @@ def compare(
     parameterization: str = "auto",
     fix_loo: str = "refit",
     missing: str = "drop",
+    link: str | None = None,
 ) -> Study:
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
@@ -306,6 +307,9 @@ def compare(
     missing : {"drop", "error"}, default "drop"
         Rows missing a value in a column the formula reads: dropped with a warning, or refused
         (``fitting.drop_missing``).
+    link : str, optional
+        The link, where the family has several (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own (logit).
 
     Returns
     -------
@@ -344,6 +348,7 @@ def compare(
         backend=backend,
         allow_unidentified=allow_unidentified,
         missing=missing,
+        link=link,
     )
     if spec.group is None:
         raise PoolwiseError(
@@ -430,6 +435,7 @@ def compare_models(
     progress: bool = False,
     fix_loo: str = "refit",
     missing: str = "drop",
+    link: str | None = None,
 ) -> Study:
     """Fit models the analyst wrote to the same observations and compare them by LOO, as brms's
     ``loo_compare(m1, m2)``: with or without a covariate, ``|`` against ``||``, one family against
@@ -468,6 +474,9 @@ def compare_models(
     missing : {"drop", "error"}, default "drop"
         Rows missing a value in a column any of the formulas reads: dropped for every model (so
         they describe the same rows) with a warning per formula, or refused.
+    link : str or sequence of str, optional
+        One link for every model, or one per model in their order (the same formula twice with
+        ``["logit", "probit"]`` compares links); None keeps each family's own.
 
     Returns
     -------
@@ -490,11 +499,12 @@ def compare_models(
     from poolwise.fitting import fit as fit_one
 
     formulas = list(models.values()) if isinstance(models, Mapping) else [str(formula) for formula in models]
-    families = _families(family, len(formulas))
+    families = _per_model(family, len(formulas), ("family", "families"))
+    links = _per_model(link, len(formulas), ("link", "links"))
     if isinstance(models, Mapping):
         names = [str(name) for name in models]
-    elif len(set(formulas)) < len(formulas):  # one formula, several families: name each by its family
-        names = [f"{formula} [{fam}]" for formula, fam in zip(formulas, families)]
+    elif len(set(formulas)) < len(formulas):  # one formula, several families or links: name each by them
+        names = [f"{formula} [{_label(fam, lnk)}]" for formula, fam, lnk in zip(formulas, families, links)]
     else:
         names = formulas
     if len(names) < 2:
@@ -503,9 +513,9 @@ def compare_models(
     if repeated is not None:
         raise PoolwiseError(
             f"model {repeated!r} is given twice; compare different formulas, or one formula with a family "
-            "per model (family=['binomial', 'beta_binomial'])"
+            "or link per model (family=['binomial', 'beta_binomial'], link=['logit', 'probit'])"
         )
-    named, family_of = dict(zip(names, formulas)), dict(zip(names, families))
+    named, family_of, link_of = dict(zip(names, formulas)), dict(zip(names, families)), dict(zip(names, links))
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
     # Rows missing a value any model reads are dropped for all of them, so they stay comparable.
@@ -525,6 +535,7 @@ def compare_models(
             allow_unidentified=allow_unidentified,
             pooling=pooling_name,
             missing="error",
+            link=link_of[name],
         )
         prepared[name] = (spec, rows)
     check_same_observations(prepared)
@@ -545,21 +556,29 @@ def compare_models(
             allow_unidentified=allow_unidentified,
             progress=progress,
             missing="error",
+            link=link_of[name],
         )
     table, loos = loo_table(fits, fix=fix_loo)
     return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), None, fix_loo)
 
 
-def _families(family: str | Sequence[str | None] | None, count: int) -> list[str | None]:
-    """One family (or None) per model: ``family`` for all, or its entries in the models' order."""
-    if family is None or isinstance(family, str):
-        return [family] * count
-    families = list(family)
-    if len(families) != count:
+def _per_model(value: str | Sequence[str | None] | None, count: int, what: tuple[str, str]) -> list[str | None]:
+    """One family or link (or None) per model: ``value`` for all, or its entries in the models' order."""
+    if value is None or isinstance(value, str):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
         raise PoolwiseError(
-            f"{len(families)} families for {count} models; give one family for all or one per model, in order"
+            f"{len(values)} {what[1]} for {count} models; give one {what[0]} for all or one per model, in order"
         )
-    return families
+    return values
+
+
+def _label(family: str | None, link: str | None) -> str:
+    """A model's family and link as a duplicated formula's name shows them."""
+    if link is None:
+        return str(family)
+    return f"{family}({link})" if family is not None else f"link {link}"
 
 
 def check_same_observations(prepared: Mapping[str, tuple]) -> None:

@@ -155,6 +155,7 @@ def group_cv(
     by: str | None = None,
     parameterization: str = "auto",
     missing: str = "drop",
+    link: str | None = None,
 ) -> CV:
     """Grouped K-fold cross-validation of the pooling models of ``formula`` (default: all three).
 
@@ -196,6 +197,9 @@ def group_cv(
         Partial pooling's group terms, as ``fit`` takes it; chosen once on all the data.
     missing : {"drop", "error"}, default "drop"
         Rows missing a value in a column the formula reads: dropped with a warning, or refused.
+    link : str, optional
+        The link, where the family has several (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own (logit).
 
     Returns
     -------
@@ -228,6 +232,7 @@ def group_cv(
         backend=None,
         allow_unidentified=allow_unidentified,
         missing=missing,
+        link=link,
     )
     if spec.group is None:
         raise PoolwiseError(

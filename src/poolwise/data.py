@@ -13,6 +13,7 @@ import pandas as pd
 from poolwise.errors import PoolwiseError
 from poolwise.families import FAMILIES
 from poolwise.families import NAMES as FAMILY_NAMES
+from poolwise.families import family as find_family
 from poolwise.spec import FormulaSpec
 
 DATASETS = {"gym": "https://raw.githubusercontent.com/flyaflya/persuasive/main/gym.csv"}
@@ -482,7 +483,8 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
             )
     if spec.trials is not None:  # binomial counts, or bernoulli rows already aggregated to them
         return validate_counts(data, spec.outcome, spec.trials), spec, []
-    if spec.family == "bernoulli":
+    family = find_family(spec.family)
+    if family.name == "bernoulli":
         before = len(data)
         counts = aggregate(data.assign(**{spec.outcome: as_binary(data[spec.outcome], spec)}), spec.outcome, predictors)
         note = (
@@ -499,13 +501,19 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
             f"exposure {spec.exposure} is <= 0",
             "a rate per unit of exposure needs exposure > 0: drop those rows or fix the column",
         )
-    if FAMILIES[spec.family].positive:
+    if family.positive:
         _fail_rows(
             data[spec.outcome] <= 0,
             f"{spec.outcome} is <= 0",
             f"{spec.family} measurements must be > 0 (use --family gaussian for signed numbers)",
         )
-    if spec.family in ("poisson", "negativebinomial"):
+    if family.unit:
+        _fail_rows(
+            (data[spec.outcome] <= 0) | (data[spec.outcome] >= 1),
+            f"{spec.outcome} is not strictly between 0 and 1",
+            f"{spec.family} measurements must lie in (0, 1): shares of exactly 0 or 1 need another family",
+        )
+    if family.counts:
         values = data[spec.outcome]
         _fail_rows(
             values < 0,
@@ -528,7 +536,7 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
             f"{spec.outcome} takes a single value ({data[spec.outcome].iloc[0]}) on every row, so there is "
             "nothing to model; check the column or the rows selected"
         )
-    if spec.family == "poisson":
+    if family.name == "poisson":
         return _collapse_poisson(data, spec, predictors)
     return data, spec, []
 
@@ -714,6 +722,43 @@ SIMULATIONS = {
         "formula": "spend ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": 3.5, "beta": 0.15, "sigma_alpha": 0.3, "sigma_beta": 0.1, "shape": 4.0},
     },
+    "lognormal": {
+        "name": "signup_minutes",
+        "outcome": "minutes",
+        "size": None,
+        "sizes": (3, 8),
+        "formula": "minutes ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {"alpha": 3.0, "beta": -0.2, "sigma_alpha": 0.3, "sigma_beta": 0.1, "sigma": 0.6},
+    },
+    "beta": {
+        "name": "class_share",
+        "outcome": "classShare",
+        "size": None,
+        "sizes": (3, 8),
+        "digits": 4,  # two decimals would round some shares to exactly 0 or 1
+        "formula": "classShare ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {"alpha": -0.6, "beta": 0.3, "sigma_alpha": 0.4, "sigma_beta": 0.15, "kappa": 15.0},
+    },
+    # One row per trial customer: the classes they booked. Some never engage (zero-inflated: a
+    # structural zero with probability 1 - psi); with the hurdle, psi is the share who book any.
+    **{
+        f"{kind}_{counts}": {
+            "name": f"bookings_{kind}" + ("" if counts == "poisson" else "_overdispersed"),
+            "outcome": "nClasses",
+            "size": None,
+            "sizes": (3, 8),
+            "formula": "nClasses ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {
+                "alpha": 1.0,
+                "beta": 0.3,
+                "sigma_alpha": 0.4,
+                "sigma_beta": 0.15,
+                "psi": 0.6,
+                **({"shape": 3.0} if counts == "negativebinomial" else {}),
+            },
+        }
+        for kind, counts in (("zero_inflated", "poisson"), ("zero_inflated", "negativebinomial"), ("hurdle", "poisson"))
+    },
 }
 
 
@@ -739,7 +784,10 @@ def simulate_franchise(
     signups (beta-binomial: each period's probability varies around the gym's, by ``kappa``);
     poisson and negative binomial, ``trials`` member-months of exposure and the visits; gaussian
     and t, ``trials`` customers each giving one satisfaction score; gamma, ``trials`` customers
-    each spending an amount.
+    each spending an amount; lognormal, ``trials`` customers each taking minutes to sign up; beta,
+    ``trials`` members each spending a share of their visits in classes; zero-inflated and hurdle
+    counts, ``trials`` customers each booking classes (``psi``: the probability of booking at all
+    for the hurdle, of not being a structural zero for zero inflation).
 
     Parameters
     ----------
@@ -748,8 +796,9 @@ def simulate_franchise(
     periods : int
         Periods per gym; the treatment starts after the first half.
     family : str
-        ``"binomial"``, ``"beta_binomial"``, ``"poisson"``, ``"negativebinomial"``, ``"gaussian"``,
-        ``"t"`` or ``"gamma"``.
+        A key of ``SIMULATIONS``: ``"binomial"``, ``"beta_binomial"``, ``"poisson"``,
+        ``"negativebinomial"``, ``"gaussian"``, ``"t"``, ``"gamma"``, ``"lognormal"``, ``"beta"``,
+        ``"zero_inflated_poisson"``, ``"zero_inflated_negativebinomial"`` or ``"hurdle_poisson"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional
@@ -787,7 +836,8 @@ def simulate_franchise(
     alpha_j = rng.normal(population["alpha"], population["sigma_alpha"], groups)
     beta_j = rng.normal(population["beta"], population["sigma_beta"], groups)
     treated_gyms = rng.random(groups) < treated_share
-    aux = {name: population.get(name) for name in ("sigma", "kappa", "nu")} | {"alpha": population.get("shape")}
+    aux = {name: population.get(name) for name in ("sigma", "kappa", "nu", "psi")} | {"alpha": population.get("shape")}
+    digits = setup.get("digits", 2)
     rows = []
     for j in range(groups):
         for t in range(1, periods + 1):
@@ -795,7 +845,8 @@ def simulate_franchise(
             n = int(rng.integers(low, high + 1))
             mean = spec.inverse(alpha_j[j] + beta_j[j] * treated)
             if setup["size"] is None:  # one row per customer
-                rows += [(j + 1, t, float(round(spec.simulate(rng, mean, 1, aux), 2)), treated) for _ in range(n)]
+                values = [spec.simulate(rng, mean, 1, aux) for _ in range(n)]
+                rows += [(j + 1, t, int(v) if spec.counts else float(round(v, digits)), treated) for v in values]
             else:
                 rows.append((j + 1, t, n, int(spec.simulate(rng, mean, n, aux)), treated))
     columns = ["gymID", "timePeriod", *([setup["size"]] if setup["size"] else []), setup["outcome"], "yogaStretch"]

@@ -30,7 +30,15 @@ import xarray as xr
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.estimates import arms, group_draws, interval_prob, population_draws, reference_level, summarise
+from poolwise.estimates import (
+    arms,
+    aux_draws,
+    group_draws,
+    interval_prob,
+    population_draws,
+    reference_level,
+    summarise,
+)
 from poolwise.families import Family
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
@@ -185,7 +193,7 @@ def check_treatment(fit: Fit, treatment: str | None) -> str:
     return treatment
 
 
-def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset:
+def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family, aux: dict | None = None) -> xr.Dataset:
     """Mean responses without and with the treatment, their difference and ratio, from link-scale draws.
 
     Parameters
@@ -195,7 +203,10 @@ def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset
     beta : xarray.DataArray
         Draws of the treatment's effect on the link scale.
     family : Family
-        The outcome family (its inverse link; whether a ratio is meaningful).
+        The outcome family (its mean response; whether a ratio is meaningful).
+    aux : dict of str to xarray.DataArray, optional
+        Draws of the family's own parameters, where its mean response needs them
+        (``estimates.aux_draws``).
 
     Returns
     -------
@@ -210,7 +221,8 @@ def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family) -> xr.Dataset
     >>> round(float(out["ratio"][0]), 3)
     2.718
     """
-    return rates_of(family.inverse(alpha), family.inverse(alpha + beta), family)
+    aux = aux or {}
+    return rates_of(family.mean(alpha, aux), family.mean(alpha + beta, aux), family)
 
 
 def unit(fit: Fit) -> str:
@@ -225,7 +237,7 @@ def unit(fit: Fit) -> str:
     -------
     str
         ``"trials"`` (binomial), the exposure column (poisson with an offset), ``"observations"``
-        (a measurement: gaussian, t, gamma) or ``"rows"``.
+        (a measurement: gaussian, t, gamma, lognormal, beta) or ``"rows"``.
 
     Examples
     --------
@@ -432,7 +444,8 @@ def averaged_rates(
     stacked = pd.concat([rows.assign(**{column: value}) for value in values.values()], ignore_index=True)
     # A new group of the factor in focus, the other factors at 0: as the decisions without covariates.
     eta = link_draws(fit, stacked, "population" if scope == "typical" else "new", rng, factors={spec.group})
-    means = family.inverse(eta.reshape(*eta.shape[:2], len(values), len(rows))) @ (weights / weights.sum())
+    aux = {name: draws.values[..., None, None] for name, draws in aux_draws(fit).items()}
+    means = family.mean(eta.reshape(*eta.shape[:2], len(values), len(rows)), aux) @ (weights / weights.sum())
     names = list(values)
     dims = ("chain", "draw")
     reference = xr.DataArray(means[..., 0], dims=dims)
@@ -486,10 +499,10 @@ def _treatment_values(fit: Fit, treatment: str) -> tuple[str, dict[str, object]]
     return column, {name: typed.get(name, name) for name in names}
 
 
-def _level_rates(etas: xr.DataArray, arm: str, family: Family) -> xr.Dataset:
+def _level_rates(etas: xr.DataArray, arm: str, fit: Fit) -> xr.Dataset:
     """rate_without (the reference level), rate_with (level ``arm``), difference, ratio."""
     reference = etas.isel(level=0, drop=True)
-    return rates(reference, etas.sel(level=arm, drop=True) - reference, family)
+    return rates(reference, etas.sel(level=arm, drop=True) - reference, find_family(fit.spec.family), aux_draws(fit))
 
 
 def rate_draws(
@@ -539,7 +552,7 @@ def rate_draws(
             "no pooling has no population, so it has no typical or new group; use the partial pooling fit"
         )
     etas = level_etas(fit, treatment, scope, np.random.default_rng(seed))
-    return _level_rates(etas, arm if arm is not None else str(etas["level"].values[1]), find_family(fit.spec.family))
+    return _level_rates(etas, arm if arm is not None else str(etas["level"].values[1]), fit)
 
 
 def _rows(
@@ -584,7 +597,7 @@ def _per_group(
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Each observed group's rates, with the quantities its data cannot inform marked by source."""
     coefficients = group_draws(fit, treatment, arm if arms(fit, treatment) else None)
-    draws = rates(coefficients["alpha"], coefficients["beta"], find_family(fit.spec.family))
+    draws = rates(coefficients["alpha"], coefficients["beta"], find_family(fit.spec.family), aux_draws(fit))
     quantities = tuple(draws.data_vars)
     # Complete pooling gives every group the shared estimate, so no group is singled out there.
     found = {}
@@ -795,7 +808,7 @@ def decide(
             if averaged:
                 draws = averaged[scope][arm]
             else:
-                draws = _level_rates(etas[scope], arm, family) if etas else None
+                draws = _level_rates(etas[scope], arm, fit) if etas else None
             source = dict.fromkeys(QUANTITIES, sources[scope] + (", averaged over rows" if averaged else ""))
             rows[scope] += _rows(fit.pooling, scope, arm, draws, prob, source, quantities, sign, threshold)
     best = _best(etas, sign) if etas and levels else pd.DataFrame(columns=["scope", "level", "p_best"])
@@ -830,7 +843,7 @@ def decide(
         treatment=treatment,
         factor=factor,
         outcome=fit.spec.outcome,
-        family=family.name,
+        family=family.key,
         unit=unit(fit),
         higher_is_better=higher_is_better,
         trials=trials,

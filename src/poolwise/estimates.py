@@ -288,6 +288,30 @@ def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = N
     return xr.Dataset(out)
 
 
+def aux_draws(fit: Fit) -> dict[str, xr.DataArray]:
+    """Draws of the family's own parameters (``Family.aux``: sigma, kappa, psi, ...).
+
+    What ``Family.mean`` needs besides the linear predictor for zero-inflated, hurdle and
+    lognormal outcomes.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted model.
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        One entry per own parameter, dims (chain, draw); empty for binomial and Poisson fits.
+
+    Examples
+    --------
+    >>> sorted(aux_draws(zip_fit))  # doctest: +SKIP
+    ['psi']
+    """
+    return {name: fit.posterior[name] for name in find_family(fit.spec.family).aux}
+
+
 def summarise(draws: xr.DataArray, prob: float | None = None) -> dict[str, float]:
     """Mean, sd and the central ``prob`` interval of a draws array over all its values.
 
@@ -352,7 +376,7 @@ def coefficients(fit: Fit, *, treatment: str | None = None, prob: float | None =
     --------
     >>> coefficients(study.fits["partial"]).query("quantity == 'rate_with'").head(3)  # doctest: +SKIP
     """
-    inverse = find_family(fit.spec.family).inverse
+    family, aux = find_family(fit.spec.family), aux_draws(fit)
     prob = interval_prob(prob)
     levels = arms(fit, treatment)
     quantities = {}
@@ -361,8 +385,8 @@ def coefficients(fit: Fit, *, treatment: str | None = None, prob: float | None =
         suffix = f"[{arm}]" if arm is not None else ""
         quantities.setdefault("alpha", draws["alpha"])
         quantities[f"beta{suffix}"] = draws["beta"]
-        quantities.setdefault("rate_without", inverse(draws["alpha"]))
-        quantities[f"rate_with{suffix}"] = inverse(draws["alpha"] + draws["beta"])
+        quantities.setdefault("rate_without", family.mean(draws["alpha"], aux))
+        quantities[f"rate_with{suffix}"] = family.mean(draws["alpha"] + draws["beta"], aux)
     rows = []
     for group in quantities["alpha"]["group"].values:
         for quantity, values in quantities.items():

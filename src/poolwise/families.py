@@ -2,16 +2,20 @@
 
 Every stage reads a family from this registry instead of assuming binomial counts. A family's
 *mean response* is what tables, decisions and figures call the rate: a probability (bernoulli,
-binomial, beta-binomial), events per unit of exposure (poisson, negative binomial; per row without
-an offset) or the mean value (gaussian, t, gamma). The beta-binomial is the binomial with overdispersion:
-each row's probability varies around its mean, the less the larger ``kappa`` is. Plain
-NumPy/SciPy: no Bambi here.
+binomial, beta-binomial), events per unit of exposure (poisson, negative binomial and their
+zero-inflated and hurdle forms; per row without an offset) or the mean value (gaussian, t, gamma,
+lognormal, beta). The beta-binomial is the binomial with overdispersion: each row's probability
+varies around its mean, the less the larger ``kappa`` is. Zero-inflated and hurdle counts and the
+lognormal have a mean response that needs their own parameters as well as the linear predictor
+(``Family.mean``). Plain NumPy/SciPy: no Bambi here.
 """
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy import stats
+from scipy.special import expit, logit, ndtr, ndtri
 
 from poolwise.errors import PoolwiseError
 
@@ -27,7 +31,9 @@ class Family:
     bambi : str
         The family Bambi fits (bernoulli rows are aggregated and fitted as binomial counts).
     link : str
-        The link of the mean: ``"logit"``, ``"log"`` or ``"identity"``.
+        The link of the linear predictor: ``"logit"``, ``"probit"``, ``"cloglog"``, ``"log"`` or
+        ``"identity"``; ``inverse`` maps the linear predictor to Bambi's location ``mu``
+        (lognormal: ``exp(mu)``, the median).
     scale : str
         What the mean response is, in words: a probability, events per unit of exposure, a mean.
     aux : tuple of str
@@ -42,11 +48,19 @@ class Family:
     aux_priors : tuple of (str, str)
         Each own parameter's default prior; ``{sy}`` stands for the outcome's sd (identity link).
     positive : bool
-        Whether outcomes must be > 0 (gamma).
+        Whether outcomes must be > 0 (gamma, lognormal).
+    unit : bool
+        Whether outcomes must lie strictly between 0 and 1 (beta).
+    bambi_link : str, optional
+        The link Bambi is given, where it is not ``link`` (lognormal: Bambi's ``mu`` is the mean of
+        log(y), so Bambi's link is the identity and poolwise's inverse is exp).
     overdispersed : str, optional
         The family to fit instead when rows vary more than this one allows (binomial:
         beta_binomial; poisson: negativebinomial); None where there is nothing to check
         (``poolwise.dispersion``).
+    links : tuple of str
+        The links the family can also be fitted with (``family(name, link=...)``); the first
+        link is ``link``, the default.
 
     Examples
     --------
@@ -64,7 +78,10 @@ class Family:
     trials: bool = False
     aux_priors: tuple[tuple[str, str], ...] = ()
     positive: bool = False
+    unit: bool = False
+    bambi_link: str | None = None
     overdispersed: str | None = None
+    links: tuple[str, ...] = ()
 
     def inverse(self, eta):
         """The mean response from the linear predictor: the inverse link.
@@ -77,18 +94,62 @@ class Family:
         Returns
         -------
         array-like
-            ``expit(eta)`` for logit, ``exp(eta)`` for log, ``eta`` itself for identity, of the same type.
+            ``expit(eta)`` for logit, the standard normal CDF for probit, ``1 - exp(-exp(eta))``
+            for cloglog, ``exp(eta)`` for log, ``eta`` itself for identity, of the same type.
 
         Examples
         --------
         >>> float(FAMILIES["binomial"].inverse(0.0))
         0.5
+        >>> float(family("binomial", link="probit").inverse(1.0))
+        0.8413447460685429
         """
         if self.link == "logit":
             return expit(eta)
+        if self.link == "probit":
+            return ndtr(eta)
+        if self.link == "cloglog":
+            return -np.expm1(-np.exp(eta))
         if self.link == "log":
             return np.exp(eta)
         return eta
+
+    def mean(self, eta, aux: dict):
+        """The mean response from the linear predictor and the family's own parameters.
+
+        Most families' mean response is ``inverse(eta)``. A zero-inflated count's is ``psi * mu``
+        (``psi``: the probability a row is not a structural zero); a hurdle count's is
+        ``psi * mu / P(count > 0)`` (``psi``: the probability of a non-zero count); a lognormal's
+        is ``exp(eta + sigma ** 2 / 2)``.
+
+        Parameters
+        ----------
+        eta : array-like
+            Linear predictor values (NumPy or xarray).
+        aux : dict of str to array-like
+            Draws of the family's own parameters (``aux``), broadcastable against ``eta``; unused
+            where the mean does not need them.
+
+        Returns
+        -------
+        array-like
+            The mean response, of the type of ``eta``.
+
+        Examples
+        --------
+        >>> round(float(FAMILIES["zero_inflated_poisson"].mean(0.0, {"psi": 0.25})), 3)
+        0.25
+        >>> round(float(FAMILIES["hurdle_poisson"].mean(0.0, {"psi": 0.5})), 3)
+        0.791
+        """
+        mu = self.inverse(eta)
+        if self.name == "lognormal":
+            return mu * np.exp(aux["sigma"] ** 2 / 2)
+        if self.name.startswith("zero_inflated"):
+            return aux["psi"] * mu
+        if self.name == "hurdle_poisson":
+            return aux["psi"] * mu / -np.expm1(-mu)
+        return mu
 
     @property
     def probability(self) -> bool:
@@ -98,7 +159,19 @@ class Family:
     @property
     def inverse_name(self) -> str:
         """The inverse link in words, for figure labels."""
-        return {"logit": "inverse logit", "log": "exp", "identity": "identity"}[self.link]
+        names = {"logit": "inverse logit", "probit": "normal CDF", "cloglog": "inverse cloglog", "log": "exp"}
+        return names.get(self.link, "identity")
+
+    @property
+    def key(self) -> str:
+        """The family as specs and saved fits name it: its name, with the link where not the default.
+
+        Examples
+        --------
+        >>> FAMILIES["binomial"].key, family("binomial", link="probit").key
+        ('binomial', 'binomial(probit)')
+        """
+        return self.name if self.link == FAMILIES[self.name].link else f"{self.name}({self.link})"
 
     def linked(self, mean: float | np.ndarray) -> float | np.ndarray:
         """The linear predictor of a mean response (the inverse of ``inverse``).
@@ -120,6 +193,10 @@ class Family:
         """
         if self.link == "logit":
             value = logit(mean)
+        elif self.link == "probit":
+            value = ndtri(mean)
+        elif self.link == "cloglog":
+            value = np.log(-np.log1p(-np.asarray(mean, dtype=float)))
         elif self.link == "log":
             value = np.log(mean)
         else:
@@ -131,20 +208,23 @@ class Family:
     ) -> np.ndarray:
         """Simulated outcomes of units with mean response ``mean`` and ``size`` each.
 
-        ``size`` is trials (binomial, bernoulli), units of exposure (poisson, negative binomial) or
-        observations (gaussian, t, gamma: the outcome is the sum of ``size`` observations).
+        ``size`` is trials (binomial, bernoulli), units of exposure (the count families) or
+        observations (gaussian, t, gamma, lognormal, beta: the outcome is the sum of ``size``
+        observations).
 
         Parameters
         ----------
         rng : numpy.random.Generator
             The random number generator.
         mean : numpy.ndarray
-            Mean responses.
+            Bambi's location ``mu`` of each unit, ``inverse`` of its linear predictor (the mean
+            response itself except for zero-inflated, hurdle and lognormal outcomes).
         size : float or numpy.ndarray
             Each unit's size.
         aux : dict of str to numpy.ndarray
-            The family's own parameters (``kappa`` of the beta-binomial, ``alpha`` of the negative
-            binomial and the gamma, ``sigma`` of the gaussian and the t, ``nu`` of the t).
+            The family's own parameters (``kappa`` of the beta-binomial and the beta, ``alpha`` of
+            the negative binomial and the gamma, ``sigma`` of the gaussian, the t and the lognormal,
+            ``nu`` of the t, ``psi`` of zero-inflated and hurdle counts).
 
         Returns
         -------
@@ -174,26 +254,66 @@ class Family:
             alpha = aux["alpha"]
             return rng.gamma(alpha * size, mean / alpha)
         if self.name == "t":
-            # A sum of Student-t observations has no closed form: add each unit's noise term by
-            # term (``size`` rounded to whole observations, the mean kept at ``mean * size``), so
-            # heavy tails stay heavy for small groups.
-            sigma, nu, count = np.broadcast_arrays(aux["sigma"], aux["nu"], np.round(size), np.asarray(mean))[:3]
-            total = np.asarray(mean * size, dtype=float)
-            for k in range(int(np.max(count, initial=0))):
-                total = total + np.where(k < count, sigma * rng.standard_t(nu), 0.0)
-            return total
+            # A sum of Student-t observations has no closed form: add them one by one, the mean kept
+            # at ``mean * size``, so heavy tails stay heavy for small groups.
+            noise = _summed(lambda shape: aux["sigma"] * rng.standard_t(aux["nu"], shape), size, mean, aux)
+            return mean * size + noise
+        if self.name == "lognormal":
+            return _summed(lambda shape: mean * np.exp(aux["sigma"] * rng.standard_normal(shape)), size, mean, aux)
+        if self.name == "beta":
+            kappa = aux["kappa"]
+            return _summed(lambda shape: rng.beta(mean * kappa, (1 - mean) * kappa, shape), size, mean, aux)
+        if self.name.startswith(("zero_inflated", "hurdle")):
+            return self._zero_or_count(rng, mean * size, aux)
         return rng.normal(mean * size, aux["sigma"] * np.sqrt(size))
+
+    def _zero_or_count(self, rng: np.random.Generator, mu: np.ndarray, aux: dict[str, np.ndarray]) -> np.ndarray:
+        """Zero-inflated or hurdle counts of location ``mu``: zero unless a ``psi`` coin says count."""
+        mu, psi = np.broadcast_arrays(np.asarray(mu, dtype=float), aux["psi"])
+        if self.name == "zero_inflated_negativebinomial":
+            alpha = aux["alpha"]
+            counts = rng.poisson(rng.gamma(alpha, mu / alpha))
+        elif self.name == "zero_inflated_poisson":
+            counts = rng.poisson(mu)
+        else:
+            # A hurdle's non-zero counts are Poisson truncated at zero: invert its CDF above P(0).
+            counts = stats.poisson(mu).ppf(rng.uniform(np.exp(-mu), 1.0))
+        return np.where(rng.random(mu.shape) < psi, counts, 0).astype(np.int64)
+
+
+def _summed(draw, size: float | np.ndarray, mean: np.ndarray, aux: dict[str, np.ndarray]) -> np.ndarray:
+    """The sum of ``size`` (rounded to whole observations) independent draws ``draw(shape)`` per unit."""
+    count = np.round(np.asarray(size, dtype=float))
+    shape = np.broadcast_shapes(np.shape(mean), np.shape(count), *(np.shape(value) for value in aux.values()))
+    total = np.zeros(shape)
+    for k in range(int(np.max(count, initial=0))):
+        total = total + np.where(k < count, draw(shape), 0.0)
+    return total
 
 
 # brms's default prior on a precision or shape parameter (beta-binomial phi, gamma shape):
 # Bambi's HalfCauchy(1) puts half its mass below 1, strong overdispersion or skew.
 BRMS_PRECISION = "Gamma(alpha=0.01, beta=0.01)"
+NEGATIVE_BINOMIAL_SHAPE = "HalfCauchy(beta=1)"
+# brms's beta(1, 1) on the zero-inflation and hurdle probabilities (Bambi's psi is 1 minus brms's
+# zi and hu, and the uniform is symmetric).
+UNIFORM = "Beta(alpha=1, beta=1)"
+BINARY_LINKS = ("logit", "probit", "cloglog")  # what glm, lme4 and brms offer for probabilities
 FAMILIES = {
     family.name: family
     for family in (
-        Family("bernoulli", "binomial", "logit", "probability", (), True, True, trials=True),
+        Family("bernoulli", "binomial", "logit", "probability", (), True, True, trials=True, links=BINARY_LINKS),
         Family(
-            "binomial", "binomial", "logit", "probability", (), True, True, trials=True, overdispersed="beta_binomial"
+            "binomial",
+            "binomial",
+            "logit",
+            "probability",
+            (),
+            True,
+            True,
+            trials=True,
+            overdispersed="beta_binomial",
+            links=BINARY_LINKS,
         ),
         Family(
             "beta_binomial",
@@ -205,6 +325,7 @@ FAMILIES = {
             True,
             trials=True,
             aux_priors=(("kappa", BRMS_PRECISION),),
+            links=BINARY_LINKS,
         ),
         Family(
             "poisson", "poisson", "log", "events per unit of exposure", (), True, True, overdispersed="negativebinomial"
@@ -217,7 +338,7 @@ FAMILIES = {
             ("alpha",),
             True,
             True,
-            aux_priors=(("alpha", "HalfCauchy(beta=1)"),),
+            aux_priors=(("alpha", NEGATIVE_BINOMIAL_SHAPE),),
         ),
         Family(
             "gaussian",
@@ -250,9 +371,48 @@ FAMILIES = {
             aux_priors=(("alpha", BRMS_PRECISION),),
             positive=True,
         ),
+        Family(
+            "lognormal",
+            "lognormal",
+            "log",
+            "mean",
+            ("sigma",),
+            True,
+            False,
+            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
+            positive=True,
+            bambi_link="identity",
+        ),
+        Family(
+            "beta", "beta", "logit", "mean", ("kappa",), True, False, aux_priors=(("kappa", BRMS_PRECISION),), unit=True
+        ),
+        *(
+            Family(
+                f"{kind}_{counts}",
+                f"{kind}_{counts}",
+                "log",
+                "events per unit of exposure",
+                (*(("alpha",) if counts == "negativebinomial" else ()), "psi"),
+                True,
+                True,
+                aux_priors=(
+                    *((("alpha", NEGATIVE_BINOMIAL_SHAPE),) if counts == "negativebinomial" else ()),
+                    ("psi", UNIFORM),
+                ),
+            )
+            for kind, counts in (
+                ("zero_inflated", "poisson"),
+                ("zero_inflated", "negativebinomial"),
+                # Not hurdle_negativebinomial: PyMC writes its truncation with the negative
+                # binomial's CDF, whose gradient in alpha JAX cannot take (betainc).
+                ("hurdle", "poisson"),
+            )
+        ),
     )
 }
 NAMES = tuple(FAMILIES)
+# "binomial(probit)" as Family.key writes it, or R's binomial(link = "probit").
+_WITH_LINK = re.compile(r"""(?P<family>[a-z_-]+)\s*\(\s*(?:link\s*=\s*)?["']?(?P<link>[a-z]+)["']?\s*\)""")
 ALIASES = {
     "betabinomial": "beta_binomial",
     "beta-binomial": "beta_binomial",
@@ -261,38 +421,63 @@ ALIASES = {
     "normal": "gaussian",
     "student": "t",
     "student_t": "t",
+    "zip": "zero_inflated_poisson",
+    "zinb": "zero_inflated_negativebinomial",
+    "zero_inflated_negbinomial": "zero_inflated_negativebinomial",
 }
 
 
-def family(name: str) -> Family:
-    """Look a family up by its name (Bambi's spelling) or a common alias.
+def family(name: str, link: str | None = None) -> Family:
+    """Look a family up by its name (Bambi's spelling) or a common alias, with its link.
 
     Parameters
     ----------
     name : str
         A name of ``FAMILIES`` (``bernoulli``, ``binomial``, ``beta_binomial``, ``poisson``,
-        ``negativebinomial``, ``gaussian``, ``t``, ``gamma``) or an alias of ``ALIASES``
-        (``betabinomial``, ``beta-binomial``, ``negbinomial``, ``negative_binomial``, ``normal``,
-        ``student``, ``student_t``); case and spaces around are ignored.
+        ``negativebinomial``, ``gaussian``, ``t``, ``gamma``, ``lognormal``, ``beta``,
+        ``zero_inflated_poisson``, ``zero_inflated_negativebinomial``, ``hurdle_poisson``) or an
+        alias of ``ALIASES`` (``betabinomial``, ``beta-binomial``, ``negbinomial``,
+        ``negative_binomial``, ``normal``, ``student``, ``student_t``, ``zip``, ``zinb``,
+        ``zero_inflated_negbinomial``); case and spaces around are ignored. A link may follow in
+        parentheses, as ``Family.key`` writes it and R spells it: ``binomial(probit)``,
+        ``binomial(link = "probit")``.
+    link : str, optional
+        The link, one of the family's ``links`` (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own (or the one in ``name``).
 
     Returns
     -------
     Family
-        The family's record.
+        The family's record, with ``link`` set.
 
     Raises
     ------
     PoolwiseError
-        ``name`` is not a string, or not a supported family.
+        ``name`` is not a string, not a supported family, or the link is not one the family has.
 
     Examples
     --------
     >>> family("normal").name
     'gaussian'
+    >>> family('binomial(link = "cloglog")').key
+    'binomial(cloglog)'
     """
     if not isinstance(name, str):
         raise PoolwiseError(f"family must be a name such as 'poisson', not a {type(name).__name__}")
-    key = ALIASES.get(name.strip().lower(), name.strip().lower())
+    text = name.strip().lower()
+    match = _WITH_LINK.fullmatch(text)
+    if match:
+        text, named = match["family"], match["link"]
+        if link is not None and link.strip().lower() != named:
+            raise PoolwiseError(f"family {name!r} names the link {named}, and link is {link!r}; give the link once")
+        link = named
+    key = ALIASES.get(text, text)
     if key not in FAMILIES:
         raise PoolwiseError(f"unknown or unsupported family {name!r}; use one of: {', '.join(NAMES)}")
-    return FAMILIES[key]
+    found = FAMILIES[key]
+    if link is None:
+        return found
+    if not isinstance(link, str) or link.strip().lower() not in (found.links or (found.link,)):
+        choices = ", ".join(found.links or (found.link,))
+        raise PoolwiseError(f"family {found.name} has no link {link!r}; use one of: {choices}")
+    return replace(found, link=link.strip().lower())

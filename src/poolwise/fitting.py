@@ -155,7 +155,7 @@ def build_model(
     """
     formula = find_pooling(pooling).build(spec)
     family = find_family(spec.family)
-    model = adapter.new_model(formula, data, family.bambi, NAMESPACE, link=family.link)
+    model = adapter.new_model(formula, data, family.bambi, NAMESPACE, link=family.bambi_link or family.link)
     # Correlated group terms (lme4's (1 + x|g)) get an LKJ prior on their correlation, named cor|g.
     correlated = {f"cor|{f.name}": f for f in spec.factors if f.correlated} if pooling == "partial" else {}
     known = set(adapter.model_terms(model)) | set(adapter.aux_parameters(model)) | set(correlated)
@@ -230,6 +230,7 @@ def checked_inputs(
     allow_unidentified: bool,
     pooling: str | None = None,
     missing: str = "drop",
+    link: str | None = None,
 ) -> tuple[FormulaSpec, pd.DataFrame, list[str], str]:
     """The checks every entry point runs before building a model.
 
@@ -256,6 +257,9 @@ def checked_inputs(
     missing : {"drop", "error"}, default "drop"
         Rows with a missing value in a column the formula reads: dropped with a warning naming
         how many per column (lme4's ``na.omit``, as brms does), or left for the checks to refuse.
+    link : str, optional
+        The link, where the family has several (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own (logit).
 
     Returns
     -------
@@ -280,7 +284,7 @@ def checked_inputs(
     ... )  # doctest: +SKIP
     """
     data, dropped = drop_missing(formula, data, family=family, missing=missing)
-    spec = parse_formula(formula, data, family=family)
+    spec = parse_formula(formula, data, family=family, link=link)
     prepared, spec, notes = prepare_data(spec, data)
     notes = dropped + notes
     backend = check_settings(draws, tune, chains, backend)
@@ -367,6 +371,7 @@ def fit(
     progress: bool = False,
     parameterization: str = "auto",
     missing: str = "drop",
+    link: str | None = None,
 ) -> Fit:
     """Fit one pooling model of ``formula`` to ``data`` with NUTS and store the pointwise log-likelihood.
 
@@ -402,6 +407,9 @@ def fit(
     missing : {"drop", "error"}, default "drop"
         Rows missing a value in a column the formula reads: dropped with a warning (as lme4 and
         brms do), or refused (``drop_missing``).
+    link : str, optional
+        The link, where the family has several (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own (logit).
 
     Returns
     -------
@@ -435,6 +443,7 @@ def fit(
         allow_unidentified=allow_unidentified,
         pooling=name,
         missing=missing,
+        link=link,
     )
     if name != "complete" and spec.group is None:
         raise PoolwiseError(f"the {name} pooling model needs a group term such as (1|group) in the formula")

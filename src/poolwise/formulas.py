@@ -19,6 +19,7 @@ from formulae.transforms import TRANSFORMS
 
 from poolwise.data import infer_family, one_line, success_level
 from poolwise.errors import PoolwiseError
+from poolwise.families import FAMILIES, Family
 from poolwise.families import family as find_family
 from poolwise.spec import FormulaSpec, GroupFactor
 
@@ -76,7 +77,9 @@ def translate_cbind(formula: str) -> str:
     return f"p({k}, {n}) ~" + formula[match.end() :]
 
 
-def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str | None = None) -> FormulaSpec:
+def parse_formula(
+    formula: str, data: pd.DataFrame | None = None, *, family: str | None = None, link: str | None = None
+) -> FormulaSpec:
     """Split ``formula`` into response, common terms, grouping factors and group-varying terms.
 
     Any function call outside ``ALLOWED_CALLS`` (or any attribute access such as ``os.getpid()``) is
@@ -93,11 +96,15 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
         outcome (see ``resolve_family``).
     family : str, optional
         The outcome family; wins over what the data suggest.
+    link : str, optional
+        The link, where the family has several (bernoulli, binomial, beta_binomial: logit,
+        probit, cloglog); default: the family's own.
 
     Returns
     -------
     FormulaSpec
-        The formula's parts, with the family once data or ``family`` decide it.
+        The formula's parts, with the family once data or ``family`` decide it (``Family.key``:
+        ``binomial(probit)`` with a link other than the default).
 
     Raises
     ------
@@ -165,7 +172,7 @@ def parse_formula(formula: str, data: pd.DataFrame | None = None, *, family: str
         level=level,
         exposure=exposure,
     )
-    return resolve_family(spec, data, family)
+    return resolve_family(spec, data, family, link)
 
 
 def _independent(formula: str) -> set[str]:
@@ -233,7 +240,9 @@ def lme4_spellings(formula: str) -> str:
     return _I_CALL.sub(lambda match: match.group(0).replace("^", "**"), formula)
 
 
-def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | None = None) -> FormulaSpec:
+def resolve_family(
+    spec: FormulaSpec, data: pd.DataFrame | None, family: str | None = None, link: str | None = None
+) -> FormulaSpec:
     """``spec`` with its family (and a two-valued outcome's success level) decided.
 
     An explicit ``family`` wins. Otherwise, as lme4 would read the data: ``p()``/``cbind()`` counts
@@ -250,17 +259,20 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
         The data, whose outcome column decides the family.
     family : str, optional
         An explicit family (a name or alias in ``poolwise.families``).
+    link : str, optional
+        The link of the family, explicit or read from the data (``poolwise.families.family``).
 
     Returns
     -------
     FormulaSpec
-        ``spec`` with ``family`` (and ``level``) set.
+        ``spec`` with ``family`` (``Family.key``: with its link where not the default) and
+        ``level`` set.
 
     Raises
     ------
     PoolwiseError
         The family does not fit the response (counts out of trials that are not binomial, an offset
-        outside poisson and negative binomial), or the data leave it ambiguous.
+        outside the count families), has no such link, or the data leave it ambiguous.
 
     Examples
     --------
@@ -270,7 +282,8 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
     'bernoulli'
     """
     if family is not None:
-        family = find_family(family).name
+        chosen = find_family(family, link)
+        family, link = chosen.name, (link if chosen.link == find_family(chosen.name).link else chosen.link)
         if family == "binomial" and spec.trials is None:
             family = "bernoulli"  # glmer's binomial family on one 0/1 outcome per row
     elif spec.trials is not None:
@@ -287,20 +300,31 @@ def resolve_family(spec: FormulaSpec, data: pd.DataFrame | None, family: str | N
             f"beta_binomial models successes out of trials, and {spec.response} is one outcome per row; write "
             "the response as p(successes, trials) or use --family bernoulli"
         )
-    if spec.exposure is not None and family not in (None, "poisson", "negativebinomial"):
+    if spec.exposure is not None and family is not None and not _rate_family(find_family(family)):
         raise PoolwiseError(
             f"offset(log({spec.exposure})) makes a rate per unit of exposure, which poolwise supports for "
-            f"poisson and negativebinomial only; use --family poisson or drop the offset"
+            f"count families only ({', '.join(name for name, f in FAMILIES.items() if _rate_family(f))}); "
+            "use --family poisson or drop the offset"
         )
     if data is None:
-        return replace(spec, family=family)
+        return replace(spec, family=_keyed(family, link))
     values = data[spec.outcome]
     if family is None:
         family = infer_family(values, spec.outcome, exposure=spec.exposure)
     level = spec.level
     if family == "bernoulli":
         level = success_level(values, spec.outcome, level)
-    return replace(spec, family=family, level=level)
+    return replace(spec, family=_keyed(family, link), level=level)
+
+
+def _keyed(name: str | None, link: str | None) -> str | None:
+    """The family's key with ``link`` (refused where the family has no such link)."""
+    return find_family(name, link).key if name is not None and link is not None else name
+
+
+def _rate_family(family: Family) -> bool:
+    """Whether ``offset(log(exposure))`` makes a rate: counts with a log link, not out of trials."""
+    return family.counts and not family.trials and family.link == "log"
 
 
 def _response(term: Term, formula: str) -> tuple[str, str | None, str | None]:

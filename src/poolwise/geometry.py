@@ -135,7 +135,7 @@ def _weights(spec: FormulaSpec, data: pd.DataFrame, factor: str) -> tuple[np.nda
         spread2 = float(table["mean"].var(ddof=0) - (sd**2 / table["size"]).mean())
         return np.full(len(data), 1 / sd**2), max(np.sqrt(max(spread2, 0.0)), 0.1 * sd)
     pooled = outcome.sum() / size.sum()
-    if family.link == "logit":
+    if family.trials:  # binomial information, on the logit scale whatever the link (a guide, not a fit)
         pooled = float(np.clip(pooled, 1e-3, 1 - 1e-3))
         weights = size * pooled * (1 - pooled)
     else:
@@ -143,7 +143,7 @@ def _weights(spec: FormulaSpec, data: pd.DataFrame, factor: str) -> tuple[np.nda
         weights = size * pooled
     sums = pd.DataFrame({"k": outcome, "n": size, "w": weights}).groupby(groups).sum()
     raw = (sums["k"] + 0.5) / (sums["n"] + 1.0)
-    link = np.log(raw / (1 - raw)) if family.link == "logit" else np.log(raw)
+    link = np.log(raw / (1 - raw)) if family.trials else np.log(raw)
     # The spread of the raw link-scale means less their sampling noise (1 / information each).
     spread2 = float(np.var(link) - (1 / sums["w"].clip(lower=1e-9)).mean())
     return weights, max(np.sqrt(max(spread2, 0.0)), 0.1)

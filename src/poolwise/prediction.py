@@ -15,7 +15,7 @@ import xarray as xr
 
 from poolwise import adapter
 from poolwise.errors import PoolwiseError
-from poolwise.estimates import interval_prob, summarise
+from poolwise.estimates import aux_draws, interval_prob, summarise
 from poolwise.families import family as find_family
 from poolwise.refits import of_fit
 from poolwise.results import Fit
@@ -92,16 +92,16 @@ def predict(
     size = new[fit.spec.size].to_numpy(dtype=float) if fit.spec.size in new else np.ones(len(new))
     values = eta
     if kind != "link":
-        mean = family.inverse(eta)
+        aux = {name: draws.to_numpy()[..., None] for name, draws in aux_draws(fit).items()}
         # Bambi's linear predictor holds the offset, log(exposure): its mean is per row, not per unit.
-        rate = mean / size if fit.spec.exposure else mean
+        per = size if fit.spec.exposure else 1.0
+        rate = family.mean(eta, aux) / per
         if kind == "rate":
             values = rate
         elif kind == "mean":
             values = rate * size
         else:
-            aux = {name: fit.posterior[name].to_numpy()[..., None] for name in family.aux}
-            values = family.simulate(rng, rate, size, aux).astype(float)
+            values = family.simulate(rng, family.inverse(eta) / per, size, aux).astype(float)
     if draws:
         chains, count = values.shape[:2]
         index = pd.MultiIndex.from_product(

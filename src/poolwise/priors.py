@@ -98,7 +98,9 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     {'yogaStretch': 'Normal(mu=0, sigma=5.303)', 'Intercept': 'Normal(mu=-0.6938, sigma=3.062)'}
     """
     family = find_family(spec.family)
-    sy = float(data[spec.outcome].std(ddof=0)) if family.link == "identity" else 1.0
+    # The outcome's sd where Bambi's mu is on the outcome's scale (identity link; lognormal: log y).
+    outcome = np.log(data[spec.outcome]) if family.bambi_link == "identity" else data[spec.outcome]
+    sy = float(outcome.std(ddof=0)) if "identity" in (family.link, family.bambi_link) else 1.0
     terms = list(dict.fromkeys([*spec.common, *spec.varying]))
     found = design(f"{spec.response} ~ " + " + ".join(["1", *terms]), data)
     slopes, shift = {}, 0.0

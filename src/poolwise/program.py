@@ -169,7 +169,7 @@ class Program:
     def initial_points(self, chains: int, seed: int) -> np.ndarray:
         """Jittered starting points, one flat vector per chain: PyMC's ``jitter+adapt_diag``
         (the model's initial point plus uniform(-1, 1) noise on the unconstrained scale, drawn
-        again, up to 10 times, where the log density is not finite).
+        again, up to 10 times, where the log density or its gradient is not finite).
 
         Parameters
         ----------
@@ -191,11 +191,14 @@ class Program:
         import jax
 
         if "logp" not in self._runners:
-            self._runners["logp"] = jax.jit(jax.vmap(self.logp, in_axes=(0, None)))
+            self._runners["logp"] = jax.jit(jax.vmap(jax.value_and_grad(self.logp), in_axes=(0, None)))
         rng = np.random.default_rng(seed)
         points = self.start + rng.uniform(-1, 1, (chains, self.size))
         for _ in range(10):
-            bad = ~np.isfinite(np.asarray(self._runners["logp"](points, np.ones(self.rows))))
+            # A finite density can still have a NaN gradient (PyMC's Poisson log CDF, which hurdle
+            # counts use, at means above ~700), and NUTS never leaves such a start.
+            logp, grad = self._runners["logp"](points, np.ones(self.rows))
+            bad = ~np.isfinite(np.asarray(logp)) | ~np.isfinite(np.asarray(grad)).all(axis=1)
             if not bad.any():
                 break
             points[bad] = self.start + rng.uniform(-1, 1, (int(bad.sum()), self.size))

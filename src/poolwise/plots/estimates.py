@@ -14,6 +14,7 @@ import pandas as pd
 from poolwise.errors import PoolwiseError
 from poolwise.estimates import (
     arms,
+    aux_draws,
     coefficients,
     group_draws,
     groups,
@@ -277,7 +278,7 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
             ("rate_without", False, treatment == 0, found["untreated"]),
             ("rate_with", True, treatment != 0, found["treated"]),
         ]
-    inverse = find_family(spec.family).inverse
+    family, aux = find_family(spec.family), aux_draws(partial)
     trials = spec.size or "rows"
     data = data.assign(rows=1) if spec.size is None else data
     means = {
@@ -289,7 +290,7 @@ def shrinkage_table(fits, *, labels: Mapping[str, str] | None = None) -> pd.Data
         sums = data[in_condition].groupby(data[spec.group].astype(str))[[trials, spec.outcome]].sum()
         arm = quantity[10:-1] if quantity.startswith("rate_with[") else None
         population = population_draws(partial, arm=arm)
-        typical = float(inverse(population["alpha"] + (population["beta"] if treated else 0)).mean())
+        typical = float(family.mean(population["alpha"] + (population["beta"] if treated else 0), aux).mean())
         for group in groups(partial):
             rows.append(
                 {
@@ -520,14 +521,19 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     figure, axes = new_figure(ax, size=(8.5, 5.2))
     panel = axes.flat[0]
     spread = float(np.ptp(table["eta"])) or 1.0
-    if family.link == "logit":
+    bounded = family.link in ("logit", "probit", "cloglog")  # a curve from 0 to 1
+    if bounded:
         low, high = min(table["eta"].min() - 1.5, -4.0), max(table["eta"].max() + 1.5, 4.0)
     else:
         low, high = table["eta"].min() - 0.3 * spread, table["eta"].max() + 0.3 * spread
     grid = np.linspace(low, high, 300)
-    curve = {"logit": "the logistic curve", "log": "the exponential curve", "identity": "the identity line"}[
-        family.link
-    ]
+    curve = {
+        "logit": "the logistic curve",
+        "probit": "the normal CDF",
+        "cloglog": "the inverse cloglog curve",
+        "log": "the exponential curve",
+        "identity": "the identity line",
+    }[family.link]
     panel.plot(
         grid,
         family.inverse(grid),
@@ -536,7 +542,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
         zorder=1,
         label=f"{found['rate']} = {family.inverse_name} of the linear predictor",
     )
-    rise = 1.0 if family.link == "logit" else float(np.ptp(family.inverse(grid)))
+    rise = 1.0 if bounded else float(np.ptp(family.inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
         panel.scatter(
             rows["eta"],
@@ -562,7 +568,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
                 color=colour,
                 arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3},
             )
-    if family.link == "logit":
+    if bounded:
         for y in (0, 1):
             panel.axhline(y, color="0.85", lw=0.8, zorder=0)
     panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} ({family.link} scale)")

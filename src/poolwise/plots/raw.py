@@ -69,7 +69,7 @@ def data_bars_table(
     for name in (time, column):
         if name is not None and name not in data.columns:
             raise PoolwiseError(f"column {name!r} is not in the data; pass one of: {', '.join(map(str, data.columns))}")
-    if spec.family == "bernoulli" and spec.trials is None:
+    if spec.family and find_family(spec.family).name == "bernoulli" and spec.trials is None:
         # 0/1 rows counted per group, time and treatment, so each bar is one period of one group.
         keys = [name for name in (spec.group, time, column) if name is not None]
         counts = aggregate(

@@ -127,9 +127,7 @@ def labels_for(
     family = find_family(spec.family or "binomial")
     outcome = humanise(spec.outcome)
     size = (
-        humanise(spec.size)
-        if spec.size and not spec.size.endswith("_n")
-        else ("Trials" if family.counts and family.link == "logit" else "Rows")
+        humanise(spec.size) if spec.size and not spec.size.endswith("_n") else ("Trials" if family.trials else "Rows")
     )
     treatment = humanise(spec.treatment) if spec.treatment else "Treatment"
     if family.probability:
