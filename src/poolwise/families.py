@@ -152,6 +152,11 @@ class Family:
         return mu
 
     @property
+    def own_mean(self) -> bool:
+        """Whether the mean response needs the family's own parameters, not only ``inverse``."""
+        return self.name == "lognormal" or self.name.startswith(("zero_inflated", "hurdle"))
+
+    @property
     def probability(self) -> bool:
         """Whether the mean response is a probability (shown in percent, differences in points)."""
         return self.scale == "probability"

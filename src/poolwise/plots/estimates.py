@@ -527,6 +527,12 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     else:
         low, high = table["eta"].min() - 0.3 * spread, table["eta"].max() + 0.3 * spread
     grid = np.linspace(low, high, 300)
+    # Where the mean response also needs the family's own parameters, the curve is the lognormal's
+    # median, or the count part's mean mu of zero-inflated and hurdle counts.
+    rate, aside = found["rate"], ""
+    if family.own_mean:
+        rate = found["rate"].replace("Mean", "Median", 1) if family.name == "lognormal" else "Count part's mean mu"
+        aside = f" (the mean response also needs {', '.join(family.aux)})"
     curve = {
         "logit": "the logistic curve",
         "probit": "the normal CDF",
@@ -540,7 +546,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
         color="0.3",
         lw=1.5,
         zorder=1,
-        label=f"{found['rate']} = {family.inverse_name} of the linear predictor",
+        label=f"{rate} = {family.inverse_name} of the linear predictor{aside}",
     )
     rise = 1.0 if bounded else float(np.ptp(family.inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
@@ -572,7 +578,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
         for y in (0, 1):
             panel.axhline(y, color="0.85", lw=0.8, zorder=0)
     panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} ({family.link} scale)")
-    panel.set_ylabel(found["rate"])
+    panel.set_ylabel(rate)
     panel.spines[["top", "right"]].set_visible(False)
     panel.legend(loc="upper left", frameon=False)
     panel.set_title(
