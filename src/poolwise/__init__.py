@@ -27,6 +27,7 @@ _EXPORTS = {
     "Study": "comparison",
     "compare": "comparison",
     "compare_models": "comparison",
+    "compare_fits": "comparison",
     "Decision": "decisions",
     "decide": "decisions",
     "CV": "cv",

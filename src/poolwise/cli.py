@@ -614,6 +614,37 @@ def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, 
         _print_study(study)
 
 
+def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported: dict, fix_loo: str) -> None:
+    """``compare A.nc B.nc ...``: saved fits compared by LOO (brms's loo_compare), printed."""
+    from poolwise.comparison import compare_fits
+    from poolwise.io import load_fit
+
+    for option, value in unsupported.items():
+        if value:
+            raise PoolwiseError(
+                f"{option} is not available when comparing saved fits; compare them without it, or refit with it"
+            )
+    others = [path for path in paths if not path.endswith(".nc")]
+    if others:
+        raise PoolwiseError(
+            f"{others[0]!r} is not a saved fit; compare saved fits only (compare a.nc b.nc) or data with formulas "
+            "(compare DATA FORMULA FORMULA)"
+        )
+    named = {f"m{number}": path for number, path in enumerate(paths, start=1)}
+    fits = {name: load_fit(path) for name, path in named.items()}
+    with _sampling(False, "Comparing the saved fits..."):
+        study = compare_fits(fits, fix_loo=fix_loo)
+    if as_json:
+        typer.echo(_study_json(study, caught, None, []))
+        return
+    for name, fitted in fits.items():
+        pooling = fitted.pooling if fitted.spec.factors else "complete"
+        stdout.print(
+            f"{name}: {escape(named[name])}: {escape(fitted.spec.formula)} (family {fitted.spec.family}, {pooling} pooling)"
+        )
+    _print_study(study)
+
+
 def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str:
     table = json.loads(study.table.reset_index().to_json(orient="records", double_precision=15))
     return json.dumps(
@@ -837,7 +868,8 @@ def compare_command(
         list[str],
         typer.Argument(
             metavar="FORMULA...",
-            help=f"lme4/brms-style formula, e.g. '{GYM}'; with several, those models are compared as written.",
+            help=f"lme4/brms-style formula, e.g. '{GYM}'; with several, those models are compared as written. "
+            "'compare a.nc b.nc' compares saved fits (poolwise fit --out).",
             show_default=False,
         ),
     ],
@@ -904,6 +936,22 @@ def compare_command(
 
         families = [entry.value for entry in family or []]
         links = [entry.value for entry in link or []]
+        if str(data).endswith(".nc"):
+            _compare_saved(
+                [str(data), *formulas],
+                as_json=as_json,
+                caught=caught,
+                unsupported={
+                    "--out": out,
+                    "--plots": plots,
+                    "--report": report,
+                    "--cv": cv,
+                    "--family": family,
+                    "--link": link,
+                },
+                fix_loo=fix_loo.value,
+            )
+            return
         if len(formulas) > 1:
             _compare_models(
                 read_data(data),

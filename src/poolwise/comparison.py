@@ -562,6 +562,44 @@ def compare_models(
     return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), None, fix_loo)
 
 
+def compare_fits(fits: Mapping[str, Fit] | Sequence[Fit], *, fix_loo: str = "refit") -> Study:
+    """Compare models already fitted (``poolwise fit --out``, ``load_fit``) by LOO, as brms's
+    ``loo_compare(m1, m2)`` on saved fits: nothing is refitted except the exact LOO refits.
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit, or sequence of Fit
+        The fits, by name (default names: m1, m2, ... in order).
+    fix_loo : {"refit", "moment_match", "off"}
+        How LOO terms with Pareto k > 0.7 are fixed, as in ``compare``.
+
+    Returns
+    -------
+    Study
+        ``fits`` and the table keyed by the names; ``formula`` the users' formulas joined by " vs ".
+
+    Raises
+    ------
+    PoolwiseError
+        Fewer than two fits, an unknown ``fix_loo``, or fits that do not describe the same
+        observations.
+
+    Examples
+    --------
+    >>> study = compare_fits([load_fit("slopes.nc"), load_fit("intercepts.nc")])  # doctest: +SKIP
+    >>> study.verdict()  # doctest: +SKIP
+    """
+    named = dict(fits) if isinstance(fits, Mapping) else {f"m{k}": fit for k, fit in enumerate(fits, start=1)}
+    if len(named) < 2:
+        raise PoolwiseError("compare_fits needs at least two fits; fit another model and save it with --out")
+    if fix_loo not in FIXES:
+        raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
+    check_same_observations({name: (fit.spec, fit.data) for name, fit in named.items()})
+    table, loos = loo_table(named, fix=fix_loo)
+    formula = " vs ".join(fit.spec.formula for fit in named.values())
+    return Study(formula, named, table, loos, check_fits(named), None, fix_loo)
+
+
 def _per_model(value: str | Sequence[str | None] | None, count: int, what: tuple[str, str]) -> list[str | None]:
     """One family or link (or None) per model: ``value`` for all, or its entries in the models' order."""
     if value is None or isinstance(value, str):
