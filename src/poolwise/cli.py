@@ -578,7 +578,11 @@ def _print_study(study) -> None:
             cv.add_row(label(name), _num(row["elpd_cv"], 1), _num(row["se_cv"], 1))
         stdout.print(cv)
     stdout.print(f"[bold]{escape(study.verdict())}[/]")
-    for note in study.notes:
+    _print_notes(study.notes)
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
         stdout.print(f"Note: {escape(note)}")
 
 
@@ -819,6 +823,7 @@ def fit_command(
     """
     with _guarded() as caught:
         from poolwise.data import read_data
+        from poolwise.dispersion import check_fits
         from poolwise.fitting import fit
         from poolwise.io import check_new, save_fit
         from poolwise.summaries import summary
@@ -846,17 +851,24 @@ def fit_command(
                 missing="error" if strict else "drop",
             )
         report = summary(result, prob=prob)
+        notes = check_fits({chosen: result}, {chosen: report.label})
         if out is not None:
             save_fit(result, out, force=force)
         if as_json:
             typer.echo(
                 json.dumps(
-                    {**report.to_dict(), "warnings": _messages(caught), "out": None if out is None else str(out)},
+                    {
+                        **report.to_dict(),
+                        "notes": notes,
+                        "warnings": _messages(caught),
+                        "out": None if out is None else str(out),
+                    },
                     indent=2,
                 )
             )
             return
         _print_summary(report, groups=per_group or groups)
+        _print_notes(notes)
         if out is not None:
             stdout.print(f"Saved the fit to {escape(str(out))} (poolwise show {escape(str(out))} prints this again).")
 
@@ -1071,6 +1083,7 @@ def show(
     Example: poolwise show partial.nc --per-group
     """
     with _guarded() as caught:
+        from poolwise.dispersion import check_fits
         from poolwise.fitting import check_sampling
         from poolwise.io import load
         from poolwise.summaries import summary
@@ -1085,10 +1098,12 @@ def show(
                 _print_study(saved)
             return
         report = summary(saved, prob=prob)
+        notes = check_fits({saved.pooling: saved}, {saved.pooling: report.label})
         if as_json:
-            typer.echo(json.dumps({**report.to_dict(), "warnings": _messages(caught)}, indent=2))
+            typer.echo(json.dumps({**report.to_dict(), "notes": notes, "warnings": _messages(caught)}, indent=2))
         else:
             _print_summary(report, groups=per_group or groups)
+            _print_notes(notes)
 
 
 @app.command("predict")
