@@ -175,6 +175,27 @@ def test_the_cli_writes_predictions_or_one_line(tmp_path, tiny):
     assert result.stderr.strip() == "error: the new data has no column 'yogaStretch', which the model reads; add it"
 
 
+def test_the_cli_writes_every_draw_to_netcdf(tmp_path, tiny):
+    import xarray as xr
+
+    new = tmp_path / "new.csv"
+    new_gyms(3, 1).assign(gymID=["1", "new0", "new1"]).to_csv(new, index=False)
+    out = tmp_path / "draws.nc"
+    result = CliRunner().invoke(
+        app, ["predict", str(TINY), str(new), "--kind", "rate", "--seed", "2", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Wrote {out}: 3 rows, every draw of rate with fitted groups."
+    expected = pw.predict(tiny, pd.read_csv(new), kind="rate", seed=2, draws=True)
+    with xr.open_dataset(out, engine="h5netcdf") as saved:
+        values = saved["prediction"]
+        assert values.dims == ("chain", "draw", "row") and saved.attrs["kind"] == "rate"
+        assert saved["gymID"].values.tolist() == ["1", "new0", "new1"]
+        np.testing.assert_allclose(
+            values.transpose("row", "chain", "draw").values.reshape(-1), expected["value"].to_numpy(), rtol=1e-12
+        )
+
+
 def test_new_gyms_of_a_real_fit_match_its_decision(gym_study):
     """The issue's check on a real fit: 400 new gyms' mean signup rate with yoga against the
     decision's new-group rate, within Monte Carlo error."""

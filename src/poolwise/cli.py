@@ -1115,7 +1115,9 @@ def predict_command(
         ),
     ],
     newdata: Annotated[str, typer.Argument(help="CSV/Parquet file of the rows to predict.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="The CSV file to write.")] = Path("predictions.csv"),
+    out: Annotated[
+        Path, typer.Option(help="The CSV file to write (a summary per row), or a .nc file (every draw, netCDF).")
+    ] = Path("predictions.csv"),
     model: Annotated[
         str | None,
         typer.Option(help="Which model of a study: partial (default), none or complete.", show_default=False),
@@ -1132,20 +1134,27 @@ def predict_command(
     seed: Seed = None,
     force: Force = False,
 ) -> None:
-    """Predict new rows from a saved fit or study: mean, sd and interval per row, into a CSV.
+    """Predict new rows from a saved fit or study: mean, sd and interval per row into a CSV, or every
+    draw into a netCDF file (--out NAME.nc).
 
     Example: poolwise predict results new_gyms.csv --kind rate --out predictions.csv
     """
     with _guarded():
         from poolwise.data import read_data
-        from poolwise.io import atomic_path, check_new, load
-        from poolwise.prediction import predict
+        from poolwise.io import ENGINE, atomic_path, check_new, load
+        from poolwise.prediction import draws_dataset, predict
 
         check_new(out, force=force)
-        predicted = predict(load(path), read_data(newdata), model=model, kind=kind, groups=groups, prob=prob, seed=seed)
+        rows = read_data(newdata)
+        every = out.suffix == ".nc"
+        predicted = predict(load(path), rows, model=model, kind=kind, groups=groups, prob=prob, seed=seed, draws=every)
         with atomic_path(out, force=force) as temporary:
-            predicted.to_csv(temporary, index=False)
-        stdout.print(f"Wrote {escape(str(out))}: {len(predicted)} rows, {kind} with {groups} groups.")
+            if every:
+                draws_dataset(predicted, rows, kind).to_netcdf(temporary, engine=ENGINE)
+            else:
+                predicted.to_csv(temporary, index=False)
+        what = "every draw of " if every else ""
+        stdout.print(f"Wrote {escape(str(out))}: {len(rows)} rows, {what}{kind} with {groups} groups.")
 
 
 @app.command()

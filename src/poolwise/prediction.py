@@ -112,6 +112,43 @@ def predict(
     return pd.concat([newdata.reset_index(drop=True), pd.DataFrame(summaries)], axis=1)
 
 
+def draws_dataset(draws: pd.DataFrame, newdata: pd.DataFrame, kind: str) -> xr.Dataset:
+    """Every draw of ``predict(..., draws=True)`` as one array, ready for netCDF.
+
+    Parameters
+    ----------
+    draws : pandas.DataFrame
+        ``predict``'s long table (row, chain, draw, value).
+    newdata : pandas.DataFrame
+        The rows predicted, in ``predict``'s order.
+    kind : str
+        The kind predicted (stored as an attribute).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``prediction`` with dims (chain, draw, row); the new rows' columns are coordinates along
+        ``row`` (text as strings).
+
+    Examples
+    --------
+    >>> new = pd.DataFrame({"gymID": ["a", "b"]})
+    >>> long = pd.DataFrame({"row": [0, 1, 0, 1], "chain": 0, "draw": [0, 0, 1, 1], "value": [0.1, 0.2, 0.3, 0.4]})
+    >>> draws_dataset(long, new, "rate")["prediction"].sel(row=1).values.tolist()
+    [[0.2, 0.4]]
+    """
+    values = draws.set_index(["chain", "draw", "row"])["value"].to_xarray()
+    rows = newdata.reset_index(drop=True)
+    coords = {
+        str(name): (
+            "row",
+            column.to_numpy() if pd.api.types.is_numeric_dtype(column) else column.astype(str).to_numpy(),
+        )
+        for name, column in rows.items()
+    }
+    return xr.Dataset({"prediction": values}).assign_coords(coords).assign_attrs(kind=kind)
+
+
 def link_draws(
     fit: Fit, newdata: pd.DataFrame, groups: str, rng: np.random.Generator, *, factors: set[str] | None = None
 ) -> np.ndarray:
