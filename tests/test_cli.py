@@ -279,7 +279,7 @@ BAD = {
     ),
     "offset under gaussian": (
         ["check", "{csv}", "k ~ x + offset(log(n)) + (1|g)", "--family", "gaussian"],
-        "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson); use --family poisson or drop the offset",
+        "offset(log(n)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial); use --family poisson or drop the offset",
     ),
 }
 

@@ -88,7 +88,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
         (
             "value ~ x + offset(log(days)) + (1|g)",
             "gaussian",
-            "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson); "
+            "offset(log(days)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial); "
             "use --family poisson or drop the offset",
         ),
     ],
@@ -313,3 +313,35 @@ def test_links_are_part_of_the_family_and_refused_where_the_family_has_none():
     assert (
         str(err.value) == "family 'binomial(probit)' names the link probit, and link is 'cloglog'; give the link once"
     )
+
+
+@pytest.mark.slow
+def test_zero_inflated_totals_and_lognormal_predictions_are_on_the_response_scale():
+    """Two small fits. A zero-inflated Poisson's expected totals for new groups are sums of rows,
+    each with its own structural-zero coin: their mean is groups x rows x the new-group mean
+    count. A lognormal's population prediction is the typical group's mean exp(mu + sigma^2 / 2),
+    not a transform of Bambi's mu (the mean of log y)."""
+    import warnings
+
+    settings = {"draws": 300, "tune": 300, "chains": 2, "seed": 4}
+    data, truth = pw.simulate_franchise(16, 4, family="zero_inflated_poisson", seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        fit = pw.fit(truth["formula"], data, family="zero_inflated_poisson", **settings)
+        decision = pw.decide(fit, trials=20, groups=200, seed=1)
+    new = decision.new_group.set_index("quantity")
+    expected = decision.expected.set_index("quantity")
+    for quantity, rate in (("outcome_without", "rate_without"), ("outcome_with", "rate_with")):
+        assert expected.loc[quantity, "mean"] == pytest.approx(200 * 20 * new.loc[rate, "mean"], rel=0.08)
+    # One coin per row, not one per group: the spread of 200 groups' total is far below a single
+    # coin's (which would give an sd of about psi (1 - psi) ~ half the mean).
+    assert expected.loc["outcome_without", "sd"] < 0.25 * expected.loc["outcome_without", "mean"]
+
+    data, truth = pw.simulate_franchise(16, 4, family="lognormal", seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        fit = pw.fit(truth["formula"], data, family="lognormal", **settings)
+    typical = pw.decide(fit, seed=1).typical.set_index("quantity")
+    predicted = pw.predict(fit, pd.DataFrame({"gymID": ["1"], "yogaStretch": [0]}), groups="population", seed=1)
+    assert float(predicted["mean"].iloc[0]) == pytest.approx(typical.loc["rate_without", "mean"], rel=1e-6)
+    assert typical.loc["rate_without", "mean"] == pytest.approx(np.exp(3.0 + 0.6**2 / 2), rel=0.15)

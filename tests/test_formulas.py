@@ -130,7 +130,7 @@ BAD = [
     ),
     (
         "p(k, n) ~ x + offset(log(z))",
-        "offset(log(z)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson); use --family poisson or drop the offset",
+        "offset(log(z)) makes a rate per unit of exposure, which poolwise supports for count families only (poisson, negativebinomial, zero_inflated_poisson, zero_inflated_negativebinomial); use --family poisson or drop the offset",
     ),
 ]
 

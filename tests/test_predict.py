@@ -228,3 +228,14 @@ def test_sleepstudy_day_10_agrees_with_brms_posterior_epred():
     expected = reference.loc["new"]
     assert abs(float(new["mean"].iloc[0]) - expected["mean"]) < 0.25 * expected["sd"]
     assert float(new["sd"].iloc[0]) == pytest.approx(expected["sd"], rel=0.2)
+
+
+def test_netcdf_draws_refuse_a_column_named_like_their_dimensions():
+    from poolwise.prediction import draws_dataset
+
+    long = pd.DataFrame({"row": [0], "chain": 0, "draw": 0, "value": [0.1]})
+    with pytest.raises(pw.PoolwiseError) as err:
+        draws_dataset(long, pd.DataFrame({"draw": [3]}), "rate")
+    assert (
+        str(err.value) == "the new data has a column named 'draw', which the netCDF file uses for the draws; rename it"
+    )

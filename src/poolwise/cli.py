@@ -613,7 +613,8 @@ def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, 
         typer.echo(_study_json(study, caught, None, []))
     else:
         for name, fitted in study.fits.items():
-            family = f" (family {fitted.spec.family})" if isinstance(settings["family"], list) else ""
+            several = isinstance(settings["family"], list) or isinstance(settings["link"], list)
+            family = f" (family {fitted.spec.family})" if several else ""
             stdout.print(f"{name}: {escape(named[name])}{family}")
         _print_study(study)
 

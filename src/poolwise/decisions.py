@@ -225,6 +225,13 @@ def rates(alpha: xr.DataArray, beta: xr.DataArray, family: Family, aux: dict | N
     return rates_of(family.mean(alpha, aux), family.mean(alpha + beta, aux), family)
 
 
+def _by_row(fit: Fit) -> bool:
+    """Whether a new group's size counts rows whose outcomes must be drawn one by one: counts per
+    row of a family whose rows do not sum to one row of the same family (all but the Poisson)."""
+    family = find_family(fit.spec.family)
+    return unit(fit) == "rows" and family.counts and not family.trials and family.name != "poisson"
+
+
 def unit(fit: Fit) -> str:
     """What one unit of a new group's size is.
 
@@ -650,9 +657,17 @@ def _expected(
     family = find_family(fit.spec.family)
     etas = level_etas(fit, treatment, "new", rng, size=groups)
     aux = {name: fit.posterior[name].values[..., None] for name in family.aux}
+    by_row = _by_row(fit)
+
+    def total(mu: np.ndarray) -> np.ndarray:
+        # Rows of a count family other than the Poisson do not add up to one bigger row (one
+        # structural-zero coin, one hurdle per row): draw each row and add them.
+        if by_row:
+            return sum(family.simulate(rng, mu, 1, aux) for _ in range(int(trials)))
+        return family.simulate(rng, mu, trials, aux)
+
     totals = {
-        str(level): family.simulate(rng, family.inverse(etas.sel(level=level).values), trials, aux).sum(axis=-1)
-        for level in etas["level"].values
+        str(level): total(family.inverse(etas.sel(level=level).values)).sum(axis=-1) for level in etas["level"].values
     }
     if not family.counts:  # a measurement's total means little: report the mean per observation
         totals = {level: values / (groups * trials) for level, values in totals.items()}
@@ -757,7 +772,7 @@ def decide(
     """
     treatment = check_treatment(fit, treatment)
     family = find_family(fit.spec.family)
-    whole = family.trials
+    whole = family.trials or _by_row(fit)
     if (
         isinstance(trials, bool)
         or not isinstance(trials, (int, float, np.integer, np.floating))

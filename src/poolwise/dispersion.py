@@ -104,6 +104,7 @@ def overdispersion(fit: Fit, *, draws: int | None = None, seed: int = 0) -> pd.S
         {
             "model": fit.pooling,
             "family": family.name,
+            "link": family.link,
             "ratio": float(t_observed.mean() / t_simulated.mean()),
             "p_value": p_value,
             "overdispersed": p_value <= P_VALUE,
@@ -148,10 +149,11 @@ def advice(check: pd.Series, outcome: str, label: str, *, compared: bool = False
             f"{found}, so its intervals are too narrow and P(helps) overconfident; the {check['instead']} "
             "model in this comparison allows for it"
         )
+    link = "" if check.get("link") in (None, find_family(check["family"]).link) else f" --link {check['link']}"
     return (
         f"{found}, so its intervals are too narrow and P(helps) overconfident; fit --family {check['instead']} "
         f"(family='{check['instead']}') and compare the two: poolwise compare DATA 'FORMULA' 'FORMULA' "
-        f"--family {check['family']} --family {check['instead']}"
+        f"--family {check['family']} --family {check['instead']}{link}"
     )
 
 
@@ -177,10 +179,12 @@ def check_fits(fits: dict[str, Fit], labels: dict[str, str] | None = None) -> li
     ['partial pooling: nSigned varies 1.1x as much ... no sign of overdispersion']
     """
     labels = labels or {}
-    present = {fit.spec.family for fit in fits.values()}
+    present = {find_family(fit.spec.family).name for fit in fits.values()}
     notes = []
     for name, fit in fits.items():
-        if not checkable(fit):
+        # Complete pooling of a grouped formula varies more than its family allows because the
+        # groups differ, which partial pooling answers; the family is not the question there.
+        if not checkable(fit) or (fit.pooling == "complete" and fit.spec.factors):
             continue
         label = labels.get(name, name)
         try:

@@ -282,7 +282,8 @@ class Family:
             counts = rng.poisson(mu)
         else:
             # A hurdle's non-zero counts are Poisson truncated at zero: invert its CDF above P(0).
-            counts = stats.poisson(mu).ppf(rng.uniform(np.exp(-mu), 1.0))
+            # (At mu ~ 0 the quantile is 1 and ppf infinite: the count above zero is then 1.)
+            counts = np.nan_to_num(stats.poisson(mu).ppf(rng.uniform(np.exp(-mu), 1.0)), posinf=1.0)
         return np.where(rng.random(mu.shape) < psi, counts, 0).astype(np.int64)
 
 
@@ -396,7 +397,8 @@ FAMILIES = {
                 f"{kind}_{counts}",
                 f"{kind}_{counts}",
                 "log",
-                "events per unit of exposure",
+                # A hurdle's mean is not proportional to exposure, so it takes no offset.
+                "events per unit of exposure" if kind == "zero_inflated" else "mean count per row",
                 (*(("alpha",) if counts == "negativebinomial" else ()), "psi"),
                 True,
                 True,

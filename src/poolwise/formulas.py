@@ -323,8 +323,9 @@ def _keyed(name: str | None, link: str | None) -> str | None:
 
 
 def _rate_family(family: Family) -> bool:
-    """Whether ``offset(log(exposure))`` makes a rate: counts with a log link, not out of trials."""
-    return family.counts and not family.trials and family.link == "log"
+    """Whether ``offset(log(exposure))`` makes a rate: counts with a log link, not out of trials,
+    whose mean grows in proportion to the exposure (not a hurdle's)."""
+    return family.counts and not family.trials and family.link == "log" and not family.name.startswith("hurdle")
 
 
 def _response(term: Term, formula: str) -> tuple[str, str | None, str | None]:

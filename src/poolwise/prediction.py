@@ -130,6 +130,11 @@ def draws_dataset(draws: pd.DataFrame, newdata: pd.DataFrame, kind: str) -> xr.D
         ``prediction`` with dims (chain, draw, row); the new rows' columns are coordinates along
         ``row`` (text as strings).
 
+    Raises
+    ------
+    PoolwiseError
+        A column of the new data is named prediction, chain, draw or row.
+
     Examples
     --------
     >>> new = pd.DataFrame({"gymID": ["a", "b"]})
@@ -137,6 +142,11 @@ def draws_dataset(draws: pd.DataFrame, newdata: pd.DataFrame, kind: str) -> xr.D
     >>> draws_dataset(long, new, "rate")["prediction"].sel(row=1).values.tolist()
     [[0.2, 0.4]]
     """
+    clash = [name for name in ("prediction", "chain", "draw", "row") if name in newdata.columns]
+    if clash:
+        raise PoolwiseError(
+            f"the new data has a column named {clash[0]!r}, which the netCDF file uses for the draws; rename it"
+        )
     values = draws.set_index(["chain", "draw", "row"])["value"].to_xarray()
     rows = newdata.reset_index(drop=True)
     coords = {
@@ -186,7 +196,9 @@ def link_draws(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         common = adapter.common_mean(built, fit.idata, newdata)
-    eta = family.linked(common)
+    # Bambi's mu is the mean response, except where Bambi fits it on the identity link (the
+    # lognormal's mean of log y): then it is the linear predictor itself.
+    eta = common if family.bambi_link == "identity" else family.linked(common)
     if fit.pooling != "partial" or groups == "population":
         return eta
     chosen = [factor for factor in fit.spec.factors if factors is None or factor.name in factors]

@@ -547,7 +547,10 @@ def _compare_command(study: Study) -> str:
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
     seed = of_comparison(settings.get("seed", 0), [entry.name for entry in POOLINGS].index(name))
-    words = ["poolwise", "compare", "DATA", study.formula, "--family", fit.spec.family]
+    family = find_family(fit.spec.family)
+    words = ["poolwise", "compare", "DATA", study.formula, "--family", family.name]
+    if family.key != family.name:
+        words += ["--link", family.link]
     for option in ("draws", "tune", "chains", "backend"):
         if settings.get(option) is not None:
             words += [f"--{option}", str(settings[option])]
