@@ -50,15 +50,18 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             None,
             "count holds counts (whole numbers >= 0 with more than two values), which poolwise will not "
-            "guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)",
+            "guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|"
+            "zero_inflated_negativebinomial|hurdle_poisson for counts, cumulative for ordered ratings, or gaussian "
+            "(family= in Python)",
         ),
         (
             "three ~ x + (1|g)",
             None,
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
-            "counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, gaussian, t, gamma, lognormal, beta, zero_inflated_poisson, "
-            "zero_inflated_negativebinomial, hurdle_poisson): recode it, "
-            "e.g. to 0/1 for one level against the rest",
+            "ordered ratings, counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, "
+            "gaussian, t, gamma, lognormal, beta, cumulative, zero_inflated_poisson, zero_inflated_negativebinomial, "
+            "hurdle_poisson): recode it, e.g. to 0/1 for one level against the rest, or to whole numbers in their "
+            "order with --family cumulative",
         ),
         (
             "three ~ x + (1|g)",
@@ -71,7 +74,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             "weibull",
             "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
-            "negativebinomial, gaussian, t, gamma, lognormal, beta, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson",
+            "negativebinomial, gaussian, t, gamma, lognormal, beta, cumulative, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson",
         ),
         (
             "p(k, x) ~ (1|g)",

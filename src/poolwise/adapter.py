@@ -315,6 +315,11 @@ def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict, li
     """
     import bambi as bmb
 
+    if family == "cumulative":
+        # Bambi's ordinal families read the categories and their order from an ordered categorical;
+        # poolwise keeps ratings as whole numbers everywhere else.
+        outcome = formula.split("~", 1)[0].strip()
+        data = data.assign(**{outcome: pd.Categorical(data[outcome], ordered=True)})
     return bmb.Model(formula, data, family=family, link=link, center_predictors=False, extra_namespace=namespace)
 
 
@@ -406,6 +411,13 @@ def set_priors(model, priors: dict) -> None:
     --------
     >>> set_priors(model, {"x": bmb.Prior("Normal", mu=0, sigma=1)})  # doctest: +SKIP
     """
+    if model.family.name == "cumulative" and "threshold" in priors:
+        import pymc as pm
+
+        # Bambi's own threshold prior carries the ordered transform and ordered means; a prior set
+        # here gets the transform, and an ordered start (at equal values the transform is -inf).
+        cuts = len(model.response_term.levels) - 1
+        priors["threshold"].update(transform=pm.distributions.transforms.ordered, initval=np.linspace(-2, 2, cuts))
     model.set_priors(priors)
     model.build()
 
@@ -836,9 +848,13 @@ def predict_means_and_outcomes(model, posterior: xr.Dataset, seed: int) -> tuple
             xr.DataTree.from_dict({"posterior": posterior}), kind="response", inplace=False, random_seed=seed
         )
     draws = posterior.sizes["chain"] * posterior.sizes["draw"]
-    means = predicted["posterior"].to_dataset()[response_mean(model)].transpose("chain", "draw", ...)
-    outcomes = next(iter(predicted["posterior_predictive"].data_vars.values()))
-    return np.asarray(means).reshape(draws, -1), np.asarray(outcomes).reshape(draws, -1)
+    means = np.asarray(predicted["posterior"].to_dataset()[response_mean(model)].transpose("chain", "draw", ...))
+    outcomes = np.asarray(next(iter(predicted["posterior_predictive"].data_vars.values())))
+    if model.family.name == "cumulative":
+        # Bambi gives P(each category) and the category's position: poolwise's ratings are values.
+        values = np.asarray(model.response_term.levels, dtype=float)
+        means, outcomes = means @ values, values[outcomes]
+    return means.reshape(draws, -1), outcomes.reshape(draws, -1)
 
 
 def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:

@@ -70,6 +70,7 @@ class Family(StrEnum):
     gamma = "gamma"
     lognormal = "lognormal"
     beta = "beta"
+    cumulative = "cumulative"
     zero_inflated_poisson = "zero_inflated_poisson"
     zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
     hurdle_poisson = "hurdle_poisson"
@@ -250,7 +251,8 @@ FamilyOption = Annotated[
 LinkOption = Annotated[
     Link | None,
     typer.Option(
-        help="Link of a bernoulli, binomial or beta_binomial probability (default: logit, as lme4).",
+        help="Link of a bernoulli, binomial or beta_binomial probability, or of a cumulative rating "
+        "(logit or probit; default: logit, as lme4 and brms).",
         show_default=False,
     ),
 ]
@@ -258,7 +260,8 @@ LinksOption = Annotated[
     list[Link] | None,
     typer.Option(
         "--link",
-        help="Link of a bernoulli, binomial or beta_binomial probability (default: logit); with several "
+        help="Link of a bernoulli, binomial or beta_binomial probability, or of a cumulative rating "
+        "(default: logit); with several "
         "formulas, once for all or once per formula, in order.",
         show_default=False,
     ),

@@ -334,14 +334,16 @@ def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -
     if text:
         raise PoolwiseError(
             f"{name} has {len(levels)} distinct non-numeric values; poolwise models a two-level outcome "
-            f"(bernoulli), counts or numbers ({', '.join(FAMILY_NAMES)}): recode it, e.g. to 0/1 for one "
-            "level against the rest"
+            f"(bernoulli), ordered ratings, counts or numbers ({', '.join(FAMILY_NAMES)}): recode it, e.g. to "
+            "0/1 for one level against the rest, or to whole numbers in their order with --family cumulative"
         )
     whole = np.isfinite(numeric) & (numeric == np.round(numeric))
     if whole.all() and (numeric >= 0).all():
         raise PoolwiseError(
             f"{name} holds counts (whole numbers >= 0 with more than two values), which poolwise "
-            f"will not guess a family for; pass --family poisson|negativebinomial|gaussian (family= in Python)"
+            "will not guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|"
+            "zero_inflated_negativebinomial|hurdle_poisson for counts, cumulative for ordered ratings, or gaussian "
+            "(family= in Python)"
         )
     if numeric.isna().any():
         _fail_rows(numeric.isna(), f"{name} is missing (NaN)", "fill or drop those rows")
@@ -493,6 +495,8 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
         )
         return counts, replace(spec, trials=f"{spec.outcome}_n"), [note]
     data = data.copy()
+    if family.ordinal:
+        data[spec.outcome] = _ratings(data[spec.outcome], spec)
     data[spec.outcome] = _numbers(data[spec.outcome], spec.outcome)
     if spec.exposure is not None:
         data[spec.exposure] = _numbers(data[spec.exposure], spec.exposure)
@@ -531,6 +535,13 @@ def _prepare_outcome(spec: FormulaSpec, data: pd.DataFrame) -> tuple[pd.DataFram
             "counts that large cannot be held exactly; check the column",
         )
         data[spec.outcome] = values.astype("int64")
+    if family.ordinal:
+        _fail_rows(
+            data[spec.outcome] != np.round(data[spec.outcome]),
+            f"{spec.outcome} is not a whole number",
+            f"{spec.family} ratings are ordered categories: write them as whole numbers in their order (1, 2, 3, ...)",
+        )
+        data[spec.outcome] = data[spec.outcome].astype("int64")
     if values_constant(data[spec.outcome]):
         raise PoolwiseError(
             f"{spec.outcome} takes a single value ({data[spec.outcome].iloc[0]}) on every row, so there is "
@@ -593,6 +604,20 @@ def as_binary(values: pd.Series, spec: FormulaSpec) -> pd.Series:
     """
     _fail_rows(_blank(values), f"{spec.outcome} is missing (NaN or empty)", "fill or drop those rows")
     return (values.astype(str) == str(spec.level)).astype("int64")
+
+
+def _ratings(values: pd.Series, spec: FormulaSpec) -> pd.Series:
+    """An ordinal outcome as whole numbers in its order: an ordered categorical becomes 1..K, text
+    (whose order a CSV does not hold) is refused with the recoding to write."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.ordered:
+        return pd.Series(np.where(values.isna(), np.nan, values.cat.codes + 1), index=values.index)
+    if pd.api.types.is_numeric_dtype(values) or pd.to_numeric(values, errors="coerce").notna().all():
+        return values
+    found = ", ".join(one_line(v) for v in pd.unique(values.dropna())[:4])
+    raise PoolwiseError(
+        f"{spec.outcome} is text ({found}, ...), and a CSV does not say the order of its categories; "
+        f"write them as whole numbers in their order (1, 2, 3, ...) or pass an ordered pandas Categorical"
+    )
 
 
 def _numbers(values: pd.Series, name: str) -> pd.Series:

@@ -656,7 +656,7 @@ def _expected(
         )
     family = find_family(fit.spec.family)
     etas = level_etas(fit, treatment, "new", rng, size=groups)
-    aux = {name: fit.posterior[name].values[..., None] for name in family.aux}
+    aux = {name: draws.values[..., None] for name, draws in aux_draws(fit).items()}
     by_row = _by_row(fit)
 
     def total(mu: np.ndarray) -> np.ndarray:

@@ -179,16 +179,21 @@ def _unpooled_level(values: xr.DataArray, dim: str, arm: str | None) -> xr.DataA
 def _unpooled_intercepts(fit: Fit, labels: list[str], base: xr.DataArray) -> xr.DataArray:
     """No pooling's per-level intercepts of the factor in focus. The template gives the first
     factor one intercept per level (``0 + C(a)``) and codes later factors against their first
-    level (``C(b)``); a later factor's level then sits at the first factor's average level."""
+    level (``C(b)``); a later factor's level then sits at the first factor's average level. An
+    ordinal family has no intercept (its thresholds are one), so its first factor is coded
+    against its first level too."""
     spec, post = fit.spec, fit.posterior
     name = adapter.unpooled_intercept(spec.group)
     if name not in post:
         return base
     first = next(factor.name for factor in spec.factors if factor.intercept)
-    if first == spec.group:
+    ordinal = find_family(spec.family).ordinal
+    if first == spec.group and not ordinal:
         return _by_group(post[name], labels)
     values = post[name].rename({adapter.level_dim(name): "group"})
     values = values.assign_coords(group=[str(g) for g in values["group"].values]).reindex(group=labels, fill_value=0.0)
+    if first == spec.group:  # an ordinal's first factor is coded against its first level, held by the thresholds
+        return values
     return values + post[adapter.unpooled_intercept(first)].mean(adapter.level_dim(adapter.unpooled_intercept(first)))
 
 
@@ -291,8 +296,10 @@ def population_draws(fit: Fit, treatment: str | None = None, arm: str | None = N
 def aux_draws(fit: Fit) -> dict[str, xr.DataArray]:
     """Draws of the family's own parameters (``Family.aux``: sigma, kappa, psi, ...).
 
-    What ``Family.mean`` needs besides the linear predictor for zero-inflated, hurdle and
-    lognormal outcomes.
+    What ``Family.mean`` and ``Family.simulate`` need besides the linear predictor. A vector
+    parameter (an ordinal family's thresholds) comes one entry per element, ``threshold[0]``,
+    ``threshold[1]``, ..., so that every entry broadcasts against the linear predictor alike; an
+    ordinal fit adds its categories' values as constants ``category[0]``, ``category[1]``, ....
 
     Parameters
     ----------
@@ -302,14 +309,27 @@ def aux_draws(fit: Fit) -> dict[str, xr.DataArray]:
     Returns
     -------
     dict of str to xarray.DataArray
-        One entry per own parameter, dims (chain, draw); empty for binomial and Poisson fits.
+        One entry per own parameter (or element of one), dims (chain, draw); empty for binomial
+        and Poisson fits.
 
     Examples
     --------
     >>> sorted(aux_draws(zip_fit))  # doctest: +SKIP
     ['psi']
     """
-    return {name: fit.posterior[name] for name in find_family(fit.spec.family).aux}
+    out = {}
+    for name in find_family(fit.spec.family).aux:
+        draws = fit.posterior[name]
+        extra = [dim for dim in draws.dims if dim not in ("chain", "draw")]
+        if not extra:
+            out[name] = draws
+            continue
+        (dim,) = extra
+        out.update({f"{name}[{i}]": draws.isel({dim: i}, drop=True) for i in range(draws.sizes[dim])})
+    if find_family(fit.spec.family).ordinal:  # the ratings' values, which the expected rating averages
+        values = np.sort(fit.data[fit.spec.outcome].unique())
+        out.update({f"category[{i}]": xr.DataArray(float(value)) for i, value in enumerate(values)})
+    return out
 
 
 def summarise(draws: xr.DataArray, prob: float | None = None) -> dict[str, float]:

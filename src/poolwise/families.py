@@ -61,6 +61,12 @@ class Family:
     links : tuple of str
         The links the family can also be fitted with (``family(name, link=...)``); the first
         link is ``link``, the default.
+    ordinal : bool
+        Whether outcomes are ordered categories, written as whole numbers in their order
+        (cumulative). The linear predictor is then the location of a latent variable whose
+        thresholds cut it into categories, the link names that latent variable's distribution, and
+        the mean response is the expected rating with the categories numbered 1 to K, as brms's
+        ``posterior_epred`` averages them.
 
     Examples
     --------
@@ -82,6 +88,7 @@ class Family:
     bambi_link: str | None = None
     overdispersed: str | None = None
     links: tuple[str, ...] = ()
+    ordinal: bool = False
 
     def inverse(self, eta):
         """The mean response from the linear predictor: the inverse link.
@@ -104,6 +111,8 @@ class Family:
         >>> float(family("binomial", link="probit").inverse(1.0))
         0.8413447460685429
         """
+        if self.ordinal:  # Bambi's location of an ordinal outcome is the latent one, eta itself
+            return eta
         if self.link == "logit":
             return expit(eta)
         if self.link == "probit":
@@ -120,7 +129,9 @@ class Family:
         Most families' mean response is ``inverse(eta)``. A zero-inflated count's is ``psi * mu``
         (``psi``: the probability a row is not a structural zero); a hurdle count's is
         ``psi * mu / P(count > 0)`` (``psi``: the probability of a non-zero count); a lognormal's
-        is ``exp(eta + sigma ** 2 / 2)``.
+        is ``exp(eta + sigma ** 2 / 2)``; an ordinal rating's is ``v_1 + sum_k (v_k+1 - v_k) P(Y > v_k)``
+        with ``P(Y > v_k) = 1 - F(threshold_k - eta)`` over its categories' values ``v`` (``aux``'s
+        ``category[k]``; 1 to K without them).
 
         Parameters
         ----------
@@ -128,7 +139,8 @@ class Family:
             Linear predictor values (NumPy or xarray).
         aux : dict of str to array-like
             Draws of the family's own parameters (``aux``), broadcastable against ``eta``; unused
-            where the mean does not need them.
+            where the mean does not need them. A vector parameter comes one entry per element
+            (``threshold[0]``, ``threshold[1]``, ..., as ``estimates.aux_draws`` gives them).
 
         Returns
         -------
@@ -141,7 +153,14 @@ class Family:
         0.25
         >>> round(float(FAMILIES["hurdle_poisson"].mean(0.0, {"psi": 0.5})), 3)
         0.791
+        >>> float(FAMILIES["cumulative"].mean(0.0, {"threshold[0]": 0.0, "threshold[1]": 0.0}))
+        2.0
         """
+        if self.ordinal:
+            cuts = thresholds(aux)
+            values = categories(aux) or list(range(1, len(cuts) + 2))
+            steps = zip(values, values[1:], cuts)
+            return values[0] + sum((high - low) * (1 - self.cumulative(cut - eta)) for low, high, cut in steps)
         mu = self.inverse(eta)
         if self.name == "lognormal":
             return mu * np.exp(aux["sigma"] ** 2 / 2)
@@ -151,10 +170,30 @@ class Family:
             return aux["psi"] * mu / -np.expm1(-mu)
         return mu
 
+    def cumulative(self, x):
+        """The latent variable's CDF of an ordinal family: logistic (logit) or standard normal (probit).
+
+        Parameters
+        ----------
+        x : array-like
+            Threshold minus linear predictor.
+
+        Returns
+        -------
+        array-like
+            ``P(latent <= x)``, of the type of ``x``.
+
+        Examples
+        --------
+        >>> float(FAMILIES["cumulative"].cumulative(0.0))
+        0.5
+        """
+        return ndtr(x) if self.link == "probit" else expit(x)
+
     @property
     def own_mean(self) -> bool:
         """Whether the mean response needs the family's own parameters, not only ``inverse``."""
-        return self.name == "lognormal" or self.name.startswith(("zero_inflated", "hurdle"))
+        return self.ordinal or self.name == "lognormal" or self.name.startswith(("zero_inflated", "hurdle"))
 
     @property
     def probability(self) -> bool:
@@ -270,6 +309,8 @@ class Family:
             return _summed(lambda shape: rng.beta(mean * kappa, (1 - mean) * kappa, shape), size, mean, aux)
         if self.name.startswith(("zero_inflated", "hurdle")):
             return self._zero_or_count(rng, mean * size, aux)
+        if self.ordinal:
+            return _summed(lambda shape: self._category(rng, mean, aux, shape), size, mean, aux)
         return rng.normal(mean * size, aux["sigma"] * np.sqrt(size))
 
     def _zero_or_count(self, rng: np.random.Generator, mu: np.ndarray, aux: dict[str, np.ndarray]) -> np.ndarray:
@@ -285,6 +326,62 @@ class Family:
             # (At mu ~ 0 the quantile is 1 and ppf infinite: the count above zero is then 1.)
             counts = np.nan_to_num(stats.poisson(mu).ppf(rng.uniform(np.exp(-mu), 1.0)), posinf=1.0)
         return np.where(rng.random(mu.shape) < psi, counts, 0).astype(np.int64)
+
+    def _category(self, rng: np.random.Generator, eta: np.ndarray, aux: dict, shape: tuple) -> np.ndarray:
+        """Ordinal ratings 1..K of latent location ``eta``: one more than the thresholds below the latent draw."""
+        noise = rng.standard_normal(shape) if self.link == "probit" else rng.logistic(size=shape)
+        latent = eta + noise
+        cuts = thresholds(aux)
+        values = categories(aux) or list(range(1, len(cuts) + 2))
+        return values[0] + sum((high - low) * (latent > cut) for low, high, cut in zip(values, values[1:], cuts))
+
+
+def thresholds(aux: dict) -> list:
+    """An ordinal family's thresholds from ``aux``, in order (``threshold[0]``, ``threshold[1]``, ...).
+
+    Parameters
+    ----------
+    aux : dict of str to array-like
+        The family's own parameters, one entry per threshold.
+
+    Returns
+    -------
+    list of array-like
+        The thresholds, lowest first.
+
+    Examples
+    --------
+    >>> thresholds({"threshold[1]": 2.0, "threshold[0]": -1.0})
+    [-1.0, 2.0]
+    """
+    return _elements(aux, "threshold")
+
+
+def categories(aux: dict) -> list:
+    """An ordinal outcome's category values from ``aux`` (``category[0]``, ...), lowest first.
+
+    Parameters
+    ----------
+    aux : dict of str to array-like
+        The family's own parameters and, for an ordinal fit, its categories' values
+        (``estimates.aux_draws``).
+
+    Returns
+    -------
+    list of array-like
+        The values; empty where ``aux`` has none.
+
+    Examples
+    --------
+    >>> categories({"category[0]": 0, "category[1]": 4})
+    [0, 4]
+    """
+    return _elements(aux, "category")
+
+
+def _elements(aux: dict, name: str) -> list:
+    found = [key for key in aux if key.startswith(f"{name}[")]
+    return [aux[key] for key in sorted(found, key=lambda key: int(key[len(name) + 1 : -1]))]
 
 
 def _summed(draw, size: float | np.ndarray, mean: np.ndarray, aux: dict[str, np.ndarray]) -> np.ndarray:
@@ -391,6 +488,18 @@ FAMILIES = {
         ),
         Family(
             "beta", "beta", "logit", "mean", ("kappa",), True, False, aux_priors=(("kappa", BRMS_PRECISION),), unit=True
+        ),
+        Family(
+            "cumulative",
+            "cumulative",
+            "logit",
+            "expected rating",
+            ("threshold",),
+            False,
+            False,
+            aux_priors=(("threshold", "StudentT(nu=3, mu=0, sigma=2.5)"),),
+            ordinal=True,
+            links=("logit", "probit"),
         ),
         *(
             Family(

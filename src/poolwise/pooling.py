@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 from poolwise.formulas import parse_formula
 from poolwise.spec import FormulaSpec
 
@@ -21,11 +22,17 @@ def _complete(spec: FormulaSpec) -> str:
 
 def _none(spec: FormulaSpec) -> str:
     """Every factor's terms as fixed effects: the first factor with an intercept gets one per level
-    (``0 + C(a)``), the others reference-coded ``C(b)``; slopes per level ``C(a):x``."""
+    (``0 + C(a)``), the others reference-coded ``C(b)``; slopes per level ``C(a):x``. An ordinal
+    family's thresholds take the intercept's place, so its first factor is reference-coded too."""
     varying = {term for factor in spec.factors for term in factor.terms}
     fixed = [term for term in spec.common if term not in varying]
     intercepts = [f"C({factor.name})" for factor in spec.factors if factor.intercept]
-    terms = ["0", *intercepts] if intercepts else ([] if spec.intercept else ["0"])
+    if (
+        spec.family and find_family(spec.family).ordinal
+    ):  # the thresholds are the intercept: code levels against the first
+        terms = intercepts
+    else:
+        terms = ["0", *intercepts] if intercepts else ([] if spec.intercept else ["0"])
     terms += fixed + [f"C({factor.name}):{term}" for factor in spec.factors for term in factor.terms]
     return _join(spec, terms)
 

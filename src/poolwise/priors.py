@@ -109,9 +109,9 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         sd = columns.std(axis=0)
         slopes[term] = SCALE * sy / np.where(sd > 0, sd, 1.0)
         shift += float(np.sum((slopes[term] * columns.mean(axis=0)) ** 2))
-    intercept = (
-        f"Normal(mu={_num(family.linked(pooled_mean(spec, data)))}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
-    )
+    # An ordinal family's intercept is its thresholds' (no pooling: each level's shift against the first).
+    centre = 0.0 if family.ordinal else family.linked(pooled_mean(spec, data))
+    intercept = f"Normal(mu={_num(centre)}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
     priors = by_model(
         spec,
         pooling,

@@ -658,11 +658,13 @@ def posterior(model, z: np.ndarray) -> dict[str, np.ndarray]:
 
     found = program(model)
     graph = found.graph
-    likelihood = set(model.family.likelihood.params)
+    # Per-observation likelihood parameters are deterministics (mu, or the ordinal's p); names,
+    # because unobserved_value_vars holds copies of the graph's variables.
+    dropped = set(model.family.likelihood.params) & {var.name for var in graph.deterministics}
     keep = [
         var
         for var in get_default_varnames(graph.unobserved_value_vars, include_transformed=False)
-        if not var.name.endswith("_offset") and not (var.name in likelihood and var in graph.deterministics)
+        if not var.name.endswith("_offset") and var.name not in dropped
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

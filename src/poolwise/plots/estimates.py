@@ -462,7 +462,10 @@ def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFr
     >>> logistic(logistic_table(study.fits["partial"]))  # doctest: +SKIP
     """
     fit = pick_fit(fit)
-    inverse = find_family(fit.spec.family).inverse
+    family = find_family(fit.spec.family)
+    # An ordinal group sits on its expected-rating curve, drawn at the thresholds' posterior means.
+    aux = {name: float(values.mean()) for name, values in aux_draws(fit).items()} if family.ordinal else {}
+    inverse = (lambda eta: family.mean(eta, aux)) if family.ordinal else family.inverse
     draws = group_draws(fit)
     found = labels_for(fit.spec, overrides=labels)
     conditions = [(False, draws["alpha"])]
@@ -486,6 +489,7 @@ def logistic_table(fit, *, labels: Mapping[str, str] | None = None) -> pd.DataFr
     table = pd.DataFrame(rows)
     table.attrs["labels"] = {**found, "model": model_label(fit.pooling)}
     table.attrs["family"] = fit.spec.family
+    table.attrs["aux"] = aux
     return table
 
 
@@ -518,6 +522,8 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     table = table if isinstance(table, pd.DataFrame) else logistic_table(table, labels=labels)
     found = {**table.attrs.get("labels", {}), **(labels or {})}
     family = find_family(table.attrs.get("family") or "binomial")
+    aux = table.attrs.get("aux") or {}
+    inverse = (lambda eta: family.mean(eta, aux)) if family.ordinal else family.inverse
     figure, axes = new_figure(ax, size=(8.5, 5.2))
     panel = axes.flat[0]
     spread = float(np.ptp(table["eta"])) or 1.0
@@ -530,7 +536,9 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
     # Where the mean response also needs the family's own parameters, the curve is the lognormal's
     # median, or the count part's mean mu of zero-inflated and hurdle counts.
     rate, aside = found["rate"], ""
-    if family.own_mean:
+    if family.ordinal:
+        aside = " at the thresholds' posterior means"
+    elif family.own_mean:
         rate = found["rate"].replace("Mean", "Median", 1) if family.name == "lognormal" else "Count part's mean mu"
         aside = f" (the mean response also needs {', '.join(family.aux)})"
     curve = {
@@ -540,15 +548,17 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
         "log": "the exponential curve",
         "identity": "the identity line",
     }[family.link]
+    if family.ordinal:
+        curve = "the expected-rating curve"
     panel.plot(
         grid,
-        family.inverse(grid),
+        inverse(grid),
         color="0.3",
         lw=1.5,
         zorder=1,
-        label=f"{rate} = {family.inverse_name} of the linear predictor{aside}",
+        label=f"{rate} = {'expected rating' if family.ordinal else family.inverse_name} of the linear predictor{aside}",
     )
-    rise = 1.0 if bounded else float(np.ptp(family.inverse(grid)))
+    rise = 1.0 if bounded and not family.ordinal else float(np.ptp(inverse(grid)))
     for (condition, colour), rows in table.groupby(["condition", "color"], sort=False):
         panel.scatter(
             rows["eta"],
@@ -575,7 +585,7 @@ def logistic(table, *, ax=None, title: str | None = None, labels: Mapping[str, s
                 arrowprops={"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6, "shrinkB": 3},
             )
     if bounded:
-        for y in (0, 1):
+        for y in (inverse(-np.inf), inverse(np.inf)) if family.ordinal else (0, 1):
             panel.axhline(y, color="0.85", lw=0.8, zorder=0)
     panel.set_xlabel(f"Linear predictor α + β · {found['treatment'].lower()} ({family.link} scale)")
     panel.set_ylabel(rate)
