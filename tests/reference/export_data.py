@@ -27,6 +27,7 @@ DATASETS = {
     "cbpp": ("lme4", "cbpp"),
     "Penicillin": ("lme4", "Penicillin"),
     "Pastes": ("lme4", "Pastes"),
+    "wine": ("ordinal", "wine"),
 }
 
 # The simulated franchises more_families.R fits: file stem -> (groups, periods, family, seed).
