@@ -435,5 +435,14 @@ def test_wine_ratings_fit_compare_and_decide_from_the_cli(tmp_path):
         assert abs(rows[quantity]["mean"] - observed[temp]) < 2 * rows[quantity]["sd"], (quantity, rows[quantity])
     done = runner.invoke(app, ["decide", str(out), "--json"])
     assert done.exit_code == 0, done.output
-    (difference,) = [row for row in json.loads(done.stdout)["typical"] if row["quantity"] == "difference"]
+    decision = json.loads(done.stdout)
+    (difference,) = [row for row in decision["typical"] if row["quantity"] == "difference"]
     assert difference["lower"] > 0.5 and difference["p_helps"] > 0.99  # warm wine is rated a point higher
+    # Predicting the fitted rows gives each judge's expected rating of the per-group table.
+    predicted = tmp_path / "predicted.csv"
+    done = runner.invoke(app, ["predict", str(out / "partial.nc"), str(csv), "--out", str(predicted)])
+    assert done.exit_code == 0, done.output
+    ratings = pd.read_csv(predicted)
+    (judge,) = [row for row in decision["per_group"] if row["group"] == "1" and row["quantity"] == "rate_without"]
+    cold = ratings[(ratings["judge"] == 1) & (ratings["temp"] == "cold")]["mean"]
+    assert cold.to_numpy() == pytest.approx(judge["mean"], rel=1e-6)

@@ -859,7 +859,8 @@ def predict_means_and_outcomes(model, posterior: xr.Dataset, seed: int) -> tuple
 
 def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:
     """The mean response of new rows from the common terms (offset included), every group effect
-    at 0: Bambi's ``predict(..., include_group_specific=False)``.
+    at 0: Bambi's ``predict(..., include_group_specific=False)``. For an ordinal family, the
+    latent location (its linear predictor), Bambi's location there.
 
     Parameters
     ----------
@@ -882,8 +883,16 @@ def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:
     """
     posterior = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()})
     predicted = model.predict(posterior, data=data, kind="response_params", inplace=False, include_group_specific=False)
-    values = predicted["posterior"].to_dataset()[response_mean(model)]
-    return values.transpose("chain", "draw", ...).to_numpy().copy()
+    values = predicted["posterior"].to_dataset()[response_mean(model)].transpose("chain", "draw", ...).to_numpy()
+    if model.family.name == "cumulative":
+        from scipy.special import logit, ndtri
+
+        # Bambi gives P(each category); an ordinal's location is its linear predictor, recovered
+        # from the first category: P(Y = first) = F(threshold_0 - eta).
+        quantile = ndtri if model.family.link["p"].name == "probit" else logit
+        first = idata["posterior"]["threshold"].transpose("chain", "draw", ...).to_numpy()[..., :1]
+        return first - quantile(values[..., 0])
+    return values.copy()
 
 
 def has_comma_dimension(model) -> bool:

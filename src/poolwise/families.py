@@ -46,7 +46,8 @@ class Family:
         Whether outcomes are successes out of trials (a unit's size is its trials; bernoulli rows
         are aggregated to them).
     aux_priors : tuple of (str, str)
-        Each own parameter's default prior; ``{sy}`` stands for the outcome's sd (identity link).
+        Each own parameter's default prior; ``{sy}`` stands for the outcome's sd (identity link),
+        ``{spread}`` for the intercept prior's scale (widened for uncentred predictors).
     positive : bool
         Whether outcomes must be > 0 (gamma, lognormal).
     unit : bool
@@ -235,7 +236,9 @@ class Family:
         >>> FAMILIES["binomial"].linked(0.5)
         0.0
         """
-        if self.link == "logit":
+        if self.ordinal:  # the inverse of ``inverse``: an ordinal's location is eta itself
+            value = np.asarray(mean, dtype=float)
+        elif self.link == "logit":
             value = logit(mean)
         elif self.link == "probit":
             value = ndtri(mean)
@@ -497,7 +500,9 @@ FAMILIES = {
             ("threshold",),
             False,
             False,
-            aux_priors=(("threshold", "StudentT(nu=3, mu=0, sigma=2.5)"),),
+            # brms's student_t(3, 0, 2.5) is on the thresholds at the predictors' means; here they are
+            # at x = 0, so the scale widens as the intercept's does ({spread}).
+            aux_priors=(("threshold", "StudentT(nu=3, mu=0, sigma={spread})"),),
             ordinal=True,
             links=("logit", "probit"),
         ),

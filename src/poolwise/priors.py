@@ -71,8 +71,9 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
     xbar_k)^2)): centred on the pooled mean, widened for uncentred predictors as rstanarm's prior on
     the centred intercept implies; group sds HalfNormal with the scale of the term they vary;
     gaussian sigma HalfStudentT(4, s_y) and negative binomial alpha HalfCauchy(1), Bambi's own;
-    beta-binomial kappa and gamma shape alpha Gamma(0.01, 0.01), brms's (``Family.aux_priors``).
-    No pooling gives each group the intercept's and slopes' priors.
+    beta-binomial kappa and gamma shape alpha Gamma(0.01, 0.01), brms's (``Family.aux_priors``);
+    ordinal thresholds brms's StudentT(3, 0, 2.5) on the centred thresholds, widened for uncentred
+    predictors as the intercept is. No pooling gives each group the intercept's and slopes' priors.
 
     Parameters
     ----------
@@ -111,7 +112,8 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         shift += float(np.sum((slopes[term] * columns.mean(axis=0)) ** 2))
     # An ordinal family's intercept is its thresholds' (no pooling: each level's shift against the first).
     centre = 0.0 if family.ordinal else family.linked(pooled_mean(spec, data))
-    intercept = f"Normal(mu={_num(centre)}, sigma={_num(np.sqrt((SCALE * sy) ** 2 + shift))})"
+    spread = _num(np.sqrt((SCALE * sy) ** 2 + shift))
+    intercept = f"Normal(mu={_num(centre)}, sigma={spread})"
     priors = by_model(
         spec,
         pooling,
@@ -124,7 +126,7 @@ def default_priors(spec: FormulaSpec, data: pd.DataFrame, pooling: str) -> dict[
         ),
     )
     for name, prior in family.aux_priors:
-        priors[name] = prior.format(sy=_num(sy))
+        priors[name] = prior.format(sy=_num(sy), spread=spread)
     return priors
 
 
