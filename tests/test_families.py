@@ -429,10 +429,18 @@ def test_wine_ratings_fit_compare_and_decide_from_the_cli(tmp_path):
     assert "cumulative" in report.read_text(encoding="utf-8")
     done = runner.invoke(app, ["decide", str(out), "--model", "complete", "--json"])
     assert done.exit_code == 0, done.output
-    rows = {row["quantity"]: row for row in json.loads(done.stdout)["typical"]}
+    complete = json.loads(done.stdout)
+    rows = {row["quantity"]: row for row in complete["typical"]}
     observed = wine.groupby("temp")["rating"].mean()
     for quantity, temp in (("rate_without", "cold"), ("rate_with", "warm")):
         assert abs(rows[quantity]["mean"] - observed[temp]) < 2 * rows[quantity]["sd"], (quantity, rows[quantity])
+    # P(each rating) of a typical judge: the observed share of each rating at each temperature.
+    shares = pd.DataFrame(complete["ratings"]).query("scope == 'typical'").set_index(["quantity", "rating"])
+    for quantity, temp in (("share_without", "cold"), ("share_with", "warm")):
+        seen = wine.loc[wine["temp"] == temp, "rating"].value_counts(normalize=True).reindex(range(1, 6), fill_value=0)
+        ours = shares.loc[quantity]
+        assert ours["mean"].sum() == pytest.approx(1.0)
+        assert (abs(ours["mean"] - seen.to_numpy()) < 2.5 * ours["sd"]).all(), (quantity, ours["mean"], seen)
     done = runner.invoke(app, ["decide", str(out), "--json"])
     assert done.exit_code == 0, done.output
     decision = json.loads(done.stdout)

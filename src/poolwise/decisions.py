@@ -39,7 +39,7 @@ from poolwise.estimates import (
     reference_level,
     summarise,
 )
-from poolwise.families import Family
+from poolwise.families import Family, categories
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
 from poolwise.prediction import link_draws
@@ -106,6 +106,10 @@ class Decision:
         What a reader must know (groups whose data cannot inform their difference).
     threshold : float or None
         The ``decide(threshold=)`` of the ``p_helps_by`` column, when one was asked for.
+    ratings : pandas.DataFrame
+        An ordinal fit with a population only: P(each rating) for the typical and a new group,
+        the other predictors at 0. Columns scope, arm, rating, quantity (share_without,
+        share_with, difference), mean, sd, lower, upper; empty otherwise.
 
     Examples
     --------
@@ -132,6 +136,7 @@ class Decision:
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     threshold: float | None = None
+    ratings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def verdict(self) -> str:
         """A short plain-language answer with the numbers, for the CLI and reports.
@@ -873,7 +878,29 @@ def decide(
         best=best,
         notes=notes,
         threshold=None if threshold is None else float(threshold),
+        ratings=_ratings(fit, etas, prob) if family.ordinal else pd.DataFrame(),
     )
+
+
+def _ratings(fit: Fit, etas: dict[str, xr.DataArray], prob: float) -> pd.DataFrame:
+    """P(each rating) without and with each arm, and the change, per scope (``Decision.ratings``)."""
+    family, aux = find_family(fit.spec.family), aux_draws(fit)
+    rows = []
+    for scope, eta in etas.items():
+        levels = [str(level) for level in eta["level"].values]
+        shares = {level: family.shares(eta.sel(level=level), aux) for level in levels}
+        for arm in levels[1:]:
+            for value, without, with_ in zip(categories(aux), shares[levels[0]], shares[arm]):
+                for quantity, draws in (
+                    ("share_without", without),
+                    ("share_with", with_),
+                    ("difference", with_ - without),
+                ):
+                    rating = float(value)
+                    rows.append(
+                        {"scope": scope, "arm": arm, "rating": rating, "quantity": quantity, **summarise(draws, prob)}
+                    )
+    return pd.DataFrame(rows, columns=["scope", "arm", "rating", "quantity", "mean", "sd", "lower", "upper"])
 
 
 def _notes(pooling: str, treatment: str, factor: str, flagged: dict[str, list[str]]) -> list[str]:

@@ -171,6 +171,32 @@ class Family:
             return aux["psi"] * mu / -np.expm1(-mu)
         return mu
 
+    def shares(self, eta, aux: dict) -> list:
+        """An ordinal family's P(each category) at linear predictor ``eta``, lowest category first.
+
+        ``P(Y = v_k) = F(threshold_k - eta) - F(threshold_k-1 - eta)``, the first from 0 and the
+        last up to 1.
+
+        Parameters
+        ----------
+        eta : array-like
+            Linear predictor values (NumPy or xarray).
+        aux : dict of str to array-like
+            The thresholds, one entry each (``estimates.aux_draws``).
+
+        Returns
+        -------
+        list of array-like
+            K probabilities, of the type of ``eta``, summing to 1.
+
+        Examples
+        --------
+        >>> [float(p) for p in FAMILIES["cumulative"].shares(0.0, {"threshold[0]": 0.0})]
+        [0.5, 0.5]
+        """
+        below = [self.cumulative(cut - eta) for cut in thresholds(aux)]
+        return [below[0], *(high - low for low, high in zip(below, below[1:])), 1 - below[-1]]
+
     def cumulative(self, x):
         """The latent variable's CDF of an ordinal family: logistic (logit) or standard normal (probit).
 

@@ -14,6 +14,7 @@ import pandas as pd
 from poolwise import adapter
 from poolwise.comparison import PARETO_K, Study
 from poolwise.errors import PoolwiseError
+from poolwise.families import family as find_family
 from poolwise.fitting import model_of
 from poolwise.plots.style import as_fits, labels_for, model_colors, model_label, new_figure
 from poolwise.results import Fit
@@ -113,7 +114,8 @@ def ppc_table(
             )
         )
     table = pd.concat(parts, ignore_index=True)
-    table.attrs.update(labels=labels_for(next(iter(fits.values())).spec, overrides=labels), scale=scale)
+    spec = next(iter(fits.values())).spec
+    table.attrs.update(labels=labels_for(spec, overrides=labels), scale=scale, family=spec.family)
     return table
 
 
@@ -183,7 +185,8 @@ def predictive_table(
 def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
     """Draw ``ppc_table``: per model, the observed ECDF in black over the posterior predictive ECDFs.
 
-    A model that fits has the black line inside the coloured bundle.
+    A model that fits has the black line inside the coloured bundle. Ordinal ratings are drawn as
+    bars instead: the observed share of each rating, with each simulated data set's share as a dot.
 
     Parameters
     ----------
@@ -206,31 +209,46 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
     >>> ppc(ppc_table(study, draws=20))  # doctest: +SKIP
     """
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     table = table if isinstance(table, pd.DataFrame) else ppc_table(table, labels=labels)
     found = {**table.attrs.get("labels", {}), **(labels or {})}
     models = list(pd.unique(table["model"]))
     figure, axes = new_figure(ax, size=(4.6 * len(models) + 0.4, 4.4), ncols=len(models), sharex=True, sharey=True)
     rate = table.attrs.get("scale") == "rate"
+    ordinal = find_family(table.attrs.get("family") or "binomial").ordinal
     for panel, model in zip(axes.flat, models):
         rows = table[table["model"] == model]
         colour = rows["color"].iloc[0]
         predicted = rows[rows["series"] == "predicted"]
-        for _, one in predicted.groupby("draw"):
-            panel.ecdf(one["value"], color=colour, alpha=0.35, lw=1)
-        panel.ecdf(rows.loc[rows["series"] == "observed", "value"], color="black", lw=2)
+        if ordinal:
+            _rating_bars(panel, rows, colour)
+        else:
+            for _, one in predicted.groupby("draw"):
+                panel.ecdf(one["value"], color=colour, alpha=0.35, lw=1)
+            panel.ecdf(rows.loc[rows["series"] == "observed", "value"], color="black", lw=2)
         panel.set_title(rows["label"].iloc[0], fontsize="medium")
         panel.set_xlabel(
-            found.get("rate", "Rate")
+            found.get("outcome", "Rating")
+            if ordinal
+            else found.get("rate", "Rate")
             if rate
             else found.get("per_row", f"{found.get('successes', 'Successes')} per row (count)")
         )
         panel.spines[["top", "right"]].set_visible(False)
-    axes.flat[0].set_ylabel("Share of rows ≤ x (ECDF)")
+    axes.flat[0].set_ylabel("Share of rows" if ordinal else "Share of rows ≤ x (ECDF)")
     n_draws = table.loc[table["series"] == "predicted", "draw"].nunique()
     handles = [
-        Line2D([], [], color="black", lw=2, label="Observed"),
-        Line2D([], [], color="0.5", alpha=0.6, label=f"{n_draws} posterior predictive data sets (model colour)"),
+        Patch(color="0.8", label="Observed") if ordinal else Line2D([], [], color="black", lw=2, label="Observed"),
+        Line2D(
+            [],
+            [],
+            color="0.5",
+            alpha=0.6,
+            marker="o" if ordinal else None,
+            lw=0 if ordinal else None,
+            label=f"{n_draws} posterior predictive data sets (model colour)",
+        ),
     ]
     if ax is None:
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
@@ -241,6 +259,18 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
     else:
         axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
     return figure
+
+
+def _rating_bars(panel, rows: pd.DataFrame, colour: str) -> None:
+    """Observed share of each rating as a bar, each predicted data set's share as a dot on it."""
+    values = np.sort(pd.unique(rows["value"]))
+    observed = rows.loc[rows["series"] == "observed", "value"]
+    panel.bar(values, [(observed == v).mean() for v in values], width=0.7, color="0.8", zorder=1)
+    spread = np.random.default_rng(0)  # a fixed jitter, so the figure is the same every run
+    for _, one in rows[rows["series"] == "predicted"].groupby("draw"):
+        shares = [(one["value"] == v).mean() for v in values]
+        panel.scatter(values + spread.uniform(-0.2, 0.2, len(values)), shares, color=colour, alpha=0.5, s=12, zorder=2)
+    panel.set_xticks(values, [f"{v:g}" for v in values])
 
 
 def loo_pit_table(fits, *, seed: int = 0, colors: Mapping[str, str] | None = None) -> pd.DataFrame:
