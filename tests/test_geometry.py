@@ -28,6 +28,17 @@ def test_few_groups_stay_non_centred_and_many_data_rich_groups_are_centred(gym):
     assert layout(GYM_FORMULA, thin) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}
 
 
+def test_ordinal_ratings_are_centred_where_each_group_rates_often():
+    formula = "rating ~ yogaStretch + (yogaStretch||gymID)"
+    few, _ = pw.simulate_franchise(groups=12, family="cumulative", seed=1)
+    rich, _ = pw.simulate_franchise(groups=60, periods=8, trials=(40, 60), family="cumulative", seed=1)
+    thin, _ = pw.simulate_franchise(groups=60, periods=2, trials=(1, 2), family="cumulative", seed=1)
+    for data, expected in ((few, "noncentered"), (rich, "centered"), (thin, "noncentered")):
+        spec = pw.parse_formula(formula, data, family="cumulative")
+        prepared, spec, _ = prepare_data(spec, data)
+        assert choose(spec, prepared)["gymID"]["Intercept"] == expected
+
+
 def test_correlated_blocks_are_centred_as_one_where_the_groups_are_data_rich(gym):
     correlated = GYM_FORMULA.replace("||", "|")
     assert layout(correlated, gym) == {"gymID": {"Intercept": "noncentered", "yogaStretch": "noncentered"}}

@@ -414,12 +414,33 @@ def set_priors(model, priors: dict) -> None:
     if model.family.name == "cumulative" and "threshold" in priors:
         import pymc as pm
 
-        # Bambi's own threshold prior carries the ordered transform and ordered means; a prior set
-        # here gets the transform, and an ordered start (at equal values the transform is -inf).
-        cuts = len(model.response_term.levels) - 1
-        priors["threshold"].update(transform=pm.distributions.transforms.ordered, initval=np.linspace(-2, 2, cuts))
+        # Bambi's own threshold prior carries the ordered transform (and ordered means); a prior
+        # set here gets the transform, and ``ordered_start`` gives it an ordered start.
+        priors["threshold"].update(transform=pm.distributions.transforms.ordered)
     model.set_priors(priors)
     model.build()
+
+
+def ordered_start(model) -> None:
+    """Start an ordinal model's thresholds at ordered values, -2 to 2.
+
+    With a prior centred at one value the default start has equal thresholds, where the ordered
+    transform is -inf. Set on the finished graph: PyMC's ``do`` (``correlate``, ``center``)
+    refuses models with non-default initial values.
+
+    Parameters
+    ----------
+    model : bambi.Model
+        A built model, its graph edited as it will be sampled.
+
+    Examples
+    --------
+    >>> ordered_start(model)  # doctest: +SKIP
+    """
+    if model.family.name != "cumulative":
+        return
+    graph = model.backend.model
+    graph.set_initval(graph["threshold"], np.linspace(-2, 2, len(model.response_term.levels) - 1))
 
 
 def cor_name(first: str, second: str, group: str) -> str:
@@ -511,7 +532,7 @@ def correlate(
     multivariate normal around their population values, ``b_g ~ MvNormal(centre, diag(sigma) R
     diag(sigma))`` (the variable ``centered_block(factor)``), and Bambi's offsets become the
     standardised deviations ``(b_g - centre) / sigma``, so ``1|g`` keeps its name and meaning. This
-    is the geometry for data-rich groups; it needs every term to be one column.
+    is the geometry for data-rich groups; it needs every term to be one numeric column.
 
     Parameters
     ----------
@@ -526,7 +547,7 @@ def correlate(
         correlations near 0.
     centres : dict of str to str or None, optional
         Term -> the common variable it varies around (None, or a name the model lacks: 0), to centre
-        the block; None keeps it non-centred. A block with a term of several columns stays non-centred.
+        the block; None keeps it non-centred. A block with a categorical term stays non-centred.
 
     Returns
     -------
@@ -561,7 +582,8 @@ def correlate(
         for i in range(len(labels)):
             for j in range(i + 1, len(labels)):
                 pm.Deterministic(cor_name(labels[i], labels[j], factor), correlation[i, j])
-    if centres is not None and len(columns) == len(terms):
+    # A categorical term is a column of a matrix even with one level: the block stays non-centred.
+    if centres is not None and all(k is None for _, _, k in columns):
         model.backend.model = _centered_block(graph, factor, terms, cholesky, centres)
         return True
     offsets = [graph[f"{name}_offset"] if k is None else graph[f"{name}_offset"][:, k] for _, name, k in columns]
@@ -888,10 +910,13 @@ def common_mean(model, idata, data: pd.DataFrame) -> np.ndarray:
         from scipy.special import logit, ndtri
 
         # Bambi gives P(each category); an ordinal's location is its linear predictor, recovered
-        # from the first category: P(Y = first) = F(threshold_0 - eta).
+        # from P(Y <= k) = F(threshold_k - eta) at the k nearest 1/2 (Bambi clips the tails).
         quantile = ndtri if model.family.link["p"].name == "probit" else logit
-        first = idata["posterior"]["threshold"].transpose("chain", "draw", ...).to_numpy()[..., :1]
-        return first - quantile(values[..., 0])
+        below = np.cumsum(values, axis=-1)[..., :-1]
+        k = np.argmin(np.abs(below - 0.5), axis=-1)[..., None]
+        cuts = idata["posterior"]["threshold"].transpose("chain", "draw", ...).to_numpy()[:, :, None, :]
+        cut = np.take_along_axis(np.broadcast_to(cuts, below.shape), k, axis=-1)
+        return (cut - quantile(np.take_along_axis(below, k, axis=-1)))[..., 0]
     return values.copy()
 
 

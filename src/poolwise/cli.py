@@ -108,6 +108,7 @@ class SimulatedFamily(StrEnum):
     gamma = "gamma"
     lognormal = "lognormal"
     beta = "beta"
+    cumulative = "cumulative"
     zero_inflated_poisson = "zero_inflated_poisson"
     zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
     hurdle_poisson = "hurdle_poisson"
@@ -1206,7 +1207,7 @@ def simulate(
     family: Annotated[
         SimulatedFamily,
         typer.Option(
-            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv); lognormal: minutes to sign up (signup_minutes.csv); beta: share of visits spent in classes (class_share.csv); zero_inflated_poisson, zero_inflated_negativebinomial and hurdle_poisson: classes booked per trial customer (bookings_*.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv); lognormal: minutes to sign up (signup_minutes.csv); beta: share of visits spent in classes (class_share.csv); cumulative: ratings 1-5 of the trial class (class_ratings.csv); zero_inflated_poisson, zero_inflated_negativebinomial and hurdle_poisson: classes booked per trial customer (bookings_*.csv)."
         ),
     ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,

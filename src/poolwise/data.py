@@ -764,6 +764,22 @@ SIMULATIONS = {
         "formula": "classShare ~ yogaStretch + (yogaStretch||gymID)",
         "truth": {"alpha": -0.6, "beta": 0.3, "sigma_alpha": 0.4, "sigma_beta": 0.15, "kappa": 15.0},
     },
+    # One row per trial customer: their rating of the trial class, 1 to 5. An ordinal model has no
+    # intercept (the thresholds hold it), so alpha is 0 and the gyms vary around it.
+    "cumulative": {
+        "name": "class_ratings",
+        "outcome": "rating",
+        "size": None,
+        "sizes": (3, 8),
+        "formula": "rating ~ yogaStretch + (yogaStretch||gymID)",
+        "truth": {
+            "alpha": 0.0,
+            "beta": 0.6,
+            "sigma_alpha": 0.5,
+            "sigma_beta": 0.2,
+            "threshold": [-2.0, -0.5, 1.0, 2.5],
+        },
+    },
     # One row per trial customer: the classes they booked. Some never engage (zero-inflated: a
     # structural zero with probability 1 - psi); with the hurdle, psi is the share who book any.
     **{
@@ -810,7 +826,8 @@ def simulate_franchise(
     poisson and negative binomial, ``trials`` member-months of exposure and the visits; gaussian
     and t, ``trials`` customers each giving one satisfaction score; gamma, ``trials`` customers
     each spending an amount; lognormal, ``trials`` customers each taking minutes to sign up; beta,
-    ``trials`` members each spending a share of their visits in classes; zero-inflated and hurdle
+    ``trials`` members each spending a share of their visits in classes; cumulative, ``trials``
+    customers each rating their trial class 1 to 5 (``threshold``: the cutpoints); zero-inflated and hurdle
     counts, ``trials`` customers each booking classes (``psi``: the probability of booking at all
     for the hurdle, of not being a structural zero for zero inflation).
 
@@ -823,7 +840,8 @@ def simulate_franchise(
     family : str
         A key of ``SIMULATIONS``: ``"binomial"``, ``"beta_binomial"``, ``"poisson"``,
         ``"negativebinomial"``, ``"gaussian"``, ``"t"``, ``"gamma"``, ``"lognormal"``, ``"beta"``,
-        ``"zero_inflated_poisson"``, ``"zero_inflated_negativebinomial"`` or ``"hurdle_poisson"``.
+        ``"cumulative"``, ``"zero_inflated_poisson"``, ``"zero_inflated_negativebinomial"`` or
+        ``"hurdle_poisson"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional
@@ -862,6 +880,7 @@ def simulate_franchise(
     beta_j = rng.normal(population["beta"], population["sigma_beta"], groups)
     treated_gyms = rng.random(groups) < treated_share
     aux = {name: population.get(name) for name in ("sigma", "kappa", "nu", "psi")} | {"alpha": population.get("shape")}
+    aux |= {f"threshold[{k}]": cut for k, cut in enumerate(population.get("threshold", []))}
     digits = setup.get("digits", 2)
     rows = []
     for j in range(groups):
@@ -871,7 +890,8 @@ def simulate_franchise(
             mean = spec.inverse(alpha_j[j] + beta_j[j] * treated)
             if setup["size"] is None:  # one row per customer
                 values = [spec.simulate(rng, mean, 1, aux) for _ in range(n)]
-                rows += [(j + 1, t, int(v) if spec.counts else float(round(v, digits)), treated) for v in values]
+                whole = spec.counts or spec.ordinal
+                rows += [(j + 1, t, int(v) if whole else float(round(v, digits)), treated) for v in values]
             else:
                 rows.append((j + 1, t, n, int(spec.simulate(rng, mean, n, aux)), treated))
     columns = ["gymID", "timePeriod", *([setup["size"]] if setup["size"] else []), setup["outcome"], "yogaStretch"]

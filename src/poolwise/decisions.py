@@ -108,8 +108,9 @@ class Decision:
         The ``decide(threshold=)`` of the ``p_helps_by`` column, when one was asked for.
     ratings : pandas.DataFrame
         An ordinal fit with a population only: P(each rating) for the typical and a new group,
-        the other predictors at 0. Columns scope, arm, rating, quantity (share_without,
-        share_with, difference), mean, sd, lower, upper; empty otherwise.
+        over the same rows as ``typical`` (averaged over the other predictors where it is).
+        Columns scope, arm, rating, quantity (share_without, share_with, difference), mean, sd,
+        lower, upper; empty otherwise.
 
     Examples
     --------
@@ -457,14 +458,22 @@ def averaged_rates(
     # A new group of the factor in focus, the other factors at 0: as the decisions without covariates.
     eta = link_draws(fit, stacked, "population" if scope == "typical" else "new", rng, factors={spec.group})
     aux = {name: draws.values[..., None, None] for name, draws in aux_draws(fit).items()}
-    means = family.mean(eta.reshape(*eta.shape[:2], len(values), len(rows)), aux) @ (weights / weights.sum())
+    eta = eta.reshape(*eta.shape[:2], len(values), len(rows))
+    means = family.mean(eta, aux) @ (weights / weights.sum())
+    # An ordinal fit also averages P(each rating) over the rows (``Decision.ratings``).
+    shares = [share @ (weights / weights.sum()) for share in family.shares(eta, aux)] if family.ordinal else []
     names = list(values)
     dims = ("chain", "draw")
     reference = xr.DataArray(means[..., 0], dims=dims)
-    return {
-        name: rates_of(reference, xr.DataArray(means[..., number], dims=dims), family)
-        for number, name in enumerate(names[1:], start=1)
-    }
+    out = {}
+    for number, name in enumerate(names[1:], start=1):
+        rated = {
+            f"share_{side}[{k}]": (dims, share[..., at])
+            for k, share in enumerate(shares)
+            for side, at in (("without", 0), ("with", number))
+        }
+        out[name] = rates_of(reference, xr.DataArray(means[..., number], dims=dims), family).assign(rated)
+    return out
 
 
 def rates_of(without: xr.DataArray, with_: xr.DataArray, family: Family) -> xr.Dataset:
@@ -878,19 +887,25 @@ def decide(
         best=best,
         notes=notes,
         threshold=None if threshold is None else float(threshold),
-        ratings=_ratings(fit, etas, prob) if family.ordinal else pd.DataFrame(),
+        ratings=_ratings(fit, etas, averaged, prob) if family.ordinal and etas else pd.DataFrame(),
     )
 
 
-def _ratings(fit: Fit, etas: dict[str, xr.DataArray], prob: float) -> pd.DataFrame:
-    """P(each rating) without and with each arm, and the change, per scope (``Decision.ratings``)."""
+def _ratings(fit: Fit, etas: dict[str, xr.DataArray], averaged: dict, prob: float) -> pd.DataFrame:
+    """P(each rating) without and with each arm, and the change, per scope (``Decision.ratings``):
+    averaged over the observed rows where the rate rows are (``averaged_rates``)."""
     family, aux = find_family(fit.spec.family), aux_draws(fit)
+    values = categories(aux)
     rows = []
     for scope, eta in etas.items():
         levels = [str(level) for level in eta["level"].values]
-        shares = {level: family.shares(eta.sel(level=level), aux) for level in levels}
         for arm in levels[1:]:
-            for value, without, with_ in zip(categories(aux), shares[levels[0]], shares[arm]):
+            if averaged:
+                rated = averaged[scope][arm]
+                pairs = [(rated[f"share_without[{k}]"], rated[f"share_with[{k}]"]) for k in range(len(values))]
+            else:
+                pairs = list(zip(*(family.shares(eta.sel(level=level), aux) for level in (levels[0], arm))))
+            for value, (without, with_) in zip(values, pairs):
                 for quantity, draws in (
                     ("share_without", without),
                     ("share_with", with_),

@@ -194,7 +194,12 @@ def _unpooled_intercepts(fit: Fit, labels: list[str], base: xr.DataArray) -> xr.
     values = values.assign_coords(group=[str(g) for g in values["group"].values]).reindex(group=labels, fill_value=0.0)
     if first == spec.group:  # an ordinal's first factor is coded against its first level, held by the thresholds
         return values
-    return values + post[adapter.unpooled_intercept(first)].mean(adapter.level_dim(adapter.unpooled_intercept(first)))
+    intercepts = post[adapter.unpooled_intercept(first)]
+    # The first factor's average level; an ordinal's first level is the 0 its coding leaves out.
+    levels = (
+        fit.data[first].nunique() if ordinal else intercepts.sizes[adapter.level_dim(adapter.unpooled_intercept(first))]
+    )
+    return values + intercepts.sum(adapter.level_dim(adapter.unpooled_intercept(first))) / levels
 
 
 def group_draws(fit: Fit, treatment: str | None = None, arm: str | None = None) -> xr.Dataset:

@@ -66,8 +66,7 @@ class Family:
         Whether outcomes are ordered categories, written as whole numbers in their order
         (cumulative). The linear predictor is then the location of a latent variable whose
         thresholds cut it into categories, the link names that latent variable's distribution, and
-        the mean response is the expected rating with the categories numbered 1 to K, as brms's
-        ``posterior_epred`` averages them.
+        the mean response is the expected rating over the categories' values (``mean``).
 
     Examples
     --------

@@ -185,6 +185,7 @@ def build_model(
                 continue  # a correlated block is centred as one, above
             centred = [term for term, how in layout.get(factor.name, {}).items() if how == "centered"]
             adapter.center(model, factor.name, tuple(centred), _centres(spec, centred))
+    adapter.ordered_start(model)
     return model, formula, strings
 
 

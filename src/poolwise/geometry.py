@@ -120,6 +120,20 @@ def _auto(spec: FormulaSpec, data: pd.DataFrame, factor: str, term: str) -> str:
     return "centered" if float(information.median()) * scale**2 > 1 else "noncentered"
 
 
+def _ordinal_weights(ratings: np.ndarray, groups: np.ndarray, *, probit: bool) -> tuple[np.ndarray, float]:
+    """Ordinal rows' information about the latent location, Whitehead's (1 - sum p_k^3) / 3 for
+    proportional odds (about 1.6^2 times that in probit units), and the spread of the groups'
+    log-odds of rating above the mean rating, less its noise."""
+    shares = pd.Series(ratings).value_counts(normalize=True).to_numpy()
+    units = 1.6 if probit else 1.0  # a probit unit is about 1.6 logit units
+    weights = np.full(len(ratings), units**2 * (1 - np.sum(shares**3)) / 3)
+    above = pd.DataFrame({"k": ratings > ratings.mean(), "n": 1.0}).groupby(groups).sum()
+    raw = (above["k"] + 0.5) / (above["n"] + 1.0)
+    link = np.log(raw / (1 - raw)) / units
+    spread2 = float(np.var(link) - (1 / (above["n"] * raw * (1 - raw) * units**2)).mean())
+    return weights, max(np.sqrt(max(spread2, 0.0)), 0.1)
+
+
 def _weights(spec: FormulaSpec, data: pd.DataFrame, factor: str) -> tuple[np.ndarray, float]:
     """Each row's Fisher weight at the pooled mean, and the spread of the groups' raw means on the
     link scale (floored at 0.1 link units or a tenth of the outcome's sd, so a group-free data set
@@ -134,6 +148,8 @@ def _weights(spec: FormulaSpec, data: pd.DataFrame, factor: str) -> tuple[np.nda
         # The spread of the raw means less their sampling noise (a method-of-moments estimate).
         spread2 = float(table["mean"].var(ddof=0) - (sd**2 / table["size"]).mean())
         return np.full(len(data), 1 / sd**2), max(np.sqrt(max(spread2, 0.0)), 0.1 * sd)
+    if family.ordinal:
+        return _ordinal_weights(outcome, groups, probit=family.link == "probit")
     pooled = outcome.sum() / size.sum()
     if family.trials:  # binomial information, on the logit scale whatever the link (a guide, not a fit)
         pooled = float(np.clip(pooled, 1e-3, 1 - 1e-3))

@@ -245,8 +245,7 @@ def ppc(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] |
             [],
             color="0.5",
             alpha=0.6,
-            marker="o" if ordinal else None,
-            lw=0 if ordinal else None,
+            **({"marker": "o", "lw": 0} if ordinal else {}),
             label=f"{n_draws} posterior predictive data sets (model colour)",
         ),
     ]
