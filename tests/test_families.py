@@ -454,3 +454,27 @@ def test_wine_ratings_fit_compare_and_decide_from_the_cli(tmp_path):
     (judge,) = [row for row in decision["per_group"] if row["group"] == "1" and row["quantity"] == "rate_without"]
     cold = ratings[(ratings["judge"] == 1) & (ratings["temp"] == "cold")]["mean"]
     assert cold.to_numpy() == pytest.approx(judge["mean"], rel=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["centered", "noncentered"])
+def test_correlated_ordinal_models_build_with_ordered_thresholds_at_the_start(layout):
+    from poolwise.fitting import build_model
+    from poolwise.geometry import choose
+    from poolwise.priors import resolve_priors
+
+    data, _ = pw.simulate_franchise(groups=12, family="cumulative", seed=2)
+    spec = pw.parse_formula("rating ~ yogaStretch + (yogaStretch|gymID)", data, family="cumulative")
+    prepared, spec, _ = prepare_data(spec, data)
+    priors = resolve_priors(None, spec, prepared, "partial")
+    # brms's 2.5 on the centred thresholds, widened as an intercept's for yogaStretch's mean x slope sd.
+    x = prepared["yogaStretch"]
+    widened = np.sqrt(2.5**2 + (2.5 / x.std(ddof=0) * x.mean()) ** 2)
+    assert priors["threshold"] == f"StudentT(nu=3, mu=0, sigma={widened:.4g})"
+    model, _, strings = build_model(spec, prepared, "partial", priors, parameterization=choose(spec, prepared, layout))
+    graph = model.backend.model
+    assert ("block|gymID_centered" in graph.named_vars) == (layout == "centered")
+    start = graph.initial_point()
+    assert all(np.isfinite(value).all() for value in start.values())
+    # The ordered transform's start: -2, -2/3, 2/3, 2 (the first value, then log gaps).
+    (name,) = [name for name in start if name.startswith("threshold")]
+    assert np.cumsum(np.r_[start[name][0], np.exp(start[name][1:])]) == pytest.approx(np.linspace(-2, 2, 4))
