@@ -435,7 +435,7 @@ def test_wine_ratings_fit_compare_and_decide_from_the_cli(tmp_path):
     for quantity, temp in (("rate_without", "cold"), ("rate_with", "warm")):
         assert abs(rows[quantity]["mean"] - observed[temp]) < 2 * rows[quantity]["sd"], (quantity, rows[quantity])
     # P(each rating) of a typical judge: the observed share of each rating at each temperature.
-    shares = pd.DataFrame(complete["ratings"]).query("scope == 'typical'").set_index(["quantity", "rating"])
+    shares = pd.DataFrame(complete["shares"]).query("scope == 'typical'").set_index(["quantity", "value"])
     for quantity, temp in (("share_without", "cold"), ("share_with", "warm")):
         seen = wine.loc[wine["temp"] == temp, "rating"].value_counts(normalize=True).reindex(range(1, 6), fill_value=0)
         ours = shares.loc[quantity]

@@ -1353,7 +1353,7 @@ def decide(
         if as_json:
             tables = {
                 name: json.loads(getattr(decision, name).to_json(orient="records", double_precision=15))
-                for name in ("typical", "new_group", "expected", "per_group", "best", "ratings")
+                for name in ("typical", "new_group", "expected", "per_group", "best", "shares")
             }
             typer.echo(
                 json.dumps(
@@ -1374,26 +1374,36 @@ def decide(
         _print_decision(decision, per_group=per_group)
 
 
-def _ratings_table(decision, categorical: bool):
-    """``Decision.ratings`` as one row per scope, arm and rating: the shares in percent, the change in points."""
+def _shares_table(decision, categorical: bool):
+    """``Decision.shares`` as one row per scope, arm and value: the shares in percent, the change in points."""
     pct = f"{decision.prob:.0%}"
-    ratings = _table(f"P(each {escape(decision.outcome)}), {pct} intervals of the change")
-    columns = ("Scope", *(["Level"] if categorical else []), "Rating", "Without", "With", "Change", f"{pct} interval")
+    ratings = find_family(decision.family).ordinal
+    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0"
+    shares = _table(f"P({escape(what)}), {pct} intervals of the change")
+    columns = (
+        "Scope",
+        *(["Level"] if categorical else []),
+        decision.outcome,
+        "Without",
+        "With",
+        "Change",
+        f"{pct} interval",
+    )
     for column in columns:
-        ratings.add_column(escape(column), justify="left" if column in ("Scope", "Level") else "right", no_wrap=True)
-    for (scope, arm, rating), part in decision.ratings.groupby(["scope", "arm", "rating"], sort=False):
+        shares.add_column(escape(column), justify="left" if column in ("Scope", "Level") else "right", no_wrap=True)
+    for (scope, arm, value), part in decision.shares.groupby(["scope", "arm", "value"], sort=False):
         by = part.set_index("quantity")
         change = by.loc["difference"]
-        ratings.add_row(
+        shares.add_row(
             scope,
             *([escape(arm)] if categorical else []),
-            f"{rating:g}",
+            f"{value:g}",
             f"{by.loc['share_without', 'mean']:.1%}",
             f"{by.loc['share_with', 'mean']:.1%}",
             f"{100 * change['mean']:+.1f} pts",
             f"{100 * change['lower']:+.1f} to {100 * change['upper']:+.1f}",
         )
-    return ratings
+    return shares
 
 
 def _held(pairs: list[str] | None) -> dict | None:
@@ -1453,8 +1463,8 @@ def _print_decision(decision, *, per_group: bool) -> None:
         for _, row in decision.best.iterrows():
             best.add_row(row["scope"], escape(str(row["level"])), _num(row["p_best"]))
         stdout.print(best)
-    if not decision.ratings.empty:
-        stdout.print(_ratings_table(decision, categorical))
+    if not decision.shares.empty:
+        stdout.print(_shares_table(decision, categorical))
     expected = _table(
         f"Expected {escape(decision.outcome)}: {decision.groups} new {escape(decision.factor)}s x "
         f"{decision.trials:g} {escape(decision.unit)}"

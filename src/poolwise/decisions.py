@@ -39,7 +39,7 @@ from poolwise.estimates import (
     reference_level,
     summarise,
 )
-from poolwise.families import Family, categories
+from poolwise.families import Family
 from poolwise.families import family as find_family
 from poolwise.identify import prior_only_groups
 from poolwise.prediction import link_draws
@@ -106,11 +106,12 @@ class Decision:
         What a reader must know (groups whose data cannot inform their difference).
     threshold : float or None
         The ``decide(threshold=)`` of the ``p_helps_by`` column, when one was asked for.
-    ratings : pandas.DataFrame
-        An ordinal fit with a population only: P(each rating) for the typical and a new group,
-        over the same rows as ``typical`` (averaged over the other predictors where it is).
-        Columns scope, arm, rating, quantity (share_without, share_with, difference), mean, sd,
-        lower, upper; empty otherwise.
+    shares : pandas.DataFrame
+        Ordinal, zero-inflated and hurdle fits with a population only: P(each rating), or P(zero)
+        per unit of exposure, for the typical and a new group, over the same rows as ``typical``
+        (averaged over the other predictors where it is). Columns scope, arm, value (the rating,
+        or 0), quantity (share_without, share_with, difference), mean, sd, lower, upper; empty
+        otherwise.
 
     Examples
     --------
@@ -137,7 +138,7 @@ class Decision:
     best: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     threshold: float | None = None
-    ratings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    shares: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def verdict(self) -> str:
         """A short plain-language answer with the numbers, for the CLI and reports.
@@ -460,8 +461,8 @@ def averaged_rates(
     aux = {name: draws.values[..., None, None] for name, draws in aux_draws(fit).items()}
     eta = eta.reshape(*eta.shape[:2], len(values), len(rows))
     means = family.mean(eta, aux) @ (weights / weights.sum())
-    # An ordinal fit also averages P(each rating) over the rows (``Decision.ratings``).
-    shares = [share @ (weights / weights.sum()) for share in family.shares(eta, aux)] if family.ordinal else []
+    # P(each rating), P(zero): averaged over the rows too (``Decision.shares``).
+    shares = [share @ (weights / weights.sum()) for share in family.shares(eta, aux)]
     names = list(values)
     dims = ("chain", "draw")
     reference = xr.DataArray(means[..., 0], dims=dims)
@@ -887,15 +888,15 @@ def decide(
         best=best,
         notes=notes,
         threshold=None if threshold is None else float(threshold),
-        ratings=_ratings(fit, etas, averaged, prob) if family.ordinal and etas else pd.DataFrame(),
+        shares=_shares(fit, etas, averaged, prob) if family.has_shares and etas else pd.DataFrame(),
     )
 
 
-def _ratings(fit: Fit, etas: dict[str, xr.DataArray], averaged: dict, prob: float) -> pd.DataFrame:
-    """P(each rating) without and with each arm, and the change, per scope (``Decision.ratings``):
-    averaged over the observed rows where the rate rows are (``averaged_rates``)."""
+def _shares(fit: Fit, etas: dict[str, xr.DataArray], averaged: dict, prob: float) -> pd.DataFrame:
+    """P(each rating) or P(zero) without and with each arm, and the change, per scope
+    (``Decision.shares``): averaged over the observed rows where the rate rows are."""
     family, aux = find_family(fit.spec.family), aux_draws(fit)
-    values = categories(aux)
+    values = family.share_values(aux)
     rows = []
     for scope, eta in etas.items():
         levels = [str(level) for level in eta["level"].values]
@@ -911,11 +912,16 @@ def _ratings(fit: Fit, etas: dict[str, xr.DataArray], averaged: dict, prob: floa
                     ("share_with", with_),
                     ("difference", with_ - without),
                 ):
-                    rating = float(value)
                     rows.append(
-                        {"scope": scope, "arm": arm, "rating": rating, "quantity": quantity, **summarise(draws, prob)}
+                        {
+                            "scope": scope,
+                            "arm": arm,
+                            "value": float(value),
+                            "quantity": quantity,
+                            **summarise(draws, prob),
+                        }
                     )
-    return pd.DataFrame(rows, columns=["scope", "arm", "rating", "quantity", "mean", "sd", "lower", "upper"])
+    return pd.DataFrame(rows, columns=["scope", "arm", "value", "quantity", "mean", "sd", "lower", "upper"])
 
 
 def _notes(pooling: str, treatment: str, factor: str, flagged: dict[str, list[str]]) -> list[str]:

@@ -170,31 +170,72 @@ class Family:
             return aux["psi"] * mu / -np.expm1(-mu)
         return mu
 
-    def shares(self, eta, aux: dict) -> list:
-        """An ordinal family's P(each category) at linear predictor ``eta``, lowest category first.
+    @property
+    def has_shares(self) -> bool:
+        """Whether decisions follow the probability of particular outcomes (``shares``)."""
+        return self.ordinal or self.name.startswith(("zero_inflated", "hurdle"))
 
-        ``P(Y = v_k) = F(threshold_k - eta) - F(threshold_k-1 - eta)``, the first from 0 and the
-        last up to 1.
+    def share_values(self, aux: dict) -> list:
+        """The outcomes whose probabilities ``shares`` gives: an ordinal's categories, a count's 0.
+
+        Parameters
+        ----------
+        aux : dict of str to array-like
+            The family's own parameters and an ordinal fit's category values
+            (``estimates.aux_draws``).
+
+        Returns
+        -------
+        list
+            The outcome values, in the order of ``shares``; empty for other families.
+
+        Examples
+        --------
+        >>> FAMILIES["hurdle_poisson"].share_values({"psi": 0.5})
+        [0]
+        """
+        if self.ordinal:
+            return categories(aux) or list(range(1, len(thresholds(aux)) + 2))
+        return [0] if self.has_shares else []
+
+    def shares(self, eta, aux: dict) -> list:
+        """The probability of each of ``share_values`` at linear predictor ``eta``.
+
+        An ordinal's ``P(Y = v_k) = F(threshold_k - eta) - F(threshold_k-1 - eta)``, the first from
+        0 and the last up to 1; a zero-inflated count's ``P(0) = 1 - psi + psi P_count(0)``
+        (Poisson ``exp(-mu)``, negative binomial ``(alpha / (alpha + mu)) ** alpha``); a hurdle's
+        ``P(0) = 1 - psi``.
 
         Parameters
         ----------
         eta : array-like
-            Linear predictor values (NumPy or xarray).
+            Linear predictor values (NumPy or xarray), per unit of exposure for counts.
         aux : dict of str to array-like
-            The thresholds, one entry each (``estimates.aux_draws``).
+            The family's own parameters, thresholds one entry each (``estimates.aux_draws``).
 
         Returns
         -------
         list of array-like
-            K probabilities, of the type of ``eta``, summing to 1.
+            One probability per value, of the type of ``eta``; empty for other families.
 
         Examples
         --------
         >>> [float(p) for p in FAMILIES["cumulative"].shares(0.0, {"threshold[0]": 0.0})]
         [0.5, 0.5]
+        >>> [round(float(p), 3) for p in FAMILIES["zero_inflated_poisson"].shares(0.0, {"psi": 0.5})]
+        [0.684]
         """
-        below = [self.cumulative(cut - eta) for cut in thresholds(aux)]
-        return [below[0], *(high - low for low, high in zip(below, below[1:])), 1 - below[-1]]
+        if self.ordinal:
+            below = [self.cumulative(cut - eta) for cut in thresholds(aux)]
+            return [below[0], *(high - low for low, high in zip(below, below[1:])), 1 - below[-1]]
+        if not self.has_shares:
+            return []
+        psi = aux["psi"]
+        if self.name.startswith("hurdle"):
+            return [1 - psi + 0 * eta]
+        mu = self.inverse(eta)
+        counted = np.exp(-mu) if self.name.endswith("poisson") else (aux["alpha"] / (aux["alpha"] + mu)) ** aux["alpha"]
+        return [1 - psi + psi * counted]
 
     def cumulative(self, x):
         """The latent variable's CDF of an ordinal family: logistic (logit) or standard normal (probit).

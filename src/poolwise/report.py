@@ -328,27 +328,29 @@ def _measure(decision: Decision) -> str:
     return measure(decision.family, decision.outcome, decision.unit)
 
 
-def _ratings_table(decision: Decision) -> Table | None:
-    """An ordinal decision's P(each rating) without and with the treatment, and the change in points."""
-    if decision is None or decision.ratings.empty:
+def _shares_table(decision: Decision) -> Table | None:
+    """P(each rating), or P(zero) of counts, without and with the treatment, and the change in points."""
+    if decision is None or decision.shares.empty:
         return None
     pct = f"{decision.prob:.0%}"
+    ratings = find_family(decision.family).ordinal
     who = {"typical": f"typical {decision.factor}", "new": f"new {decision.factor}"}
     body = []
-    for (scope, arm, rating), part in decision.ratings.groupby(["scope", "arm", "rating"], sort=False):
+    for (scope, arm, value), part in decision.shares.groupby(["scope", "arm", "value"], sort=False):
         by = part.set_index("quantity")
         change = by.loc["difference"]
         body.append(
             [
-                f"{who[scope]}: {decision.outcome} {rating:g}" + (f" ({arm})" if _categorical(decision) else ""),
+                f"{who[scope]}: {decision.outcome} {value:g}" + (f" ({arm})" if _categorical(decision) else ""),
                 f"{by.loc['share_without', 'mean']:.1%}",
                 f"{by.loc['share_with', 'mean']:.1%}",
                 f"{100 * change['mean']:+.1f} points ({100 * change['lower']:+.1f} to {100 * change['upper']:+.1f})",
             ]
         )
     titles = _titles(decision)
+    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0, per unit of exposure"
     return Table(
-        f"P(each {decision.outcome}): mean, and the change with its {pct} interval",
+        f"P({what}): mean, and the change with its {pct} interval",
         ["", titles["rate_without"], titles["rate_with"], "Change"],
         body,
         [False, True, True, True],
@@ -696,7 +698,7 @@ def render_report(
         decision=decision,
         rates=_rate_table(decision) if decision is not None else None,
         expected=_expected_table(decision) if decision is not None else None,
-        ratings=_ratings_table(decision),
+        shares=_shares_table(decision),
         why_not=why_not,
         per_group=_per_group_table(study, decision),
         figures=figures,
