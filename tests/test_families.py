@@ -319,6 +319,8 @@ def test_zero_inflated_and_hurdle_counts_have_their_zeros_and_mean(name, aux, ze
     counts = FAMILIES[name].simulate(np.random.default_rng(6), np.full(400_000, 1.5), 1, aux)
     assert counts.dtype == np.int64 and counts.min() == 0
     assert (counts == 0).mean() == pytest.approx(zeros, abs=0.003)
+    assert float(FAMILIES[name].shares(np.log(1.5), aux)[0]) == pytest.approx(zeros)
+    assert FAMILIES[name].share_values(aux) == [0]
     assert counts.mean() == pytest.approx(float(FAMILIES[name].mean(np.log(1.5), aux)), rel=0.01)
     if name == "hurdle_poisson":  # mean psi mu / (1 - P0(mu)), computed here from the truncation
         assert float(FAMILIES[name].mean(np.log(1.5), aux)) == pytest.approx(0.6 * 1.5 / (1 - np.exp(-1.5)))
@@ -391,6 +393,11 @@ def test_zero_inflated_totals_and_lognormal_predictions_are_on_the_response_scal
     # One coin per row, not one per group: the spread of 200 groups' total is far below a single
     # coin's (which would give an sd of about psi (1 - psi) ~ half the mean).
     assert expected.loc["outcome_without", "sd"] < 0.25 * expected.loc["outcome_without", "mean"]
+    # P(zero) of a typical gym: the truth's 1 - psi + psi exp(-mu) without yoga stretch.
+    population = truth["population"]
+    zeros = decision.shares.query("scope == 'typical' and quantity == 'share_without'").iloc[0]
+    true_zeros = 1 - population["psi"] + population["psi"] * np.exp(-np.exp(population["alpha"]))
+    assert zeros["lower"] < true_zeros < zeros["upper"] and zeros["value"] == 0
 
     data, truth = pw.simulate_franchise(16, 4, family="lognormal", seed=5)
     with warnings.catch_warnings():
