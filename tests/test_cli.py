@@ -258,12 +258,12 @@ BAD = {
     "unknown family": (
         ["fit", "{csv}", "k ~ x + (1|g)", "--family", "weibull"],
         "invalid value for '--family': 'weibull' is not one of 'bernoulli', 'binomial', 'beta_binomial', 'poisson', 'negativebinomial', 'gaussian', 't', 'gamma', "
-        "'lognormal', 'beta', 'cumulative', 'zero_inflated_poisson', 'zero_inflated_negativebinomial', 'hurdle_poisson'; "
+        "'lognormal', 'beta', 'cumulative', 'zero_inflated_poisson', 'zero_inflated_negativebinomial', 'hurdle_poisson', 'hurdle_negativebinomial'; "
         "see poolwise fit --help",
     ),
     "counts without a family": (
         ["compare", "{csv}", "k ~ x + (1|g)"],
-        "k holds counts (whole numbers >= 0 with more than two values), which poolwise will not guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|zero_inflated_negativebinomial|hurdle_poisson for counts, cumulative for ordered ratings, or gaussian (family= in Python)",
+        "k holds counts (whole numbers >= 0 with more than two values), which poolwise will not guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|zero_inflated_negativebinomial|hurdle_poisson|hurdle_negativebinomial for counts, cumulative for ordered ratings, or gaussian (family= in Python)",
     ),
     "negative poisson count": (
         ["fit", "{csv:k=-1}", "k ~ x + (1|g)", "--family", "poisson"],
@@ -403,7 +403,7 @@ def test_option_choices_agree_with_the_library():
             "check",
             "--family",
             "bernoulli|binomial|beta_binomial|poisson|negativebinomial|gaussian|t|gamma|lognormal|beta|cumulative|"
-            "zero_inflated_poisson|zero_inflated_negativebinomial|hurdle_poisson",
+            "zero_inflated_poisson|zero_inflated_negativebinomial|hurdle_poisson|hurdle_negativebinomial",
         ),
         ("compare", "--cv", "group"),
     ],

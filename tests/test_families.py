@@ -52,7 +52,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             None,
             "count holds counts (whole numbers >= 0 with more than two values), which poolwise will not "
             "guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|"
-            "zero_inflated_negativebinomial|hurdle_poisson for counts, cumulative for ordered ratings, or gaussian "
+            "zero_inflated_negativebinomial|hurdle_poisson|hurdle_negativebinomial for counts, cumulative for ordered ratings, or gaussian "
             "(family= in Python)",
         ),
         (
@@ -61,7 +61,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "three has 3 distinct non-numeric values; poolwise models a two-level outcome (bernoulli), "
             "ordered ratings, counts or numbers (bernoulli, binomial, beta_binomial, poisson, negativebinomial, "
             "gaussian, t, gamma, lognormal, beta, cumulative, zero_inflated_poisson, zero_inflated_negativebinomial, "
-            "hurdle_poisson): recode it, e.g. to 0/1 for one level against the rest, or to whole numbers in their "
+            "hurdle_poisson, hurdle_negativebinomial): recode it, e.g. to 0/1 for one level against the rest, or to whole numbers in their "
             "order with --family cumulative",
         ),
         (
@@ -75,7 +75,7 @@ def test_the_family_is_read_as_lme4_would(formula, family_name, level):
             "count ~ x + (1|g)",
             "weibull",
             "unknown or unsupported family 'weibull'; use one of: bernoulli, binomial, beta_binomial, poisson, "
-            "negativebinomial, gaussian, t, gamma, lognormal, beta, cumulative, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson",
+            "negativebinomial, gaussian, t, gamma, lognormal, beta, cumulative, zero_inflated_poisson, zero_inflated_negativebinomial, hurdle_poisson, hurdle_negativebinomial",
         ),
         (
             "p(k, x) ~ (1|g)",
@@ -312,6 +312,7 @@ def test_student_t_simulates_sums_of_heavy_tailed_observations():
         ("zero_inflated_negativebinomial", {"psi": 0.6, "alpha": 2.0}, 0.4 + 0.6 * (2 / 3.5) ** 2),
         # Hurdle: P(0) = 1 - psi exactly; the rest is the count truncated at zero.
         ("hurdle_poisson", {"psi": 0.6}, 0.4),
+        ("hurdle_negativebinomial", {"psi": 0.6, "alpha": 2.0}, 0.4),
     ],
 )
 def test_zero_inflated_and_hurdle_counts_have_their_zeros_and_mean(name, aux, zeros):
@@ -324,6 +325,25 @@ def test_zero_inflated_and_hurdle_counts_have_their_zeros_and_mean(name, aux, ze
     assert counts.mean() == pytest.approx(float(FAMILIES[name].mean(np.log(1.5), aux)), rel=0.01)
     if name == "hurdle_poisson":  # mean psi mu / (1 - P0(mu)), computed here from the truncation
         assert float(FAMILIES[name].mean(np.log(1.5), aux)) == pytest.approx(0.6 * 1.5 / (1 - np.exp(-1.5)))
+    if name == "hurdle_negativebinomial":  # P0 of NB(mu 1.5, alpha 2) = (2 / 3.5)^2
+        assert float(FAMILIES[name].mean(np.log(1.5), aux)) == pytest.approx(0.6 * 1.5 / (1 - (2 / 3.5) ** 2))
+
+
+def test_the_hurdle_negative_binomial_likelihood_is_pymcs_in_closed_form():
+    """poolwise's hurdle negative binomial (P(count > 0) in closed form, so JAX can take its
+    gradient) has PyMC's own log-likelihood."""
+    import pymc as pm
+
+    from poolwise.adapter import _HurdleNegativeBinomial
+
+    values = np.array([0, 1, 2, 5, 17])
+    mu, alpha, psi = np.array([0.3, 1.5, 4.0, 2.0, 9.0]), np.array([0.7, 2.0, 5.0, 1.2, 3.0]), 0.65
+    ours = pm.logp(_HurdleNegativeBinomial.dist(mu=mu, alpha=alpha, psi=psi), values).eval()
+    theirs = pm.logp(pm.HurdleNegativeBinomial.dist(psi=psi, mu=mu, alpha=alpha), values).eval()
+    assert ours == pytest.approx(theirs, rel=1e-9)
+    draws = pm.draw(_HurdleNegativeBinomial.dist(mu=np.full(20_000, 1.5), alpha=2.0, psi=psi), random_seed=1)
+    assert (draws == 0).mean() == pytest.approx(1 - psi, abs=0.01)
+    assert draws.mean() == pytest.approx(psi * 1.5 / (1 - (2 / 3.5) ** 2), rel=0.03)
 
 
 def test_lognormal_and_beta_simulate_their_means():

@@ -2,7 +2,7 @@
 
 The reference numbers come from ``tests/reference/families.R``, ``more_families.R`` (the
 beta-binomial, gamma and Student-t) and ``count_and_bounded_families.R`` (lognormal, beta,
-zero-inflated and hurdle counts), ``links.R`` (probit and cloglog) and ``ordinal.R`` (cumulative
+zero-inflated and hurdle counts; ``hurdle_negative_binomial.R``), ``links.R`` (probit and cloglog) and ``ordinal.R`` (cumulative
 ratings), brms 2.18 at its default priors, 4 x 1000 draws (see tests/reference/README.md);
 R never runs here. Population-level estimates must land within 0.25 brms posterior sd of brms's
 mean, group-level sds and family parameters within 0.5 sd.
@@ -26,7 +26,14 @@ REFERENCE = Path(__file__).parent / "reference"
 BRMS = pd.concat(
     [
         pd.read_csv(REFERENCE / f"{name}.csv")
-        for name in ("brms", "brms_more_families", "brms_count_and_bounded", "brms_links", "brms_ordinal")
+        for name in (
+            "brms",
+            "brms_more_families",
+            "brms_count_and_bounded",
+            "brms_links",
+            "brms_ordinal",
+            "brms_hurdle_negbinomial",
+        )
     ]
 ).set_index(["model", "parameter"])
 sys.path.insert(0, str(REFERENCE))
@@ -252,6 +259,13 @@ CASES = {
                 {"psi": "psi", "shape": "alpha"},
             ),
             ("bookings_hurdle_poisson", "bookings_hurdle", BOOKINGS, "hurdle_poisson", {"psi": "psi"}),
+            (
+                "bookings_hurdle_negbinomial",
+                "bookings_hurdle_overdispersed",
+                BOOKINGS,
+                "hurdle_negativebinomial",
+                {"psi": "psi", "shape": "alpha"},
+            ),
         )
     },
     # Ordinal ratings: brms's Intercept[k] is Bambi's threshold[k - 1].

@@ -320,7 +320,45 @@ def new_model(formula: str, data: pd.DataFrame, family: str, namespace: dict, li
         # poolwise keeps ratings as whole numbers everywhere else.
         outcome = formula.split("~", 1)[0].strip()
         data = data.assign(**{outcome: pd.Categorical(data[outcome], ordered=True)})
-    return bmb.Model(formula, data, family=family, link=link, center_predictors=False, extra_namespace=namespace)
+    model = bmb.Model(formula, data, family=family, link=link, center_predictors=False, extra_namespace=namespace)
+    if family == "hurdle_negativebinomial":
+        model.family.likelihood.dist = _HurdleNegativeBinomial
+    return model
+
+
+class _HurdleNegativeBinomial:
+    """PyMC's hurdle negative binomial with P(count > 0) in closed form, 1 - (alpha / (alpha +
+    mu)) ** alpha: PyMC's own takes it from the negative binomial's CDF, whose gradient in alpha
+    JAX cannot take (``betainc``). Called as Bambi calls a likelihood: ``(name, **params)`` in the
+    model, ``.dist(**params)`` for predictions and log-likelihoods."""
+
+    def __new__(cls, name, mu, alpha, psi, **kwargs):
+        import pymc as pm
+
+        return pm.CustomDist(name, mu, alpha, psi, logp=cls.logp, random=cls.random, dtype="int64", **kwargs)
+
+    @classmethod
+    def dist(cls, mu, alpha, psi, **kwargs):
+        import pymc as pm
+
+        return pm.CustomDist.dist(mu, alpha, psi, logp=cls.logp, random=cls.random, dtype="int64", **kwargs)
+
+    @staticmethod
+    def logp(value, mu, alpha, psi):
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        count = pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=alpha), value)
+        zero = alpha * (pt.log(alpha) - pt.log(alpha + mu))  # log P(0) of the count part
+        return pt.switch(pt.eq(value, 0), pt.log1p(-psi), pt.log(psi) + count - pt.log1mexp(zero))
+
+    @staticmethod
+    def random(mu, alpha, psi, rng=None, size=None):
+        from poolwise.families import positive_negative_binomial
+
+        shape = size or np.broadcast_shapes(np.shape(mu), np.shape(alpha), np.shape(psi))
+        mu, alpha, psi = (np.broadcast_to(value, shape) for value in (mu, alpha, psi))
+        return np.where(rng.random(shape) < psi, positive_negative_binomial(rng, mu, alpha), 0)
 
 
 def _component(model):

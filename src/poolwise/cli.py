@@ -74,6 +74,7 @@ class Family(StrEnum):
     zero_inflated_poisson = "zero_inflated_poisson"
     zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
     hurdle_poisson = "hurdle_poisson"
+    hurdle_negativebinomial = "hurdle_negativebinomial"
 
 
 class Link(StrEnum):
@@ -112,6 +113,7 @@ class SimulatedFamily(StrEnum):
     zero_inflated_poisson = "zero_inflated_poisson"
     zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
     hurdle_poisson = "hurdle_poisson"
+    hurdle_negativebinomial = "hurdle_negativebinomial"
 
 
 class Backend(StrEnum):
@@ -1207,7 +1209,7 @@ def simulate(
     family: Annotated[
         SimulatedFamily,
         typer.Option(
-            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv); lognormal: minutes to sign up (signup_minutes.csv); beta: share of visits spent in classes (class_share.csv); cumulative: ratings 1-5 of the trial class (class_ratings.csv); zero_inflated_poisson, zero_inflated_negativebinomial and hurdle_poisson: classes booked per trial customer (bookings_*.csv)."
+            help="binomial: signups of trial customers (franchise.csv); poisson: visits per member-month (visits.csv); negativebinomial: overdispersed visits (visits_overdispersed.csv); gaussian: satisfaction scores (satisfaction.csv); beta_binomial: overdispersed signups (franchise_overdispersed.csv); t: heavy-tailed satisfaction scores (satisfaction_heavy.csv); gamma: spend per customer (spend.csv); lognormal: minutes to sign up (signup_minutes.csv); beta: share of visits spent in classes (class_share.csv); cumulative: ratings 1-5 of the trial class (class_ratings.csv); zero-inflated and hurdle counts: classes booked per trial customer (bookings_*.csv)."
         ),
     ] = SimulatedFamily.binomial,
     groups: Annotated[int, typer.Option(min=1, help="Number of gyms.")] = 12,
@@ -1379,7 +1381,9 @@ def _shares_table(decision, categorical: bool):
     pct = f"{decision.prob:.0%}"
     ratings = find_family(decision.family).ordinal
     what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0"
-    shares = _table(f"P({escape(what)}), {pct} intervals of the change")
+    # A hurdle's zeros are 1 - psi, which does not vary by treatment here.
+    aside = "; 1 - psi for a hurdle, the same with and without" if decision.family.startswith("hurdle") else ""
+    shares = _table(f"P({escape(what)}), {pct} intervals of the change{aside}")
     columns = (
         "Scope",
         *(["Level"] if categorical else []),

@@ -342,7 +342,7 @@ def infer_family(values: pd.Series, name: str, *, exposure: str | None = None) -
         raise PoolwiseError(
             f"{name} holds counts (whole numbers >= 0 with more than two values), which poolwise "
             "will not guess a family for; pass --family poisson|negativebinomial|zero_inflated_poisson|"
-            "zero_inflated_negativebinomial|hurdle_poisson for counts, cumulative for ordered ratings, or gaussian "
+            "zero_inflated_negativebinomial|hurdle_poisson|hurdle_negativebinomial for counts, cumulative for ordered ratings, or gaussian "
             "(family= in Python)"
         )
     if numeric.isna().any():
@@ -798,7 +798,12 @@ SIMULATIONS = {
                 **({"shape": 3.0} if counts == "negativebinomial" else {}),
             },
         }
-        for kind, counts in (("zero_inflated", "poisson"), ("zero_inflated", "negativebinomial"), ("hurdle", "poisson"))
+        for kind, counts in (
+            ("zero_inflated", "poisson"),
+            ("zero_inflated", "negativebinomial"),
+            ("hurdle", "poisson"),
+            ("hurdle", "negativebinomial"),
+        )
     },
 }
 
@@ -840,8 +845,8 @@ def simulate_franchise(
     family : str
         A key of ``SIMULATIONS``: ``"binomial"``, ``"beta_binomial"``, ``"poisson"``,
         ``"negativebinomial"``, ``"gaussian"``, ``"t"``, ``"gamma"``, ``"lognormal"``, ``"beta"``,
-        ``"cumulative"``, ``"zero_inflated_poisson"``, ``"zero_inflated_negativebinomial"`` or
-        ``"hurdle_poisson"``.
+        ``"cumulative"``, ``"zero_inflated_poisson"``, ``"zero_inflated_negativebinomial"``,
+        ``"hurdle_poisson"`` or ``"hurdle_negativebinomial"``.
     treated_share : float
         The expected share of gyms that get the treatment.
     alpha, beta, sigma_alpha, sigma_beta : float, optional

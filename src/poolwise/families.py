@@ -168,6 +168,8 @@ class Family:
             return aux["psi"] * mu
         if self.name == "hurdle_poisson":
             return aux["psi"] * mu / -np.expm1(-mu)
+        if self.name == "hurdle_negativebinomial":
+            return aux["psi"] * mu / -np.expm1(_negative_binomial_log_zero(mu, aux["alpha"]))
         return mu
 
     @property
@@ -234,7 +236,9 @@ class Family:
         if self.name.startswith("hurdle"):
             return [1 - psi + 0 * eta]
         mu = self.inverse(eta)
-        counted = np.exp(-mu) if self.name.endswith("poisson") else (aux["alpha"] / (aux["alpha"] + mu)) ** aux["alpha"]
+        counted = (
+            np.exp(-mu) if self.name.endswith("poisson") else np.exp(_negative_binomial_log_zero(mu, aux["alpha"]))
+        )
         return [1 - psi + psi * counted]
 
     def cumulative(self, x):
@@ -390,6 +394,8 @@ class Family:
             counts = rng.poisson(rng.gamma(alpha, mu / alpha))
         elif self.name == "zero_inflated_poisson":
             counts = rng.poisson(mu)
+        elif self.name == "hurdle_negativebinomial":
+            counts = positive_negative_binomial(rng, mu, aux["alpha"])
         else:
             # A hurdle's non-zero counts are Poisson truncated at zero: invert its CDF above P(0).
             # (At mu ~ 0 the quantile is 1 and ppf infinite: the count above zero is then 1.)
@@ -403,6 +409,46 @@ class Family:
         cuts = thresholds(aux)
         values = categories(aux) or list(range(1, len(cuts) + 2))
         return values[0] + sum((high - low) * (latent > cut) for low, high, cut in zip(values, values[1:], cuts))
+
+
+def _negative_binomial_log_zero(mu, alpha):
+    """log P(0) of Bambi's NegativeBinomial(mu, alpha): alpha log(alpha / (alpha + mu))."""
+    return alpha * (np.log(alpha) - np.log(alpha + mu))
+
+
+def positive_negative_binomial(rng: np.random.Generator, mu, alpha) -> np.ndarray:
+    """Negative binomial counts of mean ``mu`` and shape ``alpha`` truncated at zero: a hurdle's
+    counts above zero, zeros redrawn (up to 200 times; a count part so small that they stay 0
+    counts 1, its smallest count above zero).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The random number generator.
+    mu, alpha : array-like
+        The untruncated count's mean and shape, broadcast together.
+
+    Returns
+    -------
+    numpy.ndarray
+        Counts >= 1, int64, of the broadcast shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> int(positive_negative_binomial(np.random.default_rng(0), np.full(1000, 0.5), 2.0).min())
+    1
+    """
+    mu, alpha = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(alpha, dtype=float))
+    shape, alpha = mu.shape, alpha.reshape(-1)
+    p = alpha / (alpha + mu.reshape(-1))
+    counts = rng.negative_binomial(alpha, p)
+    for _ in range(200):
+        zero = counts == 0
+        if not zero.any():
+            break
+        counts[zero] = rng.negative_binomial(alpha[zero], p[zero])
+    return np.maximum(counts, 1).astype(np.int64).reshape(shape)
 
 
 def thresholds(aux: dict) -> list:
@@ -590,9 +636,8 @@ FAMILIES = {
             for kind, counts in (
                 ("zero_inflated", "poisson"),
                 ("zero_inflated", "negativebinomial"),
-                # Not hurdle_negativebinomial: PyMC writes its truncation with the negative
-                # binomial's CDF, whose gradient in alpha JAX cannot take (betainc).
                 ("hurdle", "poisson"),
+                ("hurdle", "negativebinomial"),
             )
         ),
     )
@@ -611,6 +656,7 @@ ALIASES = {
     "zip": "zero_inflated_poisson",
     "zinb": "zero_inflated_negativebinomial",
     "zero_inflated_negbinomial": "zero_inflated_negativebinomial",
+    "hurdle_negbinomial": "hurdle_negativebinomial",
 }
 
 
@@ -622,10 +668,11 @@ def family(name: str, link: str | None = None) -> Family:
     name : str
         A name of ``FAMILIES`` (``bernoulli``, ``binomial``, ``beta_binomial``, ``poisson``,
         ``negativebinomial``, ``gaussian``, ``t``, ``gamma``, ``lognormal``, ``beta``,
-        ``zero_inflated_poisson``, ``zero_inflated_negativebinomial``, ``hurdle_poisson``) or an
+        ``zero_inflated_poisson``, ``zero_inflated_negativebinomial``, ``hurdle_poisson``,
+        ``hurdle_negativebinomial``) or an
         alias of ``ALIASES`` (``betabinomial``, ``beta-binomial``, ``negbinomial``,
         ``negative_binomial``, ``normal``, ``student``, ``student_t``, ``zip``, ``zinb``,
-        ``zero_inflated_negbinomial``); case and spaces around are ignored. A link may follow in
+        ``zero_inflated_negbinomial``, ``hurdle_negbinomial``); case and spaces around are ignored. A link may follow in
         parentheses, as ``Family.key`` writes it and R spells it: ``binomial(probit)``,
         ``binomial(link = "probit")``.
     link : str, optional

@@ -349,6 +349,8 @@ def _shares_table(decision: Decision) -> Table | None:
         )
     titles = _titles(decision)
     what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0, per unit of exposure"
+    if decision.family.startswith("hurdle"):  # its zeros are 1 - psi, which does not vary by treatment here
+        what = f"{decision.outcome} = 0, 1 - psi, the same with and without"
     return Table(
         f"P({what}): mean, and the change with its {pct} interval",
         ["", titles["rate_without"], titles["rate_with"], "Change"],

@@ -40,6 +40,7 @@ SIMULATED = {
     "bookings_zero_inflated": (24, 4, "zero_inflated_poisson", 2026),
     "bookings_zero_inflated_overdispersed": (24, 4, "zero_inflated_negativebinomial", 2026),
     "bookings_hurdle": (24, 4, "hurdle_poisson", 2026),
+    "bookings_hurdle_overdispersed": (24, 4, "hurdle_negativebinomial", 2026),
 }
 
 
