@@ -473,6 +473,7 @@ def test_gallery_writes_every_figure_atomically(tiny, tmp_path):
         "forest.png",
         "ppc_counts.png",
         "ppc_rates.png",
+        "ppc_groups.png",
         "loo_pit.png",
         "logistic.png",
         "shrinkage.png",
@@ -611,3 +612,20 @@ def test_loo_pit_finds_complete_poolings_overconfidence(tiny):
         f"{label} ({len(tiny.fits[name].data)} rows)"
         for name, label in zip(pd.unique(table["model"]), pd.unique(table["label"]))
     ]
+
+
+def test_the_check_per_group_holds_each_groups_observed_rate_and_finds_complete_poolings_misses(tiny):
+    """Each group's observed rate is its signups over its trial customers; complete pooling gives
+    every group one rate, so its intervals miss gyms that partial pooling's cover."""
+    from poolwise.plots.checks import ppc_groups, ppc_groups_table
+
+    table = ppc_groups_table(tiny, seed=1)
+    data = tiny.fits["partial"].data
+    sums = data.groupby(data["gymID"].astype(str))[["nSigned", "nTrialCustomers"]].sum()
+    observed = table[table["model"] == "partial"].set_index("group")["observed"]
+    assert observed.to_dict() == pytest.approx((sums["nSigned"] / sums["nTrialCustomers"]).to_dict())
+    assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
+    covered = table.assign(inside=table["observed"].between(table["lower"], table["upper"])).groupby("model")["inside"]
+    assert covered.mean()["complete"] < covered.mean()["partial"]
+    figure = ppc_groups(table)
+    assert [axis.get_title() for axis in figure.axes] == list(pd.unique(table["label"]))

@@ -272,6 +272,160 @@ def _rating_bars(panel, rows: pd.DataFrame, colour: str) -> None:
     panel.set_xticks(values, [f"{v:g}" for v in values])
 
 
+MAX_GROUPS_SHOWN = 30
+
+
+def ppc_groups_table(
+    fits,
+    *,
+    draws: int = 200,
+    seed: int = 0,
+    prob: float = 0.89,
+    colors: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Each group's observed rate against its posterior predictive distribution, for every model.
+
+    A group's rate is its outcomes' sum over its size's sum (successes per trial, events per unit
+    of exposure) or its mean outcome, in the data and in each simulated data set (bayesplot's
+    ``ppc_stat_grouped``). With more than ``MAX_GROUPS_SHOWN`` groups, the ones with the most rows.
+
+    Parameters
+    ----------
+    fits : Study, Fit, mapping or sequence of Fit
+        The models to check.
+    draws : int
+        Simulated data sets per model.
+    seed : int
+        Seed of the simulated data sets.
+    prob : float
+        The predictive interval's probability.
+    colors : mapping, optional
+        Model name -> colour.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns model, label, color, group, rows, observed, lower, median, upper; ``attrs["groups"]``
+        holds the number of groups in the data.
+
+    Raises
+    ------
+    PoolwiseError
+        The models have no group factor, or ``draws`` is not a whole number >= 1.
+
+    Examples
+    --------
+    >>> ppc_groups(ppc_groups_table(study))  # doctest: +SKIP
+    """
+    if not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise PoolwiseError(f"draws must be a whole number >= 1, got {draws!r}")
+    fits = as_fits(fits)
+    first = next(iter(fits.values()))
+    if first.spec.group is None:
+        raise PoolwiseError("a posterior predictive check per group needs a group factor; the formula has none")
+    colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
+    parts = []
+    for name, fit in fits.items():
+        data = fit.data
+        size = data[fit.spec.size].to_numpy(dtype=float) if fit.spec.size else np.ones(len(data))
+        groups = data[fit.spec.group].astype(str).to_numpy()
+        labels_seen, index = np.unique(groups, return_inverse=True)
+        per_group = np.bincount(index, weights=size)
+        simulated = predictive_draws(fit, draws=draws, seed=seed)
+        rates = np.stack([np.bincount(index, weights=row) for row in simulated]) / per_group
+        lower, median, upper = np.quantile(rates, [(1 - prob) / 2, 0.5, (1 + prob) / 2], axis=0)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "label": model_label(name),
+                    "color": colours[name],
+                    "group": labels_seen,
+                    "rows": np.bincount(index),
+                    "observed": np.bincount(index, weights=data[fit.spec.outcome].to_numpy(dtype=float)) / per_group,
+                    "lower": lower,
+                    "median": median,
+                    "upper": upper,
+                }
+            )
+        )
+    table = pd.concat(parts, ignore_index=True)
+    shown = (
+        table.drop_duplicates("group").nlargest(MAX_GROUPS_SHOWN, "rows", keep="first")["group"]
+        if table["group"].nunique() > MAX_GROUPS_SHOWN
+        else table["group"]
+    )
+    groups = table["group"].nunique()
+    table = table[table["group"].isin(set(shown))].reset_index(drop=True)
+    table.attrs.update(labels=labels_for(first.spec, overrides=labels), groups=groups, prob=prob)
+    return table
+
+
+def ppc_groups(table, *, ax=None, title: str | None = None, labels: Mapping[str, str] | None = None):
+    """Draw ``ppc_groups_table``: per model, each group's predictive interval with its observed rate.
+
+    A model that fits puts each black dot (the group's observed rate) inside its group's line;
+    complete pooling, which gives every group one rate, misses the groups that differ.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or fits
+        From ``ppc_groups_table``, or what it takes.
+    ax : matplotlib Axes or array of Axes, optional
+        One Axes per model; default: a new figure.
+    title : str, optional
+        The figure's title.
+    labels : mapping, optional
+        Readable label overrides.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on.
+
+    Examples
+    --------
+    >>> ppc_groups(ppc_groups_table(study))  # doctest: +SKIP
+    """
+    from matplotlib.lines import Line2D
+
+    table = table if isinstance(table, pd.DataFrame) else ppc_groups_table(table, labels=labels)
+    found = {**table.attrs.get("labels", {}), **(labels or {})}
+    models = list(pd.unique(table["model"]))
+    order = table.drop_duplicates("group").sort_values("observed")["group"].tolist()
+    position = {group: k for k, group in enumerate(order)}
+    height = 1.6 + 0.22 * len(order)
+    figure, axes = new_figure(ax, size=(4.2 * len(models) + 0.8, height), ncols=len(models), sharex=True, sharey=True)
+    for panel, model in zip(axes.flat, models):
+        rows = table[table["model"] == model]
+        y = rows["group"].map(position).to_numpy()
+        colour = rows["color"].iloc[0]
+        panel.hlines(y, rows["lower"], rows["upper"], color=colour, lw=2, alpha=0.7)
+        panel.scatter(rows["median"], y, color=colour, s=14, zorder=2)
+        panel.scatter(rows["observed"], y, color="black", s=16, zorder=3)
+        panel.set_title(rows["label"].iloc[0], fontsize="medium")
+        panel.set_xlabel(found.get("rate", "Rate"))
+        panel.spines[["top", "right"]].set_visible(False)
+    axes.flat[0].set_yticks(range(len(order)), order)
+    axes.flat[0].set_ylabel(found.get("group", "Group"))
+    prob = table.attrs.get("prob", 0.89)
+    handles = [
+        Line2D([], [], color="black", marker="o", lw=0, label="Observed"),
+        Line2D([], [], color="0.5", lw=2, marker="o", label=f"Posterior predictive median and {prob:.0%} interval"),
+    ]
+    shown, groups = len(order), table.attrs.get("groups", len(order))
+    which = f" ({shown} of {groups} with the most rows)" if shown < groups else ""
+    if ax is None:
+        figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+        figure.suptitle(title or f"Posterior predictive check per {found.get('group', 'group').lower()}{which}")
+    else:
+        axes.flat[-1].legend(handles=handles, fontsize="small", frameon=False)
+    return figure
+
+
 def loo_pit_table(fits, *, seed: int = 0, colors: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Each row's LOO probability integral transform, for every model (ArviZ's ``loo_pit``).
 
