@@ -237,7 +237,7 @@ BAD = {
     ),
     "unknown figure": (
         ["plot", "funnel", str(TINY)],
-        "invalid value for 'kind': 'funnel' is not one of 'data', 'forest', 'ppc', 'ppc-rates', 'loo-pit', 'logistic', 'shrinkage', 'loo', 'densities', 'differences', 'graph'; see poolwise plot --help",
+        "invalid value for 'kind': 'funnel' is not one of 'data', 'forest', 'ppc', 'ppc-rates', 'ppc-groups', 'loo-pit', 'logistic', 'shrinkage', 'loo', 'densities', 'differences', 'graph'; see poolwise plot --help",
     ),
     "figure needing a study": (
         ["plot", "loo", str(TINY / "partial.nc"), "--out", "{dir}/loo.png"],
@@ -692,3 +692,22 @@ def test_fit_and_show_print_the_priors_as_fitted(tmp_path):
         ["Intercept", "Normal(mu=-1,"],
         ["1|gymID", "Normal(mu=0,"],
     ]
+
+
+def test_compare_of_several_formulas_writes_a_study_folder_figures_and_a_report(tiny_sampler, tmp_path):
+    """The saved folder names its models (m1, m2) in study.json, so every command that reads a
+    results folder reads it; the figures that need no and partial pooling are skipped."""
+    intercepts = GYM_FORMULA.replace("(yogaStretch||gymID)", "(1|gymID)")
+    out, report = tmp_path / "results", tmp_path / "report.html"
+    result = run("compare", "franchise", GYM_FORMULA, intercepts, "--out", out, "--plots", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert {"m1.nc", "m2.nc", "study.json", "loo.csv"} <= {p.name for p in out.iterdir()}
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"ppc_groups.png", "loo_compare.png", "loo_pit.png"} <= figures and "shrinkage.png" not in figures
+    assert json.loads((out / "study.json").read_text())["models"] == {"m1": "m1.nc", "m2": "m2.nc"}
+    assert list(pw.load_study(out).fits) == ["m1", "m2"]
+    html = report.read_text(encoding="utf-8")
+    # The tiny sampler returns its saved partial pooling fit for every model: its own formula.
+    saved = pw.load_study(out).fits["m1"].spec.formula
+    assert f"m1: {saved} (family binomial)" in html and "The decision numbers come from m" in html
+    assert run("decide", out).exit_code == 0

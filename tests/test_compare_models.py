@@ -69,12 +69,19 @@ def test_the_cli_refuses_in_one_line(tmp_path):
             "p(nSigned, nTrialCustomers) ~ yogaStretch",
             "--out",
             str(tmp_path / "r"),
+            "--cv",
+            "group",
         ],
     )
     assert result.exit_code == 2 and not (tmp_path / "r").exists()
     assert result.stderr.strip() == (
-        "error: --out is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
+        "error: --cv is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
     )
+    result = runner.invoke(
+        app, ["compare", "franchise", GYM_FORMULA, "p(nSigned, nTrialCustomers) ~ yogaStretch", "--plots"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --plots writes figures into the results folder; pass --out DIR as well"
 
 
 @pytest.mark.slow

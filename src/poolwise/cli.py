@@ -602,8 +602,18 @@ def _one(values: list[str], option: str, example: str) -> str | None:
     return values[0] if values else None
 
 
-def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, unsupported: dict, **settings) -> None:
-    """``compare DATA FORMULA FORMULA ...``: the models as written, compared by LOO, printed."""
+def _compare_models(
+    frame,
+    formulas: list[str],
+    *,
+    as_json: bool,
+    caught: list,
+    unsupported: dict,
+    outputs: tuple[Path | None, bool, Path | None, bool],
+    **settings,
+) -> None:
+    """``compare DATA FORMULA FORMULA ...``: the models as written, compared by LOO, printed and,
+    with ``outputs`` (out, plots, report, force), written as ``compare`` writes a study."""
     from poolwise.comparison import compare_models
 
     for option, value in unsupported.items():
@@ -611,18 +621,21 @@ def _compare_models(frame, formulas: list[str], *, as_json: bool, caught: list, 
             raise PoolwiseError(
                 f"{option} is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
             )
+    _check_outputs(*outputs)
     # Short names keep the table readable; the legend says which formula each is.
     named = {f"m{number}": formula for number, formula in enumerate(formulas, start=1)}
     with _sampling(settings["progress"], f"Fitting {len(formulas)} models..."):
         study = compare_models(named, frame, **settings)
+    files = _write_study(study, *outputs)
     if as_json:
-        typer.echo(_study_json(study, caught, None, []))
-    else:
-        for name, fitted in study.fits.items():
-            several = isinstance(settings["family"], list) or isinstance(settings["link"], list)
-            family = f" (family {fitted.spec.family})" if several else ""
-            stdout.print(f"{name}: {escape(named[name])}{family}")
-        _print_study(study)
+        typer.echo(_study_json(study, caught, outputs[0], files))
+        return
+    for name, fitted in study.fits.items():
+        several = isinstance(settings["family"], list) or isinstance(settings["link"], list)
+        family = f" (family {fitted.spec.family})" if several else ""
+        stdout.print(f"{name}: {escape(named[name])}{family}")
+    _print_study(study)
+    _print_written(outputs[0], files, outputs[2])
 
 
 def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported: dict, fix_loo: str) -> None:
@@ -690,8 +703,23 @@ def _compare(
     Shared by ``compare`` and ``demo``; ``settings`` are ``poolwise.comparison``'s keyword arguments.
     """
     from poolwise.comparison import compare
-    from poolwise.io import check_new, save_study
-    from poolwise.report import check_output, write_report
+
+    _check_outputs(out, plots, report, force)
+    with _sampling(settings["progress"], "Fitting complete, no and partial pooling..."):
+        study = compare(formula, frame, **settings)
+    files = _write_study(study, out, plots, report, force)
+    if as_json:
+        typer.echo(_study_json(study, caught, out, files))
+        return study
+    _print_study(study)
+    _print_written(out, files, report)
+    return study
+
+
+def _check_outputs(out: Path | None, plots: bool, report: Path | None, force: bool) -> None:
+    """Refuse --plots or --report without --out, and outputs that exist, before anything is fitted."""
+    from poolwise.io import check_new
+    from poolwise.report import check_output
 
     if plots and out is None:
         raise PoolwiseError("--plots writes figures into the results folder; pass --out DIR as well")
@@ -701,23 +729,27 @@ def _compare(
         check_new(out, force=force)
     if report is not None:
         check_output(report, force=force)
-    with _sampling(settings["progress"], "Fitting complete, no and partial pooling..."):
-        study = compare(formula, frame, **settings)
+
+
+def _write_study(study, out: Path | None, plots: bool, report: Path | None, force: bool) -> list[Path]:
+    """The results folder (with figures if ``plots``) and the report; the files written into the folder."""
+    from poolwise.io import save_study
+    from poolwise.report import write_report
+
     files = []
     if out is not None:
         files = save_study(study, out, force=force, extra=_figures(study) if plots else None)
     if report is not None:
         with stderr.status("Writing the report...", spinner="dots"):
             write_report(out, report, force=force)
-    if as_json:
-        typer.echo(_study_json(study, caught, out, files))
-        return study
-    _print_study(study)
+    return files
+
+
+def _print_written(out: Path | None, files: list[Path], report: Path | None) -> None:
     if out is not None:
         stdout.print(f"Wrote {escape(str(out))}/: {escape(_listing(files))}")
     if report is not None:
         stdout.print(f"Wrote {escape(str(report))}: the report, one HTML file to open in any browser or send.")
-    return study
 
 
 def _listing(files: list[Path]) -> str:
@@ -977,7 +1009,8 @@ def compare_command(
                 formulas,
                 as_json=as_json,
                 caught=caught,
-                unsupported={"--out": out, "--plots": plots, "--report": report, "--cv": cv},
+                unsupported={"--cv": cv},
+                outputs=(out, plots, report, force),
                 family=families[0] if len(families) == 1 else (families or None),
                 link=links[0] if len(links) == 1 else (links or None),
                 priors=_priors(prior, priors),
@@ -1286,7 +1319,14 @@ def decide(
     source: Annotated[
         Path, typer.Argument(help="A saved fit (.nc) or a results folder (compare --out).", show_default=False)
     ],
-    model: Annotated[Model, typer.Option(help="Which model of a results folder to decide with.")] = Model.partial,
+    model: Annotated[
+        Model | None,
+        typer.Option(
+            help="Which model of a results folder to decide with (default: partial pooling, or the best model by "
+            "LOO of a comparison of your own formulas; decide with another of those as DIR/m1.nc).",
+            show_default=False,
+        ),
+    ] = None,
     treatment: Annotated[
         str | None,
         typer.Option(help="The treatment term (default: the formula's first varying slope).", show_default=False),
@@ -1336,11 +1376,14 @@ def decide(
     with _guarded() as caught:
         from poolwise.decisions import decide as decide_fit
         from poolwise.io import load
+        from poolwise.plots.decisions import decision_fit
 
         saved = load(source).focused(group)
-        if hasattr(saved, "fits") and model.value not in saved.fits:
-            raise PoolwiseError(f"{source} has no {model.value} fit; use --model with one of: {', '.join(saved.fits)}")
-        fit = saved.fits[model.value] if hasattr(saved, "fits") else saved
+        if hasattr(saved, "fits") and model is not None and model.value not in saved.fits:
+            own = any(name not in Model.__members__ for name in saved.fits)
+            how = f"decide with one as {source}/{next(iter(saved.fits))}.nc" if own else "use --model with one of them"
+            raise PoolwiseError(f"{source} has no {model.value} fit; its models are {', '.join(saved.fits)}: {how}")
+        fit = saved.fits[model.value] if model is not None and hasattr(saved, "fits") else decision_fit(saved)
         decision = decide_fit(
             fit,
             treatment=treatment,

@@ -507,16 +507,16 @@ def load_study(folder: str | Path):
     folder = Path(folder)
     if not folder.is_dir():
         raise PoolwiseError(f"folder not found: {folder}; pass a folder written by poolwise compare --out")
-    fits = {
-        entry.name: load_fit(folder / f"{entry.name}.nc")
-        for entry in POOLINGS
-        if (folder / f"{entry.name}.nc").is_file()
-    }
+    saved_study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
+    # The models study.json names (a comparison of the analyst's own formulas: m1.nc, m2.nc, ...),
+    # else the three pooling models.
+    files = saved_study.get("models") or {entry.name: f"{entry.name}.nc" for entry in POOLINGS}
+    fits = {name: load_fit(folder / file) for name, file in files.items() if (folder / file).is_file()}
     if len(fits) < 2:
         raise PoolwiseError(
-            f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc"
+            f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc "
+            "(or of the models its study.json names)"
         )
-    saved_study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
     notes = saved_study.get("notes", [])
     # Refitted LOO terms replay from the draws each fit keeps. Without a study.json saying how
     # LOO was fixed, fits that keep refits were fixed by refits; others (saved before LOO was
@@ -528,7 +528,8 @@ def load_study(folder: str | Path):
     cv = [column for column in ("elpd_cv", "se_cv") if column in saved.columns]
     if cv:  # grouped CV refits cannot be recomputed from the saved draws: take them as saved
         table = table.join(saved[cv])
-    return Study(next(iter(fits.values())).spec.formula, fits, table, loos, notes, fix_loo=fix_loo)
+    formula = saved_study.get("formula") or next(iter(fits.values())).spec.formula
+    return Study(formula, fits, table, loos, notes, fix_loo=fix_loo)
 
 
 def load(path: str | Path):

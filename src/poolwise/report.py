@@ -32,7 +32,8 @@ from poolwise.identify import prior_only_messages
 from poolwise.io import atomic_path, check_new, load_study
 from poolwise.plots.decisions import decision_fit
 from poolwise.plots.figures import FIGURES
-from poolwise.pooling import POOLINGS, pooling
+from poolwise.plots.style import model_label
+from poolwise.pooling import POOLINGS
 from poolwise.seeds import of_comparison
 from poolwise.summaries import summary
 
@@ -228,8 +229,31 @@ def _decision(study: Study, trials: float, groups: int, seed: int) -> tuple[Deci
     return decide(fit, trials=trials, groups=groups, seed=seed), ""
 
 
+def _own_models(study: Study) -> bool:
+    """Whether the study compares the analyst's own formulas (m1, m2, ...), not pooling models."""
+    return any(name not in {entry.name for entry in POOLINGS} for name in study.fits)
+
+
+def _decided(study: Study) -> tuple[str, str]:
+    """The decided model's name as a heading and within a sentence: "Partial pooling" and "partial
+    pooling", or "m2 (y ~ x + (1|g))" for one of the analyst's own models."""
+    fit = decision_fit(study)
+    name = next(name for name, fitted in study.fits.items() if fitted is fit)
+    if _own_models(study):
+        label = f"{name} ({fit.spec.formula})"
+        return label, label
+    return model_label(name), model_label(name).lower()
+
+
+def _legend(study: Study) -> list[str]:
+    """Which formula (and family) each of the analyst's own models is; empty for pooling models."""
+    if not _own_models(study):
+        return []
+    return [f"{name}: {fit.spec.formula} (family {fit.spec.family})" for name, fit in study.fits.items()]
+
+
 def _question(study: Study, decision: Decision | None) -> str:
-    models = " and ".join(", ".join(pooling(name).label.lower() for name in study.fits).rsplit(", ", 1))
+    models = " and ".join(", ".join(model_label(name).lower() for name in study.fits).rsplit(", ", 1))
     which = f"which of {models} predicts best?"
     if decision is None:
         return which[:1].upper() + which[1:]
@@ -243,7 +267,7 @@ def _loo_tables(table: pd.DataFrame) -> tuple[Table, Table | None]:
         ["Model", "elpd_loo", "se", "elpd_diff", "dse", "p_loo", "weight", "Pareto k > 0.7"],
         [
             [
-                pooling(name).label,
+                model_label(name),
                 _number(row["elpd"], 1),
                 _number(row["se"], 1),
                 _number(row["elpd_diff"], 1),
@@ -262,10 +286,7 @@ def _loo_tables(table: pd.DataFrame) -> tuple[Table, Table | None]:
     cv = Table(
         "Grouped cross-validation (predicting groups left out; higher predicts better)",
         ["Model", "elpd_cv", "se_cv"],
-        [
-            [pooling(name).label, _number(row["elpd_cv"], 1), _number(row["se_cv"], 1)]
-            for name, row in ranked.iterrows()
-        ],
+        [[model_label(name), _number(row["elpd_cv"], 1), _number(row["se_cv"], 1)] for name, row in ranked.iterrows()],
         [False, True, True],
     )
     return loo, cv
@@ -418,7 +439,7 @@ def _per_group_table(study: Study, decision: Decision | None) -> Table:
         report = summary(fit)
         family, what = fit.spec.family, measure(fit.spec.family, fit.spec.outcome, size_unit(fit))
         return Table(
-            f"{pooling(fit.pooling).label}: each {report.group or 'group'}'s {what} ({report.prob:.0%} interval)",
+            f"{_decided(study)[0]}: each {report.group or 'group'}'s {what} ({report.prob:.0%} interval)",
             [report.group or "group", what[:1].upper() + what[1:]],
             [
                 [
@@ -452,7 +473,7 @@ def _per_group_table(study: Study, decision: Decision | None) -> Table:
         )
     titles = _titles(decision)
     return Table(
-        f"{pooling(decision.pooling).label}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
+        f"{_decided(study)[0]}: each {decision.factor}'s {_measure(decision)} ({decision.prob:.0%} interval)",
         [decision.factor, titles["rate_without"], titles["rate_with"], "Difference", "P(helps)", "Informed by"],
         rows,
         [False, True, True, True, True, False],
@@ -523,7 +544,7 @@ def _diagnostics(study: Study) -> tuple[Table, list[str]]:
     for name, fit in study.fits.items():
         report = summary(fit)
         draws = fit.settings.get("draws", 0) * fit.settings.get("chains", 0)
-        label = pooling(name).label
+        label = model_label(name)
         bad_k, n_obs = int(study.table.loc[name, "n_bad_k"]), int(study.table.loc[name, "n_obs"])
         rows.append(
             [
@@ -577,10 +598,18 @@ def _compare_command(study: Study) -> str:
     file's name is not saved: DATA stands for it)."""
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
-    seed = of_comparison(settings.get("seed", 0), [entry.name for entry in POOLINGS].index(name))
-    family = find_family(fit.spec.family)
-    words = ["poolwise", "compare", "DATA", study.formula, "--family", family.name]
-    if family.key != family.name:
+    poolings = [entry.name for entry in POOLINGS]
+    # The analyst's own models (compare DATA F1 F2 ...) are named m1, m2, ... in their order.
+    own = any(model not in poolings for model in study.fits)
+    seed = of_comparison(settings.get("seed", 0), 0 if own else poolings.index(name))
+    formulas = [fitted.spec.formula for fitted in study.fits.values()] if own else [study.formula]
+    families = [find_family(fitted.spec.family) for fitted in study.fits.values()]
+    if len({family.key for family in families}) == 1:
+        families = families[:1]
+    words = ["poolwise", "compare", "DATA", *formulas]
+    for family in families:
+        words += ["--family", family.name]
+    for family in families if any(family.key != family.name for family in families) else []:
         words += ["--link", family.link]
     for option in ("draws", "tune", "chains", "backend"):
         if settings.get(option) is not None:
@@ -602,7 +631,7 @@ def _reproducibility(study: Study, command: str | None, study_json: str | None) 
         ["Model", "Bambi formula", "Priors", "Draws", "Tune", "Chains", "Seed", "Backend"],
         [
             [
-                pooling(name).label,
+                model_label(name),
                 f.formula,
                 "; ".join(f"{term}: {prior}" for term, prior in f.priors.items()) or "Bambi's defaults",
                 *(str(f.settings.get(key, MISSING)) for key in ("draws", "tune", "chains", "seed", "backend")),
@@ -694,7 +723,9 @@ def render_report(
         question=_question(study, decision),
         verdict=decision.verdict() if decision is not None else why_not,
         comparison_verdict=study.verdict(),
-        model=pooling(decision.pooling).label if decision is not None else None,
+        model=_decided(study)[0] if decision is not None else None,
+        model_phrase=_decided(study)[1] if decision is not None else None,
+        legend=_legend(study),
         loo=loo,
         cv=cv,
         decision=decision,
