@@ -514,8 +514,7 @@ def load_study(folder: str | Path):
     fits = {name: load_fit(folder / file) for name, file in files.items() if (folder / file).is_file()}
     if len(fits) < 2:
         raise PoolwiseError(
-            f"{folder} holds {len(fits)} saved fits; a study needs at least two of complete.nc, none.nc, partial.nc "
-            "(or of the models its study.json names)"
+            f"{folder} holds {len(fits)} saved fits; a study needs at least two of {', '.join(files.values())}"
         )
     notes = saved_study.get("notes", [])
     # Refitted LOO terms replay from the draws each fit keeps. Without a study.json saying how
