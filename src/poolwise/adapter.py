@@ -349,7 +349,7 @@ class _HurdleNegativeBinomial:
         import pytensor.tensor as pt
 
         count = pm.logp(pm.NegativeBinomial.dist(mu=mu, alpha=alpha), value)
-        zero = alpha * (pt.log(alpha) - pt.log(alpha + mu))  # log P(0) of the count part
+        zero = -alpha * pt.log1p(mu / alpha)  # log P(0) of the count part, exact as mu -> 0
         return pt.switch(pt.eq(value, 0), pt.log1p(-psi), pt.log(psi) + count - pt.log1mexp(zero))
 
     @staticmethod

@@ -1322,8 +1322,8 @@ def decide(
     model: Annotated[
         Model | None,
         typer.Option(
-            help="Which model of a results folder to decide with (default: partial pooling, or the best model by "
-            "LOO of a comparison of your own formulas; decide with another of those as DIR/m1.nc).",
+            help="Which model of a results folder to decide with (default: partial pooling, else the best model "
+            "by LOO, said in the output; decide with one of your own formulas' models as DIR/m1.nc).",
             show_default=False,
         ),
     ] = None,
@@ -1384,6 +1384,9 @@ def decide(
             how = f"decide with one as {source}/{next(iter(saved.fits))}.nc" if own else "use --model with one of them"
             raise PoolwiseError(f"{source} has no {model.value} fit; its models are {', '.join(saved.fits)}: {how}")
         fit = saved.fits[model.value] if model is not None and hasattr(saved, "fits") else decision_fit(saved)
+        if hasattr(saved, "fits") and model is None and "partial" not in saved.fits and not as_json:
+            chosen = next(name for name, fitted in saved.fits.items() if fitted is fit)
+            stdout.print(f"Deciding with {escape(chosen)} ({escape(fit.spec.formula)}), the best model by LOO.")
         decision = decide_fit(
             fit,
             treatment=treatment,
@@ -1423,7 +1426,8 @@ def _shares_table(decision, categorical: bool):
     """``Decision.shares`` as one row per scope, arm and value: the shares in percent, the change in points."""
     pct = f"{decision.prob:.0%}"
     ratings = find_family(decision.family).ordinal
-    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0"
+    per = "" if decision.unit in ("rows", "observations") else f" at one {decision.unit}"
+    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0{per}"
     # A hurdle's zeros are 1 - psi, which does not vary by treatment here.
     aside = "; 1 - psi for a hurdle, the same with and without" if decision.family.startswith("hurdle") else ""
     shares = _table(f"P({escape(what)}), {pct} intervals of the change{aside}")

@@ -412,8 +412,9 @@ class Family:
 
 
 def _negative_binomial_log_zero(mu, alpha):
-    """log P(0) of Bambi's NegativeBinomial(mu, alpha): alpha log(alpha / (alpha + mu))."""
-    return alpha * (np.log(alpha) - np.log(alpha + mu))
+    """log P(0) of Bambi's NegativeBinomial(mu, alpha): alpha log(alpha / (alpha + mu)), written
+    so that it stays exact as mu -> 0."""
+    return -alpha * np.log1p(mu / alpha)
 
 
 def positive_negative_binomial(rng: np.random.Generator, mu, alpha) -> np.ndarray:

@@ -369,7 +369,8 @@ def _shares_table(decision: Decision) -> Table | None:
             ]
         )
     titles = _titles(decision)
-    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0, per unit of exposure"
+    per = "" if decision.unit in ("rows", "observations") else f", at one {decision.unit}"
+    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0{per}"
     if decision.family.startswith("hurdle"):  # its zeros are 1 - psi, which does not vary by treatment here
         what = f"{decision.outcome} = 0, 1 - psi, the same with and without"
     return Table(
@@ -601,7 +602,9 @@ def _compare_command(study: Study) -> str:
     poolings = [entry.name for entry in POOLINGS]
     # The analyst's own models (compare DATA F1 F2 ...) are named m1, m2, ... in their order.
     own = any(model not in poolings for model in study.fits)
-    seed = of_comparison(settings.get("seed", 0), 0 if own else poolings.index(name))
+    # The CLI's model m<k> was fitted with seeds.of_model(seed, k - 1); others by their place.
+    index = int(name[1:]) - 1 if name[:1] == "m" and name[1:].isdigit() else list(study.fits).index(name)
+    seed = of_comparison(settings.get("seed", 0), index if own else poolings.index(name))
     formulas = [fitted.spec.formula for fitted in study.fits.values()] if own else [study.formula]
     families = [find_family(fitted.spec.family) for fitted in study.fits.values()]
     if len({family.key for family in families}) == 1:

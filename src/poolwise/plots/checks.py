@@ -314,7 +314,8 @@ def ppc_groups_table(
     Raises
     ------
     PoolwiseError
-        The models have no group factor, or ``draws`` is not a whole number >= 1.
+        A model has no group factor or another one than the first, or ``draws`` is not a whole
+        number >= 1.
 
     Examples
     --------
@@ -324,8 +325,12 @@ def ppc_groups_table(
         raise PoolwiseError(f"draws must be a whole number >= 1, got {draws!r}")
     fits = as_fits(fits)
     first = next(iter(fits.values()))
-    if first.spec.group is None:
-        raise PoolwiseError("a posterior predictive check per group needs a group factor; the formula has none")
+    factors = {fit.spec.group for fit in fits.values()}
+    if None in factors or len(factors) > 1:
+        raise PoolwiseError(
+            "a posterior predictive check per group needs every model grouped by the same factor; "
+            f"these are grouped by {', '.join(sorted(factor or 'no factor' for factor in factors))}"
+        )
     colours = model_colors(list(fits), [fit.pooling for fit in fits.values()], colors)
     parts = []
     for name, fit in fits.items():
