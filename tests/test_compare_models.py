@@ -69,13 +69,13 @@ def test_the_cli_refuses_in_one_line(tmp_path):
             "p(nSigned, nTrialCustomers) ~ yogaStretch",
             "--out",
             str(tmp_path / "r"),
-            "--cv",
-            "group",
+            "--parameterization",
+            "centered",
         ],
     )
     assert result.exit_code == 2 and not (tmp_path / "r").exists()
     assert result.stderr.strip() == (
-        "error: --cv is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
+        "error: --parameterization is not available when comparing several formulas yet; compare them without it, or one formula's pooling with it"
     )
     result = runner.invoke(
         app, ["compare", "franchise", GYM_FORMULA, "p(nSigned, nTrialCustomers) ~ yogaStretch", "--plots"]
@@ -178,3 +178,26 @@ def test_saved_fits_compare_like_brms_loo_compare(tmp_path):
         f"m{list(reference.index).index(f) + 1}" for f in reference.sort_values("elpd_diff", ascending=False).index
     ]
     assert ours[-1] == theirs[-1]  # the intercept-only model is last in both
+
+
+@pytest.mark.slow
+def test_grouped_cv_of_own_models_is_group_cv_of_the_same_models(gym):
+    """``compare_models(cv="group")`` refits each model as written without each fold's gyms. A
+    formula without a group term is scored on the same folds (its rows matched by position); the
+    formula as written and its complete pooling template are the models ``group_cv`` refits, with
+    the same priors, layout and (at the same place) seeds, so their elpd_cv agree exactly."""
+    import warnings
+
+    complete = "p(nSigned, nTrialCustomers) ~ yogaStretch"
+    models = {"m1": complete, "m2": "p(nSigned, nTrialCustomers) ~ yogaStretch + (1|gymID)", "m3": GYM_FORMULA}
+    settings = {"draws": 200, "tune": 200, "chains": 2, "seed": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pw.PoolwiseWarning)
+        study = pw.compare_models(models, gym, cv="group", folds=4, fix_loo="off", **settings)
+        alone = pw.group_cv(GYM_FORMULA, gym, folds=4, poolings=["complete", "partial"], **settings)
+    assert study.cv.settings["refits"] == 12 and len(study.cv.folds) == 4
+    assert set(study.table.columns) >= {"elpd_cv", "se_cv"}
+    assert study.table.loc["m1", "elpd_cv"] == pytest.approx(alone.table.loc["complete", "elpd_cv"], rel=1e-9)
+    assert study.table.loc["m3", "elpd_cv"] == pytest.approx(alone.table.loc["partial", "elpd_cv"], rel=1e-9)
+    # Leaving gyms out, the gyms' own intercepts predict far better than one rate for all.
+    assert study.table.loc["m2", "elpd_cv"] > study.table.loc["m1", "elpd_cv"] + 50

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise import adapter, geometry, seeds
-from poolwise.cv import DEFAULT_WORKERS, check_workers, group_folds, run_folds
+from poolwise.cv import DEFAULT_WORKERS, check_workers, fits_cv, group_folds, run_folds
 from poolwise.dispersion import check_fits
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.fitting import build_model, check_prior_terms, checked_inputs, sample
@@ -436,6 +436,10 @@ def compare_models(
     fix_loo: str = "refit",
     missing: str = "drop",
     link: str | None = None,
+    cv: str | None = None,
+    folds: int | Sequence[Sequence] | None = None,
+    by: str | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> Study:
     """Fit models the analyst wrote to the same observations and compare them by LOO, as brms's
     ``loo_compare(m1, m2)``: with or without a covariate, ``|`` against ``||``, one family against
@@ -477,6 +481,16 @@ def compare_models(
     link : str or sequence of str, optional
         One link for every model, or one per model in their order (the same formula twice with
         ``["logit", "probit"]`` compares links); None keeps each family's own.
+    cv : {"group"}, optional
+        Also run grouped K-fold cross-validation of every model (``cv.fits_cv``): its ``elpd_cv``
+        and ``se_cv`` join the table, ``cv`` holds the result.
+    folds : int or list of lists, optional
+        The folds of ``cv``: a number, or the groups of each fold; None leaves one group out at a
+        time.
+    by : str, optional
+        The grouping factor ``cv`` leaves out (default: the first model's group factor).
+    workers : int, default 1
+        Processes for the cross-validation refits, as in ``group_cv``.
 
     Returns
     -------
@@ -518,6 +532,10 @@ def compare_models(
     named, family_of, link_of = dict(zip(names, formulas)), dict(zip(names, families)), dict(zip(names, links))
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
+    if cv is not None and cv != "group":
+        raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
+    if cv is not None:
+        check_workers(workers)
     # Rows missing a value any model reads are dropped for all of them, so they stay comparable.
     for name, formula in named.items():
         data, _ = drop_missing(formula, data, family=family_of[name], missing=missing)
@@ -559,7 +577,11 @@ def compare_models(
             link=link_of[name],
         )
     table, loos = loo_table(fits, fix=fix_loo)
-    return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), None, fix_loo)
+    result = None
+    if cv is not None:
+        result = fits_cv(fits, folds=folds, by=by, draws=draws, tune=tune, chains=chains, seed=seed, workers=workers)
+        table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
+    return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), result, fix_loo)
 
 
 def compare_fits(fits: Mapping[str, Fit] | Sequence[Fit], *, fix_loo: str = "refit") -> Study:

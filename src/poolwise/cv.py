@@ -11,7 +11,7 @@ only the shared values. Only the pointwise log-likelihoods of the held-out rows 
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -30,6 +30,7 @@ from poolwise.pooling import POOLINGS
 from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, resolve_priors
 from poolwise.refits import refitter, release_memory
+from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
 # One process: each model's folds run in one batch on its compiled program. More workers take
@@ -326,28 +327,128 @@ def run_folds(
     >>> run_folds(spec, prepared, group_folds(prepared[spec.group]), poolings=["partial"], draws=1000,
     ...           tune=1000, chains=4, seed=1, priors=resolved)  # doctest: +SKIP
     """
+    canonical = [entry.name for entry in POOLINGS]
+    models = {
+        name: {
+            "spec": spec,
+            "data": data,
+            "pooling": name,
+            "priors": priors[name],
+            "parameterization": parameterization,
+            "index": canonical.index(name),
+        }
+        for name in poolings
+    }
+    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    return _run_models(spec.formula, models, data[spec.group], folds, settings, workers=workers, executor=executor)
+
+
+def fits_cv(
+    fits: Mapping[str, Fit],
+    *,
+    folds: int | Sequence[Sequence] | None = None,
+    by: str | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    workers: int = DEFAULT_WORKERS,
+    executor: Executor | str | None = None,
+) -> CV:
+    """Grouped K-fold cross-validation of fitted models of the same observations, as the analyst
+    wrote them (``compare_models(cv="group")``): each model refitted without each fold's groups
+    on its own compiled program, with its own priors and layout, and scored on the held-out rows.
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit
+        Model name -> fit; the fits describe the same rows in the same order
+        (``comparison.check_same_observations``).
+    folds : int, list of lists or None
+        As ``group_folds``: None is leave-one-group-out.
+    by : str, optional
+        The grouping factor whose groups are left out (default: the first model's group factor).
+    draws, tune, chains : int
+        Sampler settings of every refit.
+    seed : int, optional
+        Seeds the folds and every refit (model k, fold f: ``seeds.of_fold(seed, k, f)``).
+    workers : int, default 1
+        As in ``group_cv``.
+    executor : concurrent.futures.Executor or str, optional
+        As in ``group_cv``.
+
+    Returns
+    -------
+    CV
+
+    Raises
+    ------
+    PoolwiseError
+        No model is grouped (or none by ``by``), or a bad ``workers``.
+
+    Examples
+    --------
+    >>> fits_cv(study.fits, seed=1).table  # doctest: +SKIP
+    """
+    factor = by or next((fit.spec.group for fit in fits.values() if fit.spec.group), None)
+    source = next((fit for fit in fits.values() if factor and factor in fit.data.columns), None)
+    if source is None:
+        raise PoolwiseError(
+            "grouped cross-validation needs a group factor to leave out; none of the models has "
+            + (f"{factor!r}" if factor else "a group term such as (1|group)")
+        )
+    seed = seeds.base(seed)
+    groups = source.data[factor].reset_index(drop=True)
+    models = {
+        name: {
+            "spec": fit.spec,
+            "data": fit.data,
+            "pooling": fit.pooling,
+            "priors": fit.priors,
+            "parameterization": fit.settings.get("parameterization") or None,
+            "index": index,
+        }
+        for index, (name, fit) in enumerate(fits.items())
+    }
+    formula = " vs ".join(fit.spec.formula for fit in fits.values())
+    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    return _run_models(
+        formula, models, groups, group_folds(groups, folds, seed=seed), settings, workers=workers, executor=executor
+    )
+
+
+def _run_models(
+    formula: str,
+    models: dict[str, dict],
+    groups: pd.Series,
+    folds: list[list],
+    settings: dict,
+    *,
+    workers: int,
+    executor: Executor | str | None,
+) -> CV:
+    """Refit every model of ``models`` (name -> spec, data, pooling, priors, parameterization and
+    its seed index) without each fold's groups, rows matched by position, and score them."""
     check_workers(workers)
-    fold_of = np.empty(len(data), dtype=int)
-    in_group = data[spec.group].astype(str).to_numpy()
+    draws, tune, chains, seed = (settings[key] for key in ("draws", "tune", "chains", "seed"))
+    fold_of = np.empty(len(groups), dtype=int)
+    in_group = groups.astype(str).to_numpy()
     for number, fold in enumerate(folds):
         fold_of[np.isin(in_group, [str(label) for label in fold])] = number
-    settings = {"draws": draws, "tune": tune, "chains": chains}
-    canonical = [entry.name for entry in POOLINGS]
     # One task per model: its folds are refitted in one batch on one compiled program. Seeds
     # depend on the model and fold only, not on the run order or the models asked for. Every
     # task refers to the same DataFrame, so the parent holds one copy of the data.
     tasks = [
         {
-            "spec": spec,
-            "pooling": name,
-            "priors": priors[name],
-            "parameterization": parameterization,
-            "data": data,
+            "name": name,
+            **{key: model[key] for key in ("spec", "data", "pooling", "priors", "parameterization")},
             "rows": [np.flatnonzero(fold_of == number) for number in range(len(folds))],
-            "seeds": [seeds.of_fold(seed, canonical.index(name), number) for number in range(len(folds))],
-            **settings,
+            "seeds": [seeds.of_fold(seed, model["index"], number) for number in range(len(folds))],
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
         }
-        for name in poolings
+        for name, model in models.items()
     ]
     started = time.perf_counter()
     with _executor(executor, workers) as pool:
@@ -362,37 +463,33 @@ def run_folds(
             ) from None
     log_lik = {}
     for task, result in zip(tasks, results):
-        name = task["pooling"]
-        values = np.empty((chains, draws, len(data)))
+        values = np.empty((chains, draws, len(groups)))
         for rows, fold_log_lik in zip(task["rows"], result["log_lik"]):
             values[..., rows] = fold_log_lik
-        log_lik[name] = xr.DataArray(
+        log_lik[task["name"]] = xr.DataArray(
             values,
             dims=("chain", "draw", "obs"),
-            coords={"obs": np.arange(len(data)), "group": ("obs", data[spec.group].to_numpy())},
+            coords={"obs": np.arange(len(groups)), "group": ("obs", groups.to_numpy())},
         )
-    pointwise = pd.DataFrame({"group": data[spec.group].to_numpy(), "fold": fold_of})
+    pointwise = pd.DataFrame({"group": groups.to_numpy(), "fold": fold_of})
     for name, values in log_lik.items():
         pointwise[name] = pointwise_elpd(values.to_numpy())
     notes = _sampling_notes(results)
     for note in notes:
-        warnings.warn(PoolwiseWarning(note), stacklevel=3)
-    settings.update(
-        seed=seed,
-        folds=len(folds),
-        refits=len(tasks) * len(folds),
-        seconds=round(time.perf_counter() - started, 1),
-        executor=_describe(executor, workers),
-        sampler="numpyro, each model's folds in one batch on one compiled program",
-    )
+        warnings.warn(PoolwiseWarning(note), stacklevel=4)
+    recorded = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": seed,
+        "folds": len(folds),
+        "refits": len(tasks) * len(folds),
+        "seconds": round(time.perf_counter() - started, 1),
+        "executor": _describe(executor, workers),
+        "sampler": "numpyro, each model's folds in one batch on one compiled program",
+    }
     return CV(
-        spec.formula,
-        folds,
-        cv_table(pointwise[list(poolings)], n_folds=len(folds)),
-        pointwise,
-        log_lik,
-        settings,
-        notes,
+        formula, folds, cv_table(pointwise[list(models)], n_folds=len(folds)), pointwise, log_lik, recorded, notes
     )
 
 
@@ -501,7 +598,7 @@ def _refit_and_score(task: dict) -> dict:
     results = refit.refit(task["rows"], task["seeds"], draws=task["draws"], tune=task["tune"], chains=task["chains"])
     release_memory()
     return {
-        "pooling": task["pooling"],
+        "name": task["name"],
         "log_lik": [log_lik for log_lik, _ in results],
         "messages": [
             (fold, f"{divergences} divergent transitions after warm-up")
@@ -518,8 +615,10 @@ def _sampling_notes(results: list[dict]) -> list[str]:
     for result in results:
         if result["messages"]:
             fold, first = result["messages"][0]
+            names = {entry.name for entry in POOLINGS}
+            label = find_pooling(result["name"]).label.lower() if result["name"] in names else result["name"]
             notes.append(
-                f"grouped CV, {find_pooling(result['pooling']).label.lower()}: {len(result['messages'])} of "
+                f"grouped CV, {label}: {len(result['messages'])} of "
                 f"{result['folds']} refits warned, e.g. fold {fold + 1}: {first}"
             )
     return notes
