@@ -711,3 +711,19 @@ def test_compare_of_several_formulas_writes_a_study_folder_figures_and_a_report(
     saved = pw.load_study(out).fits["m1"].spec.formula
     assert f"m1: {saved} (family binomial)" in html and "The decision numbers come from m" in html
     assert run("decide", out).exit_code == 0
+
+
+def test_compare_of_saved_fits_writes_a_study_folder_and_a_report_that_remakes_each_fit(tiny_sampler, tmp_path):
+    partial, unpooled = tmp_path / "partial.nc", tmp_path / "none.nc"
+    assert run("fit", "franchise", GYM_FORMULA, "--out", partial).exit_code == 0
+    assert run("fit", "franchise", GYM_FORMULA, "--model", "none", "--out", unpooled).exit_code == 0
+    out, report = tmp_path / "results", tmp_path / "report.html"
+    result = run("compare", partial, unpooled, "--out", out, "--report", report)
+    assert result.exit_code == 0, result.output
+    assert {"m1.nc", "m2.nc", "study.json"} <= {p.name for p in out.iterdir()}
+    html = report.read_text(encoding="utf-8")
+    # Each fit has its own seed: the report remakes them one by one, then compares the files.
+    seeds = [pw.load_fit(path).settings["seed"] for path in (partial, unpooled)]
+    assert "--model none --family binomial --draws" in html and f"--seed {seeds[1]} --out m2.nc" in html
+    assert "poolwise compare m1.nc m2.nc" in html
+    assert run("compare", partial, unpooled, "--cv", "group").exit_code == 2

@@ -638,8 +638,17 @@ def _compare_models(
     _print_written(outputs[0], files, outputs[2])
 
 
-def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported: dict, fix_loo: str) -> None:
-    """``compare A.nc B.nc ...``: saved fits compared by LOO (brms's loo_compare), printed."""
+def _compare_saved(
+    paths: list[str],
+    *,
+    as_json: bool,
+    caught: list,
+    unsupported: dict,
+    fix_loo: str,
+    outputs: tuple[Path | None, bool, Path | None, bool],
+) -> None:
+    """``compare A.nc B.nc ...``: saved fits compared by LOO (brms's loo_compare), printed and,
+    with ``outputs`` (out, plots, report, force), written as ``compare`` writes a study."""
     from poolwise.comparison import compare_fits
     from poolwise.io import load_fit
 
@@ -648,6 +657,7 @@ def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported
             raise PoolwiseError(
                 f"{option} is not available when comparing saved fits; compare them without it, or refit with it"
             )
+    _check_outputs(*outputs)
     others = [path for path in paths if not path.endswith(".nc")]
     if others:
         raise PoolwiseError(
@@ -658,8 +668,9 @@ def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported
     fits = {name: load_fit(path) for name, path in named.items()}
     with _sampling(False, "Comparing the saved fits..."):
         study = compare_fits(fits, fix_loo=fix_loo)
+    files = _write_study(study, *outputs)
     if as_json:
-        typer.echo(_study_json(study, caught, None, []))
+        typer.echo(_study_json(study, caught, outputs[0], files))
         return
     for name, fitted in fits.items():
         pooling = fitted.pooling if fitted.spec.factors else "complete"
@@ -667,6 +678,7 @@ def _compare_saved(paths: list[str], *, as_json: bool, caught: list, unsupported
             f"{name}: {escape(named[name])}: {escape(fitted.spec.formula)} (family {fitted.spec.family}, {pooling} pooling)"
         )
     _print_study(study)
+    _print_written(outputs[0], files, outputs[2])
 
 
 def _study_json(study, caught: list, out: Path | None, files: list[Path]) -> str:
@@ -992,15 +1004,9 @@ def compare_command(
                 [str(data), *formulas],
                 as_json=as_json,
                 caught=caught,
-                unsupported={
-                    "--out": out,
-                    "--plots": plots,
-                    "--report": report,
-                    "--cv": cv,
-                    "--family": family,
-                    "--link": link,
-                },
+                unsupported={"--cv": cv, "--family": family, "--link": link},
                 fix_loo=fix_loo.value,
+                outputs=(out, plots, report, force),
             )
             return
         if len(formulas) > 1:

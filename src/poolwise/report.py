@@ -596,7 +596,11 @@ def _diagnostics(study: Study) -> tuple[Table, list[str]]:
 
 def _compare_command(study: Study) -> str:
     """The ``poolwise compare`` call that refits these models, from their saved settings (the data
-    file's name is not saved: DATA stands for it)."""
+    file's name is not saved: DATA stands for it); for saved fits made one by one, a ``poolwise
+    fit`` call per model and the ``compare`` of the files."""
+    if _own_models(study) and not _one_run(study):
+        fits = [_fit_command(name, fit) for name, fit in study.fits.items()]
+        return "; ".join([*fits, shlex.join(["poolwise", "compare", *(f"{name}.nc" for name in study.fits)])])
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
     poolings = [entry.name for entry in POOLINGS]
@@ -623,6 +627,35 @@ def _compare_command(study: Study) -> str:
     if "elpd_cv" in study.table.columns:
         words += ["--cv", "group"]
     return shlex.join(words)
+
+
+def _one_run(study: Study) -> bool:
+    """Whether the analyst's models m1, m2, ... are one ``compare DATA F1 F2`` run: their seeds
+    follow ``seeds.of_model`` and they share the sampler settings."""
+    names = list(study.fits)
+    if not all(name[:1] == "m" and name[1:].isdigit() for name in names):
+        return False
+    settings = [fit.settings for fit in study.fits.values()]
+    base = of_comparison(settings[0].get("seed", 0), int(names[0][1:]) - 1)
+    keys = ("draws", "tune", "chains", "backend")
+    return all(
+        of_comparison(one.get("seed", 0), int(name[1:]) - 1) == base
+        and all(one.get(key) == settings[0].get(key) for key in keys)
+        and fit.pooling == ("partial" if fit.spec.factors else "complete")
+        for name, one, fit in zip(names, settings, study.fits.values())
+    )
+
+
+def _fit_command(name: str, fit) -> str:
+    """The ``poolwise fit`` call that remakes one saved fit as ``NAME.nc``."""
+    family = find_family(fit.spec.family)
+    words = ["poolwise", "fit", "DATA", fit.spec.formula, "--model", fit.pooling, "--family", family.name]
+    if family.key != family.name:
+        words += ["--link", family.link]
+    for option in ("draws", "tune", "chains", "backend", "seed"):
+        if fit.settings.get(option) is not None:
+            words += [f"--{option}", str(fit.settings[option])]
+    return shlex.join([*words, "--out", f"{name}.nc"])
 
 
 def _reproducibility(study: Study, command: str | None, study_json: str | None) -> dict:
