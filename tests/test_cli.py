@@ -726,4 +726,4 @@ def test_compare_of_saved_fits_writes_a_study_folder_and_a_report_that_remakes_e
     seeds = [pw.load_fit(path).settings["seed"] for path in (partial, unpooled)]
     assert "--model none --family binomial --draws" in html and f"--seed {seeds[1]} --out m2.nc" in html
     assert "poolwise compare m1.nc m2.nc" in html
-    assert run("compare", partial, unpooled, "--cv", "group").exit_code == 2
+    assert run("compare", partial, unpooled, "--link", "probit").exit_code == 2

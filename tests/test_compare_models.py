@@ -185,7 +185,8 @@ def test_grouped_cv_of_own_models_is_group_cv_of_the_same_models(gym):
     """``compare_models(cv="group")`` refits each model as written without each fold's gyms. A
     formula without a group term is scored on the same folds (its rows matched by position); the
     formula as written and its complete pooling template are the models ``group_cv`` refits, with
-    the same priors, layout and (at the same place) seeds, so their elpd_cv agree exactly."""
+    the same priors, layout and (at the same place) seeds, so their elpd_cv agree exactly; so do
+    the same fits compared as saved fits (``compare_fits(cv="group")``)."""
     import warnings
 
     complete = "p(nSigned, nTrialCustomers) ~ yogaStretch"
@@ -201,3 +202,6 @@ def test_grouped_cv_of_own_models_is_group_cv_of_the_same_models(gym):
     assert study.table.loc["m3", "elpd_cv"] == pytest.approx(alone.table.loc["partial", "elpd_cv"], rel=1e-9)
     # Leaving gyms out, the gyms' own intercepts predict far better than one rate for all.
     assert study.table.loc["m2", "elpd_cv"] > study.table.loc["m1", "elpd_cv"] + 50
+    # The same fits compared as saved fits: the same refits, so the same numbers.
+    saved = pw.compare_fits(study.fits, cv="group", folds=4, seed=1, fix_loo="off")
+    assert saved.table["elpd_cv"].to_dict() == pytest.approx(study.table["elpd_cv"].to_dict(), rel=1e-9)

@@ -646,9 +646,11 @@ def _compare_saved(
     unsupported: dict,
     fix_loo: str,
     outputs: tuple[Path | None, bool, Path | None, bool],
+    **cv,
 ) -> None:
-    """``compare A.nc B.nc ...``: saved fits compared by LOO (brms's loo_compare), printed and,
-    with ``outputs`` (out, plots, report, force), written as ``compare`` writes a study."""
+    """``compare A.nc B.nc ...``: saved fits compared by LOO (brms's loo_compare) and, with ``cv``
+    (``compare_fits``' cv, folds, by, seed, workers), grouped CV; printed and, with ``outputs``
+    (out, plots, report, force), written as ``compare`` writes a study."""
     from poolwise.comparison import compare_fits
     from poolwise.io import load_fit
 
@@ -667,7 +669,7 @@ def _compare_saved(
     named = {f"m{number}": path for number, path in enumerate(paths, start=1)}
     fits = {name: load_fit(path) for name, path in named.items()}
     with _sampling(False, "Comparing the saved fits..."):
-        study = compare_fits(fits, fix_loo=fix_loo)
+        study = compare_fits(fits, fix_loo=fix_loo, **cv)
     files = _write_study(study, *outputs)
     if as_json:
         typer.echo(_study_json(study, caught, outputs[0], files))
@@ -1004,9 +1006,14 @@ def compare_command(
                 [str(data), *formulas],
                 as_json=as_json,
                 caught=caught,
-                unsupported={"--cv": cv, "--family": family, "--link": link},
+                unsupported={"--family": family, "--link": link},
                 fix_loo=fix_loo.value,
                 outputs=(out, plots, report, force),
+                cv=_value(cv),
+                folds=folds,
+                by=by,
+                seed=seed,
+                workers=workers,
             )
             return
         if len(formulas) > 1:

@@ -584,9 +584,19 @@ def compare_models(
     return Study(" vs ".join(named.values()), fits, table, loos, check_fits(fits), result, fix_loo)
 
 
-def compare_fits(fits: Mapping[str, Fit] | Sequence[Fit], *, fix_loo: str = "refit") -> Study:
+def compare_fits(
+    fits: Mapping[str, Fit] | Sequence[Fit],
+    *,
+    fix_loo: str = "refit",
+    cv: str | None = None,
+    folds: int | Sequence[Sequence] | None = None,
+    by: str | None = None,
+    seed: int | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> Study:
     """Compare models already fitted (``poolwise fit --out``, ``load_fit``) by LOO, as brms's
-    ``loo_compare(m1, m2)`` on saved fits: nothing is refitted except the exact LOO refits.
+    ``loo_compare(m1, m2)`` on saved fits: nothing is refitted except the exact LOO refits (and,
+    with ``cv``, the cross-validation refits).
 
     Parameters
     ----------
@@ -594,6 +604,14 @@ def compare_fits(fits: Mapping[str, Fit] | Sequence[Fit], *, fix_loo: str = "ref
         The fits, by name (default names: m1, m2, ... in order).
     fix_loo : {"refit", "moment_match", "off"}
         How LOO terms with Pareto k > 0.7 are fixed, as in ``compare``.
+    cv : {"group"}, optional
+        Also run grouped K-fold cross-validation of every fit as ``compare_models`` does, each
+        model with its saved priors and layout, the refits at the first fit's draws, tune and
+        chains.
+    folds, by, workers
+        As in ``compare_models``.
+    seed : int, optional
+        Seeds the folds and the refits (default: the first fit's seed).
 
     Returns
     -------
@@ -616,10 +634,21 @@ def compare_fits(fits: Mapping[str, Fit] | Sequence[Fit], *, fix_loo: str = "ref
         raise PoolwiseError("compare_fits needs at least two fits; fit another model and save it with --out")
     if fix_loo not in FIXES:
         raise PoolwiseError(f"unknown fix_loo {fix_loo!r}; use one of: {', '.join(FIXES)}")
+    if cv is not None and cv != "group":
+        raise PoolwiseError(f"unknown cv {cv!r}; use cv='group' (leave groups out) or None")
+    if cv is not None:
+        check_workers(workers)
     check_same_observations({name: (fit.spec, fit.data) for name, fit in named.items()})
     table, loos = loo_table(named, fix=fix_loo)
+    result = None
+    if cv is not None:
+        first = next(iter(named.values())).settings
+        sampler = {key: first[key] for key in ("draws", "tune", "chains")}
+        seed = first.get("seed") if seed is None else seed
+        result = fits_cv(named, folds=folds, by=by, seed=seed, workers=workers, **sampler)
+        table = table.join(result.table[["elpd_cv", "se"]].rename(columns={"se": "se_cv"}))
     formula = " vs ".join(fit.spec.formula for fit in named.values())
-    return Study(formula, named, table, loos, check_fits(named), None, fix_loo)
+    return Study(formula, named, table, loos, check_fits(named), result, fix_loo)
 
 
 def _per_model(value: str | Sequence[str | None] | None, count: int, what: tuple[str, str]) -> list[str | None]:

@@ -600,7 +600,8 @@ def _compare_command(study: Study) -> str:
     fit`` call per model and the ``compare`` of the files."""
     if _own_models(study) and not _one_run(study):
         fits = [_fit_command(name, fit) for name, fit in study.fits.items()]
-        return "; ".join([*fits, shlex.join(["poolwise", "compare", *(f"{name}.nc" for name in study.fits)])])
+        cv = ["--cv", "group"] if "elpd_cv" in study.table.columns else []
+        return "; ".join([*fits, shlex.join(["poolwise", "compare", *(f"{name}.nc" for name in study.fits), *cv])])
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
     poolings = [entry.name for entry in POOLINGS]
