@@ -141,3 +141,20 @@ def test_serial_and_parallel_cv_give_the_same_numbers(gym_cv_study, gym):
     assert serial.folds == gym_cv_study.cv.folds
     np.testing.assert_array_equal(serial.pointwise["partial"], gym_cv_study.cv.pointwise["partial"])
     assert serial.table.loc["partial", "elpd_cv"] == gym_cv_study.cv.table.loc["partial", "elpd_cv"]
+
+
+def test_own_models_whose_rows_are_in_another_order_are_refused_before_refitting():
+    from dataclasses import replace
+
+    from poolwise.cv import fits_cv
+
+    from helpers import TINY
+
+    fit = pw.load_fit(TINY / "partial.nc")
+    reordered = replace(fit, data=fit.data.iloc[::-1].reset_index(drop=True))
+    with pytest.raises(pw.PoolwiseError) as err:
+        fits_cv({"m1": fit, "m2": reordered}, folds=2, seed=1)
+    assert str(err.value) == (
+        "grouped cross-validation matches the models' rows by position, and m2's rows are not in the same order as "
+        "the others' (each formula aggregated them by its own predictors); compare them by LOO, without --cv"
+    )

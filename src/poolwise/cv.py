@@ -397,6 +397,18 @@ def fits_cv(
             "grouped cross-validation needs a group factor to leave out; none of the models has "
             + (f"{factor!r}" if factor else "a group term such as (1|group)")
         )
+    # Rows are matched by position: every column two models keep must agree row by row.
+    for name, fit in fits.items():
+        shared = [column for column in fit.data.columns if column in source.data.columns]
+        if any(
+            not np.array_equal(fit.data[column].astype(str).to_numpy(), source.data[column].astype(str).to_numpy())
+            for column in shared
+        ):
+            raise PoolwiseError(
+                f"grouped cross-validation matches the models' rows by position, and {name}'s rows are not in the "
+                "same order as the others' (each formula aggregated them by its own predictors); compare them by "
+                "LOO, without --cv"
+            )
     seed = seeds.base(seed)
     groups = source.data[factor].reset_index(drop=True)
     models = {

@@ -599,17 +599,17 @@ def _compare_command(study: Study) -> str:
     file's name is not saved: DATA stands for it); for saved fits made one by one, a ``poolwise
     fit`` call per model and the ``compare`` of the files."""
     if _own_models(study) and not _one_run(study):
-        fits = [_fit_command(name, fit) for name, fit in study.fits.items()]
+        files = [f"m{k}.nc" for k in range(1, len(study.fits) + 1)]
+        fits = [_fit_command(file, fit) for file, fit in zip(files, study.fits.values())]
         cv = ["--cv", "group"] if "elpd_cv" in study.table.columns else []
-        return "; ".join([*fits, shlex.join(["poolwise", "compare", *(f"{name}.nc" for name in study.fits), *cv])])
+        return "; ".join([*fits, shlex.join(["poolwise", "compare", *files, *cv])])
     name, fit = next(iter(study.fits.items()))
     settings = fit.settings
     poolings = [entry.name for entry in POOLINGS]
     # The analyst's own models (compare DATA F1 F2 ...) are named m1, m2, ... in their order.
     own = any(model not in poolings for model in study.fits)
-    # The CLI's model m<k> was fitted with seeds.of_model(seed, k - 1); others by their place.
-    index = int(name[1:]) - 1 if name[:1] == "m" and name[1:].isdigit() else list(study.fits).index(name)
-    seed = of_comparison(settings.get("seed", 0), index if own else poolings.index(name))
+    # The analyst's k-th model (0-based) was fitted with seeds.of_model(seed, k).
+    seed = of_comparison(settings.get("seed", 0), 0 if own else poolings.index(name))
     formulas = [fitted.spec.formula for fitted in study.fits.values()] if own else [study.formula]
     families = [find_family(fitted.spec.family) for fitted in study.fits.values()]
     if len({family.key for family in families}) == 1:
@@ -631,24 +631,21 @@ def _compare_command(study: Study) -> str:
 
 
 def _one_run(study: Study) -> bool:
-    """Whether the analyst's models m1, m2, ... are one ``compare DATA F1 F2`` run: their seeds
-    follow ``seeds.of_model`` and they share the sampler settings."""
-    names = list(study.fits)
-    if not all(name[:1] == "m" and name[1:].isdigit() for name in names):
-        return False
+    """Whether the analyst's models are one ``compare DATA F1 F2`` run: the k-th model's seed is
+    ``seeds.of_model(seed, k)`` and they share the sampler settings."""
     settings = [fit.settings for fit in study.fits.values()]
-    base = of_comparison(settings[0].get("seed", 0), int(names[0][1:]) - 1)
-    keys = ("draws", "tune", "chains", "backend")
+    base = settings[0].get("seed", 0)
+    keys = ("draws", "tune", "chains", "backend", "allow_unidentified")
     return all(
-        of_comparison(one.get("seed", 0), int(name[1:]) - 1) == base
+        of_comparison(one.get("seed", 0), index) == base
         and all(one.get(key) == settings[0].get(key) for key in keys)
         and fit.pooling == ("partial" if fit.spec.factors else "complete")
-        for name, one, fit in zip(names, settings, study.fits.values())
+        for index, (one, fit) in enumerate(zip(settings, study.fits.values()))
     )
 
 
-def _fit_command(name: str, fit) -> str:
-    """The ``poolwise fit`` call that remakes one saved fit as ``NAME.nc``."""
+def _fit_command(file: str, fit) -> str:
+    """The ``poolwise fit`` call that remakes one saved fit as ``file``."""
     family = find_family(fit.spec.family)
     words = ["poolwise", "fit", "DATA", fit.spec.formula, "--model", fit.pooling, "--family", family.name]
     if family.key != family.name:
@@ -656,7 +653,9 @@ def _fit_command(name: str, fit) -> str:
     for option in ("draws", "tune", "chains", "backend", "seed"):
         if fit.settings.get(option) is not None:
             words += [f"--{option}", str(fit.settings[option])]
-    return shlex.join([*words, "--out", f"{name}.nc"])
+    if fit.settings.get("allow_unidentified"):
+        words.append("--allow-unidentified")
+    return shlex.join([*words, "--out", file])
 
 
 def _reproducibility(study: Study, command: str | None, study_json: str | None) -> dict:
