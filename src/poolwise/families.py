@@ -158,7 +158,7 @@ class Family:
         """
         if self.ordinal:
             cuts = thresholds(aux)
-            values = categories(aux) or list(range(1, len(cuts) + 2))
+            values = self.share_values(aux)
             steps = zip(values, values[1:], cuts)
             return values[0] + sum((high - low) * (1 - self.cumulative(cut - eta)) for low, high, cut in steps)
         mu = self.inverse(eta)
@@ -403,11 +403,11 @@ class Family:
         return np.where(rng.random(mu.shape) < psi, counts, 0).astype(np.int64)
 
     def _category(self, rng: np.random.Generator, eta: np.ndarray, aux: dict, shape: tuple) -> np.ndarray:
-        """Ordinal ratings 1..K of latent location ``eta``: one more than the thresholds below the latent draw."""
+        """Ordinal ratings of latent location ``eta``: the category above the thresholds the latent draw passes."""
         noise = rng.standard_normal(shape) if self.link == "probit" else rng.logistic(size=shape)
         latent = eta + noise
         cuts = thresholds(aux)
-        values = categories(aux) or list(range(1, len(cuts) + 2))
+        values = self.share_values(aux)
         return values[0] + sum((high - low) * (latent > cut) for low, high, cut in zip(values, values[1:], cuts))
 
 
