@@ -51,7 +51,8 @@ def run_fresh(cache) -> dict:
 @pytest.mark.slow
 def test_a_second_process_traces_and_compiles_nothing(tmp_path):
     first, second = run_fresh(tmp_path), run_fresh(tmp_path)
-    assert first["traced"] == 2 and first["missed"] > 0  # the fit's sampler and the refits' (warm-started)
+    # The fit's sampler and the refits' (warm-started), each a start and a segment program.
+    assert first["traced"] == 4 and first["missed"] > 0
     assert (second["traced"], second["missed"]) == (0, 0)
     assert (second["intercept"], second["refit"]) == (first["intercept"], first["refit"])
 
@@ -85,3 +86,49 @@ def test_two_data_sets_of_one_shape_get_their_own_program():
             model = fitting.build_model(spec, prepared, "complete", resolve_priors(None, spec, prepared, "complete"))[0]
         paths.append(program._exported_path(program.program(model), ("settings",)))
     assert paths[0] is not None and paths[0] != paths[1]
+
+
+def test_segments_cover_the_run_and_divide_it_where_they_can():
+    from poolwise.program import SEGMENTS, _segment_length
+
+    assert SEGMENTS == 20
+    assert _segment_length(1000, 1000) == 100
+    assert _segment_length(1000, 333) == 67  # 1,333 = 31 x 43: the last of 20 segments is cut
+    assert _segment_length(500, 200) == 35
+    assert _segment_length(3, 2) == 1
+
+
+@pytest.mark.slow
+def test_a_run_tells_its_progress_and_its_segments_do_not_change_the_draws(monkeypatch):
+    """Each segment's end reaches the listener under the stage's task name; one segment or twenty,
+    the draws are the same (the kernel counts warm-up in its state)."""
+    import warnings
+
+    import numpy as np
+
+    import poolwise as pw
+    from poolwise import program, progress
+    from poolwise.seeds import of_chains
+
+    seen = []
+    with warnings.catch_warnings(), progress.listening(lambda *update: seen.append(update)):
+        warnings.simplefilter("ignore")
+        fit = pw.fit(
+            "p(nSigned, nTrialCustomers) ~ yogaStretch",
+            pw.load_dataset("franchise"),
+            pooling="complete",
+            draws=30,
+            tune=30,
+            chains=2,
+            seed=3,
+        )
+    assert seen[0] == ("Complete pooling", 0, 60) and seen[-1] == ("Complete pooling", 60, 60)
+    assert [done for _, done, _ in seen] == list(range(0, 61, 3))  # 20 segments of 3 iterations
+
+    found = program.program(fit.model)
+    found._runners.clear()
+    monkeypatch.setattr(program, "SEGMENTS", 1)
+    whole = found.run(np.ones((2, found.rows)), of_chains(3, 2), tune=30, draws=30, target_accept=None)
+    intercept = fit.posterior["Intercept"].to_numpy()
+    assert whole.z.shape == (2, 30, found.size)
+    assert np.allclose(program.posterior(fit.model, whole.z)["Intercept"], intercept, rtol=0, atol=1e-12)

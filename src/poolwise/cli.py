@@ -299,7 +299,14 @@ Prob = Annotated[
     float | None, typer.Option(help="Interval probability, e.g. 0.95 (default 0.89, ArviZ's).", show_default=False)
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
-Progress = Annotated[bool, typer.Option("--progress", help="Show the sampler's own progress bar instead of a spinner.")]
+Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show each sampler run's progress with elapsed and expected time (default: on a terminal).",
+        show_default=False,
+    ),
+]
 ParameterizationOption = Annotated[
     Parameterization, typer.Option(help="Partial pooling's group terms: auto chooses from the data.")
 ]
@@ -382,11 +389,21 @@ def _messages(caught: list) -> list[str]:
     return list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, PoolwiseWarning)))
 
 
+def _shown(progress: bool | None) -> bool:
+    """``--progress/--no-progress``, or by default whether stderr is a terminal."""
+    return stderr.is_terminal if progress is None else progress
+
+
 @contextmanager
-def _sampling(progress: bool, what: str) -> Iterator[None]:
-    """The sampler's progress bar and log with ``--progress``, otherwise only a spinner on stderr."""
-    if progress:
+def _sampling(progress: bool, what: str, backend: str | None = None) -> Iterator[None]:
+    """While the library samples: with ``progress``, a bar per sampler run with its elapsed and
+    expected time (nutpie's and PyMC's own bars for those backends); otherwise only a spinner."""
+    if progress and backend not in (None, "numpyro"):
         yield
+        return
+    if progress:
+        with _bars(what):
+            yield
         return
     # Child loggers: importing pymc (which happens later, lazily) resets the level of "pymc" itself.
     quiet = [
@@ -401,6 +418,48 @@ def _sampling(progress: bool, what: str) -> Iterator[None]:
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
+
+
+@contextmanager
+def _bars(what: str) -> Iterator[None]:
+    """``what`` with a spinner, and under it one bar per task the sampler reports
+    (``poolwise.progress``): iterations done, elapsed and expected time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from poolwise import progress
+
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("elapsed, about"),
+        TimeRemainingColumn(),
+        TextColumn("to go"),
+        console=stderr,
+        transient=True,
+    )
+    tasks = {}
+
+    def show(task: str, done: int, total: int) -> None:
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=total)
+        elif done < bars.tasks[tasks[task]].completed:  # the same task runs again (a refit batch)
+            bars.reset(tasks[task], total=total)
+        bars.update(tasks[task], completed=done, total=total)
+
+    with bars, progress.listening(show):
+        bars.add_task(what, total=None)
+        yield
 
 
 def _priors(values: list[str] | None, old_preset: str | None = None):
@@ -624,7 +683,7 @@ def _compare_models(
     _check_outputs(*outputs)
     # Short names keep the table readable; the legend says which formula each is.
     named = {f"m{number}": formula for number, formula in enumerate(formulas, start=1)}
-    with _sampling(settings["progress"], f"Fitting {len(formulas)} models..."):
+    with _sampling(settings["progress"], f"Fitting {len(formulas)} models...", settings.get("backend")):
         study = compare_models(named, frame, **settings)
     files = _write_study(study, *outputs)
     if as_json:
@@ -668,7 +727,7 @@ def _compare_saved(
         )
     named = {f"m{number}": path for number, path in enumerate(paths, start=1)}
     fits = {name: load_fit(path) for name, path in named.items()}
-    with _sampling(False, "Comparing the saved fits..."):
+    with _sampling(_shown(None), "Comparing the saved fits..."):
         study = compare_fits(fits, fix_loo=fix_loo, **cv)
     files = _write_study(study, *outputs)
     if as_json:
@@ -719,7 +778,7 @@ def _compare(
     from poolwise.comparison import compare
 
     _check_outputs(out, plots, report, force)
-    with _sampling(settings["progress"], "Fitting complete, no and partial pooling..."):
+    with _sampling(settings["progress"], "Fitting complete, no and partial pooling...", settings.get("backend")):
         study = compare(formula, frame, **settings)
     files = _write_study(study, out, plots, report, force)
     if as_json:
@@ -862,7 +921,7 @@ def fit_command(
     per_group: PerGroup = False,
     prob: Prob = None,
     as_json: AsJson = False,
-    progress: Progress = False,
+    progress: Progress = None,
     allow_unidentified: AllowUnidentified = False,
     strict: Strict = False,
     parameterization: ParameterizationOption = Parameterization.auto,
@@ -885,7 +944,7 @@ def fit_command(
             check_new(out, force=force)
         chosen = _model(model, pooling)
         frame = read_data(data)
-        with _sampling(progress, f"Fitting the {chosen} pooling model..."):
+        with _sampling(_shown(progress), f"Fitting the {chosen} pooling model...", _value(backend)):
             result = fit(
                 formula,
                 frame,
@@ -900,7 +959,7 @@ def fit_command(
                 priors=_priors(prior, priors),
                 allow_unidentified=allow_unidentified,
                 parameterization=parameterization.value,
-                progress=progress,
+                progress=_shown(progress),
                 missing="error" if strict else "drop",
             )
         report = summary(result, prob=prob)
@@ -955,7 +1014,7 @@ def compare_command(
     chains: Chains = 4,
     seed: Seed = None,
     as_json: AsJson = False,
-    progress: Progress = False,
+    progress: Progress = None,
     allow_unidentified: AllowUnidentified = False,
     strict: Strict = False,
     parameterization: ParameterizationOption = Parameterization.auto,
@@ -1036,7 +1095,7 @@ def compare_command(
                 tune=tune,
                 chains=chains,
                 seed=seed,
-                progress=progress,
+                progress=_shown(progress),
                 allow_unidentified=allow_unidentified,
                 fix_loo=fix_loo.value,
                 missing="error" if strict else "drop",
@@ -1059,7 +1118,7 @@ def compare_command(
             tune=tune,
             chains=chains,
             seed=seed,
-            progress=progress,
+            progress=_shown(progress),
             allow_unidentified=allow_unidentified,
             parameterization=parameterization.value,
             cv=_value(cv),
@@ -1083,7 +1142,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 2024,
     plots: Annotated[bool, typer.Option(help="Draw every figure into the results' figures/ folder.")] = True,
     as_json: AsJson = False,
-    progress: Progress = False,
+    progress: Progress = None,
 ) -> None:
     """Run the main job on the bundled simulated franchise (offline, about a minute).
 
@@ -1112,7 +1171,7 @@ def demo(
             tune=tune,
             chains=chains,
             seed=seed,
-            progress=progress,
+            progress=_shown(progress),
         )
         if not as_json:
             slope = summarise(population_draws(study.fits["partial"])["beta"])

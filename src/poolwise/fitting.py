@@ -21,6 +21,7 @@ from poolwise.identify import check_design, prior_only_groups
 from poolwise.pooling import POOLINGS
 from poolwise.pooling import pooling as find_pooling
 from poolwise.priors import Priors, check_terms, parse_prior, prior_strings, resolve_priors
+from poolwise.progress import task as sampler_task
 from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
@@ -545,7 +546,7 @@ def sample(
     if backend == "numpyro":
         use_compile_cache()
     layout = adapter.parameterization(model, spec.factors) if pooling == "partial" else {}
-    with _reraise_interrupt():
+    with _reraise_interrupt(), sampler_task(find_pooling(pooling).label):
         idata = adapter.sample(
             model,
             draws=draws,

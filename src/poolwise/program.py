@@ -19,8 +19,10 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from poolwise import progress
 from poolwise.seeds import of_chains
 
+SEGMENTS = 20  # calls a run is split into, so that its progress can be told between them
 _MAX_CALL_BYTES = 2**29  # draws held at once by one batch of refits (512 MB): larger batches are split
 STATS = ("diverging", "n_steps", "lp", "energy", "acceptance_rate", "step_size", "tree_depth")
 
@@ -259,47 +261,90 @@ class Program:
         )
         devices = _devices(chains)
         args = tuple(a.reshape((devices, chains // devices, *a.shape[1:])) for a in args)
-        runner = self._runner((tune, draws, target_accept or 0.8, warm), args)
+        total = tune + draws
+        progress.update(0, total)  # so the time to trace or load the program counts as elapsed
+        begin, advance, length = self._runner((tune, draws, target_accept or 0.8, warm), args)
+        kept_z, kept_stats = [], []
         began = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            z, stats, step_size, inverse_mass = runner(*args)
+            state = begin(*args)
+            for done in range(0, total, length):
+                state, (z, stats), step_size, inverse_mass = advance(state, args[1])
+                # Iterations below tune are warm-up; a last segment may run past total (discarded).
+                keep = slice(max(tune - done, 0), min(total - done, length))
+                if keep.start < keep.stop:
+                    kept_z.append(np.asarray(z)[:, :, keep])
+                    kept_stats.append({name: np.asarray(value)[:, :, keep] for name, value in stats.items()})
+                progress.update(min(done + length, total), total)
 
         def joined(value):  # (device, chain, ...) -> (chain, ...)
             return np.asarray(value).reshape((chains, *value.shape[2:]))
 
-        stats = {name: joined(value) for name, value in stats.items()}
-        return Draws(joined(z), stats, joined(step_size), joined(inverse_mass), time.perf_counter() - began)
+        stats = {name: joined(np.concatenate([s[name] for s in kept_stats], axis=2)) for name in kept_stats[0]}
+        stats["tree_depth"] = (np.log2(stats["n_steps"]) + 1).astype(int)
+        z = joined(np.concatenate(kept_z, axis=2))
+        return Draws(z, stats, joined(step_size), joined(inverse_mass), time.perf_counter() - began)
 
     def _runner(self, settings: tuple, args: tuple):
         """The compiled sampler for ``settings`` and the arguments' shapes (device, chain, ...):
-        traced once per machine.
+        ``begin(*args)`` makes each chain's NUTS state, ``advance(state, weights)`` runs it for
+        ``length`` iterations, traced once per machine.
 
-        Tracing NumPyro's kernel under ``vmap`` takes seconds, so the traced program of one
-        device's chains is kept on disk (``jax.export``), keyed by the log density's own trace, the
-        settings, the shapes and the versions of JAX and NumPyro; XLA's compilation of it is in
-        JAX's persistent cache. Several devices run it side by side with ``jax.pmap``.
+        A run is a loop of segments so that progress can be told between them (NumPyro's kernel
+        counts its iterations in the state, so warm-up ends at the same iteration whatever the
+        segments). Tracing the kernel under ``vmap`` takes seconds, so both traced programs of one
+        device's chains are kept on disk (``jax.export``), keyed by the log density's own trace,
+        the settings, the shapes and the versions of JAX and NumPyro; XLA's compilation of them is
+        in JAX's persistent cache. Several devices run them side by side with ``jax.pmap``.
         """
         import jax
 
         key = (settings, tuple(a.shape for a in args))
         if key in self._runners:
             return self._runners[key]
-        args = tuple(a[0] for a in args)
-        traced = jax.jit(jax.vmap(_chain(self.logp, *settings)))
+        tune, draws, target_accept, warm = settings
+        length = _segment_length(tune, draws)
+        one = tuple(a[0] for a in args)
+        begin, advance = _chain(self.logp, tune, target_accept, warm, length)
+        # Tracing the kernel's start also sets its warm-up schedule, which advance reads.
+        state = jax.eval_shape(jax.vmap(begin), *one)
+        structure = jax.tree.structure(state)
+
+        def begin_flat(*a):
+            return jax.tree.leaves(jax.vmap(begin)(*a))
+
+        def advance_flat(leaves, w):
+            state, out, step_size, inverse_mass = jax.vmap(advance)(jax.tree.unflatten(structure, leaves), w)
+            return jax.tree.leaves(state), out, step_size, inverse_mass
+
+        shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in one]
+        leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in jax.tree.leaves(state)]
+        calls = [
+            self._exported(("begin", key), begin_flat, shapes),
+            self._exported(("advance", length, key), advance_flat, [leaves, shapes[1]]),
+        ]
+        if key[1][0][0] > 1:
+            calls = [jax.pmap(call) for call in calls]
+        else:
+            calls = [_first(jax.jit(call)) for call in calls]
+        self._runners[key] = (*calls, length)
+        return self._runners[key]
+
+    def _exported(self, key: tuple, function, shapes: list):
+        """``function`` traced for ``shapes``, read from the disk cache or traced and written there."""
+        import jax
+
         path = _exported_path(self, key)
-        exported = None
         if path is not None and path.exists():
             try:
-                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+                return jax.export.deserialize(bytearray(path.read_bytes())).call
             except Exception:  # an unreadable or foreign entry: trace again and overwrite it
-                exported = None
-        if exported is None:
-            exported = jax.export.export(traced)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args])
-            if path is not None:
-                _write_atomic(path, exported.serialize())
-        self._runners[key] = jax.pmap(exported.call) if key[1][0][0] > 1 else _first(jax.jit(exported.call))
-        return self._runners[key]
+                pass
+        exported = jax.export.export(jax.jit(function))(*shapes)
+        if path is not None:
+            _write_atomic(path, exported.serialize())
+        return exported.call
 
     def log_lik(self, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """The pointwise log-likelihood of ``rows`` (default all) at each draw of ``z``.
@@ -435,24 +480,31 @@ def _flat(values: list) -> np.ndarray:
     return np.concatenate([np.reshape(v, -1) for v in values])
 
 
-def _chain(logp, tune: int, draws: int, target_accept: float, warm: bool):
-    """One NUTS chain as a function of (key, weights, start, step size, inverse mass): NumPyro's
-    kernel, warm-up and draws as ``lax.scan`` loops so the whole chain is one XLA program."""
+def _segment_length(tune: int, draws: int) -> int:
+    """Iterations per segment of a run: about a twentieth of it, a divisor of it where one is near
+    (so no iteration is wasted), else the run's last segment overshoots and is cut."""
+    total = tune + draws
+    wanted = max(1, -(-total // SEGMENTS))
+    return next((d for d in range(wanted, 2 * wanted + 1) if total % d == 0), wanted)
+
+
+def _chain(logp, tune: int, target_accept: float, warm: bool, length: int):
+    """One NUTS chain as two functions: ``begin(key, weights, start, step size, inverse mass)``
+    makes its state and ``advance(state, weights)`` runs NumPyro's kernel ``length`` iterations
+    (warm-up while the state's count is below ``tune``) as one ``lax.scan``."""
     import jax
     from numpyro.infer.hmc import hmc
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=lambda w: lambda z: -logp(z, w), algo="NUTS")
 
-    def one(key, w, start, step_size, inverse_mass):
+    def begin(key, w, start, step_size, inverse_mass):
         options = {"step_size": step_size, "inverse_mass_matrix": inverse_mass} if warm else {}
-        state = init_kernel(
+        return init_kernel(
             start, num_warmup=tune, target_accept_prob=target_accept, model_args=(w,), rng_key=key, **options
         )
 
-        def warmup(state, _):
-            return sample_kernel(state, model_args=(w,)), None
-
-        def keep(state, _):
+    def advance(state, w):
+        def step(state, _):
             state = sample_kernel(state, model_args=(w,))
             stats = {
                 "diverging": state.diverging,
@@ -464,12 +516,10 @@ def _chain(logp, tune: int, draws: int, target_accept: float, warm: bool):
             }
             return state, (state.z, stats)
 
-        state, _ = jax.lax.scan(warmup, state, None, length=tune)
-        state, (z, stats) = jax.lax.scan(keep, state, None, length=draws)
-        stats["tree_depth"] = (jax.numpy.log2(stats["n_steps"]) + 1).astype(int)
-        return z, stats, state.adapt_state.step_size, state.adapt_state.inverse_mass_matrix
+        state, out = jax.lax.scan(step, state, None, length=length)
+        return state, out, state.adapt_state.step_size, state.adapt_state.inverse_mass_matrix
 
-    return one
+    return begin, advance
 
 
 def refit(

@@ -29,9 +29,10 @@ import pandas as pd
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
-from poolwise import adapter, program, seeds
+from poolwise import adapter, program, progress, seeds
 from poolwise.data import data_hash
 from poolwise.fitting import build_model, target_accept, use_compile_cache
+from poolwise.pooling import pooling as find_pooling
 from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
@@ -95,15 +96,16 @@ class Refitter:
         >>> [(log_lik, divergences)] = refit.refit([np.array([3])], [7], draws=1000, tune=1000, chains=4)  # doctest: +SKIP
         """
         use_compile_cache()
-        return program.refit(
-            program.program(self.model),
-            held_out,
-            seeds,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            target_accept=self.target_accept,
-        )
+        with progress.task(f"{find_pooling(self.pooling).label}: {len(held_out)} refits"):
+            return program.refit(
+                program.program(self.model),
+                held_out,
+                seeds,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                target_accept=self.target_accept,
+            )
 
 
 def of_fit(fit: Fit) -> Refitter:
