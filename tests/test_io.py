@@ -86,6 +86,7 @@ def test_summary_tables(tiny):
         "seed": 7,
         "backend": "nutpie",
         "target_accept": None,
+        "rescue": None,  # saved before poolwise sampled fits again by itself: never rescued
     }
     none = summary(tiny["none"])
     assert len(none.population) == 24 and none.group_sds.empty

@@ -560,6 +560,8 @@ def _print_summary(report, *, groups: bool) -> None:
         f"Draws: {settings['chains']} chains x {settings['draws']} (tune {settings['tune']}), "
         f"{settings['backend']}, seed {settings['seed']}."
     )
+    if settings.get("rescue"):
+        stdout.print(f"Sampled twice: {escape(settings['rescue'])}.")
     stdout.print(_effects_table(f"Population-level effects ({report.link} scale)", report.population, report.prob))
     for factor, sds in report.group_sds.groupby("factor", sort=False):
         stdout.print(

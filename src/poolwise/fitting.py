@@ -28,6 +28,8 @@ from poolwise.spec import FormulaSpec
 BACKENDS = ("numpyro", "nutpie", "pymc")
 DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
+DEFAULT_SAMPLER = (1000, 1000, 4)  # draws, tune, chains: the only settings rescue_step changes
+RESCUE_ACCEPT = (0.95, 0.99)  # target acceptances a rescue raises a diverging fit's to, in turn
 CACHE_BYTES = 2**30  # compiled samplers kept on disk; a gym-sized model takes about 0.4 MB
 
 
@@ -546,17 +548,30 @@ def sample(
     if backend == "numpyro":
         use_compile_cache()
     layout = adapter.parameterization(model, spec.factors) if pooling == "partial" else {}
-    with _reraise_interrupt(), sampler_task(find_pooling(pooling).label):
-        idata = adapter.sample(
-            model,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            backend=backend,
-            progress=progress,
-            target_accept=target_accept(model, spec, pooling),
-        )
+    label = find_pooling(pooling).label
+    accept = target_accept(model, spec, pooling)
+
+    def draw(tune: int, accept: float | None):
+        with _reraise_interrupt(), sampler_task(label):
+            return adapter.sample(
+                model,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                seed=seed,
+                backend=backend,
+                progress=progress,
+                target_accept=accept,
+            )
+
+    idata = draw(tune, accept)
+    step = rescue_step(idata, draws=draws, tune=tune, chains=chains, target_accept=accept)
+    rescue = None
+    if step is not None:
+        changes, rescue = step
+        warnings.warn(PoolwiseWarning(f"{label}: {rescue}"), stacklevel=3)
+        tune, accept = changes.get("tune", tune), changes.get("target_accept", accept)
+        idata = draw(tune, accept)
     settings = {
         "draws": draws,
         "tune": tune,
@@ -566,7 +581,8 @@ def sample(
         "allow_unidentified": allow_unidentified,
         "notes": list(notes),
         "parameterization": layout,
-        "target_accept": target_accept(model, spec, pooling),
+        "target_accept": accept,
+        "rescue": rescue,
     }
     idata.attrs["poolwise"] = json.dumps(
         {
@@ -727,6 +743,81 @@ def _warn_prior_only(spec: FormulaSpec, data: pd.DataFrame) -> None:
             )
 
 
+def diagnostics(idata) -> tuple[int, float, float]:
+    """Divergent transitions after warm-up, the worst r_hat and the lowest bulk ESS of a fit's draws.
+
+    r_hat is undefined for a single chain: it is then 1.0 here.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        Draws with sample_stats.
+
+    Returns
+    -------
+    tuple of (int, float, float)
+
+    Examples
+    --------
+    >>> diagnostics(fit.idata)  # doctest: +SKIP
+    (0, 1.004, 1380.2)
+    """
+    import arviz as az
+
+    stats = idata["sample_stats"]
+    divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    posterior = idata["posterior"].to_dataset()
+    # fmax/fmin skip the NaN r_hat of a single chain without a warning.
+    worst_rhat = float(np.fmax.reduce(_all_values(az.rhat(posterior)), initial=1.0))
+    min_ess = float(np.fmin.reduce(_all_values(az.ess(posterior)), initial=np.inf))
+    return divergent, worst_rhat, min_ess
+
+
+def rescue_step(idata, *, draws: int, tune: int, chains: int, target_accept: float | None) -> tuple[dict, str] | None:
+    """The one change poolwise makes by itself to a fit at the default sampler settings whose
+    chains diverged or disagree, and the sentence that says so; None when there is nothing to do.
+
+    Divergences: a higher target acceptance (``RESCUE_ACCEPT``: smaller steps through the funnel
+    or ridge that diverged); else r_hat > 1.01: twice the warm-up. A user who chose draws, tune or
+    chains keeps them as given, with the warnings of ``check_sampling``.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        The first run's draws.
+    draws, tune, chains : int
+        Its sampler settings.
+    target_accept : float or None
+        Its target acceptance (None: the sampler's 0.8).
+
+    Returns
+    -------
+    tuple of (dict, str) or None
+        The settings to change (``tune`` or ``target_accept``) and what was changed and why.
+
+    Examples
+    --------
+    >>> rescue_step(fit.idata, draws=1000, tune=1000, chains=4, target_accept=0.95)  # doctest: +SKIP
+    ({'target_accept': 0.99}, '3 divergent transitions at target acceptance 0.95; sampled again with 0.99 ...')
+    """
+    if (draws, tune, chains) != DEFAULT_SAMPLER:
+        return None
+    divergent, worst_rhat, _ = diagnostics(idata)
+    current = target_accept or 0.8
+    if divergent and current < RESCUE_ACCEPT[-1]:
+        raised = next(value for value in RESCUE_ACCEPT if value > current)
+        return {"target_accept": raised}, (
+            f"{divergent} divergent transition{'s' if divergent > 1 else ''} at target acceptance {current}; "
+            f"sampled again with target acceptance {raised} (automatic, once, at the default draws, tune and chains)"
+        )
+    if worst_rhat > 1.01 and not divergent:
+        return {"tune": 2 * tune}, (
+            f"r_hat up to {worst_rhat:.3f} after {tune} warm-up draws; sampled again with {2 * tune} "
+            "(automatic, once, at the default draws, tune and chains)"
+        )
+    return None
+
+
 def check_sampling(result: Fit) -> None:
     """Turn divergences, r_hat > 1.01 and low bulk ESS into warnings that say what to try.
 
@@ -747,14 +838,7 @@ def check_sampling(result: Fit) -> None:
     --------
     >>> check_sampling(fit)  # doctest: +SKIP
     """
-    import arviz as az
-
-    stats = result.idata["sample_stats"]
-    divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    posterior = result.idata["posterior"].to_dataset()
-    # r_hat is undefined (NaN) for a single chain; fmax/fmin skip NaN without a warning.
-    worst_rhat = float(np.fmax.reduce(_all_values(az.rhat(posterior)), initial=1.0))
-    min_ess = float(np.fmin.reduce(_all_values(az.ess(posterior)), initial=np.inf))
+    divergent, worst_rhat, min_ess = diagnostics(result.idata)
     draws = result.settings["draws"] * result.settings["chains"]
     label = find_pooling(result.pooling).label
     if divergent:

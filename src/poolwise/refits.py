@@ -128,7 +128,10 @@ def of_fit(fit: Fit) -> Refitter:
     """
     if fit.model is not None:
         return Refitter(fit.pooling, fit.model, fit.settings.get("target_accept"))
-    return refitter(fit.spec, fit.data, fit.pooling, fit.priors, fit.settings.get("parameterization") or None)
+    found = refitter(fit.spec, fit.data, fit.pooling, fit.priors, fit.settings.get("parameterization") or None)
+    # A fit that poolwise sampled again with a higher target acceptance refits at that one.
+    accept = fit.settings.get("target_accept", found.target_accept)
+    return found if accept == found.target_accept else Refitter(found.pooling, found.model, accept)
 
 
 def refitter(

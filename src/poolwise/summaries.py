@@ -223,7 +223,8 @@ def summary(fit: Fit, *, prob: float | None = None) -> Summary:
         priors=dict(fit.priors),
         data_hash=_saved(fit).get("data_hash", ""),
         settings={
-            key: fit.settings.get(key) for key in ("draws", "tune", "chains", "seed", "backend", "target_accept")
+            key: fit.settings.get(key)
+            for key in ("draws", "tune", "chains", "seed", "backend", "target_accept", "rescue")
         },
         prob=prob,
         population=table[~is_sd & ~is_deviation & ~is_cor],
