@@ -678,7 +678,9 @@ def _centered_block(graph, factor: str, terms: tuple[str, ...], cholesky, centre
     return pm.do(graph, interventions)
 
 
-def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | None]) -> list[str]:
+def center(
+    model, factor: str, terms: tuple[str, ...], centres: dict[str, str | None], within: dict | None = None
+) -> list[str]:
     """Centre the group terms of ``factor`` hierarchically, in place.
 
     Each group's coefficient is drawn around its population value (``a_g ~ Normal(Intercept,
@@ -698,6 +700,10 @@ def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | 
         The terms to centre (``"Intercept"`` or slopes varying over ``factor``).
     centres : dict of str to str or None
         Term -> the common variable it varies around (None, or a name the model lacks: 0).
+    within : dict, optional
+        The factor's groups nested in another's (``geometry.nested_in``: ``parent`` and each
+        group's parent ``levels``): the intercept is then drawn around its centre plus its parent
+        group's deviation ``1|parent``, the centring of nested hierarchies.
 
     Returns
     -------
@@ -720,6 +726,8 @@ def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | 
             continue
         sigma = graph[f"{name}_sigma"]
         centre = graph[centres[term]] if centres.get(term) in graph.named_vars else 0.0
+        if term == "Intercept" and within is not None:
+            centre = centre + _parent_values(graph, factor, within)
         with graph:
             coefficient = pm.Normal(f"{name}_centered", mu=centre, sigma=sigma, dims=dims)
         interventions[f"{name}_offset"] = (coefficient - centre) / sigma
@@ -727,6 +735,16 @@ def center(model, factor: str, terms: tuple[str, ...], centres: dict[str, str | 
     if interventions:
         model.backend.model = pm.do(graph, interventions)
     return done
+
+
+def _parent_values(graph, factor: str, within: dict):
+    """Each group's parent-group deviation ``1|parent``, in the order of the factor's groups."""
+    parent = within["parent"]
+    groups = graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', factor)}_offset"][0]]
+    parents = graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', parent)}_offset"][0]]
+    position = {str(level): k for k, level in enumerate(parents)}
+    index = np.array([position[within["levels"][str(level)]] for level in groups])
+    return graph[group_term("Intercept", parent)][index]
 
 
 def parameterization(model, factors) -> dict[str, dict[str, str]]:

@@ -183,11 +183,12 @@ def build_model(
         else:
             strings.pop(key, None)
     if pooling == "partial":
+        nested = geometry.nested_in(spec, data)
         for factor in spec.factors:
             if f"cor|{factor.name}" in strings:
                 continue  # a correlated block is centred as one, above
             centred = [term for term, how in layout.get(factor.name, {}).items() if how == "centered"]
-            adapter.center(model, factor.name, tuple(centred), _centres(spec, centred))
+            adapter.center(model, factor.name, tuple(centred), _centres(spec, centred), nested.get(factor.name))
     adapter.ordered_start(model)
     return model, formula, strings
 

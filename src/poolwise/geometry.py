@@ -103,6 +103,52 @@ def choose(spec: FormulaSpec, data: pd.DataFrame, parameterization: str = "auto"
     return choices
 
 
+def nested_in(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, dict]:
+    """Each factor whose groups lie within the groups of another (every level of it within one
+    level of the other, as lecturers within departments), and that other's level for each of its
+    groups; both with a varying intercept. With several such factors, the closest (most levels).
+
+    A centred intercept of a nested factor is drawn around its parent group's value
+    (``adapter.center``): otherwise the parent's deviation and the mean of its children's are a
+    ridge the data cannot split (measured on lme4's InstEval, lecturers within 14 departments).
+
+    Parameters
+    ----------
+    spec : FormulaSpec
+        The parsed formula.
+    data : pandas.DataFrame
+        The data to fit, with a column per factor.
+
+    Returns
+    -------
+    dict of str to dict
+        Factor -> ``{"parent": factor, "levels": {level: parent level}}`` (levels as strings).
+
+    Examples
+    --------
+    >>> from poolwise import parse_formula
+    >>> frame = pd.DataFrame({"y": [1.0, 2, 3, 4], "lecturer": [1, 2, 3, 4], "dept": ["a", "a", "b", "b"]})
+    >>> nested_in(parse_formula("y ~ 1 + (1|lecturer) + (1|dept)"), frame)["lecturer"]
+    {'parent': 'dept', 'levels': {'1': 'a', '2': 'a', '3': 'b', '4': 'b'}}
+    """
+    with_intercept = [factor.name for factor in spec.factors if factor.intercept]
+    found = {}
+    for inner in with_intercept:
+        levels = data.groupby(inner, observed=True)
+        parents = [
+            outer
+            for outer in with_intercept
+            if outer != inner
+            and data[outer].nunique() < data[inner].nunique()
+            and bool((levels[outer].nunique() == 1).all())
+        ]
+        if parents:
+            parent = max(parents, key=lambda outer: data[outer].nunique())
+            first = levels[parent].first()
+            found[inner] = {"parent": parent, "levels": {str(k): str(v) for k, v in first.items()}}
+    return found
+
+
 def _auto(spec: FormulaSpec, data: pd.DataFrame, factor: str, term: str) -> str:
     weights, spread = _weights(spec, data, factor)
     if term == "Intercept":
