@@ -17,7 +17,8 @@ rows <- function(case, fit, seconds) {
                     std_error = fixed[, 2], seconds = seconds)
   vcs <- as.data.frame(VarCorr(fit))
   vcs <- vcs[is.na(vcs$var2), ]
-  sds <- data.frame(case = case, parameter = paste0("sd(", vcs$grp, ":", ifelse(is.na(vcs$var1), "", vcs$var1), ")"),
+  names <- ifelse(vcs$grp == "Residual", "sigma", paste0("sd(", vcs$grp, ":", vcs$var1, ")"))
+  sds <- data.frame(case = case, parameter = names,
                     estimate = vcs$sdcor, std_error = NA, seconds = seconds)
   rbind(out, sds)
 }

@@ -47,7 +47,7 @@ def write_data(name: str, folder: Path) -> Path:
     path = folder / f"{name}.csv"
     if package is None:
         subprocess.run(
-            [POOLWISE, "simulate", str(folder / name), "--groups", "1000", "--seed", "1"],
+            [POOLWISE, "simulate", str(folder / name), "--groups", "1000", "--periods", "12", "--seed", "1"],
             check=True,
             capture_output=True,
         )

@@ -96,6 +96,9 @@ def test_segments_cover_the_run_and_divide_it_where_they_can():
     assert _segment_length(1000, 333) == 67  # 1,333 = 31 x 43: the last of 20 segments is cut
     assert _segment_length(500, 200) == 35
     assert _segment_length(3, 2) == 1
+    # Large data run short segments: XLA's loop holds memory per iteration and row.
+    assert _segment_length(1000, 1000, cells=73_421 * 4) == 1
+    assert _segment_length(1000, 1000, cells=12_000 * 4) == 2
 
 
 @pytest.mark.slow
