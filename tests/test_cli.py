@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import poolwise as pw
-from poolwise.cli import CV, Backend, Family, Model, Parameterization, SimulatedFamily, app
+from poolwise.cli import app
 from poolwise.io import load_fit
 from poolwise.plots import FIGURES
 
@@ -163,9 +163,9 @@ BAD = {
         ["fit", "{csv}", SIMPLE, "--model", "partiall"],
         "invalid value for '--model': 'partiall' is not one of 'complete', 'none', 'partial'; see poolwise fit --help",
     ),
-    "unknown model (--pooling, the old spelling)": (
-        ["fit", "{csv}", SIMPLE, "--pooling", "partiall"],
-        "unknown pooling 'partiall'; use one of: complete (pooled/complete-pooling), none (no-pooling/unpooled/no), partial (hierarchical/partial-pooling/multilevel)",
+    "the old --pooling, dropped in 0.x": (
+        ["fit", "{csv}", SIMPLE, "--pooling", "partial"],
+        "no such option: --pooling (Possible options: --link); see poolwise fit --help",
     ),
     "missing formula": (["fit", "{csv}"], "missing argument 'formula'; see poolwise fit --help"),
     "draws not a number": (
@@ -376,20 +376,15 @@ def test_fit_json(tiny_sampler):
     assert payload["warnings"] and all(w.startswith("No pooling: ") for w in payload["warnings"])
 
 
-def test_option_choices_agree_with_the_library():
-    from poolwise.data import SIMULATIONS
-    from poolwise.families import FAMILIES
-    from poolwise.fitting import BACKENDS
-    from poolwise.geometry import CHOICES
-    from poolwise.pooling import POOLINGS
+def test_a_registry_refuses_a_name_without_an_entry_and_an_entry_without_a_name():
+    from poolwise.choices import registry
     from poolwise.priors import PRESETS
 
-    assert [m.value for m in Model] == sorted(entry.name for entry in POOLINGS)
-    assert [f.value for f in Family] == list(FAMILIES)
-    assert [f.value for f in SimulatedFamily] == list(SIMULATIONS)
-    assert [b.value for b in Backend] == list(BACKENDS)
-    assert [p.value for p in Parameterization] == list(CHOICES)
-    assert [c.value for c in CV] == ["group"]
+    with pytest.raises(RuntimeError) as err:
+        registry(("binomial", "poisson"), {"binomial": 1, "gamma": 2}, "families")
+    assert str(err.value) == (
+        "families: names without an entry ['poisson'], entries without a name in poolwise.choices ['gamma']"
+    )
     assert all(preset in run("fit", "--help").stdout for preset in PRESETS)
 
 
@@ -417,16 +412,6 @@ def test_help_lists_the_choices(command, option, choices):
         pieces.append(lines[k].split()[1])
         k += 1
     assert "".join(pieces) == f"<{choices}>"
-
-
-def test_old_option_spellings_still_work_but_are_hidden(tiny_sampler):
-    old = run("fit", "franchise", GYM_FORMULA, "--pooling", "unpooled", "--priors", "chapter", "--groups")
-    new = run("fit", "franchise", GYM_FORMULA, "--model", "none", "--prior", "chapter", "--per-group")
-    assert old.exit_code == new.exit_code == 0, old.output
-    assert old.stdout == new.stdout and old.stdout.startswith("No pooling")
-    for command, hidden in (("fit", ("--pooling", "--priors", "--groups")), ("show", ("--groups",))):
-        text = run(command, "--help").stdout
-        assert not any(f"{name} " in text for name in hidden), command
 
 
 def test_compare_writes_a_results_folder(tiny_sampler, tmp_path):

@@ -27,6 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from poolwise import choices
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
 from poolwise.plots.figures import FIGURES
@@ -34,140 +35,102 @@ from poolwise.plots.figures import FIGURES
 GYM = "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)"
 
 
-# The choices of the options, as enums so that --help lists them. Each mirrors a library registry
-# (tests/test_cli.py checks that they agree); they are spelled out here because importing those
-# registries would import pandas and slow every `poolwise --help`.
-class Model(StrEnum):
+# The choices of the options, as enums so that --help lists them, named in poolwise.choices: a
+# leaf module, where importing the registries would import pandas and slow every `poolwise --help`.
+def _choice(name: str, values: tuple[str, ...], doc: str) -> type[StrEnum]:
+    enum = StrEnum(name, {value: value for value in values}, module=__name__)
+    enum.__doc__ = doc
+    return enum
+
+
+Model = _choice(
+    "Model",
+    choices.POOLINGS,
     """The pooling model of ``--model`` (``poolwise.pooling.POOLINGS``).
 
     Examples
     --------
     >>> Model("partial").value
     'partial'
-    """
-
-    complete = "complete"
-    none = "none"
-    partial = "partial"
-
-
-class Family(StrEnum):
+    """,
+)
+Family = _choice(
+    "Family",
+    choices.FAMILIES,
     """The outcome family of ``--family`` (``poolwise.families.FAMILIES``).
 
     Examples
     --------
     >>> [family.value for family in Family][:2]
     ['bernoulli', 'binomial']
-    """
-
-    bernoulli = "bernoulli"
-    binomial = "binomial"
-    beta_binomial = "beta_binomial"
-    poisson = "poisson"
-    negativebinomial = "negativebinomial"
-    gaussian = "gaussian"
-    t = "t"
-    gamma = "gamma"
-    lognormal = "lognormal"
-    beta = "beta"
-    cumulative = "cumulative"
-    zero_inflated_poisson = "zero_inflated_poisson"
-    zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
-    hurdle_poisson = "hurdle_poisson"
-    hurdle_negativebinomial = "hurdle_negativebinomial"
-
-
-class Link(StrEnum):
+    """,
+)
+Link = _choice(
+    "Link",
+    choices.BINARY_LINKS,
     """The link of ``--link``, for a family with several (``poolwise.families.BINARY_LINKS``).
 
     Examples
     --------
     >>> [link.value for link in Link]
     ['logit', 'probit', 'cloglog']
-    """
-
-    logit = "logit"
-    probit = "probit"
-    cloglog = "cloglog"
-
-
-class SimulatedFamily(StrEnum):
+    """,
+)
+SimulatedFamily = _choice(
+    "SimulatedFamily",
+    choices.SIMULATED_FAMILIES,
     """A family ``poolwise simulate --family`` can simulate (``poolwise.data.SIMULATIONS``).
 
     Examples
     --------
     >>> SimulatedFamily("poisson").value
     'poisson'
-    """
-
-    binomial = "binomial"
-    beta_binomial = "beta_binomial"
-    poisson = "poisson"
-    negativebinomial = "negativebinomial"
-    gaussian = "gaussian"
-    t = "t"
-    gamma = "gamma"
-    lognormal = "lognormal"
-    beta = "beta"
-    cumulative = "cumulative"
-    zero_inflated_poisson = "zero_inflated_poisson"
-    zero_inflated_negativebinomial = "zero_inflated_negativebinomial"
-    hurdle_poisson = "hurdle_poisson"
-    hurdle_negativebinomial = "hurdle_negativebinomial"
-
-
-class Backend(StrEnum):
+    """,
+)
+Backend = _choice(
+    "Backend",
+    choices.BACKENDS,
     """The sampler of ``--backend`` (``poolwise.fitting.BACKENDS``).
 
     Examples
     --------
     >>> Backend("nutpie").value
     'nutpie'
-    """
-
-    numpyro = "numpyro"
-    nutpie = "nutpie"
-    pymc = "pymc"
-
-
-class Parameterization(StrEnum):
+    """,
+)
+Parameterization = _choice(
+    "Parameterization",
+    choices.PARAMETERIZATIONS,
     """Partial pooling's group terms, ``--parameterization`` (``poolwise.geometry.CHOICES``).
 
     Examples
     --------
     >>> Parameterization("auto").value
     'auto'
-    """
-
-    auto = "auto"
-    centered = "centered"
-    noncentered = "noncentered"
-
-
-class CV(StrEnum):
+    """,
+)
+CV = _choice(
+    "CV",
+    choices.CROSS_VALIDATIONS,
     """The cross-validation of ``compare --cv`` (``poolwise.cv``): leave groups out.
 
     Examples
     --------
     >>> CV("group").value
     'group'
-    """
-
-    group = "group"
-
-
-class FixLoo(StrEnum):
+    """,
+)
+FixLoo = _choice(
+    "FixLoo",
+    choices.LOO_FIXES,
     """How ``compare --fix-loo`` fixes LOO terms with Pareto k > 0.7 (``poolwise.comparison.FIXES``).
 
     Examples
     --------
     >>> FixLoo("refit").value
     'refit'
-    """
-
-    refit = "refit"
-    moment_match = "moment_match"
-    off = "off"
+    """,
+)
 
 
 # The figures `poolwise plot` draws, from the one registry of figures.
@@ -334,9 +297,6 @@ AllowUnidentified = Annotated[
     ),
 ]
 # The spellings of earlier versions, still accepted but not shown by --help.
-OldPooling = Annotated[str | None, typer.Option("--pooling", hidden=True)]
-OldPreset = Annotated[str | None, typer.Option("--priors", hidden=True)]
-OldGroups = Annotated[bool, typer.Option("--groups", hidden=True)]
 
 
 def _plot_help() -> str:
@@ -462,13 +422,13 @@ def _bars(what: str) -> Iterator[None]:
         yield
 
 
-def _priors(values: list[str] | None, old_preset: str | None = None):
-    """``--prior`` values (each a preset name or TERM=DISTRIBUTION; the hidden ``--priors PRESET``
-    of earlier versions counts as one more) as the library's ``priors`` argument."""
+def _priors(values: list[str] | None):
+    """``--prior`` values (each a preset name or TERM=DISTRIBUTION) as the library's ``priors``
+    argument."""
     from poolwise.priors import PRESETS
 
     presets, priors = [], {}
-    for value in [*([old_preset] if old_preset else []), *(values or [])]:
+    for value in values or []:
         term, sep, dist = value.partition("=")
         if not sep:
             if value.strip() not in PRESETS:
@@ -488,16 +448,6 @@ def _priors(values: list[str] | None, old_preset: str | None = None):
     if not priors:
         return presets[0] if presets else None
     return {"preset": presets[0], **priors} if presets else priors
-
-
-def _model(model: "Model", old: str | None) -> str:
-    """The pooling model from ``--model``, or from the hidden ``--pooling`` of earlier versions,
-    which also took the aliases (hierarchical, unpooled, pooled, ...)."""
-    if old is None:
-        return model.value
-    from poolwise.pooling import pooling
-
-    return pooling(old).name
 
 
 def _value(choice: StrEnum | None) -> str | None:
@@ -927,9 +877,6 @@ def fit_command(
     allow_unidentified: AllowUnidentified = False,
     strict: Strict = False,
     parameterization: ParameterizationOption = Parameterization.auto,
-    pooling: OldPooling = None,
-    priors: OldPreset = None,
-    groups: OldGroups = False,
 ) -> None:
     """Fit one pooling model and print its summary: population effects, group-level sds, diagnostics.
 
@@ -944,7 +891,7 @@ def fit_command(
 
         if out is not None:
             check_new(out, force=force)
-        chosen = _model(model, pooling)
+        chosen = model.value
         frame = read_data(data)
         with _sampling(_shown(progress), f"Fitting the {chosen} pooling model...", _value(backend)):
             result = fit(
@@ -958,7 +905,7 @@ def fit_command(
                 chains=chains,
                 seed=seed,
                 backend=_value(backend),
-                priors=_priors(prior, priors),
+                priors=_priors(prior),
                 allow_unidentified=allow_unidentified,
                 parameterization=parameterization.value,
                 progress=_shown(progress),
@@ -981,7 +928,7 @@ def fit_command(
                 )
             )
             return
-        _print_summary(report, groups=per_group or groups)
+        _print_summary(report, groups=per_group)
         _print_notes(notes)
         if out is not None:
             stdout.print(f"Saved the fit to {escape(str(out))} (poolwise show {escape(str(out))} prints this again).")
@@ -1050,7 +997,6 @@ def compare_command(
             show_default=False,
         ),
     ] = None,
-    priors: OldPreset = None,
 ) -> None:
     """Fit complete, no and partial pooling, compare them by LOO and say which predicts best; or,
     given several formulas, compare those models as written (brms's loo_compare).
@@ -1091,7 +1037,7 @@ def compare_command(
                 workers=workers,
                 family=families[0] if len(families) == 1 else (families or None),
                 link=links[0] if len(links) == 1 else (links or None),
-                priors=_priors(prior, priors),
+                priors=_priors(prior),
                 backend=_value(backend),
                 draws=draws,
                 tune=tune,
@@ -1114,7 +1060,7 @@ def compare_command(
             report=report,
             family=_one(families, "--family", "family binomial --family beta_binomial"),
             link=_one(links, "--link", "link logit --link probit"),
-            priors=_priors(prior, priors),
+            priors=_priors(prior),
             backend=_value(backend),
             draws=draws,
             tune=tune,
@@ -1194,7 +1140,6 @@ def show(
     per_group: PerGroup = False,
     prob: Prob = None,
     as_json: AsJson = False,
-    groups: OldGroups = False,
 ) -> None:
     """Print the summary of a saved fit, or the LOO comparison of a saved study, without refitting.
 
@@ -1220,7 +1165,7 @@ def show(
         if as_json:
             typer.echo(json.dumps({**report.to_dict(), "notes": notes, "warnings": _messages(caught)}, indent=2))
         else:
-            _print_summary(report, groups=per_group or groups)
+            _print_summary(report, groups=per_group)
             _print_notes(notes)
 
 
@@ -1501,14 +1446,9 @@ def decide(
 
 
 def _shares_table(decision, categorical: bool):
-    """``Decision.shares`` as one row per scope, arm and value: the shares in percent, the change in points."""
+    """``Decision.shares_rows`` as a table: the shares in percent, the change in points."""
     pct = f"{decision.prob:.0%}"
-    ratings = find_family(decision.family).ordinal
-    per = "" if decision.unit in ("rows", "observations") else f" at one {decision.unit}"
-    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0{per}"
-    # A hurdle's zeros are 1 - psi, which does not vary by treatment here.
-    aside = "; 1 - psi for a hurdle, the same with and without" if decision.family.startswith("hurdle") else ""
-    shares = _table(f"P({escape(what)}), {pct} intervals of the change{aside}")
+    shares = _table(f"P({escape(decision.shares_subject())}), {pct} intervals of the change")
     columns = (
         "Scope",
         *(["Level"] if categorical else []),
@@ -1520,17 +1460,15 @@ def _shares_table(decision, categorical: bool):
     )
     for column in columns:
         shares.add_column(escape(column), justify="left" if column in ("Scope", "Level") else "right", no_wrap=True)
-    for (scope, arm, value), part in decision.shares.groupby(["scope", "arm", "value"], sort=False):
-        by = part.set_index("quantity")
-        change = by.loc["difference"]
+    for row in decision.shares_rows().itertuples(index=False):
         shares.add_row(
-            scope,
-            *([escape(arm)] if categorical else []),
-            f"{value:g}",
-            f"{by.loc['share_without', 'mean']:.1%}",
-            f"{by.loc['share_with', 'mean']:.1%}",
-            f"{100 * change['mean']:+.1f} pts",
-            f"{100 * change['lower']:+.1f} to {100 * change['upper']:+.1f}",
+            row.scope,
+            *([escape(row.arm)] if categorical else []),
+            f"{row.value:g}",
+            f"{row.share_without:.1%}",
+            f"{row.share_with:.1%}",
+            f"{100 * row.change:+.1f} pts",
+            f"{100 * row.lower:+.1f} to {100 * row.upper:+.1f}",
         )
     return shares
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from poolwise import adapter, geometry, seeds
+from poolwise.choices import LOO_FIXES
 from poolwise.cv import DEFAULT_WORKERS, check_workers, fits_cv, group_folds, run_folds
 from poolwise.dispersion import check_fits
 from poolwise.errors import PoolwiseError, PoolwiseWarning
@@ -19,7 +20,7 @@ from poolwise.priors import Priors, resolve_priors
 from poolwise.results import Fit
 
 PARETO_K = 0.7
-FIXES = ("refit", "moment_match", "off")  # how compare fixes LOO terms with Pareto k > PARETO_K
+FIXES = LOO_FIXES  # how compare fixes LOO terms with Pareto k > PARETO_K
 MAX_REFITS = 25  # more flagged terms than this per model: grouped CV is the better tool
 
 

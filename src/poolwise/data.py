@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from poolwise import choices
+from poolwise.choices import registry
 from poolwise.errors import PoolwiseError
 from poolwise.families import FAMILIES
 from poolwise.families import NAMES as FAMILY_NAMES
@@ -690,122 +692,126 @@ def _fail_rows(mask: pd.Series, problem: str, fix: str) -> None:
 
 # Each family's simulated franchise: file name, columns, formula and default truth. The gyms'
 # intercepts and slopes are on the family's link scale (logit, log, identity).
-SIMULATIONS = {
-    "binomial": {
-        "name": "franchise",
-        "outcome": "nSigned",
-        "size": "nTrialCustomers",
-        "sizes": (20, 80),
-        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3},
-    },
-    "beta_binomial": {
-        "name": "franchise_overdispersed",
-        "outcome": "nSigned",
-        "size": "nTrialCustomers",
-        "sizes": (40, 160),
-        "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.5, "sigma_beta": 0.2, "kappa": 20.0},
-    },
-    "poisson": {
-        "name": "visits",
-        "outcome": "nVisits",
-        "size": "memberMonths",
-        "sizes": (20, 80),
-        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
-        "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2},
-    },
-    "negativebinomial": {
-        "name": "visits_overdispersed",
-        "outcome": "nVisits",
-        "size": "memberMonths",
-        "sizes": (20, 80),
-        "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
-        "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0},
-    },
-    "gaussian": {
-        "name": "satisfaction",
-        "outcome": "satisfaction",
-        "size": None,
-        "sizes": (3, 8),
-        "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
-    },
-    "t": {
-        "name": "satisfaction_heavy",
-        "outcome": "satisfaction",
-        "size": None,
-        "sizes": (3, 8),
-        "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0, "nu": 3.0},
-    },
-    "gamma": {
-        "name": "spend",
-        "outcome": "spend",
-        "size": None,
-        "sizes": (3, 8),
-        "formula": "spend ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": 3.5, "beta": 0.15, "sigma_alpha": 0.3, "sigma_beta": 0.1, "shape": 4.0},
-    },
-    "lognormal": {
-        "name": "signup_minutes",
-        "outcome": "minutes",
-        "size": None,
-        "sizes": (3, 8),
-        "formula": "minutes ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": 3.0, "beta": -0.2, "sigma_alpha": 0.3, "sigma_beta": 0.1, "sigma": 0.6},
-    },
-    "beta": {
-        "name": "class_share",
-        "outcome": "classShare",
-        "size": None,
-        "sizes": (3, 8),
-        "digits": 4,  # two decimals would round some shares to exactly 0 or 1
-        "formula": "classShare ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {"alpha": -0.6, "beta": 0.3, "sigma_alpha": 0.4, "sigma_beta": 0.15, "kappa": 15.0},
-    },
-    # One row per trial customer: their rating of the trial class, 1 to 5. An ordinal model has no
-    # intercept (the thresholds hold it), so alpha is 0 and the gyms vary around it.
-    "cumulative": {
-        "name": "class_ratings",
-        "outcome": "rating",
-        "size": None,
-        "sizes": (3, 8),
-        "formula": "rating ~ yogaStretch + (yogaStretch||gymID)",
-        "truth": {
-            "alpha": 0.0,
-            "beta": 0.6,
-            "sigma_alpha": 0.5,
-            "sigma_beta": 0.2,
-            "threshold": [-2.0, -0.5, 1.0, 2.5],
+SIMULATIONS = registry(
+    choices.SIMULATED_FAMILIES,
+    {
+        "binomial": {
+            "name": "franchise",
+            "outcome": "nSigned",
+            "size": "nTrialCustomers",
+            "sizes": (20, 80),
+            "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.8, "sigma_beta": 0.3},
         },
-    },
-    # One row per trial customer: the classes they booked. Some never engage (zero-inflated: a
-    # structural zero with probability 1 - psi); with the hurdle, psi is the share who book any.
-    **{
-        f"{kind}_{counts}": {
-            "name": f"bookings_{kind}" + ("" if counts == "poisson" else "_overdispersed"),
-            "outcome": "nClasses",
+        "beta_binomial": {
+            "name": "franchise_overdispersed",
+            "outcome": "nSigned",
+            "size": "nTrialCustomers",
+            "sizes": (40, 160),
+            "formula": "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": -1.2, "beta": 0.5, "sigma_alpha": 0.5, "sigma_beta": 0.2, "kappa": 20.0},
+        },
+        "poisson": {
+            "name": "visits",
+            "outcome": "nVisits",
+            "size": "memberMonths",
+            "sizes": (20, 80),
+            "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
+            "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2},
+        },
+        "negativebinomial": {
+            "name": "visits_overdispersed",
+            "outcome": "nVisits",
+            "size": "memberMonths",
+            "sizes": (20, 80),
+            "formula": "nVisits ~ yogaStretch + offset(log(memberMonths)) + (yogaStretch||gymID)",
+            "truth": {"alpha": 1.4, "beta": 0.25, "sigma_alpha": 0.4, "sigma_beta": 0.2, "shape": 3.0},
+        },
+        "gaussian": {
+            "name": "satisfaction",
+            "outcome": "satisfaction",
             "size": None,
             "sizes": (3, 8),
-            "formula": "nClasses ~ yogaStretch + (yogaStretch||gymID)",
+            "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0},
+        },
+        "t": {
+            "name": "satisfaction_heavy",
+            "outcome": "satisfaction",
+            "size": None,
+            "sizes": (3, 8),
+            "formula": "satisfaction ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": 70.0, "beta": 4.0, "sigma_alpha": 6.0, "sigma_beta": 2.0, "sigma": 8.0, "nu": 3.0},
+        },
+        "gamma": {
+            "name": "spend",
+            "outcome": "spend",
+            "size": None,
+            "sizes": (3, 8),
+            "formula": "spend ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": 3.5, "beta": 0.15, "sigma_alpha": 0.3, "sigma_beta": 0.1, "shape": 4.0},
+        },
+        "lognormal": {
+            "name": "signup_minutes",
+            "outcome": "minutes",
+            "size": None,
+            "sizes": (3, 8),
+            "formula": "minutes ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": 3.0, "beta": -0.2, "sigma_alpha": 0.3, "sigma_beta": 0.1, "sigma": 0.6},
+        },
+        "beta": {
+            "name": "class_share",
+            "outcome": "classShare",
+            "size": None,
+            "sizes": (3, 8),
+            "digits": 4,  # two decimals would round some shares to exactly 0 or 1
+            "formula": "classShare ~ yogaStretch + (yogaStretch||gymID)",
+            "truth": {"alpha": -0.6, "beta": 0.3, "sigma_alpha": 0.4, "sigma_beta": 0.15, "kappa": 15.0},
+        },
+        # One row per trial customer: their rating of the trial class, 1 to 5. An ordinal model has no
+        # intercept (the thresholds hold it), so alpha is 0 and the gyms vary around it.
+        "cumulative": {
+            "name": "class_ratings",
+            "outcome": "rating",
+            "size": None,
+            "sizes": (3, 8),
+            "formula": "rating ~ yogaStretch + (yogaStretch||gymID)",
             "truth": {
-                "alpha": 1.0,
-                "beta": 0.3,
-                "sigma_alpha": 0.4,
-                "sigma_beta": 0.15,
-                "psi": 0.6,
-                **({"shape": 3.0} if counts == "negativebinomial" else {}),
+                "alpha": 0.0,
+                "beta": 0.6,
+                "sigma_alpha": 0.5,
+                "sigma_beta": 0.2,
+                "threshold": [-2.0, -0.5, 1.0, 2.5],
             },
-        }
-        for kind, counts in (
-            ("zero_inflated", "poisson"),
-            ("zero_inflated", "negativebinomial"),
-            ("hurdle", "poisson"),
-            ("hurdle", "negativebinomial"),
-        )
+        },
+        # One row per trial customer: the classes they booked. Some never engage (zero-inflated: a
+        # structural zero with probability 1 - psi); with the hurdle, psi is the share who book any.
+        **{
+            f"{kind}_{counts}": {
+                "name": f"bookings_{kind}" + ("" if counts == "poisson" else "_overdispersed"),
+                "outcome": "nClasses",
+                "size": None,
+                "sizes": (3, 8),
+                "formula": "nClasses ~ yogaStretch + (yogaStretch||gymID)",
+                "truth": {
+                    "alpha": 1.0,
+                    "beta": 0.3,
+                    "sigma_alpha": 0.4,
+                    "sigma_beta": 0.15,
+                    "psi": 0.6,
+                    **({"shape": 3.0} if counts == "negativebinomial" else {}),
+                },
+            }
+            for kind, counts in (
+                ("zero_inflated", "poisson"),
+                ("zero_inflated", "negativebinomial"),
+                ("hurdle", "poisson"),
+                ("hurdle", "negativebinomial"),
+            )
+        },
     },
-}
+    "simulated families",
+)
 
 
 def simulate_franchise(

@@ -155,6 +155,62 @@ class Decision:
         """
         return verdict(self)
 
+    def shares_subject(self) -> str:
+        """What ``shares`` are the probabilities of, in words: each rating, or a zero count.
+
+        Returns
+        -------
+        str
+            E.g. ``"each rating"``, ``"bookings = 0 at one customer"``; a hurdle's zeros say that
+            they are 1 - psi, which the treatment does not move here.
+
+        Examples
+        --------
+        >>> decide(wine_fit).shares_subject()  # doctest: +SKIP
+        'each rating'
+        """
+        if find_family(self.family).ordinal:
+            return f"each {self.outcome}"
+        if self.family.startswith("hurdle"):
+            return f"{self.outcome} = 0, 1 - psi, the same with and without"
+        per = "" if self.unit in ("rows", "observations") else f" at one {self.unit}"
+        return f"{self.outcome} = 0{per}"
+
+    def shares_rows(self) -> pd.DataFrame:
+        """``shares`` one row per scope, arm and value: the probability without and with the
+        treatment (means) and the change with its interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns scope, arm, value, share_without, share_with, change, lower, upper (probabilities; empty
+            for a family without shares).
+
+        Examples
+        --------
+        >>> decide(wine_fit).shares_rows().columns.tolist()  # doctest: +SKIP
+        ['scope', 'arm', 'value', 'share_without', 'share_with', 'change', 'lower', 'upper']
+        """
+        rows = []
+        for (scope, arm, value), part in self.shares.groupby(["scope", "arm", "value"], sort=False):
+            by = part.set_index("quantity")
+            change = by.loc["difference"]
+            rows.append(
+                {
+                    "scope": scope,
+                    "arm": arm,
+                    "value": value,
+                    "share_without": by.loc["share_without", "mean"],
+                    "share_with": by.loc["share_with", "mean"],
+                    "change": change["mean"],
+                    "lower": change["lower"],
+                    "upper": change["upper"],
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["scope", "arm", "value", "share_without", "share_with", "change", "lower", "upper"]
+        )
+
 
 def check_treatment(fit: Fit, treatment: str | None) -> str:
     """The treatment term to report, checked.

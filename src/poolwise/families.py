@@ -17,6 +17,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import expit, logit, ndtr, ndtri
 
+from poolwise import choices
+from poolwise.choices import BINARY_LINKS, registry
 from poolwise.errors import PoolwiseError
 
 
@@ -517,132 +519,150 @@ NEGATIVE_BINOMIAL_SHAPE = "HalfCauchy(beta=1)"
 # brms's beta(1, 1) on the zero-inflation and hurdle probabilities (Bambi's psi is 1 minus brms's
 # zi and hu, and the uniform is symmetric).
 UNIFORM = "Beta(alpha=1, beta=1)"
-BINARY_LINKS = ("logit", "probit", "cloglog")  # what glm, lme4 and brms offer for probabilities
-FAMILIES = {
-    family.name: family
-    for family in (
-        Family("bernoulli", "binomial", "logit", "probability", (), True, True, trials=True, links=BINARY_LINKS),
-        Family(
-            "binomial",
-            "binomial",
-            "logit",
-            "probability",
-            (),
-            True,
-            True,
-            trials=True,
-            overdispersed="beta_binomial",
-            links=BINARY_LINKS,
-        ),
-        Family(
-            "beta_binomial",
-            "beta_binomial",
-            "logit",
-            "probability",
-            ("kappa",),
-            True,
-            True,
-            trials=True,
-            aux_priors=(("kappa", BRMS_PRECISION),),
-            links=BINARY_LINKS,
-        ),
-        Family(
-            "poisson", "poisson", "log", "events per unit of exposure", (), True, True, overdispersed="negativebinomial"
-        ),
-        Family(
-            "negativebinomial",
-            "negativebinomial",
-            "log",
-            "events per unit of exposure",
-            ("alpha",),
-            True,
-            True,
-            aux_priors=(("alpha", NEGATIVE_BINOMIAL_SHAPE),),
-        ),
-        Family(
-            "gaussian",
-            "gaussian",
-            "identity",
-            "mean",
-            ("sigma",),
-            False,
-            False,
-            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
-        ),
-        Family(
-            "t",
-            "t",
-            "identity",
-            "mean",
-            ("sigma", "nu"),
-            False,
-            False,
-            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"), ("nu", "Gamma(alpha=2, beta=0.1)")),
-        ),
-        Family(
-            "gamma",
-            "gamma",
-            "log",
-            "mean",
-            ("alpha",),
-            True,
-            False,
-            aux_priors=(("alpha", BRMS_PRECISION),),
-            positive=True,
-        ),
-        Family(
-            "lognormal",
-            "lognormal",
-            "log",
-            "mean",
-            ("sigma",),
-            True,
-            False,
-            aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
-            positive=True,
-            bambi_link="identity",
-        ),
-        Family(
-            "beta", "beta", "logit", "mean", ("kappa",), True, False, aux_priors=(("kappa", BRMS_PRECISION),), unit=True
-        ),
-        Family(
-            "cumulative",
-            "cumulative",
-            "logit",
-            "expected rating",
-            ("threshold",),
-            False,
-            False,
-            # brms's student_t(3, 0, 2.5) is on the thresholds at the predictors' means; here they are
-            # at x = 0, so the scale widens as the intercept's does ({spread}).
-            aux_priors=(("threshold", "StudentT(nu=3, mu=0, sigma={spread})"),),
-            ordinal=True,
-            links=("logit", "probit"),
-        ),
-        *(
+FAMILIES = registry(
+    choices.FAMILIES,
+    {
+        family.name: family
+        for family in (
+            Family("bernoulli", "binomial", "logit", "probability", (), True, True, trials=True, links=BINARY_LINKS),
             Family(
-                f"{kind}_{counts}",
-                f"{kind}_{counts}",
+                "binomial",
+                "binomial",
+                "logit",
+                "probability",
+                (),
+                True,
+                True,
+                trials=True,
+                overdispersed="beta_binomial",
+                links=BINARY_LINKS,
+            ),
+            Family(
+                "beta_binomial",
+                "beta_binomial",
+                "logit",
+                "probability",
+                ("kappa",),
+                True,
+                True,
+                trials=True,
+                aux_priors=(("kappa", BRMS_PRECISION),),
+                links=BINARY_LINKS,
+            ),
+            Family(
+                "poisson",
+                "poisson",
                 "log",
-                # A hurdle's mean is not proportional to exposure, so it takes no offset.
-                "events per unit of exposure" if kind == "zero_inflated" else "mean count per row",
-                (*(("alpha",) if counts == "negativebinomial" else ()), "psi"),
+                "events per unit of exposure",
+                (),
                 True,
                 True,
-                aux_priors=(
-                    *((("alpha", NEGATIVE_BINOMIAL_SHAPE),) if counts == "negativebinomial" else ()),
-                    ("psi", UNIFORM),
-                ),
-            )
-            for kind, counts in (
-                ("zero_inflated", "poisson"),
-                ("zero_inflated", "negativebinomial"),
-                ("hurdle", "poisson"),
-                ("hurdle", "negativebinomial"),
-            )
-        ),
-    )
-}
+                overdispersed="negativebinomial",
+            ),
+            Family(
+                "negativebinomial",
+                "negativebinomial",
+                "log",
+                "events per unit of exposure",
+                ("alpha",),
+                True,
+                True,
+                aux_priors=(("alpha", NEGATIVE_BINOMIAL_SHAPE),),
+            ),
+            Family(
+                "gaussian",
+                "gaussian",
+                "identity",
+                "mean",
+                ("sigma",),
+                False,
+                False,
+                aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
+            ),
+            Family(
+                "t",
+                "t",
+                "identity",
+                "mean",
+                ("sigma", "nu"),
+                False,
+                False,
+                aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"), ("nu", "Gamma(alpha=2, beta=0.1)")),
+            ),
+            Family(
+                "gamma",
+                "gamma",
+                "log",
+                "mean",
+                ("alpha",),
+                True,
+                False,
+                aux_priors=(("alpha", BRMS_PRECISION),),
+                positive=True,
+            ),
+            Family(
+                "lognormal",
+                "lognormal",
+                "log",
+                "mean",
+                ("sigma",),
+                True,
+                False,
+                aux_priors=(("sigma", "HalfStudentT(nu=4, sigma={sy})"),),
+                positive=True,
+                bambi_link="identity",
+            ),
+            Family(
+                "beta",
+                "beta",
+                "logit",
+                "mean",
+                ("kappa",),
+                True,
+                False,
+                aux_priors=(("kappa", BRMS_PRECISION),),
+                unit=True,
+            ),
+            Family(
+                "cumulative",
+                "cumulative",
+                "logit",
+                "expected rating",
+                ("threshold",),
+                False,
+                False,
+                # brms's student_t(3, 0, 2.5) is on the thresholds at the predictors' means; here they are
+                # at x = 0, so the scale widens as the intercept's does ({spread}).
+                aux_priors=(("threshold", "StudentT(nu=3, mu=0, sigma={spread})"),),
+                ordinal=True,
+                links=("logit", "probit"),
+            ),
+            *(
+                Family(
+                    f"{kind}_{counts}",
+                    f"{kind}_{counts}",
+                    "log",
+                    # A hurdle's mean is not proportional to exposure, so it takes no offset.
+                    "events per unit of exposure" if kind == "zero_inflated" else "mean count per row",
+                    (*(("alpha",) if counts == "negativebinomial" else ()), "psi"),
+                    True,
+                    True,
+                    aux_priors=(
+                        *((("alpha", NEGATIVE_BINOMIAL_SHAPE),) if counts == "negativebinomial" else ()),
+                        ("psi", UNIFORM),
+                    ),
+                )
+                for kind, counts in (
+                    ("zero_inflated", "poisson"),
+                    ("zero_inflated", "negativebinomial"),
+                    ("hurdle", "poisson"),
+                    ("hurdle", "negativebinomial"),
+                )
+            ),
+        )
+    },
+    "families",
+)
 NAMES = tuple(FAMILIES)
 # "binomial(probit)" as Family.key writes it, or R's binomial(link = "probit").
 _WITH_LINK = re.compile(r"""(?P<family>[a-z_-]+)\s*\(\s*(?:link\s*=\s*)?["']?(?P<link>[a-z]+)["']?\s*\)""")

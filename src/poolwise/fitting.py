@@ -12,7 +12,7 @@ from importlib.metadata import version
 import numpy as np
 import pandas as pd
 
-from poolwise import adapter, geometry, seeds
+from poolwise import adapter, choices, geometry, seeds
 from poolwise.data import cache_dir, data_hash, prepare_data
 from poolwise.errors import PoolwiseError, PoolwiseWarning
 from poolwise.families import family as find_family
@@ -25,9 +25,11 @@ from poolwise.progress import task as sampler_task
 from poolwise.results import Fit
 from poolwise.spec import FormulaSpec
 
-BACKENDS = ("numpyro", "nutpie", "pymc")
+BACKENDS = choices.BACKENDS
 DEFAULT_BACKEND = "numpyro"  # gives the answer soonest on this machine: see benchmarks/RESULTS.md
 PACKAGES = ("poolwise", "bambi", "pymc", "arviz", "formulae", "numpyro", "jax", "nutpie")
+RHAT_MAX = 1.01  # chains whose r_hat is above this disagree
+ESS_MIN = 400  # bulk ESS below this (or below a tenth of all draws, when that is less) is low
 DEFAULT_SAMPLER = (1000, 1000, 4)  # draws, tune, chains: the only settings rescue_step changes
 RESCUE_ACCEPT = (0.95, 0.99)  # target acceptances a rescue raises a diverging fit's to, in turn
 CACHE_BYTES = 2**30  # compiled samplers kept on disk; a gym-sized model takes about 0.4 MB
@@ -811,7 +813,7 @@ def rescue_step(idata, *, draws: int, tune: int, chains: int, target_accept: flo
             f"{divergent} divergent transition{'s' if divergent > 1 else ''} at target acceptance {current}; "
             f"sampled again with target acceptance {raised} (automatic, once, at the default draws, tune and chains)"
         )
-    if worst_rhat > 1.01 and not divergent:
+    if worst_rhat > RHAT_MAX and not divergent:
         return {"tune": 2 * tune}, (
             f"r_hat up to {worst_rhat:.3f} after {tune} warm-up draws; sampled again with {2 * tune} "
             "(automatic, once, at the default draws, tune and chains)"
@@ -849,12 +851,14 @@ def check_sampling(result: Fit) -> None:
             ),
             stacklevel=3,
         )
-    if worst_rhat > 1.01:
+    if worst_rhat > RHAT_MAX:
         warnings.warn(
-            PoolwiseWarning(f"{label}: r_hat up to {worst_rhat:.3f} > 1.01, the chains disagree; run more tune/draws"),
+            PoolwiseWarning(
+                f"{label}: r_hat up to {worst_rhat:.3f} > {RHAT_MAX}, the chains disagree; run more tune/draws"
+            ),
             stacklevel=3,
         )
-    if min_ess < min(400, 0.1 * draws):
+    if min_ess < min(ESS_MIN, 0.1 * draws):
         warnings.warn(
             PoolwiseWarning(f"{label}: bulk ESS as low as {min_ess:.0f}; run more draws before trusting the tails"),
             stacklevel=3,

@@ -16,11 +16,12 @@ spread exceeds 1; with fewer groups the group sd is too uncertain for a centred 
 import numpy as np
 import pandas as pd
 
+from poolwise.choices import PARAMETERIZATIONS
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.spec import FormulaSpec
 
-CHOICES = ("auto", "centered", "noncentered")
+CHOICES = PARAMETERIZATIONS
 # Non-centred small hierarchies meet the funnel's neck: a higher target acceptance takes smaller
 # steps there. Measured (4 x 1000 + 1000, NumPyro): the gym data had 1 divergence at PyMC's 0.8
 # and none at 0.95 over three seeds; the bundled demo none at its default seed (a few on some

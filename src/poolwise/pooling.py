@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from poolwise import choices
+from poolwise.choices import registry
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
 from poolwise.formulas import parse_formula
@@ -75,28 +77,38 @@ class Pooling:
     build: Callable[[FormulaSpec], str]
 
 
-POOLINGS = (
-    Pooling(
-        "complete",
-        ("pooled", "complete-pooling"),
-        "Complete pooling",
-        "one rate per treatment for every group: the group terms are dropped",
-        _complete,
-    ),
-    Pooling(
-        "none",
-        ("no-pooling", "unpooled", "no"),
-        "No pooling",
-        "every group on its own: one intercept and slope per group with fixed priors",
-        _none,
-    ),
-    Pooling(
-        "partial",
-        ("hierarchical", "partial-pooling", "multilevel"),
-        "Partial pooling",
-        "groups drawn from a shared population: the formula as written",
-        _partial,
-    ),
+# In the order of choices.POOLINGS, which model k of a comparison follows (poolwise.seeds).
+POOLINGS = tuple(
+    registry(
+        choices.POOLINGS,
+        {
+            entry.name: entry
+            for entry in (
+                Pooling(
+                    "complete",
+                    ("pooled", "complete-pooling"),
+                    "Complete pooling",
+                    "one rate per treatment for every group: the group terms are dropped",
+                    _complete,
+                ),
+                Pooling(
+                    "none",
+                    ("no-pooling", "unpooled", "no"),
+                    "No pooling",
+                    "every group on its own: one intercept and slope per group with fixed priors",
+                    _none,
+                ),
+                Pooling(
+                    "partial",
+                    ("hierarchical", "partial-pooling", "multilevel"),
+                    "Partial pooling",
+                    "groups drawn from a shared population: the formula as written",
+                    _partial,
+                ),
+            )
+        },
+        "poolings",
+    ).values()
 )
 
 

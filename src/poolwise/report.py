@@ -28,6 +28,7 @@ from poolwise.decisions import Decision, decide, measure
 from poolwise.decisions import unit as size_unit
 from poolwise.errors import PoolwiseError
 from poolwise.families import family as find_family
+from poolwise.fitting import ESS_MIN, RHAT_MAX
 from poolwise.identify import prior_only_messages
 from poolwise.io import atomic_path, check_new, load_study
 from poolwise.plots.decisions import decision_fit
@@ -40,7 +41,6 @@ from poolwise.summaries import summary
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 120  # figures drawn for the report: sharp on a laptop, small enough to e-mail
 MISSING = "–"  # a number that does not exist (no pooling has no typical group)
-RHAT, ESS = 1.01, 400  # the thresholds poolwise.fitting.check_sampling warns at
 
 
 @dataclass
@@ -354,27 +354,19 @@ def _shares_table(decision: Decision) -> Table | None:
     if decision is None or decision.shares.empty:
         return None
     pct = f"{decision.prob:.0%}"
-    ratings = find_family(decision.family).ordinal
     who = {"typical": f"typical {decision.factor}", "new": f"new {decision.factor}"}
-    body = []
-    for (scope, arm, value), part in decision.shares.groupby(["scope", "arm", "value"], sort=False):
-        by = part.set_index("quantity")
-        change = by.loc["difference"]
-        body.append(
-            [
-                f"{who[scope]}: {decision.outcome} {value:g}" + (f" ({arm})" if _categorical(decision) else ""),
-                f"{by.loc['share_without', 'mean']:.1%}",
-                f"{by.loc['share_with', 'mean']:.1%}",
-                f"{100 * change['mean']:+.1f} points ({100 * change['lower']:+.1f} to {100 * change['upper']:+.1f})",
-            ]
-        )
+    body = [
+        [
+            f"{who[row.scope]}: {decision.outcome} {row.value:g}" + (f" ({row.arm})" if _categorical(decision) else ""),
+            f"{row.share_without:.1%}",
+            f"{row.share_with:.1%}",
+            f"{100 * row.change:+.1f} points ({100 * row.lower:+.1f} to {100 * row.upper:+.1f})",
+        ]
+        for row in decision.shares_rows().itertuples(index=False)
+    ]
     titles = _titles(decision)
-    per = "" if decision.unit in ("rows", "observations") else f", at one {decision.unit}"
-    what = f"each {decision.outcome}" if ratings else f"{decision.outcome} = 0{per}"
-    if decision.family.startswith("hurdle"):  # its zeros are 1 - psi, which does not vary by treatment here
-        what = f"{decision.outcome} = 0, 1 - psi, the same with and without"
     return Table(
-        f"P({what}): mean, and the change with its {pct} interval",
+        f"P({decision.shares_subject()}): mean, and the change with its {pct} interval",
         ["", titles["rate_without"], titles["rate_with"], "Change"],
         body,
         [False, True, True, True],
@@ -562,12 +554,12 @@ def _diagnostics(study: Study) -> tuple[Table, list[str]]:
                 f"{report.divergences} divergent transitions: the sampler could not explore part of the "
                 "posterior, so its numbers may be biased (raise --tune, or use priors that keep group sds away from 0)"
             )
-        if report.max_r_hat > RHAT:
+        if report.max_r_hat > RHAT_MAX:
             trouble.append(
-                f"Rhat up to {report.max_r_hat:.2f} (above {RHAT}): the chains disagree, so they have not "
+                f"Rhat up to {report.max_r_hat:.2f} (above {RHAT_MAX}): the chains disagree, so they have not "
                 "converged (run more --tune and --draws)"
             )
-        if report.min_ess_bulk < min(ESS, 0.1 * draws):
+        if report.min_ess_bulk < min(ESS_MIN, 0.1 * draws):
             trouble.append(
                 f"as few as {report.min_ess_bulk:.0f} effective draws: intervals are rough (run more --draws)"
             )
@@ -581,7 +573,7 @@ def _diagnostics(study: Study) -> tuple[Table, list[str]]:
             + (
                 "; ".join(trouble)
                 if trouble
-                else f"no divergences, Rhat at most {RHAT}, enough effective draws and reliable LOO terms"
+                else f"no divergences, Rhat at most {RHAT_MAX}, enough effective draws and reliable LOO terms"
             )
             + "."
         )
