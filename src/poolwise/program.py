@@ -7,7 +7,9 @@ it), so the fit (all weights 1), an exact LOO refit and a grouped-CV fold are th
 with other inputs. The chains of one call, and of many refits in one call, run side by side
 (``jax.vmap``) in one XLA program, split over the machine's cores (one JAX CPU device per core,
 ``jax.pmap``), kept in JAX's persistent compilation cache, so a second process loads what the
-first compiled.
+first compiled. A run calls it segment by segment (NumPyro's kernel counts its iterations in its
+state, so the draws are those of one long loop), which lets the CLI show progress and bounds the
+memory XLA's loop holds on large data.
 
 Everything that reaches into PyMC's JAX conversion or NumPyro's kernel is in this module.
 """
@@ -219,7 +221,9 @@ class Program:
         target_accept: float | None,
         start: Draws | None = None,
     ) -> Draws:
-        """Run NUTS once per row of ``weights``, all chains side by side in one compiled call.
+        """Run NUTS once per row of ``weights``, all chains side by side in one compiled program,
+        called once per segment of the iterations (``_segment_length``); each segment's end is
+        told to ``poolwise.progress``.
 
         Parameters
         ----------
