@@ -712,3 +712,42 @@ def test_compare_of_saved_fits_writes_a_study_folder_and_a_report_that_remakes_e
     assert "--model none --family binomial --draws" in html and f"--seed {seeds[1]} --out m2.nc" in html
     assert "poolwise compare m1.nc m2.nc" in html
     assert run("compare", partial, unpooled, "--link", "probit").exit_code == 2
+
+
+def test_the_progress_bars_show_each_sampler_task_with_its_iterations(monkeypatch):
+    """What a terminal shows while sampling: the command's line and, under it, one bar per task the
+    sampler reports (poolwise.progress), with iterations done, elapsed and expected time."""
+    import io
+
+    from rich.console import Console
+
+    from poolwise import cli, progress
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=screen, force_terminal=True, width=150, color_system=None))
+    with cli._bars("Fitting complete, no and partial pooling..."):
+        with progress.task("Complete pooling"):
+            for done in (0, 1000, 2000):
+                progress.update(done, 2000)
+        with progress.task("Partial pooling: 3 refits"):
+            progress.update(100, 2000)
+            progress.update(50, 2000)  # the same task again (a second batch) starts its bar afresh
+    shown = screen.getvalue()
+    assert "Fitting complete, no and partial pooling..." in shown
+    assert "Complete pooling" in shown and "2000/2000" in shown
+    assert "Partial pooling: 3 refits" in shown and "50/2000" in shown
+    assert "elapsed, about" in shown and "to go" in shown
+    progress.update(10, 20)  # after the block nobody listens: nothing is shown or raised
+    assert screen.getvalue() == shown
+
+
+def test_progress_is_off_for_a_non_terminal_unless_asked(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from poolwise import cli
+
+    monkeypatch.setattr(cli, "stderr", Console(file=io.StringIO()))  # a pipe, a file, CI
+    assert cli._shown(None) is False
+    assert cli._shown(True) is True and cli._shown(False) is False
