@@ -446,12 +446,13 @@ def _make(graph) -> Program:
 
 
 def _first(call):
-    """``call`` on the one device's arguments, its outputs with the device axis back."""
+    """``call`` on the one device's arguments (each array of each argument, a list of the state's
+    arrays included), its outputs with the device axis back."""
 
     def run(*args):
         import jax
 
-        return jax.tree.map(lambda a: a[None], call(*(a[0] for a in args)))
+        return jax.tree.map(lambda a: a[None], call(*jax.tree.map(lambda a: a[0], args)))
 
     return run
 
