@@ -30,7 +30,7 @@ POOLWISE = str(Path(sys.executable).with_name("poolwise"))
 CASES = {
     "insteval": ("lme4", "InstEval", "y ~ service + (1|s) + (1|d) + (1|dept)", "gaussian", 300),
     "franchise1000": (None, "franchise", "p(nSigned, nTrialCustomers) ~ yogaStretch + (yogaStretch|gymID)", None, 90),
-    "chickweight": ("datasets", "ChickWeight", "weight ~ Time * Diet + (Time | Chick)", "gaussian", None),
+    "chickweight": ("datasets", "ChickWeight", "weight ~ Time * factor(Diet) + (Time | Chick)", "gaussian", None),
     "guimmun": (
         "mlmRev",
         "guImmun",
@@ -92,8 +92,11 @@ def lme4_distance(name: str, population: dict) -> float | None:
     if not path.exists():
         return None
     rows = [row for row in csv.DictReader(path.open()) if row["case"] == name and row["std_error"] != "NA"]
-    # Bambi names a factor's level Diet[2] where lme4 writes Diet2.
-    means = {re.sub(r"\[(.*?)\]", r"\1", term): values["mean"] for term, values in population.items()}
+    # Bambi names a factor's level factor(Diet)[2] where lme4 writes Diet2.
+    means = {
+        re.sub(r"\[(.*?)\]", r"\1", re.sub(r"factor\((\w+)\)", r"\1", term)): values["mean"]
+        for term, values in population.items()
+    }
     gaps = [
         abs(means[row["parameter"]] - float(row["estimate"])) / float(row["std_error"])
         for row in rows

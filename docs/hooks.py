@@ -29,8 +29,9 @@ STAGES = [
     (
         "records",
         "Shared records",
-        "Leaf modules every stage may import: the error type, what a formula says, what a fit is, the families, the seed rule.",
-        ["errors", "spec", "results", "families", "seeds"],
+        "Leaf modules every stage may import: the names a user chooses from, the error type, what a formula says, "
+        "what a fit is, the families, the seed rule, the sampler's progress.",
+        ["choices", "errors", "spec", "results", "families", "seeds", "progress"],
     ),
     ("data", "Data", "Read, validate, simulate and aggregate data.", ["data", "rows"]),
     (

@@ -137,14 +137,26 @@ def test_a_factor_within_another_is_found_and_crossed_factors_are_not():
     spec = pw.parse_formula(CROSSED, data, family="gaussian")
     prepared, spec, _ = prepare_data(spec, data)
     found = nested_in(spec, prepared)
-    assert list(found) == ["d"] and found["d"]["parent"] == "dept"
-    assert found["d"]["levels"] == {str(k): str(v) for k, v in data.groupby("d")["dept"].first().items()}
+    assert list(found) == ["d"] and list(found["d"]) == ["dept"]
+    assert found["d"]["dept"] == {str(k): str(v) for k, v in data.groupby("d")["dept"].first().items()}
     # Large factors centred, the six departments not: the lecturers are then drawn around theirs.
     assert choose(spec, prepared) == {
         "s": {"Intercept": "centered"},
         "d": {"Intercept": "centered"},
         "dept": {"Intercept": "noncentered"},
     }
+
+
+def test_a_factor_within_a_chain_of_factors_is_drawn_around_every_enclosing_group():
+    from poolwise.geometry import nested_in
+
+    data, _ = crossed_ratings()
+    data["course"] = data["d"] * 2 + data["service"]  # two courses per lecturer
+    formula = "y ~ service + (1|course) + (1|d) + (1|dept)"
+    spec = pw.parse_formula(formula, data, family="gaussian")
+    prepared, spec, _ = prepare_data(spec, data)
+    found = nested_in(spec, prepared)
+    assert {inner: list(outer) for inner, outer in found.items()} == {"course": ["d", "dept"], "d": ["dept"]}
 
 
 def test_a_nested_factor_centred_around_its_parent_is_the_same_model():

@@ -93,7 +93,9 @@ def test_segments_cover_the_run_and_divide_it_where_they_can():
 
     assert SEGMENTS == 20
     assert _segment_length(1000, 1000) == 100
-    assert _segment_length(1000, 333) == 67  # 1,333 = 31 x 43: the last of 20 segments is cut
+    assert _segment_length(1000, 333) == 43  # 1,333 = 31 x 43: 31 segments rather than one cut
+    assert _segment_length(1000, 990) == 100  # 1,990 = 2 x 5 x 199: the last of 20 segments is cut
+    assert _segment_length(1000, 1000, cells=2000) == 50  # at most the memory cap (65), a divisor below it
     assert _segment_length(500, 200) == 35
     assert _segment_length(3, 2) == 1
     # Large data run short segments: XLA's loop holds memory per iteration and row.

@@ -701,9 +701,10 @@ def center(
     centres : dict of str to str or None
         Term -> the common variable it varies around (None, or a name the model lacks: 0).
     within : dict, optional
-        The factor's groups nested in another's (``geometry.nested_in``: ``parent`` and each
-        group's parent ``levels``): the intercept is then drawn around its centre plus its parent
-        group's deviation ``1|parent``, the centring of nested hierarchies.
+        The factors enclosing this one's groups and each group's level of them
+        (``geometry.nested_in``): the intercept is then drawn around its centre plus every
+        enclosing group's deviation ``1|parent``, the centring of nested hierarchies (left out
+        where a group's level cannot be matched to the model's coordinates).
 
     Returns
     -------
@@ -726,8 +727,8 @@ def center(
             continue
         sigma = graph[f"{name}_sigma"]
         centre = graph[centres[term]] if centres.get(term) in graph.named_vars else 0.0
-        if term == "Intercept" and within is not None:
-            centre = centre + _parent_values(graph, factor, within)
+        if term == "Intercept" and within:
+            centre = centre + _enclosing_values(graph, factor, within)
         with graph:
             coefficient = pm.Normal(f"{name}_centered", mu=centre, sigma=sigma, dims=dims)
         interventions[f"{name}_offset"] = (coefficient - centre) / sigma
@@ -737,14 +738,21 @@ def center(
     return done
 
 
-def _parent_values(graph, factor: str, within: dict):
-    """Each group's parent-group deviation ``1|parent``, in the order of the factor's groups."""
-    parent = within["parent"]
-    groups = graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', factor)}_offset"][0]]
-    parents = graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', parent)}_offset"][0]]
-    position = {str(level): k for k, level in enumerate(parents)}
-    index = np.array([position[within["levels"][str(level)]] for level in groups])
-    return graph[group_term("Intercept", parent)][index]
+def _enclosing_values(graph, factor: str, within: dict):
+    """The sum of each group's enclosing groups' deviations ``1|parent``, in the order of the
+    factor's groups; 0 where the data's levels do not match the coordinates (formulae keeps an
+    ordered categorical's unused levels, say)."""
+    groups = [
+        str(level) for level in graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', factor)}_offset"][0]]
+    ]
+    total = 0.0
+    for parent, level_of in within.items():
+        parents = graph.coords[graph.named_vars_to_dims[f"{group_term('Intercept', parent)}_offset"][0]]
+        position = {str(level): k for k, level in enumerate(parents)}
+        if not all(level_of.get(group) in position for group in groups):
+            return 0.0
+        total = total + graph[group_term("Intercept", parent)][np.array([position[level_of[g]] for g in groups])]
+    return total
 
 
 def parameterization(model, factors) -> dict[str, dict[str, str]]:

@@ -296,7 +296,6 @@ AllowUnidentified = Annotated[
         help="Fit even when the data cannot identify some coefficients (the priors decide them).",
     ),
 ]
-# The spellings of earlier versions, still accepted but not shown by --help.
 
 
 def _plot_help() -> str:

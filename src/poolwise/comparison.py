@@ -265,7 +265,8 @@ def compare(
     """Fit complete, no and partial pooling of ``formula`` and compare them by LOO.
 
     Models are fitted one after another with seeds derived from ``seed`` (model k uses ``seeds.of_model(seed, k)``),
-    so the same call gives the same numbers. Priors are resolved once on all the data and stored
+    so the same call gives the same numbers. Each is sampled once more where the defaults did not
+    deliver (``fitting.rescue_step``). Priors are resolved once on all the data and stored
     in each fit. LOO terms with Pareto k > 0.7 are fixed as ``fix_loo`` says (``loo_table``).
 
     Parameters

@@ -116,7 +116,8 @@ def build_model(
     models. Under partial pooling, a factor whose terms are correlated (lme4's ``(1 + x|g)``) gets
     an LKJ prior on their correlation, named ``cor|g`` (``adapter.correlate``), and the terms
     ``parameterization`` marks "centered" are drawn around their population value
-    (``adapter.center``).
+    (``adapter.center``), a nested factor's intercepts around their enclosing groups' values too
+    (``geometry.nested_in``).
 
     Parameters
     ----------
@@ -384,6 +385,8 @@ def fit(
 
     Default priors are resolved from the data and stored in the fit with any ``priors`` given. Bad
     input fails before any sampling; sampling trouble and prior-only coefficients become warnings.
+    At the default draws, tune and chains, a fit that diverges or whose chains disagree is sampled
+    once more (``rescue_step``), with a warning and ``settings["rescue"]``.
 
     Parameters
     ----------
@@ -498,7 +501,9 @@ def sample(
     nutpie falls back to PyMC's sampler for a model whose dimension names hold a comma
     (``C(x, Sum)``), with a note and a warning. Everything that made the fit (specification,
     Bambi formula, priors, settings, data hash, package versions) is kept as JSON in
-    ``idata.attrs["poolwise"]``, so a saved fit can be rebuilt and checked against its data.
+    ``idata.attrs["poolwise"]``, so a saved fit can be rebuilt and checked against its data. A
+    run that ``rescue_step`` finds wanting is sampled once more with its change; the settings keep
+    the second run's tune and target acceptance and the sentence in ``rescue`` (None otherwise).
 
     Parameters
     ----------

@@ -283,6 +283,9 @@ class Program:
                 if keep.start < keep.stop:
                     kept_z.append(np.asarray(z)[:, :, keep])
                     kept_stats.append({name: np.asarray(value)[:, :, keep] for name, value in stats.items()})
+                # JAX dispatches asynchronously: without waiting, every warm-up segment would be
+                # queued at once, the bar would jump and Ctrl-C would wait for the whole warm-up.
+                jax.block_until_ready(state)
                 progress.update(min(done + length, total), total)
 
         def joined(value):  # (device, chain, ...) -> (chain, ...)
@@ -461,6 +464,7 @@ def _exported_path(found: Program, key: tuple):
     """Where the traced sampler of ``key`` is kept, or None without a cache folder."""
     import hashlib
     from importlib.metadata import version
+    from inspect import getsource
 
     import jax
 
@@ -474,8 +478,11 @@ def _exported_path(found: Program, key: tuple):
     # or two data sets of one shape would share a program.
     density = jax.make_jaxpr(found.logp)(np.zeros(found.size), np.ones(found.rows))
     digest = hashlib.sha256()
+    # The kernel's own source too: a change to what a segment returns must not load old programs.
     digest.update(
-        "\n".join([str(density.jaxpr), repr(key), version("jax"), version("numpyro"), version("pymc")]).encode()
+        "\n".join(
+            [str(density.jaxpr), repr(key), version("jax"), version("numpyro"), version("pymc"), getsource(_chain)]
+        ).encode()
     )
     for constant in density.consts:
         value = np.asarray(constant)
@@ -501,9 +508,9 @@ def _flat(values: list) -> np.ndarray:
 
 
 def _segment_length(tune: int, draws: int, cells: int = 1) -> int:
-    """Iterations per segment of a run: about a twentieth of it, a divisor of it where one is near
-    (so no iteration is wasted), else the run's last segment overshoots and is cut; and at most
-    what ``SEGMENT_BYTES`` allows for ``cells`` (rows x chains).
+    """Iterations per segment of a run: about a twentieth of it and at most what ``SEGMENT_BYTES``
+    allows for ``cells`` (rows x chains); a divisor of the run down to half that where there is
+    one (so no iteration is wasted), else the run's last segment overshoots and is cut.
 
     XLA's compiled loop holds memory in proportion to its iterations times the rows (measured on
     InstEval, 73,421 rows x 4 chains: 3.8 GB at 2 iterations per call, 6.0 GB at 4, 23 GB at 20, in
@@ -512,7 +519,7 @@ def _segment_length(tune: int, draws: int, cells: int = 1) -> int:
     total = tune + draws
     wanted = max(1, -(-total // SEGMENTS))
     wanted = max(1, min(wanted, SEGMENT_BYTES // max(1, cells * _BYTES_PER_CELL)))
-    return next((d for d in range(wanted, 2 * wanted + 1) if total % d == 0), wanted)
+    return next((d for d in range(wanted, (wanted - 1) // 2, -1) if total % d == 0), wanted)
 
 
 def _chain(logp, tune: int, target_accept: float, warm: bool, length: int):
