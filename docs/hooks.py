@@ -31,7 +31,7 @@ STAGES = [
         "Shared records",
         "Leaf modules every stage may import: the names a user chooses from, the error type, what a formula says, "
         "what a fit is, the families, the seed rule, the sampler's progress.",
-        ["choices", "errors", "spec", "results", "families", "seeds", "progress"],
+        ["errors", "spec", "results", "families", "seeds", "choices", "progress"],
     ),
     ("data", "Data", "Read, validate, simulate and aggregate data.", ["data", "rows"]),
     (
